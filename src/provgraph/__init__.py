@@ -1,0 +1,55 @@
+"""provgraph: a dataflow engine whose every result carries its own provenance.
+
+The public door: everything a user needs is importable from here.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._filetypes import Directory, File
+from .config import Config
+from .engine.result import JobFailure, Result
+from .engine.submitter import Submitter
+from .exceptions import (
+    CacheError,
+    CommandError,
+    HashingError,
+    InputFileError,
+    ProvenanceError,
+    ProvgraphError,
+    SpecError,
+    SplitterError,
+    TaskFailedError,
+    WorkerError,
+)
+from .hashing import hash_value
+from .spec import python, shell
+
+try:
+    __version__ = version("provgraph")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "CacheError",
+    "CommandError",
+    "Config",
+    "Directory",
+    "File",
+    "HashingError",
+    "InputFileError",
+    "JobFailure",
+    "ProvenanceError",
+    "ProvgraphError",
+    "Result",
+    "SpecError",
+    "SplitterError",
+    "Submitter",
+    "TaskFailedError",
+    "WorkerError",
+    "__version__",
+    "hash_value",
+    "python",
+    "shell",
+]

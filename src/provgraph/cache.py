@@ -1,0 +1,248 @@
+"""The cache: one directory per job, named by the job's hash.
+
+Layout of ``<cache_dir>/<TaskName>-<hash>/``:
+
+``_result.pkl``   the outputs, written to a temporary name and renamed, with a checksum header;
+                  a file that is missing, truncated or garbled is a cache miss, never a crash
+``_error.json``   type, message and traceback of the last failed attempt
+``_lock``         held (``flock``) while a process runs the job; it holds the holder's pid, host
+                  and start time, and is emptied on release, so a lock that is free but not
+                  empty was left by a killed process (the kernel released it): stale
+``stdout.txt``/``stderr.txt`` and output files of shell jobs
+
+Output paths inside the job's directory are stored relative to it, so a cache directory can be
+moved as a whole.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pickle
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cloudpickle
+import xxhash
+
+from ._filetypes import Directory, File
+from .exceptions import CacheError
+
+__all__ = [
+    "JobLock",
+    "StoredResult",
+    "clear_for_run",
+    "job_dir",
+    "lock_was_abandoned",
+    "read_error",
+    "read_result",
+    "write_error",
+    "write_result",
+]
+
+RESULT_NAME = "_result.pkl"
+ERROR_NAME = "_error.json"
+LOCK_NAME = "_lock"
+_MAGIC = b"PGR1\n"
+_KEEP_ON_CLEAR = (LOCK_NAME,)
+_KEEP_PREFIXES = ("_prov",)
+
+
+def job_dir(cache_dir: Path, task_name: str, job_hash: str) -> Path:
+    """``<cache_dir>/<TaskName>-<hash>``."""
+    return cache_dir / f"{task_name}-{job_hash}"
+
+
+@attrs.frozen(kw_only=True)
+class StoredResult:
+    """What a finished job left in its directory."""
+
+    outputs: dict[str, Any]
+    task_name: str
+    job_hash: str
+    started: float
+    ended: float
+    host: str
+    pid: int
+
+
+@attrs.frozen
+class _Rel:
+    """A path inside the job's directory, stored relative to it."""
+
+    kind: str
+    rel: str
+
+
+def _to_stored(value: Any, root: Path) -> Any:
+    if isinstance(value, (File, Directory)):
+        try:
+            rel = Path(value).relative_to(root)
+        except ValueError:
+            return value
+        return _Rel(type(value).__name__, str(rel))
+    if isinstance(value, list):
+        return [_to_stored(v, root) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_to_stored(v, root) for v in value)
+    if isinstance(value, dict):
+        return {k: _to_stored(v, root) for k, v in value.items()}
+    return value
+
+
+def _from_stored(value: Any, root: Path) -> Any:
+    if isinstance(value, _Rel):
+        path = root / value.rel
+        if not path.exists():
+            raise FileNotFoundError(path)
+        return (File if value.kind == "File" else Directory)(path)
+    if isinstance(value, list):
+        return [_from_stored(v, root) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_from_stored(v, root) for v in value)
+    if isinstance(value, dict):
+        return {k: _from_stored(v, root) for k, v in value.items()}
+    return value
+
+
+def _dumps(obj: Any) -> bytes:
+    try:
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary name and a rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise CacheError(f"cannot write {str(path)!r}: {err}") from err
+
+
+def write_result(directory: Path, result: StoredResult) -> None:
+    """Store a finished job's result atomically, with a checksum header."""
+    record = attrs.asdict(result, recurse=False)
+    record["outputs"] = _to_stored(result.outputs, directory)
+    payload = _dumps(record)
+    atomic_write(directory / RESULT_NAME, _MAGIC + xxhash.xxh3_128_digest(payload) + payload)
+
+
+def read_result(directory: Path) -> StoredResult | None:
+    """The stored result, or None when absent, incomplete, corrupt or missing its files."""
+    try:
+        with open(directory / RESULT_NAME, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    head = len(_MAGIC) + 16
+    if len(data) < head or not data.startswith(_MAGIC):
+        return None
+    payload = data[head:]
+    if xxhash.xxh3_128_digest(payload) != data[len(_MAGIC) : head]:
+        return None
+    try:
+        record = pickle.loads(payload)
+        record["outputs"] = _from_stored(record["outputs"], directory)
+        return StoredResult(**record)
+    except Exception:
+        return None
+
+
+def write_error(directory: Path, info: dict[str, Any]) -> None:
+    """Store the error of a failed attempt as readable JSON."""
+    atomic_write(directory / ERROR_NAME, json.dumps(info, indent=2, default=str).encode())
+
+
+def read_error(directory: Path) -> dict[str, Any] | None:
+    """The error of the last failed attempt, if any."""
+    try:
+        return dict(json.loads((directory / ERROR_NAME).read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def clear_for_run(directory: Path) -> None:
+    """Remove what an earlier, unfinished attempt left (keeping the lock and provenance)."""
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.name in _KEEP_ON_CLEAR or entry.name.startswith(_KEEP_PREFIXES):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    pass
+
+
+_HOST = socket.gethostname()
+
+
+class JobLock:
+    """An exclusive lock on one job directory (``flock``; released by the kernel on death)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / LOCK_NAME
+        self._fd: int | None = None
+        self.broken_stale: str | None = None
+
+    def acquire(self) -> JobLock:
+        """Wait for the lock; note in ``broken_stale`` the holder a killed process left."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise CacheError(f"cannot create lock {str(self.path)!r}: {err}") from err
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        previous = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+        self.broken_stale = previous or None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {_HOST} {time.time():.6f}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Empty and release the lock."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.ftruncate(fd, 0)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def __enter__(self) -> JobLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def lock_was_abandoned(directory: Path) -> bool:
+    """True when the job's lock is free but not empty: its holder died while running it."""
+    try:
+        fd = os.open(directory / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        try:
+            return bool(os.pread(fd, 64, 0).strip())
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

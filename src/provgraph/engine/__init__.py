@@ -1,0 +1,1 @@
+"""Execution: jobs, the submitter's run loop and the events it emits."""

@@ -1,0 +1,63 @@
+"""Events the submitter emits; hooks (such as the provenance recorder) subscribe to them.
+
+Events are frozen attrs objects; a hook is any callable taking one event. The engine never
+knows what a hook does with them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+__all__ = ["Event", "JobFinished", "JobReused", "JobSubmitted", "RunFinished", "RunStarted"]
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """Base of all events: the submission they belong to."""
+
+    run_id: str
+
+
+@attrs.frozen(kw_only=True)
+class RunStarted(Event):
+    """A task was submitted: its name, its directory and how many jobs it expands to."""
+
+    task_name: str
+    output_dir: Path
+    n_jobs: int
+
+
+@attrs.frozen(kw_only=True)
+class JobReused(Event):
+    """A job's result was found in the cache; nothing was sent to a worker."""
+
+    job: Any
+    outcome: Any
+
+
+@attrs.frozen(kw_only=True)
+class JobSubmitted(Event):
+    """A job was handed to the worker."""
+
+    job: Any
+
+
+@attrs.frozen(kw_only=True)
+class JobFinished(Event):
+    """A job ran (or failed) on the worker."""
+
+    job: Any
+    outcome: Any
+
+
+@attrs.frozen(kw_only=True)
+class RunFinished(Event):
+    """The submission ended; counts of jobs executed, reused and failed."""
+
+    task_name: str
+    executed: int
+    reused: int
+    failed: int

@@ -1,0 +1,140 @@
+"""One runnable unit: a task class with one state element's inputs, and how it runs.
+
+:func:`run_job` is what every worker calls, in whatever process or node it runs: it takes the
+job's lock, reuses a result that another process finished meanwhile, runs the task, and writes
+the result (or the error) atomically. Failures are data: the returned :class:`Outcome` carries
+the formatted traceback, so nothing unpicklable crosses a process boundary.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .. import cache
+
+__all__ = ["ErrorInfo", "Job", "Outcome", "run_job"]
+
+_HOST = socket.gethostname()
+
+
+@attrs.frozen(kw_only=True)
+class Job:
+    """A task class and the inputs of one element, with its hash and directory."""
+
+    task_cls: Any
+    inputs: dict[str, Any]
+    job_hash: str
+    output_dir: Path
+    index: int = 0
+
+    @property
+    def name(self) -> str:
+        """``<TaskName>-<hash>``, the job's directory name."""
+        return self.output_dir.name
+
+
+@attrs.frozen(kw_only=True)
+class ErrorInfo:
+    """A failure, as plain text that survives pickling."""
+
+    type: str
+    message: str
+    traceback: str
+
+
+@attrs.frozen(kw_only=True)
+class Outcome:
+    """What running (or finding) a job gave."""
+
+    job_hash: str
+    status: str  # "succeeded" | "failed"
+    outputs: dict[str, Any] | None = None
+    error: ErrorInfo | None = None
+    started: float = 0.0
+    ended: float = 0.0
+    host: str = _HOST
+    pid: int = 0
+    executed: bool = True
+    stale_lock: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the job succeeded."""
+        return self.status == "succeeded"
+
+
+def outcome_from_stored(stored: cache.StoredResult, *, executed: bool = False) -> Outcome:
+    """An outcome for a result found in the cache."""
+    return Outcome(
+        job_hash=stored.job_hash,
+        status="succeeded",
+        outputs=stored.outputs,
+        started=stored.started,
+        ended=stored.ended,
+        host=stored.host,
+        pid=stored.pid,
+        executed=executed,
+    )
+
+
+def error_info(err: BaseException) -> ErrorInfo:
+    """Capture an exception as text."""
+    return ErrorInfo(
+        type=type(err).__name__,
+        message=str(err),
+        traceback="".join(traceback.format_exception(err)),
+    )
+
+
+def run_job(job: Job) -> Outcome:
+    """Run ``job`` under its lock, or reuse the result another process left meanwhile."""
+    directory = job.output_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    with cache.JobLock(directory) as lock:
+        stored = cache.read_result(directory)
+        if stored is not None:
+            return outcome_from_stored(stored)
+        cache.clear_for_run(directory)
+        started = time.time()
+        try:
+            outputs = job.task_cls._execute(dict(job.inputs), directory)
+        except Exception as err:
+            ended = time.time()
+            info = error_info(err)
+            cache.write_error(directory, {**attrs.asdict(info), "job": job.name, "ended": ended})
+            return Outcome(
+                job_hash=job.job_hash,
+                status="failed",
+                error=info,
+                started=started,
+                ended=ended,
+                pid=os.getpid(),
+                stale_lock=lock.broken_stale,
+            )
+        ended = time.time()
+        stored = cache.StoredResult(
+            outputs=outputs,
+            task_name=job.task_cls._task_name,
+            job_hash=job.job_hash,
+            started=started,
+            ended=ended,
+            host=_HOST,
+            pid=os.getpid(),
+        )
+        cache.write_result(directory, stored)
+    return Outcome(
+        job_hash=job.job_hash,
+        status="succeeded",
+        outputs=outputs,
+        started=started,
+        ended=ended,
+        pid=os.getpid(),
+        stale_lock=lock.broken_stale,
+    )

@@ -1,0 +1,106 @@
+"""The one error tree of provgraph.
+
+::
+
+    ProvgraphError
+     +-- SpecError (TypeError)            a task definition or its inputs are wrong
+     |    +-- InputFileError (FileNotFoundError)   an input file or directory is missing
+     +-- SplitterError (ValueError)       a splitter or combiner is wrong
+     +-- HashingError (TypeError)         a value cannot be hashed deterministically
+     +-- CacheError (OSError)             the cache directory cannot be used
+     +-- WorkerError (RuntimeError)       a worker cannot run jobs
+     +-- TaskFailedError (RuntimeError)   one or more jobs failed
+     +-- CommandError (RuntimeError)      a shell command exited non-zero or could not start
+     +-- ProvenanceError                  provenance cannot be recorded or read
+
+Every message names the field, the value and what was expected. Context travels on
+attributes (``exc.field``, ``exc.job``, ``exc.output_dir``) so that callers need not parse text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "CacheError",
+    "CommandError",
+    "HashingError",
+    "InputFileError",
+    "ProvenanceError",
+    "ProvgraphError",
+    "SpecError",
+    "SplitterError",
+    "TaskFailedError",
+    "WorkerError",
+]
+
+
+class ProvgraphError(Exception):
+    """Root of every error raised by provgraph."""
+
+
+class SpecError(ProvgraphError, TypeError):
+    """A task definition, or the inputs given to it, do not fit the declared fields."""
+
+    def __init__(self, message: str, *, field: str | None = None, value: Any = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+
+class InputFileError(SpecError, FileNotFoundError):
+    """An input declared as a file or directory does not exist."""
+
+    def __init__(self, message: str, *, field: str | None = None, path: Any = None) -> None:
+        SpecError.__init__(self, message, field=field, value=path)
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class SplitterError(ProvgraphError, ValueError):
+    """A splitter or combiner names unknown fields, or split values do not line up."""
+
+
+class HashingError(ProvgraphError, TypeError):
+    """A value has no deterministic hash (register one with ``hash_value.register``)."""
+
+
+class CacheError(ProvgraphError, OSError):
+    """The cache directory cannot be created, locked or written."""
+
+
+class WorkerError(ProvgraphError, RuntimeError):
+    """A worker cannot be created or has lost the ability to run jobs."""
+
+
+class TaskFailedError(ProvgraphError, RuntimeError):
+    """One or more jobs failed; ``errors`` lists each with its directory and traceback."""
+
+    def __init__(self, message: str, *, errors: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.errors = list(errors or [])
+
+
+class ProvenanceError(ProvgraphError):
+    """Provenance cannot be recorded, indexed or read."""
+
+
+class CommandError(ProvgraphError, RuntimeError):
+    """A shell task's command exited with a non-zero code, or could not be started."""
+
+    def __init__(
+        self, message: str, *, command: str = "", return_code: int | None = None, stderr: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.command = command
+        self.return_code = return_code
+        self.stderr = stderr
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_command_error, (self.args[0], self.command, self.return_code, self.stderr))
+
+
+def _rebuild_command_error(message: str, command: str, code: int | None, stderr: str) -> Any:
+    return CommandError(message, command=command, return_code=code, stderr=stderr)

@@ -1,0 +1,5 @@
+"""What to run: task definitions. No execution and no I/O here."""
+
+from . import python, shell
+
+__all__ = ["python", "shell"]

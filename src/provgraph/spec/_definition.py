@@ -1,0 +1,88 @@
+"""Building task classes and their definition hashes (shared by every kind of task)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..hashing import H, hash_value
+from .base import TaskDef
+from .fields import NOTHING, Field, OutputField, type_name
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+
+def check_task_name(name: Any) -> str:
+    """Task names become directory names: letters, digits, ``_``, ``.`` and ``-`` only."""
+    from ..exceptions import SpecError
+
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise SpecError(
+            f"task name {name!r} is not usable; expected letters, digits, '_', '.' or '-', "
+            "starting with a letter or '_'",
+            field="name",
+            value=name,
+        )
+    return name
+
+
+def fields_digest(inputs: dict[str, Field], outputs: dict[str, OutputField]) -> bytes:
+    """Hash of the declared fields: names, types, defaults and command-line placement."""
+    parts = []
+    for f in inputs.values():
+        default = b"" if f.default is NOTHING else hash_value(f.default)
+        text = f"in|{f.name}|{type_name(f.type)}|{f.argstr}|{f.position}|{f.sep}"
+        parts.append(H(b"field", text.encode() + b"|" + default))
+    for o in outputs.values():
+        text = f"out|{o.name}|{type_name(o.type)}|{o.path_template}|{o.glob}|{o.argstr}|{o.position}"
+        parts.append(H(b"field", text.encode()))
+    return H(b"fields", b"".join(parts))
+
+
+def definition_digest(
+    kind: str, name: str, body: str, version: str | None, fields: bytes
+) -> bytes:
+    """H(kind, name, normalised source or command, version, fields): a task's identity."""
+    payload = b"".join(
+        [
+            hash_value(kind),
+            hash_value(name),
+            hash_value(body),
+            hash_value(version),
+            fields,
+        ]
+    )
+    return H(b"TaskDefinition", payload)
+
+
+def make_task_class(
+    base: type[TaskDef],
+    *,
+    kind: str,
+    name: str,
+    module: str,
+    qualname: str,
+    doc: str | None,
+    inputs: dict[str, Field],
+    outputs: dict[str, OutputField],
+    body: str,
+    version: str | None,
+    extra: dict[str, Any],
+) -> type[TaskDef]:
+    """Create the task class, with its definition hash computed once, here."""
+    digest = definition_digest(kind, name, body, version, fields_digest(inputs, outputs))
+    namespace: dict[str, Any] = {
+        "_kind": kind,
+        "_task_name": name,
+        "_version": version,
+        "_input_fields": inputs,
+        "_output_fields": outputs,
+        "_definition_hash": digest,
+        "_definition_text": body,
+        "__module__": module,
+        "__qualname__": qualname,
+        "__doc__": doc,
+        **extra,
+    }
+    cls = type(qualname.rsplit(".", 1)[-1], (base,), namespace)
+    return cls

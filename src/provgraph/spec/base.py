@@ -1,0 +1,260 @@
+"""The base of every task definition: inputs, splitting, combining and the definition hash.
+
+A task *class* (made by ``python.define`` or ``shell.define``) declares its fields and carries its
+definition hash, computed once when the class is made. A task *instance* holds input values and,
+optionally, a splitter and combiner. Instances are cheap, copied on ``split``/``combine``, and
+never execute anything themselves: a ``Submitter`` runs them.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .. import state as _state
+from ..exceptions import SpecError, SplitterError
+from .fields import NOTHING, Field, OutputField, coerce, fits_possibly_split, type_name
+
+__all__ = ["Inputs", "Outputs", "TaskDef"]
+
+
+class TaskDef:
+    """A task with its input values; subclasses are made by the ``define`` decorators."""
+
+    _kind: ClassVar[str] = "task"
+    _task_name: ClassVar[str] = "Task"
+    _version: ClassVar[str | None] = None
+    _input_fields: ClassVar[dict[str, Field]] = {}
+    _output_fields: ClassVar[dict[str, OutputField]] = {}
+    _definition_hash: ClassVar[bytes] = b""
+    _definition_text: ClassVar[str] = ""
+
+    def __init__(self, **inputs: Any) -> None:
+        values: dict[str, Any] = {n: f.default for n, f in self._input_fields.items()}
+        object.__setattr__(self, "_values", values)
+        object.__setattr__(self, "_splitter", None)
+        object.__setattr__(self, "_combiner", [])
+        for name, value in inputs.items():
+            self._set(name, value)
+
+    # -- inputs -----------------------------------------------------------------------------
+    def _set(self, name: str, value: Any, *, split: bool = False) -> None:
+        field = self._input_fields.get(name)
+        if field is None:
+            raise SpecError(
+                f"{self._task_name} has no input {name!r}; its inputs are "
+                f"{sorted(self._input_fields)}",
+                field=name,
+                value=value,
+            )
+        if value is NOTHING or _is_lazy(value):
+            self._values[name] = value
+        elif split:
+            self._values[name] = _coerce_split_value(field, value)
+        elif value is None and not field.mandatory and field.default is None:
+            self._values[name] = None
+        else:
+            try:
+                self._values[name] = fits_possibly_split(field.type, value)
+            except Exception:
+                coerce(name, field.type, value)  # raises the SpecError with the message
+                raise
+        
+    @property
+    def inputs(self) -> Inputs:
+        """The input values, as attributes: ``task.inputs.voxel``."""
+        return Inputs(self)
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__.get("_values")
+        if values is not None and name in values:
+            return values[name]
+        raise AttributeError(f"{type(self).__name__!s} has no attribute or input {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._input_fields:
+            self._set(name, value, split=name in self.split_fields)
+        else:
+            raise AttributeError(
+                f"cannot set {name!r} on {self._task_name}: not an input; inputs are "
+                f"{sorted(self._input_fields)}"
+            )
+
+    # -- state ------------------------------------------------------------------------------
+    @property
+    def splitter(self) -> Any:
+        """The splitter (a field name, tuple or list), or None."""
+        return self._splitter
+
+    @property
+    def combiner(self) -> list[str]:
+        """The fields whose axes are combined (empty when none)."""
+        return list(self._combiner)
+
+    @property
+    def split_fields(self) -> list[str]:
+        """The fields the splitter mentions."""
+        return _state.splitter_fields(self._splitter)
+
+    def split(self, splitter: Any = None, /, *, overwrite: bool = False, **inputs: Any) -> Any:
+        """A copy of this task split over ``splitter``; ``inputs`` set the values split over.
+
+        Without a splitter, the keyword names are split over, as an outer product when there
+        are several. Splitting a task that is already split needs ``overwrite=True``.
+        """
+        if splitter is None:
+            if not inputs:
+                raise SplitterError(f"{self._task_name}.split() needs a splitter or split values")
+            names = list(inputs)
+            splitter = names[0] if len(names) == 1 else names
+        new_splitter = _state.normalise_splitter(splitter, list(self._input_fields))
+        if self._splitter is not None and not overwrite and new_splitter != self._splitter:
+            raise SplitterError(
+                f"{self._task_name} is already split over {self._splitter!r}; "
+                "pass overwrite=True to replace the splitter"
+            )
+        new = self._copy()
+        object.__setattr__(new, "_splitter", new_splitter)
+        if overwrite:
+            object.__setattr__(new, "_combiner", [])
+        for name, value in inputs.items():
+            new._set(name, value, split=name in new.split_fields)
+        for name in new.split_fields:
+            value = new._values[name]
+            if value is not NOTHING and not _is_lazy(value):
+                new._set(name, value, split=True)
+        return new
+
+    def combine(self, combiner: str | list[str], *, overwrite: bool = False) -> Any:
+        """A copy of this task whose outputs are combined over the axes of ``combiner``."""
+        names = _state.normalise_combiner(combiner, self._splitter)
+        if self._combiner and not overwrite and names != self._combiner:
+            raise SplitterError(
+                f"{self._task_name} already combines {self._combiner!r}; "
+                "pass overwrite=True to replace the combiner"
+            )
+        new = self._copy()
+        object.__setattr__(new, "_combiner", names)
+        return new
+
+    def _copy(self) -> Any:
+        new = copy.copy(self)
+        object.__setattr__(new, "_values", dict(self._values))
+        return new
+
+    # -- execution hooks, overridden by each kind ---------------------------------------------
+    @classmethod
+    def _execute(cls, inputs: dict[str, Any], output_dir: Path) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __call__(self, cache_dir: str | Path | None = None, **options: Any) -> Outputs:
+        """Run this task with a ``Submitter`` and return its outputs; raise on failure."""
+        from ..engine.submitter import Submitter
+
+        with Submitter(cache_dir=cache_dir, **options) as sub:
+            result = sub(self)
+        result.raise_for_errors()
+        return result.outputs
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{n}={v!r}" for n, v in self._values.items() if v is not NOTHING
+        )
+        text = f"{self._task_name}({shown})"
+        if self._splitter is not None:
+            text += f".split({self._splitter!r})"
+        if self._combiner:
+            text += f".combine({self._combiner!r})"
+        return text
+
+    @classmethod
+    def describe(cls) -> str:
+        """A one-screen summary of the task's inputs and outputs."""
+        lines = [f"{cls._task_name} ({cls._kind} task)", "inputs:"]
+        for f in cls._input_fields.values():
+            default = "" if f.mandatory else f" = {f.default!r}"
+            lines.append(f"  {f.name}: {type_name(f.type)}{default}")
+        lines.append("outputs:")
+        lines.extend(f"  {o.name}: {type_name(o.type)}" for o in cls._output_fields.values())
+        return "\n".join(lines)
+
+
+def _is_lazy(value: Any) -> bool:
+    return getattr(value, "_provgraph_lazy", False) is True
+
+
+def _coerce_split_value(field: Field, value: Any) -> Any:
+    from .fields import coerce_split
+
+    return coerce_split(field.name, field.type, value)
+
+
+class Inputs:
+    """Attribute access to a task's input values (reads and checked writes)."""
+
+    __slots__ = ("_task",)
+
+    def __init__(self, task: TaskDef) -> None:
+        object.__setattr__(self, "_task", task)
+
+    def __getattr__(self, name: str) -> Any:
+        values = self._task._values
+        if name in values:
+            return values[name]
+        raise AttributeError(
+            f"{self._task._task_name} has no input {name!r}; its inputs are {sorted(values)}"
+        )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._task, name, value)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._task._values)
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._task._values)
+
+    def asdict(self) -> dict[str, Any]:
+        """A copy of the input values as a dict."""
+        return dict(self._task._values)
+
+    def __repr__(self) -> str:
+        return f"Inputs({self.asdict()!r})"
+
+
+class Outputs:
+    """A job's or a task's outputs, as attributes: ``result.outputs.out``."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getattr__(self, name: str) -> Any:
+        values = object.__getattribute__(self, "_values")
+        if name in values:
+            return values[name]
+        raise AttributeError(f"no output {name!r}; outputs are {sorted(values)}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("outputs are read-only")
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Outputs) and other._values == self._values
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def asdict(self) -> dict[str, Any]:
+        """A copy of the outputs as a dict."""
+        return dict(self._values)
+
+    def __repr__(self) -> str:
+        return f"Outputs({self._values!r})"

@@ -1,0 +1,244 @@
+"""Field declarations and the checking of values against declared types.
+
+A field is plain data: name, type, default and, for shell tasks, how it appears on the command
+line. :func:`coerce` checks one value against a type and returns it in canonical form (an ``int``
+given to a ``float`` field becomes a ``float``; a string given to a ``File`` field becomes a
+``File``), so that equal inputs hash equally however they were written.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from .._filetypes import Directory, File
+from ..exceptions import SpecError
+
+__all__ = ["NOTHING", "Field", "OutputField", "coerce", "coerce_split", "type_name"]
+
+NOTHING = attrs.NOTHING
+
+
+@attrs.frozen(kw_only=True)
+class Field:
+    """One input of a task.
+
+    ``argstr``, ``position`` and ``sep`` say how a shell task writes the field on its command
+    line: ``argstr`` is the flag written before the value (a bool field writes only the flag,
+    when true), ``position`` orders arguments (negative counts from the end), ``sep`` joins
+    a list into a single argument instead of one argument per item.
+    """
+
+    name: str
+    type: Any = Any
+    default: Any = NOTHING
+    help: str = ""
+    argstr: str | None = None
+    position: int | None = None
+    sep: str | None = None
+
+    @property
+    def mandatory(self) -> bool:
+        """True when the field has no default and must be given."""
+        return self.default is NOTHING
+
+
+@attrs.frozen(kw_only=True)
+class OutputField:
+    """One output of a task.
+
+    For shell tasks, ``path_template`` names the file the engine places in the job's directory
+    (``str.format`` over the inputs; ``{name}`` is the field's own name), ``argstr``/``position``
+    put that path on the command line, and an output without a template is read from the
+    files the command leaves behind by ``glob``.
+    """
+
+    name: str
+    type: Any = Any
+    help: str = ""
+    path_template: str | None = None
+    glob: str | None = None
+    argstr: str | None = None
+    position: int | None = None
+
+
+def type_name(tp: Any) -> str:
+    """A stable text form of a type, used in definition hashes and messages."""
+    if tp is Any:
+        return "Any"
+    if tp is type(None):
+        return "None"
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in typing.get_args(tp))
+    if origin is not None:
+        args = ", ".join(type_name(a) for a in typing.get_args(tp))
+        return f"{getattr(origin, '__name__', str(origin))}[{args}]"
+    if isinstance(tp, type):
+        if tp.__module__ in ("builtins", "provgraph._filetypes", "pathlib"):
+            return tp.__name__
+        return f"{tp.__module__}.{tp.__qualname__}"
+    return str(tp)
+
+
+class _Mismatch(Exception):
+    """Internal: a value does not fit a type."""
+
+
+def _coerce(tp: Any, value: Any) -> Any:
+    if tp is Any or tp is object:
+        return value
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(arg, value)
+            except _Mismatch:
+                continue
+        raise _Mismatch
+    if origin is typing.Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise _Mismatch
+    if origin in (list, Sequence, tuple, dict, Mapping, set, frozenset):
+        return _coerce_generic(origin, typing.get_args(tp), value)
+    if tp is type(None) or tp is None:
+        if value is None:
+            return None
+        raise _Mismatch
+    return _coerce_plain(tp, value)
+
+
+def _coerce_generic(origin: Any, args: tuple[Any, ...], value: Any) -> Any:
+    if origin in (list, Sequence):
+        if isinstance(value, (str, bytes)) or not _is_sequence(value):
+            raise _Mismatch
+        item = args[0] if args else Any
+        return [_coerce(item, v) for v in value]
+    if origin is tuple:
+        if isinstance(value, (str, bytes)) or not _is_sequence(value):
+            raise _Mismatch
+        value = list(value)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v) for v in value)
+        if args and len(args) != len(value):
+            raise _Mismatch
+        return tuple(_coerce(a, v) for a, v in zip(args, value, strict=True)) if args else tuple(value)
+    if origin in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            raise _Mismatch
+        kt, vt = args if args else (Any, Any)
+        return {_coerce(kt, k): _coerce(vt, v) for k, v in value.items()}
+    if not isinstance(value, (set, frozenset, list, tuple)):
+        raise _Mismatch
+    item = args[0] if args else Any
+    return origin(_coerce(item, v) for v in value)
+
+
+def _is_sequence(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return True
+    return type(value).__name__ == "ndarray" and getattr(value, "ndim", 0) >= 1
+
+
+def _coerce_plain(tp: Any, value: Any) -> Any:
+    if tp is float:
+        if isinstance(value, bool) or not _is_real(value):
+            raise _Mismatch
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not _is_integer(value):
+            raise _Mismatch
+        return int(value)
+    if tp is bool:
+        if type(value).__name__ in ("bool", "bool_"):
+            return bool(value)
+        raise _Mismatch
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise _Mismatch
+    if isinstance(tp, type) and issubclass(tp, (File, Directory)):
+        if isinstance(value, (str, os.PathLike)) and not isinstance(value, bytes):
+            return tp(os.path.abspath(value))
+        raise _Mismatch
+    if tp is pathlib.Path or tp is pathlib.PurePath:
+        if isinstance(value, (str, os.PathLike)):
+            return pathlib.Path(os.path.abspath(value))
+        raise _Mismatch
+    if isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+        raise _Mismatch
+    return value  # a typing construct we do not check (TypeVar, NewType, ...)
+
+
+def _is_real(value: Any) -> bool:
+    if isinstance(value, (int, float)):
+        return True
+    return type(value).__module__ == "numpy" and hasattr(value, "dtype") and value.dtype.kind in "iuf"
+
+
+def _is_integer(value: Any) -> bool:
+    if isinstance(value, int):
+        return True
+    return type(value).__module__ == "numpy" and hasattr(value, "dtype") and value.dtype.kind in "iu"
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def coerce(field: str, tp: Any, value: Any) -> Any:
+    """Check ``value`` against ``tp`` for input ``field``; return its canonical form."""
+    try:
+        return _coerce(tp, value)
+    except _Mismatch:
+        raise SpecError(
+            f"input {field!r}: got {_describe(value)}, expected {type_name(tp)}",
+            field=field,
+            value=value,
+        ) from None
+
+
+def coerce_split(field: str, tp: Any, value: Any) -> list[Any]:
+    """Check a value that is split over: a list of ``tp`` items (or of nested lists of them,
+    for fields zipped with a many-dimensional split; each element is checked again when the
+    split is expanded)."""
+    if isinstance(value, (str, bytes)) or not _is_sequence(value):
+        raise SpecError(
+            f"input {field!r} is split over but its value {_describe(value)} is not a list; "
+            f"expected a list of {type_name(tp)}",
+            field=field,
+            value=value,
+        )
+    items = []
+    for item in value:
+        try:
+            items.append(fits_possibly_split(tp, item))
+        except _Mismatch:
+            coerce(field, tp, item)  # raises the SpecError naming the item
+    return items
+
+
+def fits_possibly_split(tp: Any, value: Any) -> Any:
+    """Coerce ``value`` to ``tp``, or, failing that, each item of a (nested) list of them.
+
+    Used when inputs are set: a value may be meant for splitting later, so a list of fitting
+    items is accepted now and checked again when the splitter is known.
+    """
+    try:
+        return _coerce(tp, value)
+    except _Mismatch:
+        if isinstance(value, (str, bytes)) or not _is_sequence(value) or len(value) == 0:
+            raise
+        return [fits_possibly_split(tp, v) for v in value]

@@ -1,0 +1,172 @@
+"""Python tasks: ``@python.define`` turns a function into a task class.
+
+One return value gives the output ``out``; ``outputs=[...]`` names several (the function then
+returns a tuple of that length). Annotations give the field types and are checked when a
+task is made; parameter defaults make inputs optional.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import textwrap
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import SpecError
+from .base import TaskDef
+from .fields import NOTHING, Field, OutputField, coerce
+from ._definition import check_task_name, make_task_class
+
+__all__ = ["PythonTask", "define"]
+
+
+class PythonTask(TaskDef):
+    """Base of tasks made from Python functions."""
+
+    _kind = "python"
+    _function: Callable[..., Any]
+
+    @classmethod
+    def _execute(cls, inputs: dict[str, Any], output_dir: Path) -> dict[str, Any]:
+        previous = os.getcwd()
+        os.chdir(output_dir)
+        try:
+            returned = cls._function(**inputs)
+        finally:
+            os.chdir(previous)
+        return cls._map_outputs(returned)
+
+    @classmethod
+    def _map_outputs(cls, returned: Any) -> dict[str, Any]:
+        names = list(cls._output_fields)
+        if len(names) == 1:
+            values = [returned]
+        else:
+            if not isinstance(returned, (tuple, list)) or len(returned) != len(names):
+                raise SpecError(
+                    f"{cls._task_name} declares outputs {names} but returned "
+                    f"{returned!r}; expected a tuple of {len(names)} values",
+                    field="outputs",
+                    value=returned,
+                )
+            values = list(returned)
+        out = {}
+        for name, value in zip(names, values, strict=True):
+            field = cls._output_fields[name]
+            out[name] = coerce(f"output {name}", field.type, value) if value is not None else None
+        return out
+
+
+def _normalised_source(func: Callable[..., Any]) -> str:
+    """The function's source with decorators, docstring, comments and layout removed."""
+    try:
+        source = textwrap.dedent(inspect.getsource(func))
+    except (OSError, TypeError):
+        return _code_fingerprint(func.__code__)
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == func.__name__:
+            node.decorator_list = []
+            body = node.body
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
+                node.body = body[1:] or [ast.Pass()]
+            return ast.unparse(node)
+    return ast.unparse(tree)
+
+
+def _code_fingerprint(code: Any) -> str:
+    """For functions without source (made by ``exec``): a text form of their byte code."""
+    consts = [
+        _code_fingerprint(c) if inspect.iscode(c) else repr(c) for c in code.co_consts
+    ]
+    return f"<code {code.co_name} {code.co_code.hex()} {consts} {code.co_names} {code.co_varnames}>"
+
+
+def _input_fields(func: Callable[..., Any], hints: dict[str, Any]) -> dict[str, Field]:
+    fields: dict[str, Field] = {}
+    for param in inspect.signature(func).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise SpecError(
+                f"{func.__name__}: parameter {param.name!r} is *args/**kwargs; tasks need "
+                "named parameters",
+                field=param.name,
+            )
+        tp = hints.get(param.name, Any)
+        default = NOTHING if param.default is param.empty else param.default
+        if default is not NOTHING and default is not None:
+            default = coerce(param.name, tp, default)
+        fields[param.name] = Field(name=param.name, type=tp, default=default)
+    return fields
+
+
+def _output_fields(
+    func: Callable[..., Any], hints: dict[str, Any], outputs: Any
+) -> dict[str, OutputField]:
+    ret = hints.get("return", Any)
+    if outputs is None:
+        return {"out": OutputField(name="out", type=ret)}
+    if isinstance(outputs, dict):
+        return {n: OutputField(name=n, type=t) for n, t in outputs.items()}
+    if isinstance(outputs, str) or not all(isinstance(n, str) for n in outputs):
+        raise SpecError(
+            f"{func.__name__}: outputs={outputs!r}; expected a list of names or a dict of "
+            "name -> type",
+            field="outputs",
+            value=outputs,
+        )
+    names = list(outputs)
+    types: list[Any] = [Any] * len(names)
+    args = typing.get_args(ret)
+    if typing.get_origin(ret) is tuple and len(args) == len(names) and Ellipsis not in args:
+        types = list(args)
+    elif len(names) == 1:
+        types = [ret]
+    return {n: OutputField(name=n, type=t) for n, t in zip(names, types, strict=True)}
+
+
+def define(
+    func: Callable[..., Any] | None = None,
+    *,
+    outputs: list[str] | dict[str, Any] | None = None,
+    name: str | None = None,
+    version: str | None = None,
+) -> Any:
+    """Make a Python task class from ``func`` (usable bare or with options)."""
+
+    def wrap(fn: Callable[..., Any]) -> type[PythonTask]:
+        if not callable(fn):
+            raise SpecError(f"python.define expects a function, got {fn!r}", value=fn)
+        try:
+            hints = typing.get_type_hints(fn)
+        except Exception:
+            hints = dict(getattr(fn, "__annotations__", {}))
+        task_name = check_task_name(name or fn.__name__)
+        inputs = _input_fields(fn, hints)
+        outs = _output_fields(fn, hints, outputs)
+        cls = make_task_class(
+            PythonTask,
+            kind="python",
+            name=task_name,
+            module=fn.__module__,
+            qualname=fn.__qualname__,
+            doc=fn.__doc__,
+            inputs=inputs,
+            outputs=outs,
+            body=_normalised_source(fn),
+            version=version,
+            extra={"_function": staticmethod(fn)},
+        )
+        return typing.cast(type[PythonTask], cls)
+
+    if func is not None:
+        return wrap(func)
+    return wrap

@@ -1,0 +1,480 @@
+"""Shell tasks: a command template, or a class for what a template cannot say.
+
+Template form::
+
+    Resample = shell.define("python3 resample.py <in_file:File> <out|out_file:File> --voxel <voxel:float>")
+
+* the words before the first field or flag are the command;
+* ``<name:type>`` is an input (``<name:type=default>`` optional with a default,
+  ``<name:type?>`` optional, left out when None); a word starting with ``-`` just before a
+  field is that field's flag; a bool field after a flag writes the flag only when true;
+* ``<out|name:File>`` is an output file the engine places in the job's directory, named after
+  the field with the suffix of the first input file (``<out|name:File=result.txt>`` names it);
+* list values are written one argument per item after the flag.
+
+Class form: see :func:`define` and :func:`arg` / :func:`out`. Every shell task also outputs
+``return_code``, ``stdout`` and ``stderr``; a non-zero exit fails the job.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shlex
+import subprocess
+import typing
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .._filetypes import Directory, File
+from ..exceptions import CommandError, SpecError
+from .base import TaskDef
+from .fields import NOTHING, Field, OutputField, coerce
+from ._definition import check_task_name, make_task_class
+
+__all__ = ["ShellTask", "arg", "define", "out"]
+
+_FIELD_RE = re.compile(
+    r"^<(?:(?P<out>out)\|)?(?P<name>[A-Za-z_]\w*)(?::(?P<type>[^=>?]+))?(?P<opt>\?)?"
+    r"(?:=(?P<default>[^>]*))?>$"
+)
+_TYPE_NAMES: dict[str, Any] = {
+    "File": File,
+    "Directory": Directory,
+    "Path": Path,
+    "int": int,
+    "float": float,
+    "str": str,
+    "bool": bool,
+    "list": list,
+    "tuple": tuple,
+    "dict": dict,
+    "None": None,
+    "Any": Any,
+}
+_INTERPRETER_RE = re.compile(r"^(python[0-9.]*|bash|sh|zsh|Rscript|perl|ruby|node|julia)$")
+_STD_OUTPUTS = {
+    "return_code": OutputField(name="return_code", type=int),
+    "stdout": OutputField(name="stdout", type=str),
+    "stderr": OutputField(name="stderr", type=str),
+}
+_TAIL_LINES = 20
+
+
+@attrs.frozen
+class _Literal:
+    """A fixed word of the command line after the command itself."""
+
+    text: str
+
+
+class ShellTask(TaskDef):
+    """Base of shell tasks."""
+
+    _kind = "shell"
+    _executable: tuple[str, ...] = ()
+    _layout: tuple[Any, ...] = ()  # command-line items in order: field names and _Literal
+
+    @classmethod
+    def _output_paths(cls, inputs: dict[str, Any], output_dir: Path) -> dict[str, Path]:
+        files = [v for v in inputs.values() if isinstance(v, (File, Path)) and v is not None]
+        suffix = "".join(Path(files[0]).suffixes) if files else ""
+        namespace = {k: v for k, v in inputs.items() if v is not None}
+        paths = {}
+        for o in cls._output_fields.values():
+            if o.path_template is None:
+                continue
+            try:
+                rel = o.path_template.format(**namespace, name=o.name, suffix=suffix)
+            except (KeyError, AttributeError, IndexError) as err:
+                raise SpecError(
+                    f"output {o.name!r} of {cls._task_name}: path template "
+                    f"{o.path_template!r} cannot be filled ({err})",
+                    field=o.name,
+                ) from err
+            paths[o.name] = output_dir / rel
+        return paths
+
+    @classmethod
+    def command_line(cls, inputs: dict[str, Any], output_dir: Path) -> list[str]:
+        """The argument vector for these inputs, with outputs placed in ``output_dir``."""
+        paths = cls._output_paths(inputs, output_dir)
+        argv = list(cls._executable)
+        for item in cls._ordered_layout():
+            if isinstance(item, _Literal):
+                argv.append(item.text)
+            elif item in paths:
+                o = cls._output_fields[item]
+                argv.extend(_render(o.argstr, None, str(paths[item])))
+            else:
+                f = cls._input_fields[item]
+                argv.extend(_render(f.argstr, f.sep, inputs.get(item)))
+        return argv
+
+    @classmethod
+    def _ordered_layout(cls) -> list[Any]:
+        def position(item: Any) -> int | None:
+            if isinstance(item, _Literal):
+                return None
+            field = cls._input_fields.get(item) or cls._output_fields.get(item)
+            return getattr(field, "position", None)
+
+        first = sorted((i for i in cls._layout if (position(i) or 0) > 0), key=position)
+        middle = [i for i in cls._layout if position(i) is None or position(i) == 0]
+        last = sorted((i for i in cls._layout if (position(i) or 0) < 0), key=position)
+        return first + middle + last
+
+    @classmethod
+    def _execute(cls, inputs: dict[str, Any], output_dir: Path) -> dict[str, Any]:
+        argv = cls.command_line(inputs, output_dir)
+        for path in cls._output_paths(inputs, output_dir).values():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        stdout_path, stderr_path = output_dir / "stdout.txt", output_dir / "stderr.txt"
+        command = shlex.join(argv)
+        with open(stdout_path, "wb") as so, open(stderr_path, "wb") as se:
+            try:
+                proc = subprocess.run(
+                    argv, cwd=output_dir, stdout=so, stderr=se, stdin=subprocess.DEVNULL
+                )
+            except OSError as err:
+                raise CommandError(
+                    f"{cls._task_name}: cannot run {command!r}: {err.strerror or err}",
+                    command=command,
+                ) from err
+        stdout = stdout_path.read_text(errors="replace")
+        stderr = stderr_path.read_text(errors="replace")
+        if proc.returncode != 0:
+            tail = "\n".join(stderr.splitlines()[-_TAIL_LINES:])
+            raise CommandError(
+                f"{cls._task_name}: command exited with code {proc.returncode}\n"
+                f"  command: {command}\n  stderr (last {_TAIL_LINES} lines):\n{_indent(tail)}",
+                command=command,
+                return_code=proc.returncode,
+                stderr=tail,
+            )
+        outputs: dict[str, Any] = {"return_code": proc.returncode, "stdout": stdout, "stderr": stderr}
+        outputs.update(cls._collect_outputs(inputs, output_dir, command))
+        return outputs
+
+    @classmethod
+    def _collect_outputs(cls, inputs: dict[str, Any], output_dir: Path, command: str) -> dict[str, Any]:
+        paths = cls._output_paths(inputs, output_dir)
+        found: dict[str, Any] = {}
+        for o in cls._output_fields.values():
+            if o.name in _STD_OUTPUTS:
+                continue
+            if o.name in paths:
+                path = paths[o.name]
+                if not path.exists():
+                    raise CommandError(
+                        f"{cls._task_name}: output {o.name!r} was not created at {str(path)!r} "
+                        f"by command {command!r}",
+                        command=command,
+                        return_code=0,
+                    )
+                found[o.name] = _as_type(o.type, path)
+            elif o.glob is not None:
+                matches = sorted(output_dir.glob(o.glob))
+                if typing.get_origin(o.type) is list:
+                    found[o.name] = [_as_type(typing.get_args(o.type)[0], p) for p in matches]
+                elif len(matches) == 1:
+                    found[o.name] = _as_type(o.type, matches[0])
+                else:
+                    raise CommandError(
+                        f"{cls._task_name}: output {o.name!r} expects one file matching "
+                        f"{o.glob!r}, found {len(matches)}",
+                        command=command,
+                        return_code=0,
+                    )
+        return found
+
+
+def _as_type(tp: Any, path: Path) -> Any:
+    if isinstance(tp, type) and issubclass(tp, (File, Directory)):
+        return tp(path)
+    return Directory(path) if path.is_dir() else File(path)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines()) or "    (empty)"
+
+
+def _render(argstr: str | None, sep: str | None, value: Any) -> list[str]:
+    if value is None or value is NOTHING:
+        return []
+    if isinstance(value, bool):
+        if argstr:
+            return [argstr] if value else []
+        return [str(value).lower()]
+    if isinstance(value, (list, tuple)):
+        items = [str(v) for v in value]
+        if sep is not None:
+            items = [sep.join(items)]
+        return ([argstr] if argstr else []) + items
+    text = str(value)
+    if argstr and argstr.endswith("="):
+        return [argstr + text]
+    return [argstr, text] if argstr else [text]
+
+
+# -- template form -------------------------------------------------------------------------------
+
+
+def _parse_type(text: str | None, template: str) -> Any:
+    if text is None:
+        return str
+    try:
+        return eval(text.strip(), {"__builtins__": {}}, _TYPE_NAMES)  # noqa: S307 - names only
+    except Exception as err:
+        raise SpecError(
+            f"shell template {template!r}: type {text!r} is not understood; expected one of "
+            f"{sorted(k for k in _TYPE_NAMES if k != 'None')} or list[...] of them",
+            field="template",
+            value=text,
+        ) from err
+
+
+def _parse_default(text: str, tp: Any, name: str) -> Any:
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = text
+    if tp is str and not isinstance(value, str):
+        value = text
+    return coerce(name, tp, value) if value is not None else None
+
+
+def _derive_name(words: list[str]) -> str:
+    base = [os.path.basename(w) for w in words]
+    pick = base[0]
+    if _INTERPRETER_RE.match(pick) and len(base) > 1 and not base[1].startswith("-"):
+        pick = base[1]
+    pick = re.sub(r"\.(py|sh|bash|R|r|pl|rb|js|jl)$", "", pick)
+    pick = re.sub(r"[^A-Za-z0-9_.\-]", "_", pick)
+    if not re.match(r"^[A-Za-z_]", pick):
+        pick = "cmd_" + pick
+    return pick
+
+
+def _parse_template(template: str) -> tuple[list[str], dict[str, Field], dict[str, OutputField], list[Any]]:
+    try:
+        tokens = shlex.split(template)
+    except ValueError as err:
+        raise SpecError(f"shell template {template!r}: {err}", field="template") from err
+    command: list[str] = []
+    inputs: dict[str, Field] = {}
+    outputs: dict[str, OutputField] = {}
+    layout: list[Any] = []
+    started = False
+    pending_flag: str | None = None
+    for i, token in enumerate(tokens):
+        match = _FIELD_RE.match(token)
+        if not started and match is None and not token.startswith("-"):
+            command.append(token)
+            continue
+        started = True
+        if match is None:
+            if pending_flag is not None:
+                layout.append(_Literal(pending_flag))
+            nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+            if token.startswith("-") and _FIELD_RE.match(nxt):
+                pending_flag = token
+            else:
+                pending_flag = None
+                layout.append(_Literal(token))
+            continue
+        name = match["name"]
+        if name in inputs or name in outputs or name in _STD_OUTPUTS:
+            raise SpecError(
+                f"shell template {template!r}: field {name!r} appears twice or shadows a "
+                "standard output (return_code, stdout, stderr)",
+                field=name,
+            )
+        tp = _parse_type(match["type"], template)
+        if match["out"]:
+            default_template = match["default"] or "{name}{suffix}"
+            outputs[name] = OutputField(
+                name=name, type=tp, path_template=default_template, argstr=pending_flag
+            )
+        else:
+            optional = bool(match["opt"])
+            if optional:
+                tp = tp | None
+            default: Any = NOTHING
+            if match["default"] is not None:
+                default = _parse_default(match["default"], tp, name)
+            elif optional:
+                default = None
+            inputs[name] = Field(name=name, type=tp, default=default, argstr=pending_flag)
+        layout.append(name)
+        pending_flag = None
+    if not command:
+        raise SpecError(
+            f"shell template {template!r} has no command before its first field",
+            field="template",
+            value=template,
+        )
+    return command, inputs, outputs, layout
+
+
+# -- class form ----------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class _ArgSpec:
+    default: Any = NOTHING
+    argstr: str | None = None
+    position: int | None = None
+    sep: str | None = None
+    help: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class _OutSpec:
+    path_template: str | None = None
+    glob: str | None = None
+    argstr: str | None = None
+    position: int | None = None
+    help: str = ""
+
+
+def arg(
+    *,
+    default: Any = NOTHING,
+    argstr: str | None = None,
+    position: int | None = None,
+    sep: str | None = None,
+    help: str = "",
+) -> Any:
+    """Declare an input of a class-form shell task and how it appears on the command line."""
+    return _ArgSpec(default=default, argstr=argstr, position=position, sep=sep, help=help)
+
+
+def out(
+    *,
+    path_template: str | None = None,
+    glob: str | None = None,
+    argstr: str | None = None,
+    position: int | None = None,
+    help: str = "",
+) -> Any:
+    """Declare an output of a class-form shell task.
+
+    ``path_template`` places the file in the job's directory (``str.format`` over the inputs,
+    e.g. ``"{in_file.stem}_smooth.nii"``) and, with ``argstr`` or ``position``, passes its
+    path on the command line; ``glob`` collects files the command creates by itself.
+    """
+    if (path_template is None) == (glob is None):
+        raise SpecError("shell.out() needs exactly one of path_template= or glob=", field="out")
+    return _OutSpec(
+        path_template=path_template, glob=glob, argstr=argstr, position=position, help=help
+    )
+
+
+def _from_class(cls: type) -> tuple[list[str], dict[str, Field], dict[str, OutputField], list[Any]]:
+    executable = getattr(cls, "executable", None)
+    if isinstance(executable, str):
+        command = shlex.split(executable)
+    elif isinstance(executable, (list, tuple)) and all(isinstance(w, str) for w in executable):
+        command = list(executable)
+    else:
+        raise SpecError(
+            f"shell class {cls.__name__}: executable={executable!r}; expected a command string "
+            "or a list of words",
+            field="executable",
+            value=executable,
+        )
+    hints = typing.get_type_hints(cls)
+    inputs: dict[str, Field] = {}
+    layout: list[Any] = []
+    for name, tp in hints.items():
+        if name == "executable" or name.startswith("_"):
+            continue
+        spec = cls.__dict__.get(name, NOTHING)
+        if not isinstance(spec, _ArgSpec):
+            spec = _ArgSpec(default=spec)
+        default = spec.default
+        if default is not NOTHING and default is not None:
+            default = coerce(name, tp, default)
+        inputs[name] = Field(
+            name=name,
+            type=tp,
+            default=default,
+            help=spec.help,
+            argstr=spec.argstr,
+            position=spec.position,
+            sep=spec.sep,
+        )
+        layout.append(name)
+    outputs: dict[str, OutputField] = {}
+    out_cls = cls.__dict__.get("Outputs")
+    if out_cls is not None:
+        for name, tp in typing.get_type_hints(out_cls).items():
+            spec = out_cls.__dict__.get(name)
+            if not isinstance(spec, _OutSpec):
+                raise SpecError(
+                    f"shell class {cls.__name__}: output {name!r} needs shell.out(...)",
+                    field=name,
+                )
+            outputs[name] = OutputField(
+                name=name,
+                type=tp,
+                help=spec.help,
+                path_template=spec.path_template,
+                glob=spec.glob,
+                argstr=spec.argstr,
+                position=spec.position,
+            )
+            if spec.path_template is not None and (spec.argstr or spec.position is not None):
+                layout.append(name)
+    return command, inputs, outputs, layout
+
+
+def define(
+    template: str | type | None = None,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+) -> Any:
+    """Make a shell task class from a command template or a class (usable as a decorator)."""
+
+    def build(spec: str | type) -> type[ShellTask]:
+        if isinstance(spec, str):
+            command, inputs, outputs, layout = _parse_template(spec)
+            body, module, qualname, doc = spec, "provgraph.spec.shell", None, None
+        elif isinstance(spec, type):
+            command, inputs, outputs, layout = _from_class(spec)
+            body = "executable: " + shlex.join(command)
+            module, qualname, doc = spec.__module__, spec.__qualname__, spec.__doc__
+        else:
+            raise SpecError(
+                f"shell.define expects a template string or a class, got {spec!r}",
+                field="template",
+                value=spec,
+            )
+        clash = set(outputs) & set(inputs)
+        if clash:
+            raise SpecError(f"shell task: names used for inputs and outputs: {sorted(clash)}")
+        task_name = check_task_name(name or (spec.__name__ if isinstance(spec, type) else _derive_name(command)))
+        all_outputs = {**_STD_OUTPUTS, **outputs}
+        cls = make_task_class(
+            ShellTask,
+            kind="shell",
+            name=task_name,
+            module=module,
+            qualname=qualname or task_name,
+            doc=doc,
+            inputs=inputs,
+            outputs=all_outputs,
+            body=body,
+            version=version,
+            extra={"_executable": tuple(command), "_layout": tuple(layout)},
+        )
+        return typing.cast(type[ShellTask], cls)
+
+    if template is None:
+        return build
+    return build(template)

@@ -1,0 +1,215 @@
+"""The ``cf`` worker: a local pool of processes (``concurrent.futures.ProcessPoolExecutor``).
+
+Jobs are sent in batches (one pickled message runs several jobs) to keep the per-job cost
+near that of a bare pool. A task class is pickled once per batch and unpickled once per
+process.
+
+A pool process that dies mid-job (killed, out of memory) breaks the whole executor, and every
+job in flight with it. The worker then replaces the pool and sorts the lost jobs: one whose
+result exists finished; one whose lock was left behind was running, and is retried alone
+(``max_retries`` times, then reported failed by name); the rest never started and are sent
+again as they were. So a crash costs no other job.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import threading
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from functools import partial
+from typing import Any
+
+import cloudpickle
+
+from .. import cache
+from ..engine.job import ErrorInfo, Job, Outcome, outcome_from_stored, run_job
+from ..exceptions import WorkerError
+from .base import Worker
+
+__all__ = ["ConcurrentFuturesWorker"]
+
+_Item = tuple[Job, "Future[Outcome]"]
+_CLASSES: dict[bytes, Any] = {}  # in pool processes: task classes by definition hash
+
+
+def _run_batch(payload: bytes) -> bytes:
+    """In a pool process: run each job of a batch in order."""
+    blobs, items = cloudpickle.loads(payload)
+    outcomes = []
+    for def_hash, inputs, job_hash, output_dir, index in items:
+        cls = _CLASSES.get(def_hash)
+        if cls is None:
+            cls = _CLASSES[def_hash] = cloudpickle.loads(blobs[def_hash])
+        job = Job(task_cls=cls, inputs=inputs, job_hash=job_hash, output_dir=output_dir, index=index)
+        outcomes.append(run_job(job))
+    return cloudpickle.dumps(outcomes)  # type: ignore[no-any-return]
+
+
+class ConcurrentFuturesWorker(Worker):
+    """Runs jobs on ``n_procs`` local processes."""
+
+    name = "cf"
+
+    def __init__(
+        self,
+        n_procs: int | None = None,
+        *,
+        max_retries: int = 1,
+        max_batch: int = 32,
+        mp_context: str | None = None,
+    ) -> None:
+        for label, value in (("n_procs", n_procs), ("max_batch", max_batch)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise WorkerError(f"cf worker: {label}={value!r}; expected a positive integer")
+        if not isinstance(max_retries, int) or max_retries < 0:
+            raise WorkerError(f"cf worker: max_retries={max_retries!r}; expected an integer >= 0")
+        self.n_procs = n_procs or os.cpu_count() or 1
+        self.max_retries = max_retries
+        self.max_batch = max_batch
+        self._ctx = multiprocessing.get_context(mp_context)
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.RLock()
+        self._buffer: list[_Item] = []
+        self._queue: deque[list[_Item]] = deque()
+        self._suspects: deque[_Item] = deque()
+        self._in_flight = 0
+        self._suspect_in_flight = False
+        self._attempts: dict[str, int] = {}
+        self._blobs: dict[bytes, bytes] = {}
+        self.pools_replaced = 0
+
+    # -- the contract ---------------------------------------------------------------------------
+    def submit(self, job: Job) -> Future[Any]:
+        future: Future[Outcome] = Future()
+        with self._lock:
+            self._buffer.append((job, future))
+        return future
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._buffer:
+                size = max(1, min(self.max_batch, math.ceil(len(self._buffer) / (self.n_procs * 4))))
+                for i in range(0, len(self._buffer), size):
+                    self._queue.append(self._buffer[i : i + size])
+                self._buffer = []
+            self._pump()
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- dispatch -------------------------------------------------------------------------------
+    def _pump(self) -> None:
+        """Send what may be sent now. Suspects of a crash run alone, one at a time."""
+        while True:
+            if self._suspect_in_flight:
+                return
+            if self._suspects:
+                if self._in_flight:
+                    return
+                self._send([self._suspects.popleft()], suspect=True)
+                return
+            if not self._queue or self._in_flight >= self.n_procs * 2:
+                return
+            self._send(self._queue.popleft())
+
+    def _payload(self, batch: list[_Item]) -> bytes:
+        blobs: dict[bytes, bytes] = {}
+        items = []
+        for job, _ in batch:
+            key = job.task_cls._definition_hash
+            if key not in self._blobs:
+                self._blobs[key] = cloudpickle.dumps(job.task_cls)
+            blobs[key] = self._blobs[key]
+            items.append((key, job.inputs, job.job_hash, job.output_dir, job.index))
+        return cloudpickle.dumps((blobs, items))  # type: ignore[no-any-return]
+
+    def _send(self, batch: list[_Item], suspect: bool = False) -> None:
+        try:
+            payload = self._payload(batch)
+        except Exception as err:
+            for job, future in batch:
+                future.set_result(_failed(job, "cannot send the job to a pool process", err))
+            return
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.n_procs, mp_context=self._ctx)
+        pool = self._pool
+        try:
+            pool_future = pool.submit(_run_batch, payload)
+        except (BrokenProcessPool, RuntimeError):
+            self._pool = None
+            self._queue.appendleft(batch)
+            return
+        self._in_flight += 1
+        self._suspect_in_flight = self._suspect_in_flight or suspect
+        pool_future.add_done_callback(partial(self._done, batch, pool, suspect))
+
+    def _done(self, batch: list[_Item], pool: ProcessPoolExecutor, suspect: bool, pf: Future[Any]) -> None:
+        err = pf.exception()
+        if isinstance(err, BrokenProcessPool):
+            # Recover outside the pool's own thread: it is tearing that pool down.
+            threading.Thread(target=self._recover, args=(batch, pool, suspect), daemon=True).start()
+            return
+        with self._lock:
+            self._in_flight -= 1
+            if suspect:
+                self._suspect_in_flight = False
+            if err is not None:
+                for job, future in batch:
+                    future.set_result(_failed(job, "the pool could not run the job", err))
+            else:
+                for (_, future), outcome in zip(batch, cloudpickle.loads(pf.result()), strict=True):
+                    future.set_result(outcome)
+            self._pump()
+
+    def _recover(self, batch: list[_Item], pool: ProcessPoolExecutor, suspect: bool) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            if suspect:
+                self._suspect_in_flight = False
+            if self._pool is pool:
+                self._pool = None
+                self.pools_replaced += 1
+                pool.shutdown(wait=False)
+            resend: list[_Item] = []
+            for job, future in batch:
+                stored = cache.read_result(job.output_dir)
+                if stored is not None:
+                    future.set_result(outcome_from_stored(stored, executed=True))
+                elif cache.lock_was_abandoned(job.output_dir):
+                    attempts = self._attempts[job.job_hash] = self._attempts.get(job.job_hash, 0) + 1
+                    if attempts > self.max_retries:
+                        future.set_result(_lost(job, attempts))
+                    else:
+                        self._suspects.append((job, future))
+                else:
+                    resend.append((job, future))
+            if resend:
+                self._queue.appendleft(resend)
+            self._pump()
+
+
+def _failed(job: Job, what: str, err: BaseException) -> Outcome:
+    return Outcome(
+        job_hash=job.job_hash,
+        status="failed",
+        error=ErrorInfo(type=type(err).__name__, message=f"{what}: {err}", traceback=repr(err)),
+    )
+
+
+def _lost(job: Job, attempts: int) -> Outcome:
+    message = (
+        f"the pool process running job {job.name} died (killed, or out of memory) "
+        f"{attempts} time(s); not retried again"
+    )
+    return Outcome(
+        job_hash=job.job_hash,
+        status="failed",
+        error=ErrorInfo(type="WorkerError", message=message, traceback=message),
+    )
