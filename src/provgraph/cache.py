@@ -16,6 +16,7 @@ moved as a whole.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -180,10 +181,8 @@ def clear_for_run(directory: Path) -> None:
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path, ignore_errors=True)
             else:
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
-                except FileNotFoundError:
-                    pass
 
 
 _HOST = socket.gethostname()

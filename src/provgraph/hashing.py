@@ -276,8 +276,9 @@ class FileHashCache:
             pass  # a read-only cache only costs a re-hash next time
 
 
-_ACTIVE: contextvars.ContextVar[FileHashCache] = contextvars.ContextVar(
-    "provgraph_file_hash_cache", default=FileHashCache()
+_DEFAULT_CACHE = FileHashCache()
+_ACTIVE: contextvars.ContextVar[FileHashCache | None] = contextvars.ContextVar(
+    "provgraph_file_hash_cache", default=None
 )
 
 
@@ -294,7 +295,7 @@ def use_file_hash_cache(cache: FileHashCache) -> Iterator[FileHashCache]:
 def file_content_digest(path: str | os.PathLike[str]) -> bytes:
     """The xxh3-128 digest of a file's bytes, through the active :class:`FileHashCache`."""
     try:
-        return _ACTIVE.get().digest(path)
+        return (_ACTIVE.get() or _DEFAULT_CACHE).digest(path)
     except FileNotFoundError as err:
         raise HashingError(f"cannot hash file {str(path)!r}: it does not exist") from err
 
@@ -313,9 +314,12 @@ def directory_content_digest(path: str | os.PathLike[str]) -> bytes:
             entries.append(H(b"dir-entry", rel.encode("utf-8", "surrogatepass")))
         for name in sorted(filenames):
             full = os.path.join(dirpath, name)
-            rel = os.path.normpath(os.path.join(rel_dir, name)).encode("utf-8", "surrogatepass")
+            name_bytes = os.path.normpath(os.path.join(rel_dir, name)).encode(
+                "utf-8", "surrogatepass"
+            )
             if os.path.islink(full) and not os.path.exists(full):
-                entries.append(H(b"broken-link", rel + b"\0" + os.readlink(full).encode()))
+                target = os.readlink(full).encode()
+                entries.append(H(b"broken-link", name_bytes + b"\0" + target))
                 continue
-            entries.append(H(b"file-entry", _xxh(rel) + file_content_digest(full)))
+            entries.append(H(b"file-entry", _xxh(name_bytes) + file_content_digest(full)))
     return _xxh(b"".join(sorted(entries)))

@@ -190,7 +190,9 @@ def expand(splitter: Splitter, values: dict[str, Any]) -> Expansion:
     return _eval(splitter, values)
 
 
-def combine_outputs(expansion: Expansion, combiner: Sequence[str], items: Sequence[Any]) -> list[Any]:
+def combine_outputs(
+    expansion: Expansion, combiner: Sequence[str], items: Sequence[Any]
+) -> list[Any]:
     """Arrange per-element ``items`` (in element order) by Pydra's combine rules."""
     if not combiner:
         return list(items)

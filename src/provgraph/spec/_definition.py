@@ -34,14 +34,14 @@ def fields_digest(inputs: dict[str, Field], outputs: dict[str, OutputField]) -> 
         text = f"in|{f.name}|{type_name(f.type)}|{f.argstr}|{f.position}|{f.sep}"
         parts.append(H(b"field", text.encode() + b"|" + default))
     for o in outputs.values():
-        text = f"out|{o.name}|{type_name(o.type)}|{o.path_template}|{o.glob}|{o.argstr}|{o.position}"
+        text = (
+            f"out|{o.name}|{type_name(o.type)}|{o.path_template}|{o.glob}|{o.argstr}|{o.position}"
+        )
         parts.append(H(b"field", text.encode()))
     return H(b"fields", b"".join(parts))
 
 
-def definition_digest(
-    kind: str, name: str, body: str, version: str | None, fields: bytes
-) -> bytes:
+def definition_digest(kind: str, name: str, body: str, version: str | None, fields: bytes) -> bytes:
     """H(kind, name, normalised source or command, version, fields): a task's identity."""
     payload = b"".join(
         [

@@ -61,7 +61,7 @@ class TaskDef:
             except Exception:
                 coerce(name, field.type, value)  # raises the SpecError with the message
                 raise
-        
+
     @property
     def inputs(self) -> Inputs:
         """The input values, as attributes: ``task.inputs.voxel``."""
@@ -159,9 +159,7 @@ class TaskDef:
         return result.outputs
 
     def __repr__(self) -> str:
-        shown = ", ".join(
-            f"{n}={v!r}" for n, v in self._values.items() if v is not NOTHING
-        )
+        shown = ", ".join(f"{n}={v!r}" for n, v in self._values.items() if v is not NOTHING)
         text = f"{self._task_name}({shown})"
         if self._splitter is not None:
             text += f".split({self._splitter!r})"

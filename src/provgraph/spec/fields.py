@@ -129,7 +129,9 @@ def _coerce_generic(origin: Any, args: tuple[Any, ...], value: Any) -> Any:
             return tuple(_coerce(args[0], v) for v in value)
         if args and len(args) != len(value):
             raise _Mismatch
-        return tuple(_coerce(a, v) for a, v in zip(args, value, strict=True)) if args else tuple(value)
+        return (
+            tuple(_coerce(a, v) for a, v in zip(args, value, strict=True)) if args else tuple(value)
+        )
     if origin in (dict, Mapping):
         if not isinstance(value, Mapping):
             raise _Mismatch
@@ -182,13 +184,17 @@ def _coerce_plain(tp: Any, value: Any) -> Any:
 def _is_real(value: Any) -> bool:
     if isinstance(value, (int, float)):
         return True
-    return type(value).__module__ == "numpy" and hasattr(value, "dtype") and value.dtype.kind in "iuf"
+    return (
+        type(value).__module__ == "numpy" and hasattr(value, "dtype") and value.dtype.kind in "iuf"
+    )
 
 
 def _is_integer(value: Any) -> bool:
     if isinstance(value, int):
         return True
-    return type(value).__module__ == "numpy" and hasattr(value, "dtype") and value.dtype.kind in "iu"
+    return (
+        type(value).__module__ == "numpy" and hasattr(value, "dtype") and value.dtype.kind in "iu"
+    )
 
 
 def _describe(value: Any) -> str:

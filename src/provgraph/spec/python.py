@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import SpecError
+from ._definition import check_task_name, make_task_class
 from .base import TaskDef
 from .fields import NOTHING, Field, OutputField, coerce
-from ._definition import check_task_name, make_task_class
 
 __all__ = ["PythonTask", "define"]
 
@@ -85,9 +85,7 @@ def _normalised_source(func: Callable[..., Any]) -> str:
 
 def _code_fingerprint(code: Any) -> str:
     """For functions without source (made by ``exec``): a text form of their byte code."""
-    consts = [
-        _code_fingerprint(c) if inspect.iscode(c) else repr(c) for c in code.co_consts
-    ]
+    consts = [_code_fingerprint(c) if inspect.iscode(c) else repr(c) for c in code.co_consts]
     return f"<code {code.co_name} {code.co_code.hex()} {consts} {code.co_names} {code.co_varnames}>"
 
 

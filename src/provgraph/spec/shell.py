@@ -2,7 +2,9 @@
 
 Template form::
 
-    Resample = shell.define("python3 resample.py <in_file:File> <out|out_file:File> --voxel <voxel:float>")
+    Resample = shell.define(
+        "python3 resample.py <in_file:File> <out|out_file:File> --voxel <voxel:float>"
+    )
 
 * the words before the first field or flag are the command;
 * ``<name:type>`` is an input (``<name:type=default>`` optional with a default,
@@ -31,9 +33,9 @@ import attrs
 
 from .._filetypes import Directory, File
 from ..exceptions import CommandError, SpecError
+from ._definition import check_task_name, make_task_class
 from .base import TaskDef
 from .fields import NOTHING, Field, OutputField, coerce
-from ._definition import check_task_name, make_task_class
 
 __all__ = ["ShellTask", "arg", "define", "out"]
 
@@ -116,15 +118,15 @@ class ShellTask(TaskDef):
 
     @classmethod
     def _ordered_layout(cls) -> list[Any]:
-        def position(item: Any) -> int | None:
+        def position(item: Any) -> int:
             if isinstance(item, _Literal):
-                return None
+                return 0
             field = cls._input_fields.get(item) or cls._output_fields.get(item)
-            return getattr(field, "position", None)
+            return getattr(field, "position", None) or 0
 
-        first = sorted((i for i in cls._layout if (position(i) or 0) > 0), key=position)
-        middle = [i for i in cls._layout if position(i) is None or position(i) == 0]
-        last = sorted((i for i in cls._layout if (position(i) or 0) < 0), key=position)
+        first = sorted((i for i in cls._layout if position(i) > 0), key=position)
+        middle = [i for i in cls._layout if position(i) == 0]
+        last = sorted((i for i in cls._layout if position(i) < 0), key=position)
         return first + middle + last
 
     @classmethod
@@ -155,12 +157,18 @@ class ShellTask(TaskDef):
                 return_code=proc.returncode,
                 stderr=tail,
             )
-        outputs: dict[str, Any] = {"return_code": proc.returncode, "stdout": stdout, "stderr": stderr}
+        outputs: dict[str, Any] = {
+            "return_code": proc.returncode,
+            "stdout": stdout,
+            "stderr": stderr,
+        }
         outputs.update(cls._collect_outputs(inputs, output_dir, command))
         return outputs
 
     @classmethod
-    def _collect_outputs(cls, inputs: dict[str, Any], output_dir: Path, command: str) -> dict[str, Any]:
+    def _collect_outputs(
+        cls, inputs: dict[str, Any], output_dir: Path, command: str
+    ) -> dict[str, Any]:
         paths = cls._output_paths(inputs, output_dir)
         found: dict[str, Any] = {}
         for o in cls._output_fields.values():
@@ -227,7 +235,7 @@ def _parse_type(text: str | None, template: str) -> Any:
     if text is None:
         return str
     try:
-        return eval(text.strip(), {"__builtins__": {}}, _TYPE_NAMES)  # noqa: S307 - names only
+        return eval(text.strip(), {"__builtins__": {}}, _TYPE_NAMES)  # names from _TYPE_NAMES only
     except Exception as err:
         raise SpecError(
             f"shell template {template!r}: type {text!r} is not understood; expected one of "
@@ -259,7 +267,9 @@ def _derive_name(words: list[str]) -> str:
     return pick
 
 
-def _parse_template(template: str) -> tuple[list[str], dict[str, Field], dict[str, OutputField], list[Any]]:
+def _parse_template(
+    template: str,
+) -> tuple[list[str], dict[str, Field], dict[str, OutputField], list[Any]]:
     try:
         tokens = shlex.split(template)
     except ValueError as err:
@@ -458,7 +468,9 @@ def define(
         clash = set(outputs) & set(inputs)
         if clash:
             raise SpecError(f"shell task: names used for inputs and outputs: {sorted(clash)}")
-        task_name = check_task_name(name or (spec.__name__ if isinstance(spec, type) else _derive_name(command)))
+        task_name = check_task_name(
+            name or (spec.__name__ if isinstance(spec, type) else _derive_name(command))
+        )
         all_outputs = {**_STD_OUTPUTS, **outputs}
         cls = make_task_class(
             ShellTask,

@@ -47,6 +47,6 @@ def get_worker(name: str | Worker, **options: Any) -> Worker:
         raise WorkerError(f"worker {name!r} cannot be loaded ({err}){hint}") from err
     cls = getattr(module, cls_name)
     try:
-        return cls(**options)  # type: ignore[no-any-return]
+        return cls(**options)
     except TypeError as err:
         raise WorkerError(f"worker {name!r}: bad options {sorted(options)}: {err}") from err

@@ -44,9 +44,11 @@ def _run_batch(payload: bytes) -> bytes:
         cls = _CLASSES.get(def_hash)
         if cls is None:
             cls = _CLASSES[def_hash] = cloudpickle.loads(blobs[def_hash])
-        job = Job(task_cls=cls, inputs=inputs, job_hash=job_hash, output_dir=output_dir, index=index)
+        job = Job(
+            task_cls=cls, inputs=inputs, job_hash=job_hash, output_dir=output_dir, index=index
+        )
         outcomes.append(run_job(job))
-    return cloudpickle.dumps(outcomes)  # type: ignore[no-any-return]
+    return cloudpickle.dumps(outcomes)
 
 
 class ConcurrentFuturesWorker(Worker):
@@ -92,7 +94,9 @@ class ConcurrentFuturesWorker(Worker):
     def flush(self) -> None:
         with self._lock:
             if self._buffer:
-                size = max(1, min(self.max_batch, math.ceil(len(self._buffer) / (self.n_procs * 4))))
+                size = max(
+                    1, min(self.max_batch, math.ceil(len(self._buffer) / (self.n_procs * 4)))
+                )
                 for i in range(0, len(self._buffer), size):
                     self._queue.append(self._buffer[i : i + size])
                 self._buffer = []
@@ -128,7 +132,7 @@ class ConcurrentFuturesWorker(Worker):
                 self._blobs[key] = cloudpickle.dumps(job.task_cls)
             blobs[key] = self._blobs[key]
             items.append((key, job.inputs, job.job_hash, job.output_dir, job.index))
-        return cloudpickle.dumps((blobs, items))  # type: ignore[no-any-return]
+        return cloudpickle.dumps((blobs, items))
 
     def _send(self, batch: list[_Item], suspect: bool = False) -> None:
         try:
@@ -150,7 +154,9 @@ class ConcurrentFuturesWorker(Worker):
         self._suspect_in_flight = self._suspect_in_flight or suspect
         pool_future.add_done_callback(partial(self._done, batch, pool, suspect))
 
-    def _done(self, batch: list[_Item], pool: ProcessPoolExecutor, suspect: bool, pf: Future[Any]) -> None:
+    def _done(
+        self, batch: list[_Item], pool: ProcessPoolExecutor, suspect: bool, pf: Future[Any]
+    ) -> None:
         err = pf.exception()
         if isinstance(err, BrokenProcessPool):
             # Recover outside the pool's own thread: it is tearing that pool down.
@@ -183,7 +189,9 @@ class ConcurrentFuturesWorker(Worker):
                 if stored is not None:
                     future.set_result(outcome_from_stored(stored, executed=True))
                 elif cache.lock_was_abandoned(job.output_dir):
-                    attempts = self._attempts[job.job_hash] = self._attempts.get(job.job_hash, 0) + 1
+                    attempts = self._attempts[job.job_hash] = (
+                        self._attempts.get(job.job_hash, 0) + 1
+                    )
                     if attempts > self.max_retries:
                         future.set_result(_lost(job, attempts))
                     else:
