@@ -90,7 +90,7 @@ class ShellTask(TaskDef):
             if o.path_template is None:
                 continue
             try:
-                rel = o.path_template.format(**namespace, name=o.name, suffix=suffix)
+                rel = o.path_template.format_map({"name": o.name, "suffix": suffix, **namespace})
             except (KeyError, AttributeError, IndexError) as err:
                 raise SpecError(
                     f"output {o.name!r} of {cls._task_name}: path template "

@@ -1,0 +1,268 @@
+"""Hashing: type-tagged Merkle hashes, file content hashing and its persistent cache."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import os
+import pickle
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import attrs
+import numpy as np
+import pytest
+import xxhash
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from provgraph import Directory, File, HashingError, hash_value
+from provgraph import hashing as H
+
+GOLDEN = {
+    "none": (None, "6ca089cb06ece7823c67016e7cf5a484"),
+    "true": (True, "c72a162c66dc16abb8990563fbe9f1a7"),
+    "int": (1, "7cfd4f9d07c80821276283c7260b50c2"),
+    "float": (1.5, "5f31c53ffc81d9369dd25f6bf9cec5a5"),
+    "str": ("abc", "c03ec89cc52fd304472b76bf8eee4b85"),
+    "bytes": (b"xyz", "3ab2eed8ef14704474a4df7246aab374"),
+    "list": ([1, "a"], "9b7086df118088ac78e8057fbfd937cb"),
+    "tuple": ((1, "a"), "71bb79c810b5d483f3acac0dff80a2d8"),
+    "dict": ({"b": 2, "a": 1}, "2264556622aee336419f05833de58d0b"),
+    "set": ({3, 1, 2}, "4b5d5be2a95008b384cd8dc6903dbdd2"),
+}
+
+
+@pytest.mark.parametrize("key", sorted(GOLDEN))
+def test_golden_digests(key: str) -> None:
+    """Digests of basic values are pinned: they never change between releases or runs."""
+    value, digest = GOLDEN[key]
+    assert hash_value(value).hex() == digest
+
+
+def test_rule_for_scalars_and_containers() -> None:
+    """The written rule: H(tag, payload) = xxh3-128(tag ':' payload); containers join digests."""
+    x = xxhash.xxh3_128_digest
+    assert hash_value(7) == x(b"int:7")
+    assert hash_value("é") == x("str:é".encode())
+    assert hash_value(0.1) == x(b"float:" + (0.1).hex().encode())
+    assert hash_value([1, "a"]) == x(b"list:" + hash_value(1) + hash_value("a"))
+
+
+def test_type_tags_distinguish_equal_looking_values() -> None:
+    """1, 1.0, True, '1', [1] and (1,) all hash differently."""
+    values = [1, 1.0, True, "1", b"1", [1], (1,), {1}]
+    assert len({hash_value(v) for v in values}) == len(values)
+
+
+def test_unordered_containers_ignore_order() -> None:
+    """Dicts and sets hash the same whatever their insertion order."""
+    assert hash_value({"a": 1, "b": 2}) == hash_value({"b": 2, "a": 1})
+    assert hash_value({1, 2, 3}) == hash_value({3, 2, 1})
+    assert hash_value(frozenset({1, 2})) == hash_value({2, 1})
+
+
+def test_numpy_values() -> None:
+    """Arrays hash by dtype, shape and bytes; numpy scalars hash like Python numbers."""
+    a = np.arange(6, dtype=np.int64)
+    assert hash_value(a) == hash_value(np.arange(6, dtype=np.int64))
+    assert hash_value(a) != hash_value(a.reshape(2, 3))
+    assert hash_value(a) != hash_value(a.astype(np.int32))
+    assert hash_value(a.reshape(2, 3).T) == hash_value(np.ascontiguousarray(a.reshape(2, 3).T))
+    assert hash_value(np.int64(3)) == hash_value(3)
+    assert hash_value(np.float64(0.5)) == hash_value(0.5)
+
+
+@attrs.define
+class Point:
+    x: int
+    y: int
+
+
+@dataclasses.dataclass
+class DPoint:
+    x: int
+    y: int
+
+
+class Colour(enum.Enum):
+    RED = 1
+    BLUE = 2
+
+
+def test_attrs_dataclass_and_enum_values() -> None:
+    """Structured values hash by class and field values."""
+    assert hash_value(Point(1, 2)) == hash_value(Point(1, 2))
+    assert hash_value(Point(1, 2)) != hash_value(Point(2, 1))
+    assert hash_value(DPoint(1, 2)) == hash_value(DPoint(1, 2))
+    assert hash_value(DPoint(1, 2)) != hash_value(Point(1, 2))
+    assert hash_value(Colour.RED) != hash_value(Colour.BLUE)
+
+
+def test_unhashable_values_raise_naming_the_type() -> None:
+    """No silent fallback: objects without a rule raise HashingError."""
+
+    class Opaque:
+        pass
+
+    with pytest.raises(HashingError, match="Opaque"):
+        hash_value(Opaque())
+    with pytest.raises(HashingError, match="function"):
+        hash_value(lambda: 1)
+    with pytest.raises(HashingError):
+        hash_value([1, {"k": object()}])
+
+
+def test_registering_a_new_type() -> None:
+    """``hash_value.register`` adds a rule for a new type."""
+
+    class Interval:
+        def __init__(self, lo: int, hi: int) -> None:
+            self.lo, self.hi = lo, hi
+
+    @hash_value.register(Interval)
+    def _(obj: Interval) -> bytes:
+        return H.hash_parts("Interval", obj.lo, obj.hi)
+
+    assert hash_value(Interval(1, 2)) == hash_value(Interval(1, 2))
+    assert hash_value(Interval(1, 2)) != hash_value(Interval(1, 3))
+
+
+def test_files_hash_by_content_not_path(tmp_path: Path) -> None:
+    """Two files with the same bytes hash alike; a change of content changes the hash."""
+    a, b = tmp_path / "a.txt", tmp_path / "sub" / "b.dat"
+    b.parent.mkdir()
+    a.write_text("same")
+    b.write_text("same")
+    assert hash_value(File(a)) == hash_value(File(b)) == hash_value(a)
+    assert H.file_content_digest(a) == xxhash.xxh3_128_digest(b"same")
+    b.write_text("different")
+    assert hash_value(File(a)) != hash_value(File(b))
+
+
+def test_missing_file_raises(tmp_path: Path) -> None:
+    """Hashing a file that is not there is an error naming the path."""
+    with pytest.raises(HashingError, match="nope.txt"):
+        hash_value(File(tmp_path / "nope.txt"))
+
+
+def test_directories_hash_by_names_and_content(tmp_path: Path) -> None:
+    """A directory's hash follows its relative names and contents, not its own location."""
+    d1 = tmp_path / "d1"
+    (d1 / "sub").mkdir(parents=True)
+    (d1 / "x.txt").write_text("x")
+    (d1 / "sub" / "y.txt").write_text("y")
+    before = hash_value(Directory(d1))
+    moved = tmp_path / "elsewhere"
+    d1.rename(moved)
+    assert hash_value(Directory(moved)) == before
+    (moved / "sub" / "y.txt").write_text("y2")
+    assert hash_value(Directory(moved)) != before
+    (moved / "sub" / "y.txt").write_text("y")
+    (moved / "sub" / "y.txt").rename(moved / "sub" / "z.txt")
+    assert hash_value(Directory(moved)) != before
+
+
+def _age(path: Path, seconds: float = 10.0) -> None:
+    old = time.time() - seconds
+    os.utime(path, (old, old))
+
+
+def test_file_hash_cache_persists_across_instances(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second hash of an unchanged file, even from a new process's cache, reads nothing."""
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"x" * 10_000)
+    _age(data)
+    reads: list[str] = []
+    real = H._stream_digest
+    monkeypatch.setattr(H, "_stream_digest", lambda p: reads.append(str(p)) or real(p))
+    folder = tmp_path / "hashes"
+    first = H.FileHashCache(folder).digest(data)
+    assert len(reads) == 1
+    assert H.FileHashCache(folder).digest(data) == first  # a fresh instance: same folder
+    assert len(reads) == 1
+    data.write_bytes(b"y" * 10_000)  # same size, new mtime
+    _age(data, 5.0)
+    assert H.FileHashCache(folder).digest(data) != first
+    assert len(reads) == 2
+
+
+def test_file_hash_cache_detects_replaced_file(tmp_path: Path) -> None:
+    """A file replaced by another with the same size and mtime is caught by its inode."""
+    folder = tmp_path / "hashes"
+    data = tmp_path / "data.txt"
+    data.write_text("aaaa")
+    _age(data)
+    st = data.stat()
+    first = H.FileHashCache(folder).digest(data)
+    other = tmp_path / "other.txt"
+    other.write_text("bbbb")
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    keep = tmp_path / "keep"  # hold the old inode so it cannot be reused at once
+    os.link(data, keep)
+    os.replace(other, data)
+    assert H.FileHashCache(folder).digest(data) != first
+
+
+def test_recently_modified_files_are_not_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file changed within the timestamp granularity window is always re-hashed."""
+    data = tmp_path / "fresh.txt"
+    data.write_text("new")
+    reads: list[str] = []
+    real = H._stream_digest
+    monkeypatch.setattr(H, "_stream_digest", lambda p: reads.append(str(p)) or real(p))
+    cache = H.FileHashCache(tmp_path / "hashes")
+    cache.digest(data)
+    cache.digest(data)
+    assert len(reads) == 2
+    assert not (tmp_path / "hashes").exists()
+
+
+_CHILD = r"""
+import json, pickle, sys
+from provgraph import hash_value
+values = pickle.loads(bytes.fromhex(sys.stdin.read()))
+print(json.dumps([hash_value(v).hex() for v in values]))
+"""
+
+
+def _hash_in_subprocess(values: list[object]) -> list[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD],
+        input=pickle.dumps(values).hex(),
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    )
+    return list(json.loads(out.stdout))
+
+
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(),
+    st.binary(),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.tuples(inner, inner),
+        st.dictionaries(st.text(max_size=5), inner, max_size=4),
+        st.frozensets(st.integers(), max_size=4),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=1, deadline=None)
+@given(st.lists(_values, min_size=40, max_size=40))
+def test_hashes_identical_in_another_process(values: list[object]) -> None:
+    """Hashes do not depend on the process (nor on PYTHONHASHSEED)."""
+    assert _hash_in_subprocess(values) == [hash_value(v).hex() for v in values]
