@@ -11,6 +11,7 @@ import ast
 import inspect
 import os
 import textwrap
+import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -30,8 +31,11 @@ class PythonTask(TaskDef):
     _kind = "python"
     _function: Callable[..., Any]
 
+    _source_file: str | None = None
+
     @classmethod
     def _execute(cls, inputs: dict[str, Any], output_dir: Path) -> dict[str, Any]:
+        _restore_filename(cls._function, cls._source_file)
         previous = os.getcwd()
         os.chdir(output_dir)
         try:
@@ -61,6 +65,21 @@ class PythonTask(TaskDef):
         return out
 
 
+def _restore_filename(func: Callable[..., Any], filename: str | None) -> None:
+    """Functions pickled by value lose their file name; give it back so tracebacks show code."""
+    code = getattr(func, "__code__", None)
+    if filename is None or code is None or code.co_filename == filename:
+        return
+    func.__code__ = _with_filename(code, filename)
+
+
+def _with_filename(code: types.CodeType, filename: str) -> types.CodeType:
+    consts = tuple(
+        _with_filename(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts
+    )
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
 def _normalised_source(func: Callable[..., Any]) -> str:
     """The function's source with decorators, docstring, comments and layout removed."""
     try:
@@ -81,6 +100,13 @@ def _normalised_source(func: Callable[..., Any]) -> str:
                 node.body = body[1:] or [ast.Pass()]
             return ast.unparse(node)
     return ast.unparse(tree)
+
+
+def _source_file(func: Callable[..., Any]) -> str | None:
+    try:
+        return inspect.getsourcefile(func)
+    except TypeError:
+        return None
 
 
 def _code_fingerprint(code: Any) -> str:
@@ -161,7 +187,7 @@ def define(
             outputs=outs,
             body=_normalised_source(fn),
             version=version,
-            extra={"_function": staticmethod(fn)},
+            extra={"_function": staticmethod(fn), "_source_file": _source_file(fn)},
         )
         return typing.cast(type[PythonTask], cls)
 

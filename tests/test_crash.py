@@ -1,0 +1,177 @@
+"""Crash safety: killed runs, concurrent submitters, dying pool processes, corrupt entries."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from crash_tasks import Slow, Suicidal
+
+from provgraph import Submitter, cache
+
+TESTS = str(Path(__file__).parent)
+
+CHILD = """
+import sys
+sys.path.insert(0, {tests!r})
+from provgraph import Submitter
+from crash_tasks import Slow
+options = {{"n_procs": 2}} if {worker!r} == "cf" else {{}}
+with Submitter(cache_dir={cache!r}, worker={worker!r}, **options) as sub:
+    result = sub(Slow(marks={marks!r}, pause={pause!r}).split(x=list(range({n!r}))))
+print("OUT", result.outputs.out, result.stats["executed"], result.stats["reused"], flush=True)
+"""
+
+
+def _child(cache_dir: Path, marks: Path, worker: str, n: int, pause: float) -> subprocess.Popen[str]:
+    code = CHILD.format(
+        tests=TESTS, worker=worker, cache=str(cache_dir), marks=str(marks), pause=pause, n=n
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _wait_for(path: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} did not appear within {timeout} s")
+        time.sleep(0.02)
+
+
+def _completions(marks: Path) -> Counter[int]:
+    log = marks / "done.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return Counter(int(line.split()[0]) for line in lines)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_job_then_rerun(tmp_path: Path, cache_dir: Path, worker: str) -> None:
+    """A run killed with SIGKILL mid-job leaves no complete-looking result; the rerun finishes."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    (marks / "hang").touch()
+    proc = _child(cache_dir, marks, worker, n=6, pause=0.05)
+    try:
+        _wait_for(marks / "started-3")
+        time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+    (hung,) = [d for d in cache_dir.glob("Slow-*") if (d / "_lock").exists() and cache.lock_was_abandoned(d)] or [None]
+    assert hung is not None, "the killed job's lock should be left, free and not empty"
+    assert cache.read_result(hung) is None
+    assert not (hung / cache.RESULT_NAME).exists()
+
+    (marks / "hang").unlink()
+    options = {"n_procs": 2} if worker == "cf" else {}
+    with Submitter(cache_dir=cache_dir, worker=worker, **options) as sub:
+        result = sub(Slow(marks=str(marks), pause=0.05).split(x=list(range(6))))
+    assert not result.errored, result.errors
+    assert result.outputs.out == [0, 10, 20, 30, 40, 50]
+    assert result.stats["executed"] >= 1 and result.stats["executed"] + result.stats["reused"] == 6
+    assert _completions(marks) == Counter(range(6))  # every job completed exactly once
+    assert not cache.lock_was_abandoned(hung)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [("serial", "serial"), ("serial", "cf")])
+def test_two_submitters_at_once(tmp_path: Path, cache_dir: Path, workers: tuple[str, str]) -> None:
+    """Two submitters on one cache both finish; each job is executed once between them."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    procs = [_child(cache_dir, marks, w, n=12, pause=0.05) for w in workers]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for proc, (stdout, stderr) in zip(procs, outs, strict=True):
+        assert proc.returncode == 0, stderr
+        assert "OUT [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110]" in stdout
+    executed = [int(stdout.split()[-2]) for stdout, _ in outs]
+    assert sum(executed) == 12
+    assert _completions(marks) == Counter(range(12))
+
+
+@pytest.mark.slow
+def test_pool_process_killed_mid_job_is_retried(tmp_path: Path, cache_dir: Path) -> None:
+    """A pool process dying mid-job breaks no other job; the lost job is retried once."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    with Submitter(cache_dir=cache_dir, worker="cf", n_procs=2) as sub:
+        result = sub(Suicidal(marks=str(marks)).split(x=list(range(8))))
+        assert sub.worker.pools_replaced >= 1  # type: ignore[attr-defined]
+    assert not result.errored, result.errors
+    assert result.outputs.out == [x + 1 for x in range(8)]
+    assert (marks / "killed-2").exists()
+
+
+@pytest.mark.slow
+def test_job_that_always_kills_its_process_fails_by_name(tmp_path: Path, cache_dir: Path) -> None:
+    """A job that kills its pool process on every attempt is reported failed; others succeed."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    with Submitter(cache_dir=cache_dir, worker="cf", n_procs=2, max_retries=1) as sub:
+        result = sub(Suicidal(marks=str(marks), always=True).split(x=list(range(6))))
+    assert result.outputs.out == [1, 2, None, 4, 5, 6]
+    (failure,) = result.errors
+    assert failure.index == 2 and failure.output_dir.name in failure.message
+    assert "died" in failure.message and "2 time(s)" in failure.message
+
+
+def test_corrupt_results_are_recomputed(tmp_path: Path, cache_dir: Path) -> None:
+    """A truncated or garbled result is a cache miss: recomputed, never a crash."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    task = Slow(marks=str(marks), pause=0.0).split(x=[0, 1, 2])
+    with Submitter(cache_dir=cache_dir) as sub:
+        first = sub(task)
+    truncated = first.job_dirs[0] / cache.RESULT_NAME
+    truncated.write_bytes(truncated.read_bytes()[:20])
+    garbled = first.job_dirs[1] / cache.RESULT_NAME
+    data = bytearray(garbled.read_bytes())
+    data[-5] ^= 0xFF
+    garbled.write_bytes(bytes(data))
+    with Submitter(cache_dir=cache_dir) as sub:
+        again = sub(task)
+    assert again.outputs.out == [0, 10, 20]
+    assert again.stats == {"executed": 2, "reused": 1, "failed": 0}
+    assert _completions(marks) == Counter({0: 2, 1: 2, 2: 1})
+
+
+LOCK_HOLDER = """
+import sys, time
+from pathlib import Path
+from provgraph.cache import JobLock
+JobLock(Path(sys.argv[1])).acquire()
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_stale_lock_is_detected_and_broken(tmp_path: Path) -> None:
+    """A lock whose holder was killed is seen as abandoned and taken over, naming the holder."""
+    job = tmp_path / "Job-abc"
+    job.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(job)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    assert not cache.lock_was_abandoned(job)  # held by a live process
+    proc.kill()
+    proc.communicate()
+    assert cache.lock_was_abandoned(job)
+    lock = cache.JobLock(job).acquire()
+    try:
+        assert lock.broken_stale is not None and lock.broken_stale.startswith(f"{proc.pid} ")
+    finally:
+        lock.release()
+    assert not cache.lock_was_abandoned(job)

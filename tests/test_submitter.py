@@ -1,0 +1,244 @@
+"""The submitter: Pydra's caching walkthrough, worker equivalence, bad input and failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from provgraph import (
+    File,
+    HashingError,
+    InputFileError,
+    SpecError,
+    SplitterError,
+    Submitter,
+    TaskFailedError,
+    python,
+    shell,
+)
+
+RESAMPLE_SCRIPT = """#!/bin/sh
+# usage: resample IN OUT --voxel V ; logs each execution to $RESAMPLE_LOG
+echo "$(basename "$1") $4" >> "{log}"
+{{ cat "$1"; echo "voxel=$4"; }} > "$2"
+"""
+
+
+@pytest.fixture
+def resample(tmp_path: Path) -> tuple[type, Path]:
+    """A shell task standing in for MrGrid, and the log of its real executions."""
+    log = tmp_path / "executions.log"
+    log.touch()
+    script = tmp_path / "resample.sh"
+    script.write_text(RESAMPLE_SCRIPT.format(log=log))
+    task = shell.define(
+        f"sh {script} <in_file:File> <out|out_file:File> --voxel <voxel:float>", name="Resample"
+    )
+    return task, log
+
+
+def _executions(log: Path) -> list[str]:
+    return log.read_text().splitlines()
+
+
+def _inputs(tmp_path: Path, n: int = 10) -> list[Path]:
+    folder = tmp_path / "inputs"
+    folder.mkdir(exist_ok=True)
+    files = []
+    for i in range(n):
+        path = folder / f"sub-{i:02d}.nii"
+        path.write_text(f"image {i}\n")
+        files.append(path)
+    return files
+
+
+def test_caching_walkthrough(tmp_path: Path, cache_dir: Path, resample: tuple[type, Path]) -> None:
+    """Pydra's caching walkthrough with a shell task of ours in place of MrGrid."""
+    Resample, log = resample
+    files = _inputs(tmp_path)
+    voxels = [0.5 + 0.25 * i for i in range(10)]
+
+    def run() -> tuple[Path, int]:
+        task = Resample().split(("in_file", "voxel"), in_file=files, voxel=voxels)
+        with Submitter(cache_dir=cache_dir) as sub:
+            result = sub(task)
+        assert not result.errored, result.errors
+        assert len(result.outputs.out_file) == 10
+        return result.output_dir, result.stats["executed"]
+
+    first_dir, executed = run()
+    assert executed == 10 and len(_executions(log)) == 10
+    content = Path(first_dir.parent.glob("Resample-*/out_file.nii").__next__()).read_text()
+    assert content.startswith("image ")
+
+    # rerun: same directory, nothing executed
+    assert run() == (first_dir, 0)
+    assert len(_executions(log)) == 10
+
+    # one voxel size changed: a new directory, exactly one job runs
+    voxels[3] = 9.0
+    changed_dir, executed = run()
+    assert changed_dir != first_dir and executed == 1
+    assert _executions(log)[-1] == "sub-03.nii 9.0"
+
+    # an input file renamed: same directory as before, nothing runs
+    files[5] = files[5].rename(files[5].with_name("renamed.nii"))
+    assert run() == (changed_dir, 0)
+    assert len(_executions(log)) == 11
+
+
+def test_changing_one_element_reruns_only_it(cache_dir: Path) -> None:
+    """Element jobs have their own directories: editing one value runs one job."""
+
+    @python.define
+    def Square(x: int) -> int:
+        return x * x
+
+    with Submitter(cache_dir=cache_dir) as sub:
+        first = sub(Square().split(x=[1, 2, 3, 4]))
+        second = sub(Square().split(x=[1, 2, 30, 4]))
+    assert first.outputs.out == [1, 4, 9, 16] and second.outputs.out == [1, 4, 900, 16]
+    assert second.stats == {"executed": 1, "reused": 3, "failed": 0}
+    assert first.job_dirs[0] == second.job_dirs[0] and first.job_dirs[2] != second.job_dirs[2]
+
+
+def test_inputs_reachable_and_mutable(cache_dir: Path, tmp_path: Path, resample: tuple[type, Path]) -> None:
+    """``task.inputs.voxel[2] = 0.25`` changes what runs, as in the design's example."""
+    Resample, _ = resample
+    files = _inputs(tmp_path, 3)
+    task = Resample().split(("in_file", "voxel"), in_file=files, voxel=[0.5, 1.0, 2.0])
+    task.inputs.voxel[2] = 0.25
+    with Submitter(cache_dir=cache_dir) as sub:
+        result = sub(task)
+    assert Path(result.outputs.out_file[2]).read_text().endswith("voxel=0.25\n")
+
+
+@python.define(outputs=["value", "doubled"])
+def Pair(x: int, offset: int = 0) -> tuple[int, int]:
+    return x + offset, 2 * (x + offset)
+
+
+def test_serial_and_cf_agree(tmp_path: Path, resample: tuple[type, Path]) -> None:
+    """Serial and cf give identical outputs and identical cache directories."""
+    Resample, _ = resample
+    files = _inputs(tmp_path, 4)
+    found = {}
+    for worker in ("serial", "cf"):
+        cache = tmp_path / f"cache-{worker}"
+        with Submitter(cache_dir=cache, worker=worker) as sub:
+            py = sub(Pair(offset=1).split(x=[1, 2, 3]).combine("x"))
+            sh = sub(Resample().split(["in_file", "voxel"], in_file=files, voxel=[1.0, 2.0]))
+        assert not py.errored and not sh.errored
+        contents = [Path(p).read_text() for p in sh.outputs.out_file]
+        found[worker] = (
+            py.outputs.asdict(),
+            py.output_dir.name,
+            [d.name for d in py.job_dirs],
+            sh.output_dir.name,
+            [d.name for d in sh.job_dirs],
+            contents,
+            sorted(p.name for p in cache.iterdir()),
+        )
+    assert found["serial"] == found["cf"]
+
+
+def _job_dirs(cache: Path) -> list[Path]:
+    return [p for p in cache.iterdir() if not p.name.startswith(".")]
+
+
+def test_bad_input_raises_before_any_job(tmp_path: Path, cache_dir: Path, resample: tuple[type, Path]) -> None:
+    """Wrong types, unequal zips, missing files, unhashable values: raised, nothing run."""
+    Resample, log = resample
+    files = _inputs(tmp_path, 3)
+
+    @python.define
+    def Anything(x: object) -> object:
+        return x
+
+    with Submitter(cache_dir=cache_dir) as sub:
+        with pytest.raises(SpecError, match="'voxel'"):
+            Resample(voxel="big")
+        with pytest.raises(SplitterError, match=r"in_file has 3, voxel has 2"):
+            sub(Resample().split(("in_file", "voxel"), in_file=files, voxel=[1.0, 2.0]))
+        missing = tmp_path / "inputs" / "gone.nii"
+        with pytest.raises(InputFileError) as info:
+            sub(Resample(voxel=1.0).split(in_file=[*files, missing]))
+        assert info.value.field == "in_file" and "gone.nii" in str(info.value)
+        with pytest.raises(HashingError, match=r"input 'x'.*object"):
+            sub(Anything().split(x=[1, object()]))
+        with pytest.raises(SpecError, match="mandatory.*voxel"):
+            sub(Resample(in_file=files[0]))
+        with pytest.raises(SpecError, match="expected a task instance"):
+            sub(Resample)  # the class, not an instance
+    assert _executions(log) == []
+    assert _job_dirs(cache_dir) == []
+
+
+def test_failing_element_does_not_stop_others(tmp_path: Path, cache_dir: Path, worker: str) -> None:
+    """One failing element is reported with its directory and traceback; the rest complete."""
+    flag = tmp_path / "broken"
+    flag.touch()
+
+    @python.define
+    def Fragile(x: int, flag: str) -> int:
+        import os
+
+        if x == 2 and os.path.exists(flag):
+            raise ValueError(f"cannot handle {x}")
+        return x * 100
+
+    task = Fragile(flag=str(flag)).split(x=[1, 2, 3])
+    with Submitter(cache_dir=cache_dir, worker=worker) as sub:
+        result = sub(task)
+    assert result.errored
+    assert result.outputs.out == [100, None, 300]
+    (failure,) = result.errors
+    assert failure.index == 1 and failure.inputs == {"x": 2}
+    assert failure.error_type == "ValueError" and "cannot handle 2" in failure.message
+    assert "Traceback" in failure.traceback and "raise ValueError" in failure.traceback
+    assert failure.output_dir == result.job_dirs[1]
+    assert (failure.output_dir / "_error.json").exists()
+    with pytest.raises(TaskFailedError, match="cannot handle 2") as info:
+        result.raise_for_errors()
+    assert info.value.errors == result.errors
+
+    flag.unlink()  # fix the cause: only the failed job runs again
+    with Submitter(cache_dir=cache_dir, worker=worker) as sub:
+        again = sub(task)
+    assert again.outputs.out == [100, 200, 300]
+    assert again.stats == {"executed": 1, "reused": 2, "failed": 0}
+    assert not (again.job_dirs[1] / "_error.json").exists()
+
+
+def test_split_directory_records_its_jobs(cache_dir: Path) -> None:
+    """The split task's own directory lists its element jobs and holds the combined result."""
+    import json
+
+    with Submitter(cache_dir=cache_dir) as sub:
+        result = sub(Pair().split(x=[1, 2]))
+    listing = json.loads((result.output_dir / "_jobs.json").read_text())
+    assert listing["jobs"] == [d.name for d in result.job_dirs]
+    assert (result.output_dir / "_result.pkl").exists()
+
+
+def test_calling_a_task_directly(cache_dir: Path) -> None:
+    """``task(cache_dir=...)`` runs it and returns its outputs."""
+    outputs = Pair(x=2, offset=3)(cache_dir=cache_dir)
+    assert (outputs.value, outputs.doubled) == (5, 10)
+
+
+def test_file_outputs_survive_moving_the_cache(tmp_path: Path, resample: tuple[type, Path]) -> None:
+    """Output paths are stored relative to their job, so a moved cache still resolves them."""
+    Resample, _ = resample
+    files = _inputs(tmp_path, 1)
+    cache = tmp_path / "cache-a"
+    with Submitter(cache_dir=cache) as sub:
+        sub(Resample(in_file=files[0], voxel=1.0))
+    moved = tmp_path / "cache-b"
+    cache.rename(moved)
+    with Submitter(cache_dir=moved) as sub:
+        result = sub(Resample(in_file=files[0], voxel=1.0))
+    assert result.stats["reused"] == 1
+    assert isinstance(result.outputs.out_file, File)
+    assert Path(result.outputs.out_file).parent.parent == moved
