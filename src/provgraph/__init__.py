@@ -3,9 +3,7 @@
 The public door: everything a user needs is importable from here.
 """
 
-from __future__ import annotations
-
-from importlib.metadata import PackageNotFoundError, version
+from importlib import metadata as _metadata
 
 from ._filetypes import Directory, File
 from .config import Config
@@ -27,8 +25,8 @@ from .hashing import hash_value
 from .spec import python, shell
 
 try:
-    __version__ = version("provgraph")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = _metadata.version("provgraph")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
