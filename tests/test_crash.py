@@ -11,8 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from crash_tasks import Slow, Suicidal
 
+from crash_tasks import Slow, Suicidal
 from provgraph import Submitter, cache
 
 TESTS = str(Path(__file__).parent)
@@ -29,7 +29,9 @@ print("OUT", result.outputs.out, result.stats["executed"], result.stats["reused"
 """
 
 
-def _child(cache_dir: Path, marks: Path, worker: str, n: int, pause: float) -> subprocess.Popen[str]:
+def _child(
+    cache_dir: Path, marks: Path, worker: str, n: int, pause: float
+) -> subprocess.Popen[str]:
     code = CHILD.format(
         tests=TESTS, worker=worker, cache=str(cache_dir), marks=str(marks), pause=pause, n=n
     )
@@ -69,7 +71,11 @@ def test_sigkill_mid_job_then_rerun(tmp_path: Path, cache_dir: Path, worker: str
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-    (hung,) = [d for d in cache_dir.glob("Slow-*") if (d / "_lock").exists() and cache.lock_was_abandoned(d)] or [None]
+    (hung,) = [
+        d
+        for d in cache_dir.glob("Slow-*")
+        if (d / "_lock").exists() and cache.lock_was_abandoned(d)
+    ] or [None]
     assert hung is not None, "the killed job's lock should be left, free and not empty"
     assert cache.read_result(hung) is None
     assert not (hung / cache.RESULT_NAME).exists()

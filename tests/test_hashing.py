@@ -145,7 +145,7 @@ def test_files_hash_by_content_not_path(tmp_path: Path) -> None:
 
 def test_missing_file_raises(tmp_path: Path) -> None:
     """Hashing a file that is not there is an error naming the path."""
-    with pytest.raises(HashingError, match="nope.txt"):
+    with pytest.raises(HashingError, match=r"nope\.txt"):
         hash_value(File(tmp_path / "nope.txt"))
 
 
@@ -171,7 +171,9 @@ def _age(path: Path, seconds: float = 10.0) -> None:
     os.utime(path, (old, old))
 
 
-def test_file_hash_cache_persists_across_instances(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_hash_cache_persists_across_instances(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The second hash of an unchanged file, even from a new process's cache, reads nothing."""
     data = tmp_path / "data.bin"
     data.write_bytes(b"x" * 10_000)
@@ -207,7 +209,9 @@ def test_file_hash_cache_detects_replaced_file(tmp_path: Path) -> None:
     assert H.FileHashCache(folder).digest(data) != first
 
 
-def test_recently_modified_files_are_not_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_recently_modified_files_are_not_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A file changed within the timestamp granularity window is always re-hashed."""
     data = tmp_path / "fresh.txt"
     data.write_text("new")
@@ -266,3 +270,17 @@ _values = st.recursive(
 def test_hashes_identical_in_another_process(values: list[object]) -> None:
     """Hashes do not depend on the process (nor on PYTHONHASHSEED)."""
     assert _hash_in_subprocess(values) == [hash_value(v).hex() for v in values]
+
+
+def test_golden_definition_and_job_hash(tmp_path: Path) -> None:
+    """A shell task's definition hash and a job's directory hash are pinned literals."""
+    from provgraph import shell
+    from provgraph.engine.plan import plan_task
+
+    Cp = shell.define("cp <in_file:File> <out|out_file:File> --n <n:int=1>")
+    assert Cp._definition_hash.hex() == "1fb07d04f3014d03e99c2c86e9c04688"
+    src = tmp_path / "x.txt"
+    src.write_text("hello\n")
+    (job,) = plan_task(Cp(in_file=src), tmp_path).jobs
+    assert job.job_hash == "41c50e6f0ad0ccf1c86755a9c48a37d6"
+    assert job.output_dir.name == "cp-41c50e6f0ad0ccf1c86755a9c48a37d6"

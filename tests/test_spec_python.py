@@ -78,7 +78,7 @@ def test_setting_inputs_is_checked() -> None:
 
 def test_missing_mandatory_input_reported_before_running(cache_dir: Path) -> None:
     """Submitting without a mandatory input raises and creates no job directory."""
-    with Submitter(cache_dir=cache_dir) as sub, pytest.raises(SpecError, match="mandatory.*a"):
+    with Submitter(cache_dir=cache_dir) as sub, pytest.raises(SpecError, match=r"mandatory.*a"):
         sub(AddTwo())
     assert [p for p in cache_dir.iterdir() if not p.name.startswith(".")] == []
 
@@ -130,7 +130,9 @@ def test_definition_hash_follows_source_not_layout(tmp_path: Path) -> None:
         "layout",
     )
     edited = _definition_hash(tmp_path, "def Func(a: int) -> int:\n    return a + 2\n", "edited")
-    retyped = _definition_hash(tmp_path, "def Func(a: float) -> int:\n    return a + 1\n", "retyped")
+    retyped = _definition_hash(
+        tmp_path, "def Func(a: float) -> int:\n    return a + 1\n", "retyped"
+    )
     assert base == layout
     assert len({base, edited, retyped}) == 3
 

@@ -52,7 +52,9 @@ def test_nested_outer_of_zip() -> None:
 
 def test_zip_with_outer_block_takes_nested_values() -> None:
     """A field zipped with a 2-D outer product needs a matching nested list."""
-    got = _elements(("b", ["c", "d"]), b=[["b1", "b2"], ["b3", "b4"]], c=["c1", "c2"], d=["d1", "d2"])
+    got = _elements(
+        ("b", ["c", "d"]), b=[["b1", "b2"], ["b3", "b4"]], c=["c1", "c2"], d=["d1", "d2"]
+    )
     assert [e["b"] for e in got] == ["b1", "b2", "b3", "b4"]
     assert got[3] == {"b": "b4", "c": "c2", "d": "d2"}
     with pytest.raises(SplitterError, match="rectangular"):

@@ -103,7 +103,9 @@ def test_changing_one_element_reruns_only_it(cache_dir: Path) -> None:
     assert first.job_dirs[0] == second.job_dirs[0] and first.job_dirs[2] != second.job_dirs[2]
 
 
-def test_inputs_reachable_and_mutable(cache_dir: Path, tmp_path: Path, resample: tuple[type, Path]) -> None:
+def test_inputs_reachable_and_mutable(
+    cache_dir: Path, tmp_path: Path, resample: tuple[type, Path]
+) -> None:
     """``task.inputs.voxel[2] = 0.25`` changes what runs, as in the design's example."""
     Resample, _ = resample
     files = _inputs(tmp_path, 3)
@@ -147,7 +149,9 @@ def _job_dirs(cache: Path) -> list[Path]:
     return [p for p in cache.iterdir() if not p.name.startswith(".")]
 
 
-def test_bad_input_raises_before_any_job(tmp_path: Path, cache_dir: Path, resample: tuple[type, Path]) -> None:
+def test_bad_input_raises_before_any_job(
+    tmp_path: Path, cache_dir: Path, resample: tuple[type, Path]
+) -> None:
     """Wrong types, unequal zips, missing files, unhashable values: raised, nothing run."""
     Resample, log = resample
     files = _inputs(tmp_path, 3)
@@ -167,7 +171,7 @@ def test_bad_input_raises_before_any_job(tmp_path: Path, cache_dir: Path, resamp
         assert info.value.field == "in_file" and "gone.nii" in str(info.value)
         with pytest.raises(HashingError, match=r"input 'x'.*object"):
             sub(Anything().split(x=[1, object()]))
-        with pytest.raises(SpecError, match="mandatory.*voxel"):
+        with pytest.raises(SpecError, match=r"mandatory.*voxel"):
             sub(Resample(in_file=files[0]))
         with pytest.raises(SpecError, match="expected a task instance"):
             sub(Resample)  # the class, not an instance
