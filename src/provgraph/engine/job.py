@@ -96,12 +96,20 @@ def error_info(err: BaseException) -> ErrorInfo:
 def run_job(job: Job) -> Outcome:
     """Run ``job`` under its lock, or reuse the result another process left meanwhile."""
     directory = job.output_dir
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(directory)
+        fresh = True
+    except FileExistsError:
+        fresh = False
+    except FileNotFoundError:
+        directory.mkdir(parents=True, exist_ok=True)
+        fresh = True
     with cache.JobLock(directory) as lock:
-        stored = cache.read_result(directory)
+        stored = cache.read_result(directory)  # another process may have finished it meanwhile
         if stored is not None:
             return outcome_from_stored(stored)
-        cache.clear_for_run(directory)
+        if not fresh:
+            cache.clear_for_run(directory)
         started = time.time()
         try:
             outputs = job.task_cls._execute(dict(job.inputs), directory)

@@ -54,7 +54,8 @@ class OutputField:
     """One output of a task.
 
     For shell tasks, ``path_template`` names the file the engine places in the job's directory
-    (``str.format`` over the inputs; ``{name}`` is the field's own name), ``argstr``/``position``
+    (``str.format`` over the inputs, plus ``{name}``, the field's own name, and ``{suffix}``,
+    the suffixes of the first input file, unless inputs have those names), ``argstr``/``position``
     put that path on the command line, and an output without a template is read from the
     files the command leaves behind by ``glob``.
     """
