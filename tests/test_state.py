@@ -148,4 +148,4 @@ def test_empty_split_runs_nothing(cache_dir: Path, worker: str) -> None:
         result = sub(Add(b=1).split(a=[]))
         combined = sub(Add().split(["a", "b"], a=[], b=[1, 2]).combine("a"))
     assert result.outputs.out == [] and result.stats["executed"] == 0
-    assert combined.outputs.out == [[], []]
+    assert combined.outputs.out == []

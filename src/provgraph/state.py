@@ -1,45 +1,64 @@
-"""The split/combine algebra: splitter -> ordered job elements, combiner -> output nesting.
+"""The split/combine algebra: splitter -> ordered elements, combiner -> output nesting.
 
 A splitter is a field name, a tuple (zip: the operands advance together and must have the
-same shape) or a list (outer product: the last operand varies fastest), nested freely.
+same length) or a list (outer product: the last operand varies fastest), nested freely. Inside a
+workflow a splitter may also name ``"_node"``: the state an upstream node passes on.
 
 Expanding a splitter gives *axes*: an outer product concatenates its operands' axes, a zip
-merges them axis by axis, so each axis is a set of field names that advance together. Elements
-are numbered in row-major order over the axes (the last axis fastest).
+merges them axis by axis, so each axis is a set of field names that advance together (fields of
+upstream nodes are qualified, ``"node.field"``). Elements come in row-major order (the last
+axis fastest). An operand may depend on the ones before it in an outer product (a list that an
+upstream element produced), so lengths may differ from one element to the next.
 
 Outputs without a combiner are a flat list in element order. A combiner names fields; every
 axis holding one of them is combined. With nothing left uncombined the output is a flat list;
-otherwise it is a list over the remaining axes (row-major) of lists over the combined ones,
-which is Pydra's nesting.
+otherwise it is a list over the remaining axes (in row-major order of their indices) of lists
+over the combined ones, which is Pydra's nesting. An empty split gives an empty list.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import attrs
 
 from .exceptions import SplitterError
 
-__all__ = ["Expansion", "combine_outputs", "expand", "normalise_combiner", "normalise_splitter"]
+__all__ = [
+    "Expansion",
+    "Space",
+    "combine_outputs",
+    "expand",
+    "normalise_combiner",
+    "normalise_splitter",
+    "remaining_space",
+    "splitter_fields",
+]
 
 Splitter = str | tuple[Any, ...] | list[Any]
+Assign = dict[str, Any]
 
 
 def normalise_splitter(splitter: Any, fields: Sequence[str]) -> Splitter:
-    """Validate ``splitter`` against the input ``fields``; return it with lists and tuples."""
+    """Validate ``splitter`` against the input ``fields``; return it with lists and tuples.
+
+    Names starting with ``_`` that are not fields refer to upstream nodes; they are checked when
+    the workflow graph is known.
+    """
     seen: list[str] = []
 
     def walk(node: Any) -> Splitter:
         if isinstance(node, str):
+            if node in seen:
+                raise SplitterError(f"splitter names {node!r} more than once")
+            if node.startswith("_") and node[1:] and node not in fields:
+                seen.append(node)
+                return node
             if node not in fields:
                 raise SplitterError(
                     f"splitter names {node!r}, which is not an input; inputs are {sorted(fields)}"
                 )
-            if node in seen:
-                raise SplitterError(f"splitter names field {node!r} more than once")
             seen.append(node)
             return node
         if isinstance(node, (tuple, list)):
@@ -57,7 +76,7 @@ def normalise_splitter(splitter: Any, fields: Sequence[str]) -> Splitter:
 
 
 def splitter_fields(splitter: Splitter | None) -> list[str]:
-    """The field names a splitter mentions, in order."""
+    """The names a splitter mentions (fields and ``_node`` terms), in order."""
     if splitter is None:
         return []
     if isinstance(splitter, str):
@@ -66,12 +85,17 @@ def splitter_fields(splitter: Splitter | None) -> list[str]:
 
 
 def normalise_combiner(combiner: Any, splitter: Splitter | None) -> list[str]:
-    """Validate ``combiner`` (a name or list of names) against the splitter's fields."""
+    """Validate ``combiner`` (a name or list of names) against the splitter's fields.
+
+    ``"node.field"`` names an upstream node's field; it is checked when the graph is known.
+    """
     names = [combiner] if isinstance(combiner, str) else list(combiner)
     split = splitter_fields(splitter)
     for name in names:
         if not isinstance(name, str):
             raise SplitterError(f"combiner {combiner!r}: {name!r} is not a field name")
+        if "." in name:
+            continue
         if name not in split:
             raise SplitterError(
                 f"combiner names {name!r}, which is not split over; split fields are {split}"
@@ -80,140 +104,177 @@ def normalise_combiner(combiner: Any, splitter: Splitter | None) -> list[str]:
 
 
 @attrs.frozen
-class Expansion:
-    """The elements of a split: ``axes[i]`` advances along dimension ``i`` of ``shape``."""
+class Space:
+    """The elements a node passes downstream: its remaining axes and their indices."""
 
     axes: tuple[frozenset[str], ...]
-    shape: tuple[int, ...]
-    getter: Callable[[tuple[int, ...]], dict[str, Any]]
+    keys: list[tuple[int, ...]]
+    groups: dict[tuple[int, ...], list[int]]  # key -> element positions, in element order
+
+
+@attrs.frozen
+class Expansion:
+    """The elements of a split, in order: their multi-index and what each assigns.
+
+    ``assign[i]`` maps each split field to its value for element ``i`` and each ``"_node"``
+    term to the key of that upstream node's element.
+    """
+
+    axes: tuple[frozenset[str], ...]
+    index: list[tuple[int, ...]]
+    assign: list[Assign]
 
     def __len__(self) -> int:
-        n = 1
-        for size in self.shape:
-            n *= size
-        return n
+        return len(self.index)
 
-    def indices(self) -> Any:
-        """Multi-indices of the elements in row-major order."""
-        return itertools.product(*(range(n) for n in self.shape))
-
-    def elements(self) -> list[dict[str, Any]]:
-        """The split fields' values of each element, in order."""
-        return [self.getter(idx) for idx in self.indices()]
+    def elements(self) -> list[Assign]:
+        """The split fields' values of each element (upstream keys left out)."""
+        return [{k: v for k, v in a.items() if not k.startswith("_")} for a in self.assign]
 
 
-def _nested_shape(name: str, value: Any, depth: int) -> tuple[int, ...]:
-    shape: list[int] = []
-    level = [value]
-    for d in range(depth):
-        lengths = {len(v) if _is_list(v) else -1 for v in level}
-        if -1 in lengths or len(lengths) > 1:
-            raise SplitterError(
-                f"field {name!r} is zipped with a {depth}-dimensional split, so its value must "
-                f"be a rectangular list nested {depth} deep; level {d + 1} is not"
-            )
-        (n,) = lengths
-        shape.append(n)
-        level = [item for v in level for item in v]
-    return tuple(shape)
+@attrs.frozen
+class _Block:
+    axes: tuple[frozenset[str], ...]
+    names: tuple[str, ...]
+    iterate: Callable[[Assign], Iterator[tuple[tuple[int, ...], Assign]]]
+
+
+Resolver = Callable[[str, Assign], Any]
+
+
+def _leaf(name: str, depth: int, resolve: Resolver) -> _Block:
+    def iterate(ctx: Assign) -> Iterator[tuple[tuple[int, ...], Assign]]:
+        value = resolve(name, ctx)
+        yield from _walk_nested(name, value, depth, ())
+
+    return _Block(tuple(frozenset([name]) for _ in range(depth)), (name,), iterate)
+
+
+def _walk_nested(
+    name: str, value: Any, depth: int, prefix: tuple[int, ...]
+) -> Iterator[tuple[tuple[int, ...], Assign]]:
+    if not _is_list(value):
+        raise SplitterError(
+            f"field {name!r} is split {depth + len(prefix)}-dimensionally (zipped with a "
+            f"{depth + len(prefix)}-dimensional split), so its value must be a rectangular "
+            f"list nested that deep; got {type(value).__name__} at index {list(prefix)}"
+        )
+    for i, item in enumerate(value):
+        if depth == 1:
+            yield (*prefix, i), {name: item}
+        else:
+            yield from _walk_nested(name, item, depth - 1, (*prefix, i))
 
 
 def _is_list(value: Any) -> bool:
     return isinstance(value, (list, tuple)) or type(value).__name__ == "ndarray"
 
 
-def _leaf(name: str, value: Any, depth: int) -> Expansion:
-    shape = _nested_shape(name, value, depth)
+def _upstream(term: str, space: Space) -> _Block:
+    def iterate(ctx: Assign) -> Iterator[tuple[tuple[int, ...], Assign]]:
+        for key in space.keys:
+            yield key, {term: key}
 
-    def get(idx: tuple[int, ...]) -> dict[str, Any]:
-        v = value
-        for i in idx:
-            v = v[i]
-        return {name: v}
-
-    return Expansion(tuple(frozenset([name]) for _ in shape), shape, get)
+    names = tuple(sorted(set().union(*space.axes))) if space.axes else (term,)
+    return _Block(space.axes, names, iterate)
 
 
-def _outer(parts: list[Expansion]) -> Expansion:
-    cuts = list(itertools.accumulate(len(p.shape) for p in parts))
-    starts = [0, *cuts[:-1]]
+def _outer(blocks: list[_Block]) -> _Block:
+    def iterate(ctx: Assign) -> Iterator[tuple[tuple[int, ...], Assign]]:
+        def rec(i: int, idx: tuple[int, ...], acc: Assign) -> Iterator[tuple[tuple[int, ...], Assign]]:
+            if i == len(blocks):
+                yield idx, acc
+                return
+            for sub_idx, sub in blocks[i].iterate({**ctx, **acc}):
+                yield from rec(i + 1, idx + sub_idx, {**acc, **sub})
 
-    def get(idx: tuple[int, ...]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for part, a, b in zip(parts, starts, cuts, strict=True):
-            out.update(part.getter(idx[a:b]))
-        return out
+        yield from rec(0, (), {})
 
-    axes = tuple(ax for p in parts for ax in p.axes)
-    shape = tuple(n for p in parts for n in p.shape)
-    return Expansion(axes, shape, get)
-
-
-def _zip(node: tuple[Any, ...], values: dict[str, Any]) -> Expansion:
-    blocks = {i: _eval(n, values) for i, n in enumerate(node) if not isinstance(n, str)}
-    depth = max((len(b.shape) for b in blocks.values()), default=1)
-    parts = [blocks[i] if i in blocks else _leaf(n, values[n], depth) for i, n in enumerate(node)]
-    shapes = {p.shape for p in parts}
-    if len(shapes) > 1:
-        sizes = ", ".join(
-            f"{'/'.join(sorted(set().union(*p.axes)))} has {_fmt_shape(p.shape)}" for p in parts
-        )
-        raise SplitterError(
-            f"zip splitter {node!r} needs values of equal length, but {sizes}",
-        )
-    (shape,) = shapes if shapes else {()}
-    axes = tuple(frozenset().union(*(p.axes[d] for p in parts)) for d in range(len(shape)))
-
-    def get(idx: tuple[int, ...]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for part in parts:
-            out.update(part.getter(idx))
-        return out
-
-    return Expansion(axes, shape, get)
+    axes = tuple(ax for b in blocks for ax in b.axes)
+    return _Block(axes, tuple(n for b in blocks for n in b.names), iterate)
 
 
-def _fmt_shape(shape: tuple[int, ...]) -> str:
-    return str(shape[0]) if len(shape) == 1 else "x".join(map(str, shape))
+def _zip(node: tuple[Any, ...], blocks: list[_Block]) -> _Block:
+    dims = {len(b.axes) for b in blocks}
+    if len(dims) > 1:
+        raise SplitterError(f"zip splitter {node!r} joins splits of different dimensions")
+    (ndim,) = dims
+
+    def iterate(ctx: Assign) -> Iterator[tuple[tuple[int, ...], Assign]]:
+        parts = [list(b.iterate(ctx)) for b in blocks]
+        if len({tuple(i for i, _ in p) for p in parts}) > 1:
+            sizes = ", ".join(
+                f"{'/'.join(b.names)} has {len(p)}" + ("" if ndim == 1 else " elements")
+                for b, p in zip(blocks, parts, strict=True)
+            )
+            raise SplitterError(f"zip splitter {node!r} needs values of equal length, but {sizes}")
+        for items in zip(*parts, strict=True):
+            merged: Assign = {}
+            for _, sub in items:
+                merged.update(sub)
+            yield items[0][0], merged
+
+    axes = tuple(frozenset().union(*(b.axes[d] for b in blocks)) for d in range(ndim))
+    return _Block(axes, tuple(n for b in blocks for n in b.names), iterate)
 
 
-def _eval(node: Splitter, values: dict[str, Any]) -> Expansion:
+def _build(node: Splitter, resolve: Resolver, upstream: dict[str, Space], depth: int = 1) -> _Block:
     if isinstance(node, str):
-        return _leaf(node, values[node], 1)
+        if node in upstream:
+            return _upstream(node, upstream[node])
+        return _leaf(node, depth, resolve)
     if isinstance(node, tuple):
-        return _zip(node, values)
-    return _outer([_eval(n, values) for n in node])
+        inner = {i: _build(n, resolve, upstream) for i, n in enumerate(node) if not _is_field(n, upstream)}
+        ndim = max((len(b.axes) for b in inner.values()), default=1)
+        blocks = [inner[i] if i in inner else _leaf(n, ndim, resolve) for i, n in enumerate(node)]
+        return _zip(node, blocks)
+    return _outer([_build(n, resolve, upstream) for n in node])
 
 
-def expand(splitter: Splitter, values: dict[str, Any]) -> Expansion:
-    """Expand ``splitter`` over the split fields' ``values`` (lists, nested for zips)."""
-    return _eval(splitter, values)
+def _is_field(node: Any, upstream: dict[str, Space]) -> bool:
+    return isinstance(node, str) and node not in upstream
 
 
-def combine_outputs(
-    expansion: Expansion, combiner: Sequence[str], items: Sequence[Any]
-) -> list[Any]:
+def expand(
+    splitter: Splitter,
+    values: dict[str, Any],
+    upstream: dict[str, Space] | None = None,
+) -> Expansion:
+    """Expand ``splitter``: ``values`` are lists, or callables ``f(assign) -> list`` for lists
+    that depend on earlier operands; ``upstream`` gives the spaces of ``"_node"`` terms."""
+
+    def resolve(name: str, ctx: Assign) -> Any:
+        value = values[name]
+        return value(ctx) if callable(value) else value
+
+    block = _build(splitter, resolve, upstream or {})
+    index: list[tuple[int, ...]] = []
+    assign: list[Assign] = []
+    for idx, sub in block.iterate({}):
+        index.append(idx)
+        assign.append(sub)
+    return Expansion(block.axes, index, assign)
+
+
+def _combined_dims(expansion: Expansion, combiner: Sequence[str]) -> list[int]:
+    wanted = set(combiner)
+    return [d for d, ax in enumerate(expansion.axes) if ax & wanted]
+
+
+def remaining_space(expansion: Expansion, combiner: Sequence[str]) -> Space:
+    """The axes left after ``combiner`` and the element positions behind each key."""
+    combined = set(_combined_dims(expansion, combiner))
+    kept = [d for d in range(len(expansion.axes)) if d not in combined]
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for pos, idx in enumerate(expansion.index):
+        groups.setdefault(tuple(idx[d] for d in kept), []).append(pos)
+    keys = sorted(groups)
+    return Space(tuple(expansion.axes[d] for d in kept), keys, {k: groups[k] for k in keys})
+
+
+def combine_outputs(expansion: Expansion, combiner: Sequence[str], items: Sequence[Any]) -> list[Any]:
     """Arrange per-element ``items`` (in element order) by Pydra's combine rules."""
-    if not combiner:
+    if not combiner or len(_combined_dims(expansion, combiner)) == len(expansion.axes):
         return list(items)
-    combined = [i for i, ax in enumerate(expansion.axes) if ax & set(combiner)]
-    kept = [i for i in range(len(expansion.axes)) if i not in combined]
-    if not kept:
-        return list(items)
-    strides = _strides(expansion.shape)
-    groups: list[list[Any]] = []
-    for kept_idx in itertools.product(*(range(expansion.shape[i]) for i in kept)):
-        base = sum(strides[k] * j for k, j in zip(kept, kept_idx, strict=True))
-        group = []
-        for comb_idx in itertools.product(*(range(expansion.shape[i]) for i in combined)):
-            flat = base + sum(strides[c] * j for c, j in zip(combined, comb_idx, strict=True))
-            group.append(items[flat])
-        groups.append(group)
-    return groups
-
-
-def _strides(shape: tuple[int, ...]) -> list[int]:
-    strides = [1] * len(shape)
-    for i in range(len(shape) - 2, -1, -1):
-        strides[i] = strides[i + 1] * shape[i + 1]
-    return strides
+    space = remaining_space(expansion, combiner)
+    return [[items[p] for p in space.groups[k]] for k in space.keys]

@@ -49,7 +49,10 @@ class TaskDef:
                 field=name,
                 value=value,
             )
-        if value is NOTHING or _is_lazy(value):
+        if _is_lazy(value):
+            _check_connection(self._task_name, field, value, split)
+            self._values[name] = value
+        elif value is NOTHING:
             self._values[name] = value
         elif split:
             self._values[name] = _coerce_split_value(field, value)
@@ -123,7 +126,7 @@ class TaskDef:
             new._set(name, value, split=name in new.split_fields)
         for name in new.split_fields:
             value = new._values[name]
-            if value is not NOTHING and not _is_lazy(value):
+            if value is not NOTHING:
                 new._set(name, value, split=True)
         return new
 
@@ -181,6 +184,29 @@ class TaskDef:
 
 def _is_lazy(value: Any) -> bool:
     return getattr(value, "_provgraph_lazy", False) is True
+
+
+def _check_connection(task_name: str, field: Field, lazy: Any, split: bool) -> None:
+    """Check at construction that a lazy value's declared type can feed ``field``."""
+    from .lazy import compatible, element_type
+
+    item = element_type(lazy.type)
+    if split:
+        ok = item is not None and compatible(item, field.type)
+        wanted = f"a list of {type_name(field.type)} to split over"
+    else:
+        # a list may be connected now and split over later: checked again when planned
+        ok = compatible(lazy.type, field.type) or (
+            item is not None and compatible(item, field.type)
+        )
+        wanted = type_name(field.type)
+    if not ok:
+        raise SpecError(
+            f"cannot connect {lazy.label} ({type_name(lazy.type)}) to input {field.name!r} of "
+            f"{task_name}: expected {wanted}",
+            field=field.name,
+            value=lazy,
+        )
 
 
 def _coerce_split_value(field: Field, value: Any) -> Any:

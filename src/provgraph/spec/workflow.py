@@ -1,0 +1,145 @@
+"""Workflows: ``@workflow.define`` on a constructor that adds tasks with ``workflow.add``.
+
+The constructor runs once, when the workflow is defined, with its inputs as lazy fields; what it
+adds and connects is the workflow's graph, so the graph never depends on input values. It
+returns the lazy fields that become the workflow's outputs (one, or a tuple in the order of
+``outputs=[...]``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from .. import graph as _graph
+from ..exceptions import SpecError
+from ._definition import check_task_name, make_task_class
+from .base import TaskDef
+from .fields import OutputField
+from .lazy import LazyField, LazyOutputs
+from .python import _input_fields, _normalised_source, _output_fields
+
+__all__ = ["WorkflowTask", "add", "define"]
+
+_BUILDING: contextvars.ContextVar[dict[str, TaskDef] | None] = contextvars.ContextVar(
+    "provgraph_workflow_nodes", default=None
+)
+
+
+class WorkflowTask(TaskDef):
+    """Base of workflow task classes."""
+
+    _kind = "workflow"
+    _nodes: dict[str, TaskDef] = {}
+    _graph: nx.DiGraph = nx.DiGraph()
+    _output_map: dict[str, Any] = {}
+
+    @classmethod
+    def _execute(cls, inputs: dict[str, Any], output_dir: Path) -> dict[str, Any]:
+        raise SpecError(f"workflow {cls._task_name} runs through a Submitter, not as one job")
+
+
+def _lazy_output_types(task: TaskDef) -> dict[str, Any]:
+    combined = bool(task.combiner)
+    return {
+        name: (list[o.type] if combined else o.type)  # type: ignore[name-defined]
+        for name, o in type(task)._output_fields.items()
+    }
+
+
+def add(task: TaskDef, name: str | None = None) -> LazyOutputs:
+    """Add ``task`` as a node of the workflow being defined; return its lazy outputs."""
+    nodes = _BUILDING.get()
+    if nodes is None:
+        raise SpecError("workflow.add() is only valid inside a @workflow.define constructor")
+    if not isinstance(task, TaskDef):
+        raise SpecError(f"workflow.add() expects a task instance, got {task!r}", value=task)
+    node = check_task_name(name or type(task)._task_name)
+    if node in nodes:
+        raise SpecError(
+            f"a node named {node!r} is already in this workflow; give this one a name= of its own",
+            field="name",
+            value=node,
+        )
+    nodes[node] = task
+    return LazyOutputs(node, _lazy_output_types(task))
+
+
+def _bind_outputs(wf_name: str, returned: Any, outputs: dict[str, OutputField]) -> dict[str, Any]:
+    names = list(outputs)
+    values = [returned] if len(names) == 1 else returned
+    if len(names) > 1 and (not isinstance(values, (tuple, list)) or len(values) != len(names)):
+        raise SpecError(
+            f"workflow {wf_name} declares outputs {names}; its constructor must return a tuple of "
+            f"{len(names)} lazy fields, got {returned!r}",
+            field="outputs",
+            value=returned,
+        )
+    bound = dict(zip(names, values, strict=True))
+    for out_name, value in bound.items():
+        if not isinstance(value, LazyField):
+            raise SpecError(
+                f"workflow {wf_name} output {out_name!r} is {value!r}; expected a node's lazy "
+                "output (e.g. node.out)",
+                field=out_name,
+                value=value,
+            )
+    return bound
+
+
+def define(
+    func: Callable[..., Any] | None = None,
+    *,
+    outputs: list[str] | dict[str, Any] | None = None,
+    name: str | None = None,
+    version: str | None = None,
+) -> Any:
+    """Make a workflow task class from a constructor function."""
+
+    def wrap(fn: Callable[..., Any]) -> type[WorkflowTask]:
+        try:
+            hints = typing.get_type_hints(fn)
+        except Exception:
+            hints = dict(getattr(fn, "__annotations__", {}))
+        wf_name = check_task_name(name or fn.__name__)
+        inputs = _input_fields(fn, hints)
+        outs = _output_fields(fn, hints, outputs)
+        nodes: dict[str, TaskDef] = {}
+        token = _BUILDING.set(nodes)
+        try:
+            lazy_inputs = {n: LazyField(None, n, f.type) for n, f in inputs.items()}
+            returned = fn(**lazy_inputs)
+        finally:
+            _BUILDING.reset(token)
+        output_map = _bind_outputs(wf_name, returned, outs)
+        for out_name, lazy in output_map.items():
+            if lazy.node is not None and lazy.node not in nodes:
+                raise SpecError(f"workflow {wf_name} output {out_name!r} names unknown node")
+        graph = _graph.build_graph(wf_name, nodes)
+        cls = make_task_class(
+            WorkflowTask,
+            kind="workflow",
+            name=wf_name,
+            module=fn.__module__,
+            qualname=fn.__qualname__,
+            doc=fn.__doc__,
+            inputs=inputs,
+            outputs=outs,
+            body=_normalised_source(fn),
+            version=version,
+            extra={"_nodes": nodes, "_graph": graph, "_output_map": output_map},
+        )
+        return typing.cast(type[WorkflowTask], cls)
+
+    if func is not None:
+        return wrap(func)
+    return wrap
+
+
+_ = inspect  # the constructor's signature is read through _input_fields
