@@ -149,7 +149,7 @@ def test_corrupt_results_are_recomputed(tmp_path: Path, cache_dir: Path) -> None
     with Submitter(cache_dir=cache_dir) as sub:
         again = sub(task)
     assert again.outputs.out == [0, 10, 20]
-    assert again.stats == {"executed": 2, "reused": 1, "failed": 0}
+    assert again.stats == {"executed": 2, "reused": 1, "failed": 0, "skipped": 0}
     assert _completions(marks) == Counter({0: 2, 1: 2, 2: 1})
 
 

@@ -163,7 +163,7 @@ def test_rerun_does_not_call_the_function(tmp_path: Path, cache_dir: Path) -> No
             result = sub(Logged(a=4, log=str(log)))
         assert result.outputs.out == 40
     assert log.read_text() == "4\n"
-    assert result.stats == {"executed": 0, "reused": 1, "failed": 0}
+    assert result.stats == {"executed": 0, "reused": 1, "failed": 0, "skipped": 0}
 
 
 _JOB_HASH_CHILD = """

@@ -99,7 +99,7 @@ def test_changing_one_element_reruns_only_it(cache_dir: Path) -> None:
         first = sub(Square().split(x=[1, 2, 3, 4]))
         second = sub(Square().split(x=[1, 2, 30, 4]))
     assert first.outputs.out == [1, 4, 9, 16] and second.outputs.out == [1, 4, 900, 16]
-    assert second.stats == {"executed": 1, "reused": 3, "failed": 0}
+    assert second.stats == {"executed": 1, "reused": 3, "failed": 0, "skipped": 0}
     assert first.job_dirs[0] == second.job_dirs[0] and first.job_dirs[2] != second.job_dirs[2]
 
 
@@ -211,7 +211,7 @@ def test_failing_element_does_not_stop_others(tmp_path: Path, cache_dir: Path, w
     with Submitter(cache_dir=cache_dir, worker=worker) as sub:
         again = sub(task)
     assert again.outputs.out == [100, 200, 300]
-    assert again.stats == {"executed": 1, "reused": 2, "failed": 0}
+    assert again.stats == {"executed": 1, "reused": 2, "failed": 0, "skipped": 0}
     assert not (again.job_dirs[1] / "_error.json").exists()
 
 

@@ -181,7 +181,9 @@ def _upstream(term: str, space: Space) -> _Block:
 
 def _outer(blocks: list[_Block]) -> _Block:
     def iterate(ctx: Assign) -> Iterator[tuple[tuple[int, ...], Assign]]:
-        def rec(i: int, idx: tuple[int, ...], acc: Assign) -> Iterator[tuple[tuple[int, ...], Assign]]:
+        def rec(
+            i: int, idx: tuple[int, ...], acc: Assign
+        ) -> Iterator[tuple[tuple[int, ...], Assign]]:
             if i == len(blocks):
                 yield idx, acc
                 return
@@ -224,7 +226,11 @@ def _build(node: Splitter, resolve: Resolver, upstream: dict[str, Space], depth:
             return _upstream(node, upstream[node])
         return _leaf(node, depth, resolve)
     if isinstance(node, tuple):
-        inner = {i: _build(n, resolve, upstream) for i, n in enumerate(node) if not _is_field(n, upstream)}
+        inner = {
+            i: _build(n, resolve, upstream)
+            for i, n in enumerate(node)
+            if not _is_field(n, upstream)
+        }
         ndim = max((len(b.axes) for b in inner.values()), default=1)
         blocks = [inner[i] if i in inner else _leaf(n, ndim, resolve) for i, n in enumerate(node)]
         return _zip(node, blocks)
@@ -272,7 +278,9 @@ def remaining_space(expansion: Expansion, combiner: Sequence[str]) -> Space:
     return Space(tuple(expansion.axes[d] for d in kept), keys, {k: groups[k] for k in keys})
 
 
-def combine_outputs(expansion: Expansion, combiner: Sequence[str], items: Sequence[Any]) -> list[Any]:
+def combine_outputs(
+    expansion: Expansion, combiner: Sequence[str], items: Sequence[Any]
+) -> list[Any]:
     """Arrange per-element ``items`` (in element order) by Pydra's combine rules."""
     if not combiner or len(_combined_dims(expansion, combiner)) == len(expansion.axes):
         return list(items)

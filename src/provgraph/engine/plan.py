@@ -1,8 +1,8 @@
-"""From a task instance to its jobs: validation, state expansion and job hashes.
+"""Checking inputs and hashing jobs.
 
-Everything that can be wrong with the inputs is found here, before any job runs: missing
-mandatory inputs, values of the wrong type, split values that do not line up, missing input
-files and values that cannot be hashed.
+Every value a job receives passes :func:`check_value` (its declared type, and the existence of
+input files) and :func:`digest` (its content hash, named by field in errors). A job's hash is
+``H("Job", definition hash, sorted (field name hash, value hash)...)``.
 """
 
 from __future__ import annotations
@@ -10,33 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import attrs
 import xxhash
 
-from .. import cache
-from .. import state as _state
 from .._filetypes import Directory, File
-from ..exceptions import HashingError, SpecError
-from ..hashing import H, hash_value
-from ..spec.base import TaskDef
-from ..spec.fields import NOTHING, Field, coerce
-from .job import Job
+from ..exceptions import HashingError
+from ..hashing import hash_value
+from ..spec.fields import Field, coerce
 
-__all__ = ["Plan", "plan_task"]
+__all__ = ["check_value", "digest", "job_hash", "split_hash"]
 
 
-@attrs.frozen(kw_only=True)
-class Plan:
-    """The jobs of one task, in element order, and where its combined result lives."""
-
-    task: TaskDef
-    jobs: list[Job]
-    expansion: _state.Expansion | None
-    output_dir: Path
-    split_hash: str | None
-
-
-def _check_value(field: Field, value: Any) -> Any:
+def check_value(field: Field, value: Any) -> Any:
+    """``value`` in canonical form for ``field``; input files must exist."""
     if value is None and (not field.mandatory and field.default is None):
         return None
     value = coerce(field.name, field.type, value)
@@ -58,7 +43,8 @@ def _check_paths(name: str, value: Any) -> None:
             _check_paths(name, item)
 
 
-def _digest(name: str, value: Any) -> bytes:
+def digest(name: str, value: Any) -> bytes:
+    """The content hash of input ``name``'s value; a ``HashingError`` names the input."""
     try:
         return hash_value(value)
     except HashingError as err:
@@ -69,10 +55,10 @@ _NAME_DIGESTS: dict[str, bytes] = {}
 
 
 def _name_digest(name: str) -> bytes:
-    digest = _NAME_DIGESTS.get(name)
-    if digest is None:
-        digest = _NAME_DIGESTS[name] = hash_value(name)
-    return digest
+    found = _NAME_DIGESTS.get(name)
+    if found is None:
+        found = _NAME_DIGESTS[name] = hash_value(name)
+    return found
 
 
 def job_hash(definition_hash: bytes, digests: dict[str, bytes]) -> str:
@@ -81,75 +67,8 @@ def job_hash(definition_hash: bytes, digests: dict[str, bytes]) -> str:
     return xxhash.xxh3_128_hexdigest(b"Job:" + definition_hash + parts)
 
 
-def plan_task(task: TaskDef, cache_dir: Path) -> Plan:
-    """Validate ``task`` and expand it into jobs; raise before anything runs."""
-    if not isinstance(task, TaskDef):
-        raise SpecError(
-            f"cannot submit {task!r} ({type(task).__name__}); expected a task instance, e.g. "
-            "AddTwo(a=1)",
-            value=task,
-        )
-    cls = type(task)
-    fields = cls._input_fields
-    values = task._values
-    missing = [n for n, f in fields.items() if values[n] is NOTHING]
-    if missing:
-        raise SpecError(
-            f"{cls._task_name}: mandatory input(s) not set: {', '.join(missing)}",
-            field=missing[0],
-        )
-    split_names = task.split_fields
-    fixed: dict[str, Any] = {}
-    digests: dict[str, bytes] = {}
-    for name, field in fields.items():
-        if name in split_names:
-            continue
-        value = values[name]
-        if getattr(value, "_provgraph_lazy", False):
-            raise SpecError(
-                f"{cls._task_name}: input {name!r} is connected to another node's output; "
-                "submit the workflow that holds both",
-                field=name,
-            )
-        fixed[name] = _check_value(field, value)
-        digests[name] = _digest(name, fixed[name])
-    def_hash = cls._definition_hash
-    name = cls._task_name
-    if task.splitter is None:
-        jh = job_hash(def_hash, digests)
-        directory = cache.job_dir(cache_dir, name, jh)
-        job = Job(task_cls=cls, inputs=fixed, job_hash=jh, output_dir=directory)
-        return Plan(task=task, jobs=[job], expansion=None, output_dir=directory, split_hash=None)
-
-    expansion = _state.expand(task.splitter, {n: values[n] for n in split_names})
-    jobs = []
-    for index, element in enumerate(expansion.elements()):
-        inputs = dict(fixed)
-        element_digests = dict(digests)
-        for fname, value in element.items():
-            inputs[fname] = checked = _check_value(fields[fname], value)
-            element_digests[fname] = _digest(fname, checked)
-        jh = job_hash(def_hash, element_digests)
-        jobs.append(
-            Job(
-                task_cls=cls,
-                inputs=inputs,
-                job_hash=jh,
-                output_dir=cache.job_dir(cache_dir, name, jh),
-                index=index,
-            )
-        )
-    split_digests = dict(digests)
-    for fname in split_names:
-        split_digests[fname] = _digest(fname, values[fname])
-    state_digest = hash_value([repr(task.splitter), list(task.combiner)])
-    split_hash = xxhash.xxh3_128_hexdigest(
-        b"Split:" + H(b"state", state_digest) + job_hash(def_hash, split_digests).encode()
-    )
-    return Plan(
-        task=task,
-        jobs=jobs,
-        expansion=expansion,
-        output_dir=cache.job_dir(cache_dir, name, split_hash),
-        split_hash=split_hash,
+def split_hash(definition_hash: bytes, digests: dict[str, bytes], state: Any) -> str:
+    """The hash naming a split task's own directory: all its inputs, splitter and combiner."""
+    return xxhash.xxh3_128_hexdigest(
+        b"Split:" + hash_value(repr(state)) + job_hash(definition_hash, digests).encode()
     )

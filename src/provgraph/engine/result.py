@@ -19,25 +19,33 @@ class JobFailure:
 
     task_name: str
     job_hash: str
-    output_dir: Path
+    output_dir: Path | None
     index: int
     inputs: dict[str, Any]
     error_type: str
     message: str
     traceback: str
+    node: str = ""
+    status: str = "failed"  # "failed" | "skipped"
+    cause: str | None = None  # for skipped jobs: the failed upstream job
 
     def __str__(self) -> str:
-        return (
-            f"job {self.output_dir.name} (element {self.index}) failed: "
-            f"{self.error_type}: {self.message}\n  directory: {self.output_dir}"
-        )
+        where = self.output_dir.name if self.output_dir is not None else self.node
+        text = f"job {where} (node {self.node}, element {self.index}) {self.status}: "
+        text += f"{self.error_type}: {self.message}"
+        if self.output_dir is not None:
+            text += f"\n  directory: {self.output_dir}"
+        return text
 
 
 @attrs.frozen(kw_only=True)
 class Result:
     """The outputs of a submitted task, its directory and its failures.
 
-    ``stats`` counts the jobs ``executed`` here, ``reused`` from the cache and ``failed``.
+    ``stats`` counts the jobs ``executed`` here, ``reused`` from the cache, ``failed`` and
+    ``skipped`` (downstream of a failure); ``node_stats`` the same per node path
+    (``"node"``, ``"Workflow[2]/node"`` inside a workflow element). ``errors`` lists each
+    failed and each skipped job, the latter with the failed job that caused it.
     """
 
     outputs: Outputs
@@ -45,6 +53,7 @@ class Result:
     errors: list[JobFailure]
     stats: dict[str, int]
     job_dirs: list[Path]
+    node_stats: dict[str, dict[str, int]] = attrs.field(factory=dict)
 
     @property
     def errored(self) -> bool:

@@ -1,18 +1,22 @@
-"""The submitter: plan a task, reuse what the cache has, run the rest on a worker.
+"""The submitter: expand tasks into jobs, reuse what the cache has, run the rest on a worker.
 
-State of one submission, as plain data (small functions below change it):
+State of one submission (:class:`_Run`), as plain data changed by the small methods below:
 
-``outcomes``  list, one slot per job in element order: ``None`` until the job's outcome is
-              known, then the ``Outcome`` (from the cache or from the worker)
-``waiting``   dict ``Future -> job index`` of jobs handed to the worker and not finished
+``ready``    deque of jobs whose inputs all exist, not yet looked up or sent (newly ready
+             downstream jobs go to the front, so one element flows down the graph first)
+``waiting``  dict ``Future -> job`` of jobs handed to the worker and not finished
+``nodes``    each node knows its jobs, how many are unfinished, and its downstream nodes,
+             which are expanded as soon as what they need is known
 
-A job moves: planned -> (cache hit) reused, or -> submitted -> finished (succeeded or failed).
-Cache lookups happen here, in the submitting process; only misses reach the worker. The run
-ends when ``waiting`` is empty; the outputs are then arranged by the combiner.
+A job moves waiting -> ready -> (cache hit) succeeded, or -> running -> succeeded | failed;
+a job downstream of a failure becomes skipped, with the failed job as its cause. Cache lookups
+happen here, in the submitting process; only misses reach the worker. A workflow job that
+misses the cache opens an instance of its graph, and succeeds when every node of it has.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import uuid
 from collections.abc import Callable, Iterable
@@ -21,19 +25,22 @@ from pathlib import Path
 from typing import Any
 
 from .. import cache
-from .. import state as _state
 from ..config import Config
+from ..exceptions import CacheError, HashingError, ProvgraphError, SpecError
+from ..graph import lazy_inputs
 from ..hashing import FileHashCache, use_file_hash_cache
 from ..spec.base import Outputs, TaskDef
 from ..workers import Worker, get_worker
 from . import events
-from .job import Outcome, outcome_from_stored
-from .plan import Plan, plan_task
+from . import runtime as rt
+from .job import Job, Outcome
+from .plan import split_hash
 from .result import JobFailure, Result
 
 __all__ = ["Submitter"]
 
 Hook = Callable[[events.Event], Any]
+_COUNTS = ("executed", "reused", "failed", "skipped")
 
 
 class Submitter:
@@ -56,8 +63,6 @@ class Submitter:
         try:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            from ..exceptions import CacheError
-
             raise CacheError(f"cache_dir {str(self.cache_dir)!r} cannot be created: {err}") from err
         self.worker = get_worker(worker if worker is not None else config.worker, **worker_options)
         self.hooks: list[Hook] = list(hooks)
@@ -73,31 +78,71 @@ class Submitter:
         """Release the worker's processes."""
         self.worker.close()
 
-    def _emit(self, event: events.Event) -> None:
+    def emit(self, event: events.Event) -> None:
+        """Hand ``event`` to every hook."""
         for hook in self.hooks:
             hook(event)
 
     def __call__(self, task: TaskDef) -> Result:
-        """Run ``task`` (split or not) and return its :class:`Result`."""
+        """Run ``task`` (a task or a workflow, split or not) and return its :class:`Result`."""
         with use_file_hash_cache(self.file_hashes):
-            plan = plan_task(task, self.cache_dir)
-        run_id = uuid.uuid4().urn
-        self._emit(
+            run = _Run(self, task)
+            return run.execute()
+
+
+class _Run:
+    """One submission."""
+
+    def __init__(self, sub: Submitter, task: TaskDef) -> None:
+        if not isinstance(task, TaskDef):
+            raise SpecError(
+                f"cannot submit {task!r} ({type(task).__name__}); expected a task instance, "
+                "e.g. AddTwo(a=1)",
+                value=task,
+            )
+        self.sub = sub
+        self.task = task
+        self.run_id = uuid.uuid4().urn
+        self.memo: dict[int, bytes] = {}
+        self.ready: collections.deque[rt.JobRun] = collections.deque()
+        self.waiting: dict[Future[Any], rt.JobRun] = {}
+        self.failures: list[JobFailure] = []
+        self.node_stats: dict[str, dict[str, int]] = {}
+        self.root = rt.NodeRun(rt.Instance("", {}, None), type(task)._task_name, task)
+        self.root.instance.nodes[self.root.name] = self.root
+        self.root.instance.n_incomplete = 1
+
+    # -- the run loop ----------------------------------------------------------------------------
+    def execute(self) -> Result:
+        self._prepare_root()
+        root = self.root
+        self.sub.emit(
             events.RunStarted(
-                run_id=run_id,
-                task_name=type(task)._task_name,
-                output_dir=plan.output_dir,
-                n_jobs=len(plan.jobs),
+                run_id=self.run_id,
+                task_name=root.name,
+                output_dir=self._root_dir(),
+                n_jobs=len(root.jobs),
             )
         )
-        outcomes = self._run(plan, run_id)
-        result = _assemble(plan, outcomes)
-        if plan.split_hash is not None:
-            _write_split_record(plan, result)
-        self._emit(
+        self.ready.extend(root.jobs)
+        if not root.jobs:
+            self._node_complete(root)
+        while True:
+            while self.ready:
+                self._dispatch(self.ready.popleft())
+            self.sub.worker.flush()
+            if not self.waiting:
+                break
+            done, _ = wait(self.waiting, return_when=FIRST_COMPLETED)
+            for future in done:
+                self._finish_atomic(self.waiting.pop(future), future.result())
+        if not root.complete:  # pragma: no cover - a scheduling bug, never a user error
+            raise ProvgraphError(f"internal error: submission of {root.name} stopped unfinished")
+        result = self._result()
+        self.sub.emit(
             events.RunFinished(
-                run_id=run_id,
-                task_name=type(task)._task_name,
+                run_id=self.run_id,
+                task_name=root.name,
                 executed=result.stats["executed"],
                 reused=result.stats["reused"],
                 failed=result.stats["failed"],
@@ -105,90 +150,289 @@ class Submitter:
         )
         return result
 
-    def _run(self, plan: Plan, run_id: str) -> list[Outcome]:
-        outcomes: list[Outcome | None] = [None] * len(plan.jobs)
-        waiting: dict[Future[Any], int] = {}
-        for index, job in enumerate(plan.jobs):
-            stored = cache.read_result(job.output_dir)
-            if stored is not None:
-                outcomes[index] = outcome = outcome_from_stored(stored)
-                self._emit(events.JobReused(run_id=run_id, job=job, outcome=outcome))
+    def _prepare_root(self) -> None:
+        """Expand the submitted task and hash its jobs: bad input raises before anything runs."""
+        root = self.root
+        for field, lazy in lazy_inputs(self.task):
+            raise SpecError(
+                f"{root.name}: input {field!r} is connected to {lazy.label}; submit the workflow "
+                "that holds both",
+                field=field,
+            )
+        rt.prepare_fixed(root)
+        rt.expand_node(root)
+        for job in root.jobs:
+            self._identify(job)
+
+    def _identify(self, job: rt.JobRun) -> None:
+        rt.resolve_inputs(job)
+        job.job_hash = rt.hash_job(job, self.memo)
+        job.output_dir = cache.job_dir(
+            self.sub.cache_dir, type(job.node.task)._task_name, job.job_hash
+        )
+
+    def _root_dir(self) -> Path:
+        root = self.root
+        if root.expansion_is_single:
+            assert root.jobs[0].output_dir is not None
+            return root.jobs[0].output_dir
+        digests = dict(root.fixed_digests)
+        from .plan import digest
+
+        for field in root.task.split_fields:
+            digests[field] = digest(field, root.task._values[field])
+        state = (root.task.splitter, root.task.combiner)
+        name = split_hash(rt.definition_digest(type(root.task), self.memo), digests, state)
+        return cache.job_dir(self.sub.cache_dir, root.name, name)
+
+    # -- jobs ----------------------------------------------------------------------------------
+    def _dispatch(self, job: rt.JobRun) -> None:
+        if job.done:
+            return
+        if job.job_hash is None:
+            try:
+                self._identify(job)
+            except (SpecError, HashingError) as err:
+                self._fail(job, type(err).__name__, str(err), "")
+                return
+        assert job.output_dir is not None
+        stored = cache.read_result(job.output_dir)
+        if stored is not None:
+            job.outputs = stored.outputs
+            job.status = "succeeded"
+            self._count(job, "reused")
+            self.sub.emit(events.JobReused(run_id=self.run_id, job=job, outcome=stored))
+            self._complete(job)
+            return
+        if type(job.node.task)._kind == "workflow":
+            self._open(job)
+            return
+        assert job.inputs is not None and job.job_hash is not None
+        job.job = Job(
+            task_cls=type(job.node.task),
+            inputs=job.inputs,
+            job_hash=job.job_hash,
+            output_dir=job.output_dir,
+            index=job.index,
+        )
+        job.status = "running"
+        future = self.sub.worker.submit(job.job)
+        self.sub.emit(events.JobSubmitted(run_id=self.run_id, job=job))
+        if future.done():
+            self._finish_atomic(job, future.result())
+        else:
+            self.waiting[future] = job
+
+    def _finish_atomic(self, job: rt.JobRun, outcome: Outcome) -> None:
+        job.outcome = outcome
+        self.sub.emit(events.JobFinished(run_id=self.run_id, job=job, outcome=outcome))
+        if outcome.ok:
+            job.outputs = outcome.outputs
+            job.status = "succeeded"
+            self._count(job, "executed" if outcome.executed else "reused")
+            self._complete(job)
+        else:
+            error = outcome.error
+            assert error is not None
+            self._fail(job, error.type, error.message, error.traceback)
+
+    def _fail(self, job: rt.JobRun, kind: str, message: str, traceback: str) -> None:
+        job.status = "failed"
+        self._count(job, "failed")
+        self.failures.append(self._failure(job, kind, message, traceback or message))
+        self._complete(job)
+
+    def _failure(self, job: rt.JobRun, kind: str, message: str, traceback: str) -> JobFailure:
+        split = set(job.node.task.split_fields)
+        inputs = job.inputs or {}
+        return JobFailure(
+            task_name=type(job.node.task)._task_name,
+            node=job.node.path,
+            job_hash=job.job_hash or "",
+            output_dir=job.output_dir,
+            index=job.index,
+            inputs={k: v for k, v in inputs.items() if k in split} if split else dict(inputs),
+            error_type=kind,
+            message=message,
+            traceback=traceback,
+            status=job.status,
+            cause=job.cause.label if job.cause is not None else None,
+        )
+
+    def _count(self, job: rt.JobRun, what: str) -> None:
+        stats = self.node_stats.setdefault(job.node.path, dict.fromkeys(_COUNTS, 0))
+        stats[what] += 1
+
+    def _complete(self, first: rt.JobRun) -> None:
+        """Release the dependents of finished jobs; skip those downstream of a failure."""
+        stack = [first]
+        while stack:
+            job = stack.pop()
+            if job.status == "succeeded":
+                for dep in job.dependents:
+                    dep.n_wait -= 1
+                    if dep.n_wait == 0 and dep.status == "waiting":
+                        if dep.cause is not None:
+                            stack.append(self._skip(dep, dep.cause))
+                        else:
+                            dep.status = "ready"
+                            self.ready.appendleft(dep)
             else:
-                waiting[self.worker.submit(job)] = index
-                self._emit(events.JobSubmitted(run_id=run_id, job=job))
-        self.worker.flush()
-        while waiting:
-            done, _ = wait(waiting, return_when=FIRST_COMPLETED)
-            for future in done:
-                index = waiting.pop(future)
-                outcomes[index] = outcome = future.result()
-                job = plan.jobs[index]
-                self._emit(events.JobFinished(run_id=run_id, job=job, outcome=outcome))
-        return [o for o in outcomes if o is not None]
+                cause = job.cause or job
+                for dep in job.dependents:
+                    if not dep.done:
+                        stack.append(self._skip(dep, cause))
+            node = job.node
+            node.n_unfinished -= 1
+            if node.n_unfinished == 0:
+                self._node_complete(node)
+
+    def _skip(self, job: rt.JobRun, cause: rt.JobRun) -> rt.JobRun:
+        job.status = "skipped"
+        job.cause = cause
+        self._count(job, "skipped")
+        self.failures.append(
+            self._failure(job, "Skipped", f"skipped because upstream job {cause.label} failed", "")
+        )
+        return job
+
+    # -- nodes and workflow instances --------------------------------------------------------
+    def _node_complete(self, node: rt.NodeRun) -> None:
+        node.complete = True
+        for down in node.downstream:
+            self._try_expand(down)
+        instance = node.instance
+        instance.n_incomplete -= 1
+        if instance.n_incomplete == 0 and instance.parent is not None:
+            self._instance_done(instance)
+
+    def _open(self, job: rt.JobRun) -> None:
+        job.status = "running"
+        instance = rt.open_instance(job)
+        if not instance.nodes:
+            self._instance_done(instance)
+            return
+        for node in instance.nodes.values():
+            self._try_expand(node)
+
+    def _try_expand(self, node: rt.NodeRun) -> None:
+        if node.expansion is not None or node.complete:
+            return
+        if any(True for _ in rt.blocked_by(node)):
+            return
+        split = set(node.task.split_fields)
+        for field, lazy in lazy_inputs(node.task):
+            if field in split and lazy.node is not None:
+                up = node.upstream[lazy.node]
+                bad = next((j for j in up.jobs if j.status != "succeeded"), None)
+                if bad is not None:
+                    self._node_fails(node, bad.cause or bad, f"its split input {lazy.label} failed")
+                    return
+        try:
+            rt.prepare_fixed(node)
+            rt.expand_node(node)
+        except ProvgraphError as err:
+            self._node_fails(node, None, f"{type(err).__name__}: {err}")
+            return
+        for job in node.jobs:
+            if job.cause is not None and job.n_wait == 0:
+                self._skip(job, job.cause)
+                self._complete(job)
+            elif job.n_wait == 0:
+                job.status = "ready"
+                self.ready.append(job)
+        for down in node.downstream:
+            self._try_expand(down)
+        if not node.jobs:
+            self._node_complete(node)
+
+    def _node_fails(self, node: rt.NodeRun, cause: rt.JobRun | None, why: str) -> None:
+        """A node that cannot even be expanded: one failure for it, and it counts as done."""
+        placeholder = rt.JobRun(node, 0, {})
+        placeholder.status = "skipped" if cause is not None else "failed"
+        placeholder.cause = cause
+        node.jobs = [placeholder]
+        node.n_unfinished = 1
+        node.expansion_is_single = True
+        node.space = None
+        self._count(placeholder, placeholder.status)
+        kind = "Skipped" if cause is not None else "NodeError"
+        self.failures.append(self._failure(placeholder, kind, f"node {node.path}: {why}", ""))
+        node.expansion = rt._state.Expansion((), [()], [{}])
+        node.space = rt._state.Space((), [()], {(): [0]})
+        self._complete(placeholder)
+
+    def _instance_done(self, instance: rt.Instance) -> None:
+        parent = instance.parent
+        assert parent is not None and parent.output_dir is not None
+        inner_failure = next(
+            (j for n in instance.nodes.values() for j in n.jobs if j.status != "succeeded"), None
+        )
+        if inner_failure is not None:
+            parent.status = "failed"
+            parent.cause = inner_failure.cause or inner_failure
+            self._complete(parent)
+            return
+        outputs = rt.instance_outputs(instance, type(parent.node.task))
+        parent.outputs = outputs
+        parent.status = "succeeded"
+        parent.output_dir.mkdir(parents=True, exist_ok=True)
+        cache.write_result(
+            parent.output_dir,
+            cache.StoredResult(
+                outputs=outputs,
+                task_name=parent.node.task._task_name,
+                job_hash=parent.job_hash or "",
+                started=0.0,
+                ended=0.0,
+                host="",
+                pid=0,
+            ),
+        )
+        parent.inner = None  # the instance's jobs are no longer needed
+        self._complete(parent)
+
+    # -- the result ----------------------------------------------------------------------------
+    def _result(self) -> Result:
+        root = self.root
+        names = list(type(self.task)._output_fields)
+        values = {n: root.result_value(n) for n in names}
+        totals = dict.fromkeys(_COUNTS, 0)
+        for stats in self.node_stats.values():
+            for key, count in stats.items():
+                totals[key] += count
+        output_dir = self._root_dir()
+        result = Result(
+            outputs=Outputs(values),
+            output_dir=output_dir,
+            errors=self.failures,
+            stats=totals,
+            node_stats=self.node_stats,
+            job_dirs=[j.output_dir for j in root.jobs if j.output_dir is not None],
+        )
+        if not root.expansion_is_single:
+            _write_split_record(self, result)
+        return result
 
 
-def _failure(plan: Plan, index: int, outcome: Outcome) -> JobFailure:
-    job = plan.jobs[index]
-    error = outcome.error
-    assert error is not None
-    split = set(plan.task.split_fields)
-    return JobFailure(
-        task_name=job.task_cls._task_name,
-        job_hash=job.job_hash,
-        output_dir=job.output_dir,
-        index=index,
-        inputs={k: v for k, v in job.inputs.items() if k in split} if split else dict(job.inputs),
-        error_type=error.type,
-        message=error.message,
-        traceback=error.traceback,
-    )
-
-
-def _assemble(plan: Plan, outcomes: list[Outcome]) -> Result:
-    names = list(type(plan.task)._output_fields)
-    errors = [_failure(plan, i, o) for i, o in enumerate(outcomes) if not o.ok]
-    stats = {
-        "executed": sum(1 for o in outcomes if o.executed and o.ok),
-        "reused": sum(1 for o in outcomes if not o.executed and o.ok),
-        "failed": len(errors),
-    }
-    per_job = [o.outputs if o.ok and o.outputs is not None else {} for o in outcomes]
-    if plan.expansion is None:
-        values = {n: per_job[0].get(n) for n in names}
-    else:
-        combiner = plan.task.combiner
-        values = {
-            n: _state.combine_outputs(plan.expansion, combiner, [out.get(n) for out in per_job])
-            for n in names
-        }
-    return Result(
-        outputs=Outputs(values),
-        output_dir=plan.output_dir,
-        errors=errors,
-        stats=stats,
-        job_dirs=[j.output_dir for j in plan.jobs],
-    )
-
-
-def _write_split_record(plan: Plan, result: Result) -> None:
+def _write_split_record(run: _Run, result: Result) -> None:
     """The split task's own directory: its element jobs and, when all succeeded, its result."""
-    directory = plan.output_dir
+    directory = result.output_dir
     directory.mkdir(parents=True, exist_ok=True)
     listing = {
-        "splitter": repr(plan.task.splitter),
-        "combiner": plan.task.combiner,
-        "jobs": [j.output_dir.name for j in plan.jobs],
-        "failed": [e.output_dir.name for e in result.errors],
+        "splitter": repr(run.task.splitter),
+        "combiner": run.task.combiner,
+        "jobs": [d.name for d in result.job_dirs],
+        "failed": [e.output_dir.name for e in result.errors if e.output_dir is not None],
     }
     cache.atomic_write(directory / "_jobs.json", json.dumps(listing, indent=1).encode())
     if not result.errored and cache.read_result(directory) is None:
-        first = result.stats  # noqa: F841 - counts are not part of the stored result
         cache.write_result(
             directory,
             cache.StoredResult(
                 outputs=result.outputs.asdict(),
-                task_name=type(plan.task)._task_name,
-                job_hash=plan.split_hash or "",
+                task_name=run.root.name,
+                job_hash=directory.name.rsplit("-", 1)[-1],
                 started=0.0,
                 ended=0.0,
                 host="",

@@ -9,7 +9,6 @@ returns the lazy fields that become the workflow's outputs (one, or a tuple in t
 from __future__ import annotations
 
 import contextvars
-import inspect
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -47,10 +46,10 @@ class WorkflowTask(TaskDef):
 
 def _lazy_output_types(task: TaskDef) -> dict[str, Any]:
     combined = bool(task.combiner)
-    return {
-        name: (list[o.type] if combined else o.type)  # type: ignore[name-defined]
-        for name, o in type(task)._output_fields.items()
-    }
+    types: dict[str, Any] = {}
+    for name, o in type(task)._output_fields.items():
+        types[name] = typing.List[o.type] if combined else o.type  # noqa: UP006 - a runtime type
+    return types
 
 
 def add(task: TaskDef, name: str | None = None) -> LazyOutputs:
@@ -141,5 +140,3 @@ def define(
         return wrap(func)
     return wrap
 
-
-_ = inspect  # the constructor's signature is read through _input_fields

@@ -1,0 +1,406 @@
+"""What one submission knows at run time: nodes, their elements, and the jobs behind them.
+
+The submitted task becomes the single node of a root *instance*; a workflow node's elements are
+*composite* jobs, each of which, when it is not found in the cache, opens an instance of the
+workflow's graph. So nested workflows, workflow-level splits and plain tasks run through the
+same machinery, and every atomic job is scheduled on its own as soon as its inputs exist.
+
+A node is *expanded* (its elements and their jobs created) once every upstream node is expanded
+and every upstream value it splits over is known. A job is *ready* when the upstream jobs it
+reads from are done; each job counts the dependencies it still waits for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .. import state as _state
+from ..exceptions import SpecError, SplitterError
+from ..graph import lazy_inputs, topological_nodes
+from ..hashing import H, hash_value
+from ..spec.base import TaskDef
+from ..spec.fields import NOTHING
+from .plan import check_value, digest, job_hash
+
+__all__ = ["Instance", "JobRun", "NodeRun"]
+
+
+class JobRun:
+    """One element of one node: an atomic job, or a composite one (a workflow instance)."""
+
+    __slots__ = (
+        "assign",
+        "cause",
+        "dependents",
+        "digests",
+        "index",
+        "inner",
+        "inputs",
+        "job",
+        "job_hash",
+        "n_wait",
+        "node",
+        "outcome",
+        "output_dir",
+        "outputs",
+        "reason",
+        "status",
+    )
+
+    def __init__(self, node: NodeRun, index: int, assign: dict[str, Any]) -> None:
+        self.node = node
+        self.index = index
+        self.assign = assign
+        self.dependents: list[JobRun] = []
+        self.n_wait = 0
+        self.status = "waiting"  # waiting | ready | running | succeeded | failed | skipped
+        self.outputs: dict[str, Any] | None = None
+        self.inputs: dict[str, Any] | None = None
+        self.digests: dict[str, bytes] | None = None
+        self.job_hash: str | None = None
+        self.output_dir: Path | None = None
+        self.job: Any = None
+        self.outcome: Any = None
+        self.inner: Instance | None = None
+        self.reason: str | None = None
+        self.cause: JobRun | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once the job succeeded, failed or was skipped."""
+        return self.status in ("succeeded", "failed", "skipped")
+
+    @property
+    def label(self) -> str:
+        """``node path[element]`` for messages."""
+        path = self.node.path
+        return path if self.node.expansion_is_single else f"{path}[{self.index}]"
+
+
+class NodeRun:
+    """A node of one workflow instance (or the submitted task itself)."""
+
+    def __init__(self, instance: Instance, name: str, task: TaskDef) -> None:
+        self.instance = instance
+        self.name = name
+        self.task = task
+        self.path = f"{instance.prefix}{name}"
+        self.upstream: dict[str, NodeRun] = {}
+        self.downstream: list[NodeRun] = []
+        self.expansion: _state.Expansion | None = None
+        self.space: _state.Space | None = None
+        self.combined = False
+        self.jobs: list[JobRun] = []
+        self.n_unfinished = 0
+        self.complete = False
+        self.expansion_is_single = True
+        self.failure: str | None = None
+        self.fixed: dict[str, Any] = {}
+        self.fixed_digests: dict[str, bytes] = {}
+
+    # -- what this node passes downstream ----------------------------------------------------
+    def value_at(self, key: tuple[int, ...], field: str) -> Any:
+        """The output ``field`` for one key of this node's remaining space."""
+        assert self.space is not None
+        positions = self.space.groups[key]
+        if self.combined:
+            return [_output(self.jobs[p], field) for p in positions]
+        return _output(self.jobs[positions[0]], field)
+
+    def result_value(self, field: str) -> Any:
+        """The output as a workflow output or a submission result shows it (Pydra's rule)."""
+        assert self.space is not None
+        if not self.space.axes:
+            if not self.space.keys:  # an empty split
+                return []
+            return self.value_at((), field)
+        return [self.value_at(k, field) for k in self.space.keys]
+
+    def key_for(self, job: JobRun, upstream: NodeRun) -> tuple[int, ...]:
+        """The key of ``upstream``'s space that element ``job`` of this node reads."""
+        assert upstream.space is not None and self.expansion is not None
+        if not upstream.space.axes:
+            return ()
+        idx = self.expansion.index[job.index]
+        dims = _dims_for(self.expansion.axes, upstream.space.axes)
+        return tuple(idx[d] for d in dims)
+
+
+def _output(job: JobRun, field: str) -> Any:
+    return job.outputs.get(field) if job.outputs is not None else None
+
+
+def _dims_for(axes: tuple[frozenset[str], ...], wanted: tuple[frozenset[str], ...]) -> list[int]:
+    dims = []
+    for names in wanted:
+        for d, ax in enumerate(axes):
+            if names <= ax:
+                dims.append(d)
+                break
+        else:  # pragma: no cover - guarded by how splitters are completed
+            raise SplitterError(f"state axis {sorted(names)} is not carried by the node")
+    return dims
+
+
+class Instance:
+    """One run of a workflow's graph with concrete inputs (or the root of a submission)."""
+
+    def __init__(self, prefix: str, inputs: dict[str, Any], parent: JobRun | None) -> None:
+        self.prefix = prefix
+        self.inputs = inputs
+        self.parent = parent
+        self.nodes: dict[str, NodeRun] = {}
+        self.n_incomplete = 0
+
+
+# -- expansion -----------------------------------------------------------------------------------
+
+
+def blocked_by(node: NodeRun) -> Iterator[NodeRun]:
+    """Upstream nodes that must progress before ``node`` can be expanded."""
+    split = set(node.task.split_fields)
+    for field, lazy in lazy_inputs(node.task):
+        if lazy.node is None:
+            continue
+        up = node.upstream[lazy.node]
+        if up.space is None or (field in split and not up.complete):
+            yield up
+
+
+def _qualify(names: frozenset[str], node: str) -> frozenset[str]:
+    return frozenset(n if "." in n else f"{node}.{n}" for n in names)
+
+
+def _full_splitter(node: NodeRun, split_sources: dict[str, NodeRun]) -> Any:
+    """The node's splitter with the states of its upstream nodes added (Pydra's Left part)."""
+    spaces = {f"_{n}": up.space for n, up in node.upstream.items() if up.space and up.space.axes}
+    names = {t: frozenset().union(*sp.axes) for t, sp in spaces.items()}
+    # an upstream whose state another upstream already carries (one lineage) adds no axis
+    terms: list[str] = []
+    for t in spaces:
+        covered = any(
+            o != t and (names[t] < names[o] or (names[t] == names[o] and o in terms))
+            for o in spaces
+        )
+        if not covered:
+            terms.append(t)
+    splitter = node.task.splitter
+    mentioned = set(_state.splitter_fields(splitter)) if splitter is not None else set()
+    for term in mentioned:
+        if term.startswith("_") and term not in node.task._input_fields and term not in spaces:
+            raise SplitterError(
+                f"node {node.path!r}: splitter names {term!r}, but {term[1:]!r} is not an "
+                f"upstream node with state here; upstream states are {sorted(spaces)}"
+            )
+    scoped = {f"_{up.name}" for up in split_sources.values() if up.space and up.space.axes}
+    if splitter is not None and scoped:
+        splitter = _scope(splitter, {f: f"_{up.name}" for f, up in split_sources.items()})
+    missing = [t for t in terms if t not in mentioned and t not in scoped]
+    parts = [*missing, splitter] if splitter is not None else missing
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else parts
+
+
+def _scope(splitter: Any, sources: dict[str, str]) -> Any:
+    """Put an upstream state just before the field that splits over that upstream's output."""
+    if isinstance(splitter, str):
+        term = sources.get(splitter)
+        return [term, splitter] if term else splitter
+    items = [_scope(s, sources) for s in splitter]
+    return tuple(items) if isinstance(splitter, tuple) else items
+
+
+def expand_node(node: NodeRun) -> None:
+    """Work out ``node``'s elements, its remaining space and its jobs' dependencies."""
+    task = node.task
+    split = task.split_fields
+    values: dict[str, Any] = {}
+    split_sources: dict[str, NodeRun] = {}
+    for field in split:
+        if field.startswith("_") and field not in task._input_fields:
+            continue
+        value = task._values[field]
+        if getattr(value, "_provgraph_lazy", False):
+            if value.node is None:
+                values[field] = node.instance.inputs[value.field]
+            else:
+                up = node.upstream[value.node]
+                split_sources[field] = up
+                values[field] = _split_source(node, up, value.field)
+        else:
+            values[field] = value
+    full = _full_splitter(node, split_sources)
+    if full is None:
+        node.expansion = _state.Expansion((), [()], [{}])
+    else:
+        upstream = {f"_{n}": up.space for n, up in node.upstream.items() if up.space is not None}
+        node.expansion = _state.expand(full, values, upstream)
+        node.expansion_is_single = False
+    combiner = _resolve_combiner(node)
+    node.combined = bool(combiner)
+    space = _state.remaining_space(node.expansion, combiner)
+    node.space = _state.Space(
+        tuple(_qualify(ax, node.name) for ax in space.axes), space.keys, space.groups
+    )
+    node.jobs = [JobRun(node, i, a) for i, a in enumerate(node.expansion.assign)]
+    node.n_unfinished = len(node.jobs)
+    for field, lazy in lazy_inputs(task):
+        if lazy.node is None or field in split:
+            continue
+        up = node.upstream[lazy.node]
+        for job in node.jobs:
+            key = node.key_for(job, up)
+            for pos in up.space.groups.get(key, []):  # type: ignore[union-attr]
+                dep = up.jobs[pos]
+                dep.dependents.append(job)
+                if not dep.done:
+                    job.n_wait += 1
+                elif dep.status != "succeeded" and job.cause is None:
+                    job.cause = dep.cause or dep
+
+
+def _split_source(node: NodeRun, up: NodeRun, field: str) -> Any:
+    if up.space is not None and up.space.axes:
+        term = f"_{up.name}"
+
+        def values_for(ctx: dict[str, Any]) -> Any:
+            if term not in ctx:
+                raise SplitterError(
+                    f"node {node.path!r} splits over {up.name}.{field}, whose node has a state: "
+                    f"that split must be part of an outer product, not a zip"
+                )
+            return _checked_list(node, up, field, up.value_at(ctx[term], field))
+
+        return values_for
+    return _checked_list(node, up, field, up.value_at((), field))
+
+
+def _checked_list(node: NodeRun, up: NodeRun, field: str, value: Any) -> Any:
+    if value is None or not isinstance(value, (list, tuple)):
+        raise SplitterError(
+            f"node {node.path!r} splits over {up.name}.{field}, which gave "
+            f"{type(value).__name__}, not a list"
+        )
+    return value
+
+
+def _resolve_combiner(node: NodeRun) -> list[str]:
+    assert node.expansion is not None
+    names = []
+    all_axes = set().union(*node.expansion.axes) if node.expansion.axes else set()
+    for name in node.task.combiner:
+        if name.startswith(f"{node.name}."):
+            name = name[len(node.name) + 1 :]
+        if name not in all_axes:
+            raise SplitterError(
+                f"node {node.path!r}: combiner names {name!r}, which is not in its state; "
+                f"state fields are {sorted(all_axes)}"
+            )
+        names.append(name)
+    return names
+
+
+# -- inputs and hashes of one job ----------------------------------------------------------------
+
+
+def prepare_fixed(node: NodeRun) -> None:
+    """Check and hash, once per node, the inputs that are the same for every element."""
+    task = node.task
+    split = set(task.split_fields)
+    for field, spec in task._input_fields.items():
+        value = task._values[field]
+        if field in split:
+            continue
+        if getattr(value, "_provgraph_lazy", False):
+            if value.node is not None:
+                continue
+            value = node.instance.inputs[value.field]
+        if value is NOTHING:
+            raise SpecError(f"{node.path}: mandatory input {field!r} not set", field=field)
+        node.fixed[field] = checked = check_value(spec, value)
+        node.fixed_digests[field] = digest(field, checked)
+
+
+def resolve_inputs(job: JobRun) -> None:
+    """The job's inputs: fixed values, its split values and what its upstream jobs gave."""
+    node = job.node
+    task = node.task
+    inputs = dict(node.fixed)
+    digests = dict(node.fixed_digests)
+    fields = task._input_fields
+    for field, value in job.assign.items():
+        if field in fields:
+            inputs[field] = checked = check_value(fields[field], value)
+            digests[field] = digest(field, checked)
+    for field, lazy in lazy_inputs(task):
+        if lazy.node is None or field in job.assign:
+            continue
+        up = node.upstream[lazy.node]
+        value = up.value_at(node.key_for(job, up), lazy.field)
+        inputs[field] = checked = check_value(fields[field], value)
+        digests[field] = digest(field, checked)
+    job.inputs = inputs
+    job.digests = digests
+
+
+def definition_digest(task_cls: Any, memo: dict[int, bytes]) -> bytes:
+    """A task class's definition hash; for workflows, with its graph and constant inputs."""
+    if task_cls._kind != "workflow":
+        return bytes(task_cls._definition_hash)
+    found = memo.get(id(task_cls))
+    if found is not None:
+        return found
+    parts = [task_cls._definition_hash]
+    for name in topological_nodes(task_cls._graph):
+        task = task_cls._nodes[name]
+        values = []
+        for field, value in task._values.items():
+            if getattr(value, "_provgraph_lazy", False):
+                values.append(hash_value(("lazy", field, value.label)))
+            elif value is not NOTHING:
+                values.append(hash_value(field) + digest(field, value))
+        parts.append(
+            hash_value(name)
+            + definition_digest(type(task), memo)
+            + hash_value([repr(task.splitter), list(task.combiner)])
+            + H(b"values", b"".join(sorted(values)))
+        )
+    outputs = sorted((k, v.label) for k, v in task_cls._output_map.items())
+    parts.append(hash_value(outputs))
+    memo[id(task_cls)] = result = H(b"WorkflowGraph", b"".join(parts))
+    return result
+
+
+def hash_job(job: JobRun, memo: dict[int, bytes]) -> str:
+    """The job's hash, from its definition (and graph) and its inputs' hashes."""
+    assert job.digests is not None
+    return job_hash(definition_digest(type(job.node.task), memo), job.digests)
+
+
+def open_instance(job: JobRun) -> Instance:
+    """The graph of a workflow job, as nodes of a new instance with the job's inputs."""
+    wf_cls: Any = type(job.node.task)
+    assert job.inputs is not None
+    instance = Instance(f"{job.label}/", dict(job.inputs), job)
+    for name in topological_nodes(wf_cls._graph):
+        instance.nodes[name] = NodeRun(instance, name, wf_cls._nodes[name])
+    for node in instance.nodes.values():
+        for _, lazy in lazy_inputs(node.task):
+            if lazy.node is not None and lazy.node not in node.upstream:
+                up = instance.nodes[lazy.node]
+                node.upstream[lazy.node] = up
+                up.downstream.append(node)
+    instance.n_incomplete = len(instance.nodes)
+    job.inner = instance
+    return instance
+
+
+def instance_outputs(instance: Instance, wf_cls: Any) -> dict[str, Any]:
+    """A finished instance's workflow outputs (each node's remaining state as a flat list)."""
+    return {
+        name: instance.nodes[lazy.node].result_value(lazy.field)
+        for name, lazy in wf_cls._output_map.items()
+    }
