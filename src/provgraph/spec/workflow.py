@@ -12,6 +12,7 @@ import contextvars
 import typing
 from collections.abc import Callable
 from pathlib import Path
+from types import GenericAlias
 from typing import Any
 
 import networkx as nx
@@ -48,7 +49,7 @@ def _lazy_output_types(task: TaskDef) -> dict[str, Any]:
     combined = bool(task.combiner)
     types: dict[str, Any] = {}
     for name, o in type(task)._output_fields.items():
-        types[name] = typing.List[o.type] if combined else o.type  # noqa: UP006 - a runtime type
+        types[name] = GenericAlias(list, (o.type,)) if combined else o.type
     return types
 
 
