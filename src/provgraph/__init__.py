@@ -22,7 +22,7 @@ from .exceptions import (
     WorkerError,
 )
 from .hashing import hash_value
-from .spec import python, shell
+from .spec import python, shell, workflow
 
 try:
     __version__ = _metadata.version("provgraph")
@@ -50,4 +50,5 @@ __all__ = [
     "hash_value",
     "python",
     "shell",
+    "workflow",
 ]

@@ -98,8 +98,8 @@ class TaskDef:
 
     @property
     def split_fields(self) -> list[str]:
-        """The fields the splitter mentions."""
-        return _state.splitter_fields(self._splitter)
+        """The input fields the splitter mentions (not its ``"_node"`` terms)."""
+        return [n for n in _state.splitter_fields(self._splitter) if n in self._input_fields]
 
     def split(self, splitter: Any = None, /, *, overwrite: bool = False, **inputs: Any) -> Any:
         """A copy of this task split over ``splitter``; ``inputs`` set the values split over.
