@@ -405,7 +405,7 @@ def test_failure_skips_only_dependents_and_rerun_after_fix(tmp_path: Path, worke
     assert again.outputs.independent == [3, 4, 5]
     executed = {n: s["executed"] for n, s in again.node_stats.items() if s["executed"]}
     assert executed == {"Fragile/a": 1, "Fragile/b": 1, "Fragile/c": 1, "Fragile/total": 1}
-    assert (tmp_path / "flag.log").read_text().split() == ["1", "2", "3", "2"]
+    assert sorted((tmp_path / "flag.log").read_text().split()) == ["1", "2", "2", "3"]
 
 
 @workflow.define
