@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import wf_tasks as T
 
+import wf_tasks as T
 from provgraph import SpecError, Submitter, python, workflow
 from provgraph.engine import events
 
@@ -338,17 +338,11 @@ def _recorder(log: list[events.Event]) -> Any:
     return log.append
 
 
-@workflow.define
-def Pipelined(x: list[int], pauses: list[float]) -> list[int]:
-    a = workflow.add(T.Napper().split(("x", "pause"), x=x, pause=pauses), name="a")
-    return workflow.add(T.Add2(x=a.out), name="b").out
-
-
 def test_pipelining_serial_runs_each_element_down_first(cache_dir: Path) -> None:
     """Serial: element 0's downstream job runs before element 1's upstream job."""
     log: list[events.Event] = []
     with Submitter(cache_dir=cache_dir, hooks=[_recorder(log)]) as sub:
-        result = sub(Pipelined(x=[0, 1, 2], pauses=[0.0, 0.0, 0.0]))
+        result = sub(T.Pipelined(x=[0, 1, 2], pauses=[0.0, 0.0, 0.0]))
     assert result.outputs.out == [2, 3, 4]
     order = [(e.job.node.name, e.job.index) for e in log if isinstance(e, events.JobFinished)]
     assert order.index(("b", 0)) < order.index(("a", 1))
@@ -358,7 +352,7 @@ def test_pipelining_cf_downstream_starts_before_slow_upstream_ends(cache_dir: Pa
     """cf: b[0] runs while a[2] (slow) is still running."""
     log: list[events.Event] = []
     with Submitter(cache_dir=cache_dir, worker="cf", n_procs=2, hooks=[_recorder(log)]) as sub:
-        result = sub(Pipelined(x=[0, 1, 2], pauses=[0.0, 0.0, 1.5]))
+        result = sub(T.Pipelined(x=[0, 1, 2], pauses=[0.0, 0.0, 1.5]))
     assert result.outputs.out == [2, 3, 4]
     finished = {
         (e.job.node.name, e.job.index): e.outcome for e in log if isinstance(e, events.JobFinished)
@@ -367,22 +361,12 @@ def test_pipelining_cf_downstream_starts_before_slow_upstream_ends(cache_dir: Pa
     assert finished[("b", 0)].started > finished[("a", 0)].ended
 
 
-@workflow.define(outputs=["combined", "independent"])
-def Fragile(x: list[int], bad: int, flag: str) -> tuple[int, list[int]]:
-    a = workflow.add(T.FailOn(bad=bad, flag=flag).split("x", x=x), name="a")
-    b = workflow.add(T.Add2(x=a.out), name="b")
-    c = workflow.add(T.Identity(x=b.out).combine("a.x"), name="c")
-    total = workflow.add(T.SumList(x=c.out), name="total")
-    d = workflow.add(T.Add2().split(x=x), name="d")
-    return total.out, d.out
-
-
 def test_failure_skips_only_dependents_and_rerun_after_fix(tmp_path: Path, worker: str) -> None:
     """A failed job skips what depends on it; the rest completes; a rerun runs only those."""
     cache = tmp_path / "cache"
     flag = tmp_path / "flag"
     flag.touch()
-    task = Fragile(x=[1, 2, 3], bad=2, flag=str(flag))
+    task = T.Fragile(x=[1, 2, 3], bad=2, flag=str(flag))
     with Submitter(cache_dir=cache, worker=worker) as sub:
         result = sub(task)
     assert result.errored
@@ -408,23 +392,11 @@ def test_failure_skips_only_dependents_and_rerun_after_fix(tmp_path: Path, worke
     assert sorted((tmp_path / "flag.log").read_text().split()) == ["1", "2", "2", "3"]
 
 
-@workflow.define
-def NapInner(x: int, pause: float) -> int:
-    return workflow.add(T.Napper(x=x, pause=pause), name="nap").out
-
-
-@workflow.define(outputs=["left", "right"])
-def Siblings(pause: float) -> tuple[int, int]:
-    left = workflow.add(NapInner(x=1, pause=pause), name="left")
-    right = workflow.add(NapInner(x=2, pause=pause), name="right")
-    return left.out, right.out
-
-
 def test_nested_workflows_run_in_parallel(cache_dir: Path) -> None:
     """Two nested workflows' jobs overlap in time on cf: siblings are not serialised."""
     log: list[events.Event] = []
     with Submitter(cache_dir=cache_dir, worker="cf", n_procs=2, hooks=[_recorder(log)]) as sub:
-        result = sub(Siblings(pause=0.8))
+        result = sub(T.Siblings(pause=0.8))
     assert (result.outputs.left, result.outputs.right) == (1, 2)
     naps = [e.outcome for e in log if isinstance(e, events.JobFinished)]
     assert len(naps) == 2

@@ -267,3 +267,31 @@ def CombineThenZipUpstream(a: list[int]) -> int:
     s1 = workflow.add(Identity().split(x=a).combine("x"), name="step1")
     s2 = workflow.add(FunAddVar().split(("a", "b"), a=a, b=s1.out).combine("a"), name="step2")
     return workflow.add(SumList(x=s2.out), name="step3").out
+
+
+@workflow.define
+def Pipelined(x: list[int], pauses: list[float]) -> list[int]:
+    a = workflow.add(Napper().split(("x", "pause"), x=x, pause=pauses), name="a")
+    return workflow.add(Add2(x=a.out), name="b").out
+
+
+@workflow.define(outputs=["combined", "independent"])
+def Fragile(x: list[int], bad: int, flag: str) -> tuple[int, list[int]]:
+    a = workflow.add(FailOn(bad=bad, flag=flag).split("x", x=x), name="a")
+    b = workflow.add(Add2(x=a.out), name="b")
+    c = workflow.add(Identity(x=b.out).combine("a.x"), name="c")
+    total = workflow.add(SumList(x=c.out), name="total")
+    d = workflow.add(Add2().split(x=x), name="d")
+    return total.out, d.out
+
+
+@workflow.define
+def NapInner(x: int, pause: float) -> int:
+    return workflow.add(Napper(x=x, pause=pause), name="nap").out
+
+
+@workflow.define(outputs=["left", "right"])
+def Siblings(pause: float) -> tuple[int, int]:
+    left = workflow.add(NapInner(x=1, pause=pause), name="left")
+    right = workflow.add(NapInner(x=2, pause=pause), name="right")
+    return left.out, right.out

@@ -11,7 +11,17 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Event", "JobFinished", "JobReused", "JobSubmitted", "RunFinished", "RunStarted"]
+__all__ = [
+    "Event",
+    "JobFinished",
+    "JobReused",
+    "JobSkipped",
+    "JobSubmitted",
+    "NodeExpanded",
+    "RunFinished",
+    "RunStarted",
+    "WorkflowFinished",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -28,6 +38,22 @@ class RunStarted(Event):
     task_name: str
     output_dir: Path
     n_jobs: int
+
+
+@attrs.frozen(kw_only=True)
+class NodeExpanded(Event):
+    """A node's elements are known: its path and how many jobs it has."""
+
+    node: str
+    n_jobs: int
+
+
+@attrs.frozen(kw_only=True)
+class JobSkipped(Event):
+    """A job will not run: an upstream job it needs failed (``cause``)."""
+
+    job: Any
+    cause: Any
 
 
 @attrs.frozen(kw_only=True)
@@ -51,6 +77,14 @@ class JobFinished(Event):
 
     job: Any
     outcome: Any
+
+
+@attrs.frozen(kw_only=True)
+class WorkflowFinished(Event):
+    """A workflow job finished running its graph (``ok`` is False when a job in it failed)."""
+
+    job: Any
+    ok: bool
 
 
 @attrs.frozen(kw_only=True)

@@ -35,6 +35,7 @@ from . import events
 from . import runtime as rt
 from .job import Job, Outcome
 from .plan import split_hash
+from .progress import make_progress
 from .result import JobFailure, Result
 
 __all__ = ["Submitter"]
@@ -46,8 +47,10 @@ _COUNTS = ("executed", "reused", "failed", "skipped")
 class Submitter:
     """Runs tasks on a worker with a cache directory; use it as a context manager.
 
-    ``Submitter(cache_dir=..., worker="serial" | "cf", hooks=[...], **worker_options)``;
-    ``sub(task)`` returns a :class:`Result`.
+    ``Submitter(cache_dir=..., worker="serial" | "cf", hooks=[...], progress=True,
+    **worker_options)``; ``sub(task)`` returns a :class:`Result`. ``progress`` shows a live
+    table of jobs per node on a terminal and a one-line summary at the end (only the summary
+    elsewhere); ``progress=False`` turns both off.
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class Submitter:
         worker: str | Worker | None = None,
         *,
         hooks: Iterable[Hook] = (),
+        progress: Any = True,
         **worker_options: Any,
     ) -> None:
         config = Config.from_env()
@@ -66,6 +70,9 @@ class Submitter:
             raise CacheError(f"cache_dir {str(self.cache_dir)!r} cannot be created: {err}") from err
         self.worker = get_worker(worker if worker is not None else config.worker, **worker_options)
         self.hooks: list[Hook] = list(hooks)
+        self.progress = make_progress(progress)
+        if self.progress is not None:
+            self.hooks.append(self.progress)
         self.file_hashes = FileHashCache(self.cache_dir / ".file-hashes")
 
     def __enter__(self) -> Submitter:
@@ -87,7 +94,11 @@ class Submitter:
         """Run ``task`` (a task or a workflow, split or not) and return its :class:`Result`."""
         with use_file_hash_cache(self.file_hashes):
             run = _Run(self, task)
-            return run.execute()
+            try:
+                return run.execute()
+            finally:
+                if self.progress is not None:
+                    self.progress.close()
 
 
 class _Run:
@@ -124,6 +135,7 @@ class _Run:
                 n_jobs=len(root.jobs),
             )
         )
+        self._expanded(root)
         self.ready.extend(root.jobs)
         if not root.jobs:
             self._node_complete(root)
@@ -291,6 +303,7 @@ class _Run:
         job.status = "skipped"
         job.cause = cause
         self._count(job, "skipped")
+        self.sub.emit(events.JobSkipped(run_id=self.run_id, job=job, cause=cause))
         self.failures.append(
             self._failure(job, "Skipped", f"skipped because upstream job {cause.label} failed", "")
         )
@@ -308,6 +321,7 @@ class _Run:
 
     def _open(self, job: rt.JobRun) -> None:
         job.status = "running"
+        self.sub.emit(events.JobSubmitted(run_id=self.run_id, job=job))
         instance = rt.open_instance(job)
         if not instance.nodes:
             self._instance_done(instance)
@@ -334,6 +348,7 @@ class _Run:
         except ProvgraphError as err:
             self._node_fails(node, None, f"{type(err).__name__}: {err}")
             return
+        self._expanded(node)
         for job in node.jobs:
             if job.cause is not None and job.n_wait == 0:
                 self._skip(job, job.cause)
@@ -345,6 +360,11 @@ class _Run:
             self._try_expand(down)
         if not node.jobs:
             self._node_complete(node)
+
+    def _expanded(self, node: rt.NodeRun) -> None:
+        self.sub.emit(
+            events.NodeExpanded(run_id=self.run_id, node=node.path, n_jobs=len(node.jobs))
+        )
 
     def _node_fails(self, node: rt.NodeRun, cause: rt.JobRun | None, why: str) -> None:
         """A node that cannot even be expanded: one failure for it, and it counts as done."""
@@ -360,6 +380,8 @@ class _Run:
         self.failures.append(self._failure(placeholder, kind, f"node {node.path}: {why}", ""))
         node.expansion = rt._state.Expansion((), [()], [{}])
         node.space = rt._state.Space((), [()], {(): [0]})
+        self._expanded(node)
+        self.sub.emit(events.JobSkipped(run_id=self.run_id, job=placeholder, cause=cause))
         self._complete(placeholder)
 
     def _instance_done(self, instance: rt.Instance) -> None:
@@ -371,6 +393,7 @@ class _Run:
         if inner_failure is not None:
             parent.status = "failed"
             parent.cause = inner_failure.cause or inner_failure
+            self.sub.emit(events.WorkflowFinished(run_id=self.run_id, job=parent, ok=False))
             self._complete(parent)
             return
         outputs = rt.instance_outputs(instance, type(parent.node.task))
@@ -390,6 +413,7 @@ class _Run:
             ),
         )
         parent.inner = None  # the instance's jobs are no longer needed
+        self.sub.emit(events.WorkflowFinished(run_id=self.run_id, job=parent, ok=True))
         self._complete(parent)
 
     # -- the result ----------------------------------------------------------------------------

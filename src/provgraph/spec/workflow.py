@@ -140,4 +140,3 @@ def define(
     if func is not None:
         return wrap(func)
     return wrap
-
