@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 TASKS = """
 from provgraph import python
@@ -48,3 +52,73 @@ def test_run_task_instance_and_errors(tmp_path: Path) -> None:
     assert "input 'a'" in bad.stderr and "expected int" in bad.stderr
     missing = _run("run", "tasks.py:Nope", cwd=tmp_path)
     assert missing.returncode == 2 and "Nope" in missing.stderr
+
+
+WORKFLOW = """
+from provgraph import python, workflow
+
+@python.define
+def AddTwo(a: int) -> int:
+    return a + 2
+
+@python.define(outputs=["mean", "n"])
+def Stats(values: list[float]) -> tuple[float, int]:
+    return sum(values) / len(values), len(values)
+
+@workflow.define(outputs=["total"])
+def Pipeline(xs: list[int]) -> float:
+    add = workflow.add(AddTwo().split(a=xs).combine("a"), name="add")
+    s = workflow.add(Stats(values=add.out), name="stats")
+    return s.mean
+"""
+
+
+def test_graph_dot_and_mermaid(tmp_path: Path) -> None:
+    """``provgraph graph`` writes DOT and Mermaid text with nodes, splitters and connections."""
+    (tmp_path / "wf.py").write_text(WORKFLOW)
+    out = _run("graph", "wf.py:Pipeline", "-o", "wf.dot", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    dot = (tmp_path / "wf.dot").read_text()
+    assert dot.startswith('digraph "Pipeline"')
+    assert "split: 'a'" in dot and "combine: a" in dot
+    assert '"add" -> "stats" [label="out → values"]' in dot
+    assert '"inputs" -> "add" [label="xs → a"]' in dot
+    assert '"stats" -> "outputs" [label="mean → total"]' in dot
+    out = _run("graph", "wf.py:Pipeline", "-o", "wf.mmd", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    mmd = (tmp_path / "wf.mmd").read_text()
+    assert mmd.startswith("flowchart LR") and '-- "out → values" -->' in mmd
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz 'dot' is not installed")
+def test_graph_svg_with_graphviz(tmp_path: Path) -> None:
+    """With Graphviz present, an SVG picture is drawn."""
+    (tmp_path / "wf.py").write_text(WORKFLOW)
+    out = _run("graph", "wf.py:Pipeline", "-o", "wf.svg", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    svg = (tmp_path / "wf.svg").read_text()
+    assert "<svg" in svg and "stats" in svg
+
+
+def test_graph_without_graphviz_falls_back_to_mermaid(tmp_path: Path) -> None:
+    """Without ``dot`` on PATH, asking for SVG writes Mermaid text beside it."""
+    (tmp_path / "wf.py").write_text(WORKFLOW)
+    env = {**os.environ, "PATH": str(tmp_path / "empty")}
+    out = subprocess.run(
+        [sys.executable, "-m", "provgraph.cli", "graph", "wf.py:Pipeline", "-o", "wf.svg"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Mermaid" in out.stderr
+    assert (tmp_path / "wf.mmd").read_text().startswith("flowchart LR")
+
+
+def test_graph_of_a_plain_task_is_refused(tmp_path: Path) -> None:
+    """Only workflows can be drawn."""
+    (tmp_path / "wf.py").write_text(WORKFLOW)
+    out = _run("graph", "wf.py:AddTwo", "-o", "x.dot", cwd=tmp_path)
+    assert out.returncode == 2 and "not a workflow" in out.stderr

@@ -3,6 +3,10 @@
 ``provgraph run FILE.py[:NAME] [--input name=VALUE ...] [--worker W] [--cache-dir DIR]``
 runs the task instance (or task class, with ``--input`` values) named NAME in FILE.py;
 VALUE is read as JSON when it parses, else taken as a string.
+
+``provgraph graph FILE.py:NAME -o wf.svg|.png|.pdf|.dot|.mmd`` draws a workflow: DOT and
+Mermaid text are written directly; pictures use Graphviz ``dot`` when it is installed, and
+fall back to Mermaid text (``.mmd`` beside the requested file) when it is not.
 """
 
 from __future__ import annotations
@@ -10,8 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import runpy
+import shutil
+import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import provgraph
@@ -74,6 +81,43 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if result.errored else 0
 
 
+def _graph(args: argparse.Namespace) -> int:
+    target = _load(args.target)
+    wf_cls = target if isinstance(target, type) else type(target)
+    if getattr(wf_cls, "_kind", None) != "workflow":
+        raise provgraph.SpecError(
+            f"{args.target} is not a workflow; expected a @workflow.define class",
+            field="NAME",
+        )
+    out = Path(args.output)
+    suffix = out.suffix.lower()
+    if suffix == ".dot":
+        out.write_text(provgraph.graph.to_dot(wf_cls))
+    elif suffix in (".mmd", ".md"):
+        out.write_text(provgraph.graph.to_mermaid(wf_cls))
+    elif suffix in (".svg", ".png", ".pdf"):
+        dot = shutil.which("dot")
+        if dot is None:
+            fallback = out.with_suffix(".mmd")
+            fallback.write_text(provgraph.graph.to_mermaid(wf_cls))
+            print(f"graphviz 'dot' not found; wrote Mermaid text to {fallback}", file=sys.stderr)
+            return 0
+        subprocess.run(
+            [dot, f"-T{suffix[1:]}", "-o", str(out)],
+            input=provgraph.graph.to_dot(wf_cls),
+            text=True,
+            check=True,
+        )
+    else:
+        raise provgraph.SpecError(
+            f"-o {args.output}: unknown picture type {suffix!r}; expected .svg, .png, .pdf, "
+            ".dot or .mmd",
+            field="-o",
+        )
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``provgraph`` command."""
     parser = argparse.ArgumentParser(prog="provgraph", description=__doc__.splitlines()[0])
@@ -84,9 +128,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--input", "-i", action="append", default=[], help="name=VALUE")
     run.add_argument("--worker", default=None, help="serial (default) or cf")
     run.add_argument("--cache-dir", default=None, help="cache directory")
+    graph = commands.add_parser("graph", help="draw a workflow")
+    graph.add_argument("target", help="FILE.py:NAME of a workflow")
+    graph.add_argument("-o", "--output", required=True, help="wf.svg|.png|.pdf|.dot|.mmd")
     args = parser.parse_args(argv)
     try:
-        return _run(args)
+        return _run(args) if args.command == "run" else _graph(args)
     except provgraph.ProvgraphError as err:
         print(f"provgraph: error: {err}", file=sys.stderr)
         return 2

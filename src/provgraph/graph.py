@@ -13,7 +13,7 @@ import networkx as nx
 
 from .exceptions import SpecError
 
-__all__ = ["build_graph", "lazy_inputs", "topological_nodes"]
+__all__ = ["build_graph", "lazy_inputs", "to_dot", "to_mermaid", "topological_nodes"]
 
 
 def lazy_inputs(task: Any) -> Iterable[tuple[str, Any]]:
@@ -58,3 +58,68 @@ def topological_nodes(graph: nx.DiGraph) -> list[str]:
     """Node names, every node after the nodes it depends on (ties in insertion order)."""
     order = {n: i for i, n in enumerate(graph.nodes)}
     return list(nx.lexicographical_topological_sort(graph, key=lambda n: order[n]))
+
+
+# -- pictures ------------------------------------------------------------------------------------
+
+
+def _node_label(name: str, task: Any) -> list[str]:
+    lines = [name, f"{type(task)._task_name} ({type(task)._kind})"]
+    if task.splitter is not None:
+        lines.append(f"split: {task.splitter!r}")
+    if task.combiner:
+        lines.append(f"combine: {', '.join(task.combiner)}")
+    return lines
+
+
+def _edges(wf_cls: Any) -> list[tuple[str, str, str]]:
+    """(source, target, label) for every connection, workflow inputs and outputs included."""
+    edges = []
+    for name, task in wf_cls._nodes.items():
+        for field, lazy in lazy_inputs(task):
+            source = lazy.node if lazy.node is not None else "inputs"
+            edges.append((source, name, f"{lazy.field} → {field}"))
+    for out_name, lazy in wf_cls._output_map.items():
+        edges.append((lazy.node, "outputs", f"{lazy.field} → {out_name}"))
+    return edges
+
+
+def to_dot(wf_cls: Any) -> str:
+    """The workflow as Graphviz DOT text: nodes with their splitters, labelled connections."""
+
+    def q(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = [f"digraph {q(wf_cls._task_name)} {{", "  rankdir=LR;", "  node [shape=box];"]
+    lines.append(f"  inputs [shape=oval, label={q('inputs: ' + ', '.join(wf_cls._input_fields))}];")
+    for name in topological_nodes(wf_cls._graph):
+        label = "\\n".join(
+            t.replace("\\", "\\\\").replace('"', '\\"')
+            for t in _node_label(name, wf_cls._nodes[name])
+        )
+        lines.append(f'  {q(name)} [label="{label}"];')
+    outputs = ", ".join(wf_cls._output_map)
+    lines.append(f"  outputs [shape=oval, label={q('outputs: ' + outputs)}];")
+    for source, target, label in _edges(wf_cls):
+        lines.append(f"  {q(source)} -> {q(target)} [label={q(label)}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def to_mermaid(wf_cls: Any) -> str:
+    """The workflow as Mermaid flowchart text (for Markdown viewers without Graphviz)."""
+
+    def esc(text: str) -> str:
+        return text.replace('"', "#quot;")
+
+    ids = {"inputs": "inputs", "outputs": "outputs"}
+    lines = ["flowchart LR"]
+    lines.append(f'  inputs(["inputs: {esc(", ".join(wf_cls._input_fields))}"])')
+    for i, name in enumerate(topological_nodes(wf_cls._graph)):
+        ids[name] = f"n{i}"
+        label = "<br/>".join(esc(t) for t in _node_label(name, wf_cls._nodes[name]))
+        lines.append(f'  n{i}["{label}"]')
+    lines.append(f'  outputs(["outputs: {esc(", ".join(wf_cls._output_map))}"])')
+    for source, target, label in _edges(wf_cls):
+        lines.append(f'  {ids[source]} -- "{esc(label)}" --> {ids[target]}')
+    return "\n".join(lines) + "\n"
