@@ -281,6 +281,7 @@ class _Run:
         while stack:
             job = stack.pop()
             if job.status == "succeeded":
+                job.job = None  # what the worker needed; outputs stay for downstream jobs
                 for dep in job.dependents:
                     dep.n_wait -= 1
                     if dep.n_wait == 0 and dep.status == "waiting":
