@@ -406,3 +406,12 @@ def test_nested_workflows_run_in_parallel(cache_dir: Path) -> None:
     assert sum(d.startswith("NapInner-") for d in dirs) == 2 and any(
         d.startswith("Siblings-") for d in dirs
     )
+
+
+def test_unset_input_of_a_node_fails_at_definition() -> None:
+    """A node left without a mandatory input is reported when the workflow is defined."""
+    with pytest.raises(SpecError, match=r"node 'mult' has mandatory input\(s\) not set: y"):
+
+        @workflow.define
+        def Half(x: int) -> int:
+            return workflow.add(T.Multiply(x=x), name="mult").out

@@ -310,6 +310,11 @@ def prepare_fixed(node: NodeRun) -> None:
     """Check and hash, once per node, the inputs that are the same for every element."""
     task = node.task
     split = set(task.split_fields)
+    missing = [f for f in task._input_fields if task._values[f] is NOTHING]
+    if missing:
+        raise SpecError(
+            f"{node.path}: mandatory input(s) not set: {', '.join(missing)}", field=missing[0]
+        )
     for field, spec in task._input_fields.items():
         value = task._values[field]
         if field in split:
@@ -318,8 +323,6 @@ def prepare_fixed(node: NodeRun) -> None:
             if value.node is not None:
                 continue
             value = node.instance.inputs[value.field]
-        if value is NOTHING:
-            raise SpecError(f"{node.path}: mandatory input {field!r} not set", field=field)
         node.fixed[field] = checked = check_value(spec, value)
         node.fixed_digests[field] = digest(field, checked)
 

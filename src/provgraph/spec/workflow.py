@@ -21,7 +21,7 @@ from .. import graph as _graph
 from ..exceptions import SpecError
 from ._definition import check_task_name, make_task_class
 from .base import TaskDef
-from .fields import OutputField
+from .fields import NOTHING, OutputField
 from .lazy import LazyField, LazyOutputs
 from .python import _input_fields, _normalised_source, _output_fields
 
@@ -121,6 +121,14 @@ def define(
         for out_name, lazy in output_map.items():
             if lazy.node is not None and lazy.node not in nodes:
                 raise SpecError(f"workflow {wf_name} output {out_name!r} names unknown node")
+        for node_name, task in nodes.items():
+            missing = [f for f, v in task._values.items() if v is NOTHING]
+            if missing:
+                raise SpecError(
+                    f"workflow {wf_name}: node {node_name!r} has mandatory input(s) not set: "
+                    f"{', '.join(missing)}",
+                    field=missing[0],
+                )
         graph = _graph.build_graph(wf_name, nodes)
         cls = make_task_class(
             WorkflowTask,
