@@ -1,4 +1,4 @@
-"""The benchmark script runs to the end and prints its table (timing targets are not checked)."""
+"""The benchmark scripts run to the end and print their tables (timing targets are not checked)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+SCRIPT = BENCHMARKS / "run.py"
+WORKFLOWS_SCRIPT = BENCHMARKS / "workflows.py"
 
 ROWS = {
     "1": "serial cold",
@@ -23,15 +25,32 @@ ROWS = {
     "5a": "new FileHashCache, same folder",
 }
 
+WORKFLOW_ROWS = {
+    "1a": "chain of 100, serial cold",
+    "1b": "chain of 100, serial warm, every node looked up",
+    "1c": "chain of 100, serial warm, whole-workflow hit",
+    "1d": "chain of 100, cf(n_procs=2) cold",
+    "1e": "chain of 100, cf(n_procs=2) warm, every node looked up",
+    "1f": "chain of 100, cf(n_procs=2) warm, whole-workflow hit",
+    "2a": "2000 jobs, 2 nodes, serial cold",
+    "2b": "2000 jobs, 2 nodes, serial warm, every node looked up",
+    "2c": "2000 jobs, 2 nodes, serial warm, whole-workflow hit",
+    "2d": "2000 jobs, 2 nodes, cf(n_procs=2) cold",
+    "2e": "2000 jobs, 2 nodes, cf(n_procs=2) warm, every node looked up",
+    "2f": "2000 jobs, 2 nodes, cf(n_procs=2) warm, whole-workflow hit",
+    "3a": "10,000 split jobs, serial, wall time",
+    "3b": "10,000 split jobs, serial, peak RSS",
+}
 
-@pytest.mark.slow
-def test_quick_benchmark_prints_the_table() -> None:
+
+def check_quick_table(script: Path, rows: dict[str, str]) -> None:
+    """Run ``script --quick``: it exits 0 and prints the table header and every row."""
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick"],
+        [sys.executable, str(script), "--quick"],
         capture_output=True,
         text=True,
         timeout=600,
-        cwd=SCRIPT.parent.parent,
+        cwd=script.parent.parent,
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
@@ -39,6 +58,16 @@ def test_quick_benchmark_prints_the_table() -> None:
         re.match(r"#\s+measure\s+figure\s+baseline\s+ratio\s+target\s+result", line)
         for line in lines
     ), proc.stdout
-    for key, label in ROWS.items():
+    for key, label in rows.items():
         pattern = re.compile(rf"{re.escape(key)}\s+.*{re.escape(label)}.*\s(PASS|MISS|info)$")
         assert any(pattern.match(line) for line in lines), f"row {key} missing:\n{proc.stdout}"
+
+
+@pytest.mark.slow
+def test_quick_benchmark_prints_the_table() -> None:
+    check_quick_table(SCRIPT, ROWS)
+
+
+@pytest.mark.slow
+def test_quick_workflow_benchmark_prints_the_table() -> None:
+    check_quick_table(WORKFLOWS_SCRIPT, WORKFLOW_ROWS)

@@ -36,15 +36,18 @@ def test_docs_exist() -> None:
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(DOCS)) for p in PAGES])
-def test_page(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_page(
+    page: Path,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Every python block of the page runs, in order, in one namespace, without error."""
     blocks = python_blocks(page.read_text())
     if not blocks:
         pytest.skip(f"{page.relative_to(DOCS)} has no ```python blocks to run")
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    monkeypatch.setenv("PROVGRAPH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PROVGRAPH_CACHE_DIR", str(tmp_path_factory.mktemp("default-cache")))
     monkeypatch.delenv("PROVGRAPH_WORKER", raising=False)
     namespace: dict[str, object] = {"__name__": "__main__"}
     for first_line, code in blocks:
