@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from provgraph import SpecError, Submitter, python
+from provgraph import File, SpecError, Submitter, python
 
 
 @python.define
@@ -198,3 +198,42 @@ def test_task_name_option_and_bad_name() -> None:
     assert python.define(f, name="Renamed")._task_name == "Renamed"
     with pytest.raises(SpecError, match="task name"):
         python.define(f, name="bad/name")
+
+
+def test_relative_file_output_resolves_in_job_dir(tmp_path: Path, cache_dir: Path) -> None:
+    """A relative path returned as a File means the file the task wrote in its job dir."""
+
+    @python.define
+    def Upper(text: str) -> File:
+        Path("upper.txt").write_text(text.upper())
+        return File("upper.txt")
+
+    with Submitter(cache_dir=cache_dir) as sub:
+        result = sub(Upper(text="abc"))
+    assert Path(result.outputs.out) == result.output_dir / "upper.txt"
+    assert Path(result.outputs.out).read_text() == "ABC"
+
+
+def test_lambdas_define_tasks() -> None:
+    """A lambda, even spread over lines, makes a task; its hash follows its code."""
+    first = python.define(
+        lambda a: a + 1,
+        name="Inc",
+    )
+    second = python.define(lambda a: a + 2, name="Inc")
+    assert first._definition_hash != second._definition_hash
+
+
+def test_unstorable_output_fails_the_job(cache_dir: Path, worker: str) -> None:
+    """Outputs that cannot be pickled fail their job cleanly, with an error file."""
+    import threading
+
+    @python.define
+    def Locky(x: int) -> object:
+        return threading.Lock()
+
+    with Submitter(cache_dir=cache_dir, worker=worker) as sub:
+        result = sub(Locky().split(x=[1, 2]))
+    assert result.stats["failed"] == 2
+    assert "cannot be stored" in result.errors[0].message
+    assert (result.errors[0].output_dir / "_error.json").exists()

@@ -115,7 +115,11 @@ def _dumps(obj: Any) -> bytes:
     try:
         return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError):
+        pass
+    try:
         return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as err:
+        raise CacheError(f"the outputs cannot be stored: {err}") from err
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -113,6 +113,16 @@ def run_job(job: Job) -> Outcome:
         started = time.time()
         try:
             outputs = job.task_cls._execute(dict(job.inputs), directory)
+            stored = cache.StoredResult(
+                outputs=outputs,
+                task_name=job.task_cls._task_name,
+                job_hash=job.job_hash,
+                started=started,
+                ended=time.time(),
+                host=_HOST,
+                pid=os.getpid(),
+            )
+            cache.write_result(directory, stored)  # unpicklable outputs fail the job here
         except Exception as err:
             ended = time.time()
             info = error_info(err)
@@ -126,23 +136,12 @@ def run_job(job: Job) -> Outcome:
                 pid=os.getpid(),
                 stale_lock=lock.broken_stale,
             )
-        ended = time.time()
-        stored = cache.StoredResult(
-            outputs=outputs,
-            task_name=job.task_cls._task_name,
-            job_hash=job.job_hash,
-            started=started,
-            ended=ended,
-            host=_HOST,
-            pid=os.getpid(),
-        )
-        cache.write_result(directory, stored)
     return Outcome(
         job_hash=job.job_hash,
         status="succeeded",
         outputs=outputs,
         started=started,
-        ended=ended,
+        ended=stored.ended,
         pid=os.getpid(),
         stale_lock=lock.broken_stale,
     )

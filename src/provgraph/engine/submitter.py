@@ -188,11 +188,8 @@ class _Run:
         if root.expansion_is_single:
             assert root.jobs[0].output_dir is not None
             return root.jobs[0].output_dir
-        digests = dict(root.fixed_digests)
-        from .plan import digest
-
-        for field in root.task.split_fields:
-            digests[field] = digest(field, root.task._values[field])
+        # every element's job hash covers its checked values; their order covers the splitter
+        digests = {f"#{i}": bytes.fromhex(j.job_hash or "") for i, j in enumerate(root.jobs)}
         state = (root.task.splitter, root.task.combiner)
         name = split_hash(rt.definition_digest(type(root.task), self.memo), digests, state)
         return cache.job_dir(self.sub.cache_dir, root.name, name)

@@ -39,10 +39,10 @@ class PythonTask(TaskDef):
         previous = os.getcwd()
         os.chdir(output_dir)
         try:
-            returned = cls._function(**inputs)
+            # mapped here, so that relative paths returned as files resolve in the job's dir
+            return cls._map_outputs(cls._function(**inputs))
         finally:
             os.chdir(previous)
-        return cls._map_outputs(returned)
 
     @classmethod
     def _map_outputs(cls, returned: Any) -> dict[str, Any]:
@@ -82,11 +82,13 @@ def _with_filename(code: types.CodeType, filename: str) -> types.CodeType:
 
 def _normalised_source(func: Callable[..., Any]) -> str:
     """The function's source with decorators, docstring, comments and layout removed."""
+    if func.__name__ == "<lambda>":
+        return _code_fingerprint(func.__code__)  # its source line holds more than the lambda
     try:
         source = textwrap.dedent(inspect.getsource(func))
-    except (OSError, TypeError):
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError):
         return _code_fingerprint(func.__code__)
-    tree = ast.parse(source)
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == func.__name__:
             node.decorator_list = []
@@ -113,6 +115,24 @@ def _code_fingerprint(code: Any) -> str:
     """For functions without source (made by ``exec``): a text form of their byte code."""
     consts = [_code_fingerprint(c) if inspect.iscode(c) else repr(c) for c in code.co_consts]
     return f"<code {code.co_name} {code.co_code.hex()} {consts} {code.co_names} {code.co_varnames}>"
+
+
+def type_hints(func: Callable[..., Any]) -> dict[str, Any]:
+    """The function's annotations, evaluated; any that cannot be (a name not visible from the
+    function's module, under ``from __future__ import annotations``) count as ``Any``."""
+    try:
+        return typing.get_type_hints(func)
+    except Exception:
+        pass
+    hints: dict[str, Any] = {}
+    for name, annotation in getattr(func, "__annotations__", {}).items():
+        if isinstance(annotation, str):
+            try:
+                annotation = eval(annotation, func.__globals__)  # names of its own module
+            except Exception:
+                annotation = Any
+        hints[name] = annotation
+    return hints
 
 
 def _input_fields(func: Callable[..., Any], hints: dict[str, Any]) -> dict[str, Field]:
@@ -169,10 +189,7 @@ def define(
     def wrap(fn: Callable[..., Any]) -> type[PythonTask]:
         if not callable(fn):
             raise SpecError(f"python.define expects a function, got {fn!r}", value=fn)
-        try:
-            hints = typing.get_type_hints(fn)
-        except Exception:
-            hints = dict(getattr(fn, "__annotations__", {}))
+        hints = type_hints(fn)
         task_name = check_task_name(name or fn.__name__)
         inputs = _input_fields(fn, hints)
         outs = _output_fields(fn, hints, outputs)

@@ -23,7 +23,7 @@ from ._definition import check_task_name, make_task_class
 from .base import TaskDef
 from .fields import NOTHING, OutputField
 from .lazy import LazyField, LazyOutputs
-from .python import _input_fields, _normalised_source, _output_fields
+from .python import _input_fields, _normalised_source, _output_fields, type_hints
 
 __all__ = ["WorkflowTask", "add", "define"]
 
@@ -103,10 +103,7 @@ def define(
     """Make a workflow task class from a constructor function."""
 
     def wrap(fn: Callable[..., Any]) -> type[WorkflowTask]:
-        try:
-            hints = typing.get_type_hints(fn)
-        except Exception:
-            hints = dict(getattr(fn, "__annotations__", {}))
+        hints = type_hints(fn)
         wf_name = check_task_name(name or fn.__name__)
         inputs = _input_fields(fn, hints)
         outs = _output_fields(fn, hints, outputs)
