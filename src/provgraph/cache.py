@@ -70,6 +70,7 @@ class StoredResult:
     ended: float
     host: str
     pid: int
+    run_id: str = ""  # the UUID of the run that computed it
 
 
 @attrs.frozen

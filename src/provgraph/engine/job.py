@@ -33,6 +33,9 @@ class Job:
     job_hash: str
     output_dir: Path
     index: int = 0
+    run_id: str = ""
+    context: dict[str, Any] | None = None
+    after: tuple[Any, ...] = ()
 
     @property
     def name(self) -> str:
@@ -63,6 +66,8 @@ class Outcome:
     pid: int = 0
     executed: bool = True
     stale_lock: str | None = None
+    run_id: str = ""
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -81,6 +86,7 @@ def outcome_from_stored(stored: cache.StoredResult, *, executed: bool = False) -
         host=stored.host,
         pid=stored.pid,
         executed=executed,
+        run_id=stored.run_id,
     )
 
 
@@ -94,7 +100,26 @@ def error_info(err: BaseException) -> ErrorInfo:
 
 
 def run_job(job: Job) -> Outcome:
-    """Run ``job`` under its lock, or reuse the result another process left meanwhile."""
+    """Run ``job`` under its lock, or reuse the result another process left meanwhile.
+
+    After a run (succeeded or failed), the job's ``after`` hooks run in this same process
+    (the provenance recorder writes the run's record there); a hook that fails costs a
+    warning on the outcome, never the result.
+    """
+    outcome = _run_locked(job)
+    if outcome.executed and job.after:
+        problems = []
+        for hook in job.after:
+            try:
+                hook(job, outcome)
+            except Exception as err:  # a record is lost, the result is not
+                problems.append(f"{getattr(hook, '__name__', hook)}: {type(err).__name__}: {err}")
+        if problems:
+            outcome = attrs.evolve(outcome, warnings=tuple(problems))
+    return outcome
+
+
+def _run_locked(job: Job) -> Outcome:
     directory = job.output_dir
     try:
         os.mkdir(directory)
@@ -121,6 +146,7 @@ def run_job(job: Job) -> Outcome:
                 ended=time.time(),
                 host=_HOST,
                 pid=os.getpid(),
+                run_id=job.run_id,
             )
             cache.write_result(directory, stored)  # unpicklable outputs fail the job here
         except Exception as err:
@@ -135,6 +161,7 @@ def run_job(job: Job) -> Outcome:
                 ended=ended,
                 pid=os.getpid(),
                 stale_lock=lock.broken_stale,
+                run_id=job.run_id,
             )
     return Outcome(
         job_hash=job.job_hash,
@@ -144,4 +171,5 @@ def run_job(job: Job) -> Outcome:
         ended=stored.ended,
         pid=os.getpid(),
         stale_lock=lock.broken_stale,
+        run_id=job.run_id,
     )

@@ -46,6 +46,7 @@ class JobRun:
         "output_dir",
         "outputs",
         "reason",
+        "run_id",
         "status",
     )
 
@@ -66,6 +67,7 @@ class JobRun:
         self.inner: Instance | None = None
         self.reason: str | None = None
         self.cause: JobRun | None = None
+        self.run_id = ""  # the UUID of the run that computed the job's result
 
     @property
     def done(self) -> bool:
@@ -147,8 +149,11 @@ def _dims_for(axes: tuple[frozenset[str], ...], wanted: tuple[frozenset[str], ..
 class Instance:
     """One run of a workflow's graph with concrete inputs (or the root of a submission)."""
 
-    def __init__(self, prefix: str, inputs: dict[str, Any], parent: JobRun | None) -> None:
+    def __init__(
+        self, prefix: str, inputs: dict[str, Any], parent: JobRun | None, run_id: str = ""
+    ) -> None:
         self.prefix = prefix
+        self.run_id = run_id  # the workflow run this instance is
         self.inputs = inputs
         self.parent = parent
         self.nodes: dict[str, NodeRun] = {}
@@ -387,7 +392,7 @@ def open_instance(job: JobRun) -> Instance:
     """The graph of a workflow job, as nodes of a new instance with the job's inputs."""
     wf_cls: Any = type(job.node.task)
     assert job.inputs is not None
-    instance = Instance(f"{job.label}/", dict(job.inputs), job)
+    instance = Instance(f"{job.label}/", dict(job.inputs), job, job.run_id)
     for name in topological_nodes(wf_cls._graph):
         instance.nodes[name] = NodeRun(instance, name, wf_cls._nodes[name])
     for node in instance.nodes.values():
@@ -407,3 +412,30 @@ def instance_outputs(instance: Instance, wf_cls: Any) -> dict[str, Any]:
         name: instance.nodes[lazy.node].result_value(lazy.field)
         for name, lazy in wf_cls._output_map.items()
     }
+
+
+def input_sources(job: JobRun) -> dict[str, list[tuple[str, str]]]:
+    """For each input that came from upstream jobs: ``(run id, output field)`` of each source.
+
+    Inputs of a nested workflow's jobs that came from the workflow's own inputs are traced
+    through the workflow job to the jobs that produced them.
+    """
+    node = job.node
+    sources: dict[str, list[tuple[str, str]]] = {}
+    for field, lazy in lazy_inputs(node.task):
+        if lazy.node is None:
+            parent = node.instance.parent
+            if parent is not None:
+                found = input_sources(parent).get(lazy.field)
+                if found:
+                    sources[field] = found
+            continue
+        up = node.upstream[lazy.node]
+        assert up.space is not None
+        if field in job.assign:
+            key = job.assign.get(f"_{up.name}", ())
+        else:
+            key = node.key_for(job, up)
+        positions = up.space.groups.get(key, [])
+        sources[field] = [(up.jobs[p].run_id, lazy.field) for p in positions]
+    return sources

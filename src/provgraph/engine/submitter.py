@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import json
+import sys
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -74,6 +75,8 @@ class Submitter:
         if self.progress is not None:
             self.hooks.append(self.progress)
         self.file_hashes = FileHashCache(self.cache_dir / ".file-hashes")
+        # hooks that also act in the process that runs each job (the provenance recorder)
+        self.job_preparers = [h.prepare_job for h in self.hooks if hasattr(h, "prepare_job")]
 
     def __enter__(self) -> Submitter:
         return self
@@ -119,7 +122,8 @@ class _Run:
         self.waiting: dict[Future[Any], rt.JobRun] = {}
         self.failures: list[JobFailure] = []
         self.node_stats: dict[str, dict[str, int]] = {}
-        self.root = rt.NodeRun(rt.Instance("", {}, None), type(task)._task_name, task)
+        root_instance = rt.Instance("", {}, None, uuid.uuid4().hex)
+        self.root = rt.NodeRun(root_instance, type(task)._task_name, task)
         self.root.instance.nodes[self.root.name] = self.root
         self.root.instance.n_incomplete = 1
 
@@ -208,6 +212,7 @@ class _Run:
         stored = cache.read_result(job.output_dir)
         if stored is not None:
             job.outputs = stored.outputs
+            job.run_id = stored.run_id
             job.status = "succeeded"
             self._count(job, "reused")
             self.sub.emit(events.JobReused(run_id=self.run_id, job=job, outcome=stored))
@@ -217,12 +222,22 @@ class _Run:
             self._open(job)
             return
         assert job.inputs is not None and job.job_hash is not None
+        job.run_id = uuid.uuid4().hex
+        context: dict[str, Any] = {}
+        after = []
+        for prepare in self.sub.job_preparers:
+            more, hook = prepare(job)
+            context.update(more)
+            after.append(hook)
         job.job = Job(
             task_cls=type(job.node.task),
             inputs=job.inputs,
             job_hash=job.job_hash,
             output_dir=job.output_dir,
             index=job.index,
+            run_id=job.run_id,
+            context=context or None,
+            after=tuple(after),
         )
         job.status = "running"
         future = self.sub.worker.submit(job.job)
@@ -234,6 +249,10 @@ class _Run:
 
     def _finish_atomic(self, job: rt.JobRun, outcome: Outcome) -> None:
         job.outcome = outcome
+        if not outcome.executed:  # another process ran it meanwhile
+            job.run_id = outcome.run_id
+        for warning in outcome.warnings:
+            print(f"provgraph: warning: job {job.label}: {warning}", file=sys.stderr)
         self.sub.emit(events.JobFinished(run_id=self.run_id, job=job, outcome=outcome))
         if outcome.ok:
             job.outputs = outcome.outputs
@@ -319,6 +338,7 @@ class _Run:
 
     def _open(self, job: rt.JobRun) -> None:
         job.status = "running"
+        job.run_id = uuid.uuid4().hex
         self.sub.emit(events.JobSubmitted(run_id=self.run_id, job=job))
         instance = rt.open_instance(job)
         if not instance.nodes:
@@ -408,6 +428,7 @@ class _Run:
                 ended=0.0,
                 host="",
                 pid=0,
+                run_id=parent.run_id,
             ),
         )
         parent.inner = None  # the instance's jobs are no longer needed
@@ -459,5 +480,6 @@ def _write_split_record(run: _Run, result: Result) -> None:
                 ended=0.0,
                 host="",
                 pid=0,
+                run_id=run.root.instance.run_id,
             ),
         )

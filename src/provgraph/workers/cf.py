@@ -40,13 +40,11 @@ def _run_batch(payload: bytes) -> bytes:
     """In a pool process: run each job of a batch in order."""
     blobs, items = cloudpickle.loads(payload)
     outcomes = []
-    for def_hash, inputs, job_hash, output_dir, index in items:
+    for def_hash, fields in items:
         cls = _CLASSES.get(def_hash)
         if cls is None:
             cls = _CLASSES[def_hash] = cloudpickle.loads(blobs[def_hash])
-        job = Job(
-            task_cls=cls, inputs=inputs, job_hash=job_hash, output_dir=output_dir, index=index
-        )
+        job = Job(task_cls=cls, **fields)
         outcomes.append(run_job(job))
     return cloudpickle.dumps(outcomes)
 
@@ -131,7 +129,16 @@ class ConcurrentFuturesWorker(Worker):
             if key not in self._blobs:
                 self._blobs[key] = cloudpickle.dumps(job.task_cls)
             blobs[key] = self._blobs[key]
-            items.append((key, job.inputs, job.job_hash, job.output_dir, job.index))
+            fields = {
+                "inputs": job.inputs,
+                "job_hash": job.job_hash,
+                "output_dir": job.output_dir,
+                "index": job.index,
+                "run_id": job.run_id,
+                "context": job.context,
+                "after": job.after,
+            }
+            items.append((key, fields))
         return cloudpickle.dumps((blobs, items))
 
     def _send(self, batch: list[_Item], suspect: bool = False) -> None:

@@ -1,0 +1,96 @@
+"""Namespaces and the minting of every IRI provgraph writes: the only place that makes IRIs.
+
+Things are named by hashes (content, definitions, environments), events by UUIDs (runs).
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+import urllib.parse
+from importlib import resources
+from pathlib import Path
+
+from .. import __version__
+
+__all__ = [
+    "PG",
+    "PROV",
+    "RDF",
+    "RDFS",
+    "XSD",
+    "agent_iri",
+    "content_iri",
+    "definition_iri",
+    "environment_iri",
+    "ontology_path",
+    "output_iri",
+    "role_iri",
+    "run_iri",
+    "user_iri",
+]
+
+PG = "https://w3id.org/provgraph/ns#"
+PROV = "http://www.w3.org/ns/prov#"
+RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+RDFS = "http://www.w3.org/2000/01/rdf-schema#"
+XSD = "http://www.w3.org/2001/XMLSchema#"
+PROVONE = "http://purl.dataone.org/provone/2015/01/15/ontology#"
+
+
+def run_iri(run_uuid: str) -> str:
+    """A job, workflow or submission run: ``urn:uuid:<uuid>``."""
+    return run_uuid if run_uuid.startswith("urn:uuid:") else f"urn:uuid:{run_uuid}"
+
+
+def output_iri(run: str, field: str) -> str:
+    """The entity a run generated for one output field: ``<run>#<field>``."""
+    return f"{run}#{urllib.parse.quote(field, safe='')}"
+
+
+def content_iri(hex_digest: str) -> str:
+    """A value or file given by the user, named by its content hash."""
+    return f"urn:provgraph:content:xxh3-128:{hex_digest}"
+
+
+def definition_iri(hex_digest: str) -> str:
+    """A task definition, named by its definition hash."""
+    return f"urn:provgraph:definition:xxh3-128:{hex_digest}"
+
+
+def environment_iri(hex_digest: str) -> str:
+    """An environment, named by the hash of its description."""
+    return f"urn:provgraph:env:xxh3-128:{hex_digest}"
+
+
+def role_iri(field: str) -> str:
+    """The role a value plays for a run: the field's name."""
+    return f"urn:provgraph:role:{urllib.parse.quote(field, safe='')}"
+
+
+def agent_iri() -> str:
+    """This version of provgraph, as a software agent."""
+    return f"urn:provgraph:agent:provgraph-{__version__}"
+
+
+def user_iri() -> tuple[str, str]:
+    """The person running provgraph (login at host) and their login name."""
+    try:
+        login = getpass.getuser()
+    except Exception:  # no login name in some containers
+        login = "unknown"
+    host = socket.gethostname()
+    return f"urn:provgraph:user:{urllib.parse.quote(login)}@{urllib.parse.quote(host)}", login
+
+
+def ontology_path(name: str) -> Path:
+    """A file of ``ontology/`` (``provgraph.ttl``, ``shapes.ttl``, ``context.jsonld``)."""
+    packaged = resources.files("provgraph") / "ontology" / name
+    if packaged.is_file():
+        return Path(str(packaged))
+    source = Path(__file__).resolve().parents[3] / "ontology" / name  # a source checkout
+    if source.is_file():
+        return source
+    from ..exceptions import ProvenanceError
+
+    raise ProvenanceError(f"ontology file {name!r} is missing from this installation")
