@@ -29,6 +29,15 @@ try:
 except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
+def __getattr__(name: str) -> object:
+    # the provenance store pulls in rdflib: imported when first asked for
+    if name == "ProvenanceStore":
+        from .provenance.store import ProvenanceStore
+
+        return ProvenanceStore
+    raise AttributeError(f"module 'provgraph' has no attribute {name!r}")
+
+
 __all__ = [
     "CacheError",
     "CommandError",
@@ -39,6 +48,7 @@ __all__ = [
     "InputFileError",
     "JobFailure",
     "ProvenanceError",
+    "ProvenanceStore",
     "ProvgraphError",
     "Result",
     "SpecError",

@@ -432,10 +432,8 @@ def input_sources(job: JobRun) -> dict[str, list[tuple[str, str]]]:
             continue
         up = node.upstream[lazy.node]
         assert up.space is not None
-        if field in job.assign:
-            key = job.assign.get(f"_{up.name}", ())
-        else:
-            key = node.key_for(job, up)
+        split = field in job.assign
+        key = job.assign.get(f"_{up.name}", ()) if split else node.key_for(job, up)
         positions = up.space.groups.get(key, [])
         sources[field] = [(up.jobs[p].run_id, lazy.field) for p in positions]
     return sources

@@ -17,6 +17,7 @@ misses the cache opens an instance of its graph, and succeeds when every node of
 from __future__ import annotations
 
 import collections
+import importlib
 import json
 import sys
 import uuid
@@ -51,7 +52,8 @@ class Submitter:
     ``Submitter(cache_dir=..., worker="serial" | "cf", hooks=[...], progress=True,
     **worker_options)``; ``sub(task)`` returns a :class:`Result`. ``progress`` shows a live
     table of jobs per node on a terminal and a one-line summary at the end (only the summary
-    elsewhere); ``progress=False`` turns both off.
+    elsewhere); ``progress=False`` turns both off. ``provenance=True`` (the default) records
+    every job run as W3C PROV in the cache (see :class:`provgraph.ProvenanceStore`).
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class Submitter:
         *,
         hooks: Iterable[Hook] = (),
         progress: Any = True,
+        provenance: bool = True,
         **worker_options: Any,
     ) -> None:
         config = Config.from_env()
@@ -71,6 +74,10 @@ class Submitter:
             raise CacheError(f"cache_dir {str(self.cache_dir)!r} cannot be created: {err}") from err
         self.worker = get_worker(worker if worker is not None else config.worker, **worker_options)
         self.hooks: list[Hook] = list(hooks)
+        if provenance:
+            # imported by name: the engine knows the recorder only as a hook
+            recorder = importlib.import_module("provgraph.provenance.record")
+            self.hooks.append(recorder.Recorder(self.cache_dir))
         self.progress = make_progress(progress)
         if self.progress is not None:
             self.hooks.append(self.progress)
@@ -122,7 +129,7 @@ class _Run:
         self.waiting: dict[Future[Any], rt.JobRun] = {}
         self.failures: list[JobFailure] = []
         self.node_stats: dict[str, dict[str, int]] = {}
-        root_instance = rt.Instance("", {}, None, uuid.uuid4().hex)
+        root_instance = rt.Instance("", {}, None, str(uuid.uuid4()))
         self.root = rt.NodeRun(root_instance, type(task)._task_name, task)
         self.root.instance.nodes[self.root.name] = self.root
         self.root.instance.n_incomplete = 1
@@ -222,7 +229,7 @@ class _Run:
             self._open(job)
             return
         assert job.inputs is not None and job.job_hash is not None
-        job.run_id = uuid.uuid4().hex
+        job.run_id = str(uuid.uuid4())
         context: dict[str, Any] = {}
         after = []
         for prepare in self.sub.job_preparers:
@@ -338,7 +345,7 @@ class _Run:
 
     def _open(self, job: rt.JobRun) -> None:
         job.status = "running"
-        job.run_id = uuid.uuid4().hex
+        job.run_id = str(uuid.uuid4())
         self.sub.emit(events.JobSubmitted(run_id=self.run_id, job=job))
         instance = rt.open_instance(job)
         if not instance.nodes:

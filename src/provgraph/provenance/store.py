@@ -1,0 +1,216 @@
+"""The provenance store: every run's TriG file, indexed for SPARQL.
+
+The TriG files in the job directories (and ``.provenance/submissions``,
+``.provenance/environments``) are the truth; the index under ``<cache_dir>/.provenance/`` is
+derived from them and can always be rebuilt.
+
+Default backend: the Oxigraph store (``pyoxigraph``, on disk), read through rdflib with
+``oxrdflib``. Oxigraph allows one read-write opening at a time, in any process: a writer opens
+it, loads new files in bulk and closes it; a process that finds it busy leaves its files in
+``pending.txt`` for the next indexing. Readers open it read-only for each question, so a store
+object always answers from everything indexed when the question is asked. Fallback backend
+``"memory"``: plain rdflib, reading every file at each :meth:`ProvenanceStore.refresh`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import ProvenanceError
+
+if TYPE_CHECKING:
+    import rdflib
+
+__all__ = ["ProvenanceStore", "index_files", "rebuild_index"]
+
+_INDEX = "oxigraph"
+_PENDING = "pending.txt"
+_INDEXED = "indexed.txt"
+_LOCK = "index.lock"
+
+
+def _folder(cache_dir: Path) -> Path:
+    folder = Path(cache_dir) / ".provenance"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    with open(folder / _LOCK, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def all_files(cache_dir: Path) -> list[Path]:
+    """Every provenance file of a cache: runs in job directories, environments, submissions."""
+    cache_dir = Path(cache_dir)
+    found: list[Path] = []
+    with os.scandir(cache_dir) as entries:
+        for entry in entries:
+            if entry.is_dir() and not entry.name.startswith("."):
+                with os.scandir(entry.path) as inner:
+                    found += [
+                        Path(e.path)
+                        for e in inner
+                        if e.name.startswith("_prov-") and e.name.endswith(".trig")
+                    ]
+    for sub in ("environments", "submissions"):
+        folder = cache_dir / ".provenance" / sub
+        if folder.is_dir():
+            found += sorted(folder.glob("*.trig"))
+    return found
+
+
+def _environment_files(cache_dir: Path) -> list[Path]:
+    folder = Path(cache_dir) / ".provenance" / "environments"
+    return sorted(folder.glob("*.trig")) if folder.is_dir() else []
+
+
+def _open_writer(folder: Path) -> Any:
+    import pyoxigraph as ox
+
+    try:
+        return ox.Store(str(folder / _INDEX))
+    except OSError:
+        return None  # another process holds it: leave the files pending
+
+
+def index_files(cache_dir: Path, files: Iterable[Path]) -> int:
+    """Queue ``files`` for indexing and index everything queued, if the store is free.
+
+    Returns the number of files indexed now (0 when another process holds the store).
+    """
+    folder = _folder(cache_dir)
+    with _locked(folder):
+        with open(folder / _PENDING, "a") as fh:
+            fh.writelines(f"{f}\n" for f in files)
+        return _drain(Path(cache_dir), folder)
+
+
+def _drain(cache_dir: Path, folder: Path) -> int:
+    import pyoxigraph as ox
+
+    pending = (folder / _PENDING).read_text().splitlines() if (folder / _PENDING).exists() else []
+    indexed_path = folder / _INDEXED
+    indexed = set(indexed_path.read_text().splitlines()) if indexed_path.exists() else set()
+    todo = [p for p in dict.fromkeys(pending) if p not in indexed and Path(p).exists()]
+    todo += [str(p) for p in _environment_files(cache_dir) if str(p) not in indexed]
+    if not todo:
+        (folder / _PENDING).write_text("")
+        return 0
+    store = _open_writer(folder)
+    if store is None:
+        return 0
+    def quads() -> Iterator[Any]:
+        for path in todo:
+            try:
+                yield from ox.parse(path=path, format=ox.RdfFormat.TRIG)
+            except (SyntaxError, ValueError, OSError) as err:
+                raise ProvenanceError(f"cannot index {path}: {err}") from err
+
+    try:
+        store.bulk_extend(quads())  # one bulk write for all the files
+        store.flush()
+    finally:
+        del store
+    with open(indexed_path, "a") as fh:
+        fh.writelines(f"{p}\n" for p in todo)
+    (folder / _PENDING).write_text("")
+    return len(todo)
+
+
+def rebuild_index(cache_dir: Path) -> int:
+    """Drop the index and load every provenance file again; returns how many were loaded."""
+    folder = _folder(cache_dir)
+    with _locked(folder):
+        shutil.rmtree(folder / _INDEX, ignore_errors=True)
+        (folder / _INDEXED).unlink(missing_ok=True)
+        (folder / _PENDING).write_text("".join(f"{p}\n" for p in all_files(Path(cache_dir))))
+        return _drain(Path(cache_dir), folder)
+
+
+class ProvenanceStore:
+    """The provenance recorded in a cache directory, queried with SPARQL.
+
+    ``ProvenanceStore(cache_dir)`` uses the Oxigraph index (``backend="oxigraph"``) and falls
+    back to plain rdflib in memory (``backend="memory"``) when pyoxigraph is missing. Queries
+    see every run indexed when they are asked; :meth:`refresh` first indexes files that earlier
+    runs could not (the store was busy), and reloads the memory backend.
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike[str], *, backend: str | None = None) -> None:
+        self.cache_dir = Path(cache_dir).absolute()
+        if not self.cache_dir.is_dir():
+            raise ProvenanceError(f"cache directory {str(self.cache_dir)!r} does not exist")
+        if backend is None:
+            try:
+                import oxrdflib  # noqa: F401
+                import pyoxigraph  # noqa: F401
+
+                backend = "oxigraph"
+            except ImportError:
+                backend = "memory"
+        if backend not in ("oxigraph", "memory"):
+            raise ProvenanceError(f"backend={backend!r}; expected 'oxigraph' or 'memory'")
+        self.backend = backend
+        self._memory: Any = None
+        self.refresh()
+
+    def refresh(self) -> int:
+        """Index what is pending (or, in memory, read every file again); returns files loaded."""
+        if self.backend == "memory":
+            import rdflib
+
+            dataset = rdflib.Dataset(default_union=True)
+            files = all_files(self.cache_dir)
+            for path in files:
+                dataset.parse(path, format="trig")
+            self._memory = dataset
+            return len(files)
+        folder = _folder(self.cache_dir)
+        with _locked(folder):
+            return _drain(self.cache_dir, folder)
+
+    @property
+    def graph(self) -> rdflib.Dataset:
+        """An rdflib dataset over everything indexed (its default graph is the union)."""
+        if self._memory is not None:
+            return self._memory
+        import pyoxigraph as ox
+        import rdflib
+        from oxrdflib import OxigraphStore
+
+        path = _folder(self.cache_dir) / _INDEX
+        if not path.exists():
+            return rdflib.Dataset(default_union=True)
+        try:
+            store = ox.Store.read_only(str(path))
+        except OSError as err:
+            raise ProvenanceError(f"cannot open the provenance index {path}: {err}") from err
+        return rdflib.Dataset(store=OxigraphStore(store=store), default_union=True)
+
+    def query(self, sparql: str, **bindings: Any) -> Any:
+        """Run a SPARQL 1.1 query (SELECT, ASK, CONSTRUCT); rdflib results.
+
+        The prefixes ``prov:``, ``pg:``, ``rdfs:`` and ``xsd:`` are predeclared; keyword
+        arguments bind variables (``store.query(q, run=URIRef(...))``).
+        """
+        from . import vocab as V
+
+        namespaces = {"prov": V.PROV, "pg": V.PG, "rdfs": V.RDFS, "xsd": V.XSD}
+        try:
+            return self.graph.query(sparql, initNs=namespaces, initBindings=bindings or None)
+        except Exception as err:
+            if isinstance(err, ProvenanceError):
+                raise
+            raise ProvenanceError(f"SPARQL query failed: {err}") from err
