@@ -29,6 +29,7 @@ try:
 except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
+
 def __getattr__(name: str) -> object:
     # the provenance store pulls in rdflib: imported when first asked for
     if name == "ProvenanceStore":

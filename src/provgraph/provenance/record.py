@@ -34,6 +34,12 @@ _TRIG = ox.RdfFormat.TRIG
 PREFIXES = {"prov": V.PROV, "pg": V.PG, "rdfs": V.RDFS, "xsd": V.XSD}
 
 
+def _trig(quads: list[ox.Quad]) -> bytes:
+    data = ox.serialize(quads, format=_TRIG, prefixes=PREFIXES)
+    assert data is not None  # no output file given: the bytes are returned
+    return data
+
+
 def _n(iri: str) -> ox.NamedNode:
     return ox.NamedNode(iri)
 
@@ -63,7 +69,7 @@ def _lit(value: Any) -> ox.Literal:
 
 
 def _time(seconds: float) -> ox.Literal:
-    stamp = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc).isoformat()
+    stamp = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC).isoformat()
     return ox.Literal(stamp, datatype=_n(V.XSD + "dateTime"))
 
 
@@ -73,13 +79,9 @@ def _file_iri(path: str | os.PathLike[str]) -> ox.NamedNode:
 
 def describe_value(value: Any) -> dict[str, Any]:
     """Content hash, kind, and location/size or small value, of one input or output value."""
-    if isinstance(value, (File, Directory)) or (
-        isinstance(value, Path) and value.is_file()
-    ):
+    if isinstance(value, (File, Directory)) or (isinstance(value, Path) and value.is_file()):
         path = Path(value)
-        digest = (
-            file_content_digest(path).hex() if path.is_file() else hash_value(value).hex()
-        )
+        digest = file_content_digest(path).hex() if path.is_file() else hash_value(value).hex()
         size = path.stat().st_size if path.is_file() else None
         return {"kind": "File", "hash": digest, "location": str(path), "size": size}
     small = None
@@ -151,7 +153,7 @@ def _environment_file(cache_dir: Path, env: dict[str, Any]) -> None:
             ox.Quad(package, G("version"), ox.Literal(version), g),
         ]
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, ox.serialize(quads, format=_TRIG, prefixes=PREFIXES))
+    atomic_write(path, _trig(quads))
 
 
 def write_job_run(job: Any, outcome: Any) -> None:
@@ -244,8 +246,7 @@ def write_job_run(job: Any, outcome: Any) -> None:
         ]
     cache_dir = Path(context["cache_dir"])
     _environment_file(cache_dir, env)
-    data = ox.serialize(quads, format=_TRIG, prefixes=PREFIXES)
-    atomic_write(job.output_dir / f"_prov-{job.run_id}.trig", data)
+    atomic_write(job.output_dir / f"_prov-{job.run_id}.trig", _trig(quads))
 
 
 class Recorder:
@@ -311,7 +312,7 @@ class Recorder:
             self._reset()
             self.submission = event.run_id
             self.root_name = event.task_name
-            self.started = datetime.datetime.now(tz=datetime.timezone.utc).timestamp()
+            self.started = datetime.datetime.now(tz=datetime.UTC).timestamp()
         elif isinstance(event, events.JobReused):
             run_id = getattr(event.outcome, "run_id", "")
             if run_id:
@@ -325,7 +326,7 @@ class Recorder:
     def _write_submission(self) -> None:
         sub = _n(V.run_iri(self.submission))
         g = sub
-        now = datetime.datetime.now(tz=datetime.timezone.utc).timestamp()
+        now = datetime.datetime.now(tz=datetime.UTC).timestamp()
         quads = [
             ox.Quad(sub, A, P("Activity"), g),
             ox.Quad(sub, A, G("Submission"), g),
@@ -348,7 +349,7 @@ class Recorder:
         folder = self.cache_dir / ".provenance" / "submissions"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{self.submission.rsplit(':', 1)[-1]}.trig"
-        atomic_write(path, ox.serialize(quads, format=_TRIG, prefixes=PREFIXES))
+        atomic_write(path, _trig(quads))
         self.new_files.append(path)
         if self.index:
             from .store import index_files

@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ from ..exceptions import ProvenanceError
 if TYPE_CHECKING:
     import rdflib
 
-__all__ = ["ProvenanceStore", "index_files", "rebuild_index"]
+__all__ = ["ProvenanceStore", "all_files", "index_files", "load_trig", "rebuild_index"]
 
 _INDEX = "oxigraph"
 _PENDING = "pending.txt"
@@ -71,6 +72,14 @@ def all_files(cache_dir: Path) -> list[Path]:
     return found
 
 
+def load_trig(dataset: rdflib.Dataset, path: Path) -> None:
+    """Add one TriG file to an rdflib dataset."""
+    with warnings.catch_warnings():
+        # rdflib 7 warns about its own use of Dataset.default_context while parsing
+        warnings.simplefilter("ignore", DeprecationWarning)
+        dataset.parse(data=Path(path).read_bytes(), format="trig")
+
+
 def _environment_files(cache_dir: Path) -> list[Path]:
     folder = Path(cache_dir) / ".provenance" / "environments"
     return sorted(folder.glob("*.trig")) if folder.is_dir() else []
@@ -111,6 +120,7 @@ def _drain(cache_dir: Path, folder: Path) -> int:
     store = _open_writer(folder)
     if store is None:
         return 0
+
     def quads() -> Iterator[Any]:
         for path in todo:
             try:
@@ -174,7 +184,7 @@ class ProvenanceStore:
             dataset = rdflib.Dataset(default_union=True)
             files = all_files(self.cache_dir)
             for path in files:
-                dataset.parse(path, format="trig")
+                load_trig(dataset, path)
             self._memory = dataset
             return len(files)
         folder = _folder(self.cache_dir)
@@ -208,9 +218,29 @@ class ProvenanceStore:
         from . import vocab as V
 
         namespaces = {"prov": V.PROV, "pg": V.PG, "rdfs": V.RDFS, "xsd": V.XSD}
+        if bindings:
+            sparql = _with_values(sparql, bindings)
         try:
-            return self.graph.query(sparql, initNs=namespaces, initBindings=bindings or None)
+            with warnings.catch_warnings():
+                # rdflib 7 warns about its own use of deprecated Dataset members
+                warnings.simplefilter("ignore", DeprecationWarning)
+                result = self.graph.query(sparql, initNs=namespaces)
+                if result.type == "SELECT":
+                    result.bindings  # noqa: B018 - evaluate now, inside the filter
+                return result
         except Exception as err:
             if isinstance(err, ProvenanceError):
                 raise
             raise ProvenanceError(f"SPARQL query failed: {err}") from err
+
+
+def _with_values(sparql: str, bindings: dict[str, Any]) -> str:
+    """Bind variables with a trailing VALUES clause (works the same on every backend)."""
+    import rdflib
+
+    names = " ".join(f"?{name}" for name in bindings)
+    terms = []
+    for value in bindings.values():
+        term = value if isinstance(value, rdflib.term.Identifier) else rdflib.Literal(value)
+        terms.append(term.n3())
+    return f"{sparql}\nVALUES ({names}) {{ ({' '.join(terms)}) }}"

@@ -1,0 +1,306 @@
+"""Provenance: recorded runs, their shapes, and SPARQL answers over a real workflow."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import rdflib
+import xxhash
+
+from prov_tasks import Copy, Explode, Study, make_inputs
+from provgraph import ProvenanceStore, Submitter
+from provgraph.provenance import vocab
+from provgraph.provenance.store import load_trig
+
+BACKENDS = ["oxigraph", "memory"]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The study workflow run once on serial, then again (all reused)."""
+    root = tmp_path_factory.mktemp("study")
+    inputs = make_inputs(root / "inputs")
+    cache = root / "cache"
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        first = sub(Study(files=inputs))
+        again = sub(Study(files=inputs))
+    assert first.outputs.out == 6 and not first.errored
+    return {"cache": cache, "inputs": inputs, "first": first, "again": again}
+
+
+def _rows(store: ProvenanceStore, sparql: str, **bindings: Any) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in store.query(sparql, **bindings)]
+
+
+def _union(cache: Path) -> rdflib.Graph:
+    """Every recorded triple of a cache, as one graph."""
+    dataset = rdflib.Dataset()
+    for path in cache.rglob("*.trig"):
+        load_trig(dataset, path)
+    graph = rdflib.Graph()
+    for s, p, o, _ in dataset.quads():
+        graph.add((s, p, o))
+    return graph
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_what_produced_a_file(study: dict[str, Any], backend: str) -> None:
+    """The run that produced an output file, found by its path and by its content hash."""
+    store = ProvenanceStore(study["cache"], backend=backend)
+    out_file = next(study["cache"].glob("Copy-*/out_file.txt"))
+    by_path = _rows(
+        store,
+        "SELECT ?run ?name WHERE { ?e prov:atLocation ?where ; prov:wasGeneratedBy ?run . "
+        "?run pg:taskName ?name }",
+        where=rdflib.URIRef(out_file.as_uri()),
+    )
+    assert [(str(name)) for _, name in by_path] == ["Copy"]
+    digest = "xxh3-128:" + xxhash.xxh3_128_hexdigest(out_file.read_bytes())
+    by_hash = _rows(
+        store,
+        "SELECT DISTINCT ?run WHERE { ?e pg:contentHash ?h ; prov:wasGeneratedBy ?run }",
+        h=rdflib.Literal(digest),
+    )
+    assert {r for (r,) in by_hash} == {r for r, _ in by_path}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_lineage_reaches_the_original_inputs(study: dict[str, Any], backend: str) -> None:
+    """The final output derives, step by step, from exactly the three input files."""
+    store = ProvenanceStore(study["cache"], backend=backend)
+    rows = _rows(
+        store,
+        """SELECT DISTINCT ?where WHERE {
+             ?run pg:taskName "Total" . ?final prov:wasGeneratedBy ?run .
+             ?final prov:wasDerivedFrom+ ?source .
+             ?source a pg:File ; prov:atLocation ?where .
+             FILTER NOT EXISTS { ?source prov:wasGeneratedBy ?any }
+           }""",
+    )
+    assert {str(w) for (w,) in rows} == {p.as_uri() for p in study["inputs"]}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_runs_that_used_an_input(study: dict[str, Any], backend: str) -> None:
+    """All runs that used a given input file (content-addressed) are found."""
+    store = ProvenanceStore(study["cache"], backend=backend)
+    first = study["inputs"][0]
+    entity = rdflib.URIRef(vocab.content_iri(xxhash.xxh3_128_hexdigest(first.read_bytes())))
+    rows = _rows(
+        store, "SELECT ?run ?node WHERE { ?run prov:used ?e ; pg:nodeName ?node }", e=entity
+    )
+    assert [str(node) for _, node in rows] == ["Study/copy"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_environment_of_a_job(study: dict[str, Any], backend: str) -> None:
+    """Each job run names the environment it ran in, with Python version and packages."""
+    store = ProvenanceStore(study["cache"], backend=backend)
+    rows = _rows(
+        store,
+        """SELECT DISTINCT ?version ?pkgversion WHERE {
+             ?run a pg:JobRun ; prov:used ?env .
+             ?env a pg:Environment ; pg:pythonVersion ?version ;
+                  pg:package [ pg:name "rdflib" ; pg:version ?pkgversion ] .
+           }""",
+    )
+    import platform
+
+    import rdflib as rdflib_module
+
+    found = [tuple(map(str, row)) for row in rows]
+    assert found == [(platform.python_version(), rdflib_module.__version__)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_reuse_points_to_the_computing_run(study: dict[str, Any], backend: str) -> None:
+    """The second submission reused the workflow run of the first, and made no job runs."""
+    store = ProvenanceStore(study["cache"], backend=backend)
+    rows = _rows(
+        store,
+        """SELECT ?sub ?earlier ?name WHERE {
+             ?sub a pg:Submission ; pg:reused ?earlier . ?earlier pg:taskName ?name .
+             ?job pg:partOf ?earlier .
+           }""",
+    )
+    assert {str(name) for _, _, name in rows} == {"Study"}
+    (count,) = _rows(store, "SELECT (COUNT(?r) AS ?n) WHERE { ?r a pg:JobRun }")[0]
+    assert int(count) == 7  # three copies, three counts, one total: the rerun added none
+
+
+def test_runs_validate_against_the_shapes(study: dict[str, Any]) -> None:
+    """Every recorded job run satisfies ontology/shapes.ttl; a damaged one does not."""
+    import pyshacl
+
+    shapes = rdflib.Graph().parse(vocab.ontology_path("shapes.ttl"))
+    graph = _union(study["cache"])
+    conforms, _, report = pyshacl.validate(graph, shacl_graph=shapes)
+    assert conforms, report
+    run = next(graph.subjects(rdflib.RDF.type, rdflib.URIRef(vocab.PG + "JobRun")))
+    graph.remove((run, rdflib.URIRef(vocab.PG + "status"), None))
+    conforms, _, _ = pyshacl.validate(graph, shacl_graph=shapes)
+    assert not conforms
+
+
+def test_prov_package_reads_records_back(study: dict[str, Any]) -> None:
+    """The prov package reads each run's graph, and unified() accepts it."""
+    import warnings
+
+    import prov
+
+    files = sorted(study["cache"].glob("*/_prov-*.trig"))
+    assert len(files) == 7
+    for path in files:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # prov notes the roles it does not convert
+            document = prov.read(str(path), format="rdf", rdf_format="trig")
+            (bundle,) = document.bundles
+            unified = bundle.unified()
+        assert len(unified.records) >= 5
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_times_and_generations_are_sound(study: dict[str, Any], backend: str) -> None:
+    """No activity ends before it starts; each output entity has exactly one generation."""
+    store = ProvenanceStore(study["cache"], backend=backend)
+    early = _rows(
+        store,
+        "SELECT ?a WHERE { ?a prov:startedAtTime ?s ; prov:endedAtTime ?e . FILTER (?e < ?s) }",
+    )
+    assert early == []
+    multi = _rows(
+        store,
+        "SELECT ?e WHERE { ?e prov:wasGeneratedBy ?a } GROUP BY ?e HAVING (COUNT(?a) > 1)",
+    )
+    assert multi == []
+
+
+def test_every_term_is_declared(study: dict[str, Any]) -> None:
+    """Each pg: class and property the recorder writes is declared in ontology/provgraph.ttl."""
+    ontology = rdflib.Graph().parse(vocab.ontology_path("provgraph.ttl"))
+    declared = {str(s) for s in ontology.subjects() if str(s).startswith(vocab.PG)}
+    graph = _union(study["cache"])
+    used = {str(p) for p in graph.predicates() if str(p).startswith(vocab.PG)}
+    used |= {str(o) for o in graph.objects(None, rdflib.RDF.type) if str(o).startswith(vocab.PG)}
+    assert used and used <= declared, used - declared
+    source = (Path(vocab.__file__).parent / "record.py").read_text()
+    named = {vocab.PG + name for name in re.findall(r'\bG\("(\w+)"\)', source)}
+    assert named <= declared, named - declared
+    for term in declared - {vocab.PG.rstrip("#")}:
+        assert (rdflib.URIRef(term), rdflib.RDFS.comment, None) in ontology, term
+
+
+def _signature(cache: Path) -> set[tuple[Any, ...]]:
+    """Each job run as (node, job hash, status, input hashes, output hashes): no times or ids."""
+    store = ProvenanceStore(cache)
+    runs: dict[tuple[str, str, str], tuple[set[str], set[str]]] = {}
+    rows = _rows(
+        store,
+        """SELECT ?node ?hash ?status ?inhash ?outhash WHERE {
+             ?run a pg:JobRun ; pg:nodeName ?node ; pg:jobHash ?hash ; pg:status ?status .
+             OPTIONAL { ?run prov:used ?in . ?in pg:contentHash ?inhash }
+             OPTIONAL { ?out prov:wasGeneratedBy ?run ; pg:contentHash ?outhash }
+           }""",
+    )
+    for node, job, status, inhash, outhash in rows:
+        ins, outs = runs.setdefault((str(node), str(job), str(status)), (set(), set()))
+        ins.add(str(inhash))
+        outs.add(str(outhash))
+    return {(*key, frozenset(ins), frozenset(outs)) for key, (ins, outs) in runs.items()}
+
+
+def test_serial_and_cf_record_the_same(tmp_path: Path) -> None:
+    """The same workflow on serial and cf gives the same records, but for times and ids."""
+    inputs = make_inputs(tmp_path / "inputs")
+    signatures = []
+    for worker in ("serial", "cf"):
+        cache = tmp_path / worker
+        with Submitter(cache_dir=cache, worker=worker, progress=False) as sub:
+            assert sub(Study(files=inputs)).outputs.out == 6
+        signatures.append(_signature(cache))
+    assert signatures[0] == signatures[1]
+    assert len(signatures[0]) == 7
+
+
+def test_failed_job_is_recorded(cache_dir: Path) -> None:
+    """A failed job's run carries status 'failed' and its error."""
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        result = sub(Explode(x=3))
+    assert result.errored
+    store = ProvenanceStore(cache_dir)
+    rows = _rows(
+        store,
+        """SELECT ?status ?type ?message WHERE {
+             ?run a pg:JobRun ; pg:status ?status ; pg:error ?e .
+             ?e pg:errorType ?type ; pg:errorMessage ?message }""",
+    )
+    assert [tuple(map(str, r)) for r in rows] == [("failed", "RuntimeError", "exploded on 3")]
+
+
+def test_provenance_can_be_turned_off(tmp_path: Path, cache_dir: Path) -> None:
+    """``provenance=False`` writes no record at all."""
+    src = make_inputs(tmp_path / "in")[0]
+    with Submitter(cache_dir=cache_dir, progress=False, provenance=False) as sub:
+        assert not sub(Copy(in_file=src)).errored
+    assert list(cache_dir.rglob("*.trig")) == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_store_opened_before_a_run_sees_it(tmp_path: Path, backend: str) -> None:
+    """Two stores on one cache; both see a later run (the memory one after refresh())."""
+    cache = tmp_path / "cache"
+    inputs = make_inputs(tmp_path / "inputs")
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        sub(Copy(in_file=inputs[0]))
+    first, second = ProvenanceStore(cache, backend=backend), ProvenanceStore(cache, backend=backend)
+    count = "SELECT (COUNT(?r) AS ?n) WHERE { ?r a pg:JobRun }"
+    assert int(_rows(first, count)[0][0]) == int(_rows(second, count)[0][0]) == 1
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        sub(Copy().split(in_file=inputs[1:]))
+    if backend == "memory":
+        first.refresh()
+    assert int(_rows(first, count)[0][0]) == 3
+
+
+HOLD_INDEX = """
+import sys, time
+import pyoxigraph
+store = pyoxigraph.Store(sys.argv[1])
+print("holding", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_busy_index_leaves_files_pending(tmp_path: Path) -> None:
+    """While another process holds the index, runs still work and are indexed later."""
+    cache = tmp_path / "cache"
+    inputs = make_inputs(tmp_path / "inputs")
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        sub(Copy(in_file=inputs[0]))
+    index = cache / ".provenance" / "oxigraph"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_INDEX, str(index)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        with Submitter(cache_dir=cache, progress=False) as sub:
+            assert not sub(Copy().split(in_file=inputs[1:])).errored
+        pending = (cache / ".provenance" / "pending.txt").read_text().split()
+        assert len(pending) == 3  # two job runs and the submission
+        store = ProvenanceStore(cache)  # reading works while the index is held
+        count = "SELECT (COUNT(?r) AS ?n) WHERE { ?r a pg:JobRun }"
+        assert int(_rows(store, count)[0][0]) == 1
+    finally:
+        holder.communicate("done\n")
+    time.sleep(0.1)
+    assert store.refresh() == 3
+    assert int(_rows(store, count)[0][0]) == 3
