@@ -11,9 +11,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import rdflib
 
 from crash_tasks import Slow, Suicidal
 from provgraph import Submitter, cache
+from provgraph.provenance.store import load_trig
 
 TESTS = str(Path(__file__).parent)
 
@@ -79,6 +81,9 @@ def test_sigkill_mid_job_then_rerun(tmp_path: Path, cache_dir: Path, worker: str
     assert hung is not None, "the killed job's lock should be left, free and not empty"
     assert cache.read_result(hung) is None
     assert not (hung / cache.RESULT_NAME).exists()
+    assert list(hung.glob("_prov-*")) == []  # no record of the killed run, not even half a one
+    for record in cache_dir.glob("*/_prov-*.trig"):
+        load_trig(rdflib.Dataset(), record)  # every record that exists is whole
 
     (marks / "hang").unlink()
     options = {"n_procs": 2} if worker == "cf" else {}

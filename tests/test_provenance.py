@@ -304,3 +304,67 @@ def test_busy_index_leaves_files_pending(tmp_path: Path) -> None:
     time.sleep(0.1)
     assert store.refresh() == 3
     assert int(_rows(store, count)[0][0]) == 3
+
+
+def test_helpers_answer_the_common_questions(study: dict[str, Any]) -> None:
+    """produced, lineage, impact, runs_of and failed_runs on the study workflow."""
+    store = ProvenanceStore(study["cache"])
+    out_file = next(study["cache"].glob("Copy-*/out_file.txt"))
+    (made,) = store.produced(out_file)
+    assert (made["task"], made["field"], made["status"]) == ("Copy", "out_file", "succeeded")
+    assert Path(made["dir"].removeprefix("file://")) == out_file.parent
+    final = _rows(store, "SELECT ?e WHERE { ?r pg:taskName 'Total' . ?e prov:wasGeneratedBy ?r }")
+    upstream = store.lineage(str(final[0][0]))
+    assert sorted(r["node"] for r in upstream) == ["Study/copy"] * 3 + ["Study/count"] * 3 + [
+        "Study/total"
+    ]
+    downstream = store.impact(study["inputs"][1])
+    assert sorted(r["node"] for r in downstream) == ["Study/copy", "Study/count", "Study/total"]
+    assert len(store.runs_of("CountWords")) == 3
+    assert store.failed_runs() == []
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "provgraph.cli", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_cli_query_show_and_index(study: dict[str, Any], tmp_path: Path) -> None:
+    """provgraph query (table, csv, json, -f), show, show JOB and index --rebuild."""
+    cache = str(study["cache"])
+    sparql = (
+        "SELECT ?task (COUNT(?r) AS ?n) WHERE { ?r a pg:JobRun ; pg:taskName ?task } "
+        "GROUP BY ?task ORDER BY ?task"
+    )
+    table = _cli("query", cache, sparql)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["task", "n"] and lines[2].split() == ["Copy", "3"]
+    assert lines[-1] == "(3 rows)"
+    csv = _cli("query", cache, sparql, "--format", "csv")
+    assert csv.stdout.splitlines()[:2] == ["task,n", "Copy,3"]
+    import json
+
+    data = json.loads(_cli("query", cache, sparql, "--format", "json").stdout)
+    assert [b["task"]["value"] for b in data["results"]["bindings"]] == [
+        "Copy",
+        "CountWords",
+        "Total",
+    ]
+    query_file = tmp_path / "q.rq"
+    query_file.write_text("ASK { ?r pg:status 'failed' }")
+    assert _cli("query", cache, "-f", str(query_file)).stdout.strip() == "false"
+    summary = _cli("show", cache)
+    assert "CountWords" in summary.stdout and "submissions recorded: 2" in summary.stdout
+    total_dir = next(study["cache"].glob("Total-*"))
+    shown = _cli("show", cache, total_dir.name[:14])
+    assert shown.returncode == 0, shown.stderr
+    assert "task:     Total" in shown.stdout and "status:   succeeded" in shown.stdout
+    assert "counts: xxh3-128:" in shown.stdout and "out: xxh3-128:" in shown.stdout
+    rebuilt = _cli("index", cache, "--rebuild")
+    assert rebuilt.returncode == 0 and rebuilt.stdout.startswith("indexed ")
+    assert int(rebuilt.stdout.split()[1]) == len(list(study["cache"].rglob("*.trig")))
+    assert _cli("query", cache, sparql, "--format", "csv").stdout.splitlines()[1] == "Copy,3"
+    bad = _cli("query", cache, "SELECT nonsense")
+    assert bad.returncode == 2 and "SPARQL query failed" in bad.stderr

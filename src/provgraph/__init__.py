@@ -3,6 +3,7 @@
 The public door: everything a user needs is importable from here.
 """
 
+import typing as _typing
 from importlib import metadata as _metadata
 
 from ._filetypes import Directory, File
@@ -28,6 +29,10 @@ try:
     __version__ = _metadata.version("provgraph")
 except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
+
+
+if _typing.TYPE_CHECKING:
+    from .provenance.store import ProvenanceStore
 
 
 def __getattr__(name: str) -> object:

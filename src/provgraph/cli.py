@@ -7,6 +7,10 @@ VALUE is read as JSON when it parses, else taken as a string.
 ``provgraph graph FILE.py:NAME -o wf.svg|.png|.pdf|.dot|.mmd`` draws a workflow: DOT and
 Mermaid text are written directly; pictures use Graphviz ``dot`` when it is installed, and
 fall back to Mermaid text (``.mmd`` beside the requested file) when it is not.
+
+``provgraph query CACHE 'SPARQL' | -f q.rq [--format table|csv|json]`` asks the provenance
+recorded in CACHE; ``provgraph show CACHE [JOB]`` summarises it, or one job's runs;
+``provgraph index CACHE [--rebuild]`` indexes pending records (or rebuilds the index).
 """
 
 from __future__ import annotations
@@ -118,6 +122,79 @@ def _graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def _query(args: argparse.Namespace) -> int:
+    if (args.sparql is None) == (args.file is None):
+        raise provgraph.SpecError("give the query as an argument or with -f FILE, not both")
+    text = Path(args.file).read_text() if args.file else args.sparql
+    store = provgraph.ProvenanceStore(args.cache)
+    result = store.query(text)
+    if result.type == "ASK":
+        print("true" if result.askAnswer else "false")
+    elif result.type in ("CONSTRUCT", "DESCRIBE"):
+        sys.stdout.write(result.graph.serialize(format="turtle"))
+    elif args.format in ("csv", "json"):
+        sys.stdout.write(result.serialize(format=args.format).decode())
+    else:
+        _print_table([str(v) for v in result.vars], [[_cell(t) for t in row] for row in result])
+    return 0
+
+
+def _cell(term: Any) -> str:
+    return "" if term is None else str(term)
+
+
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+
+
+def _show(args: argparse.Namespace) -> int:
+    store = provgraph.ProvenanceStore(args.cache)
+    if args.job is None:
+        result = store.query(
+            "SELECT ?task ?status (COUNT(DISTINCT ?run) AS ?runs) WHERE { "
+            "?run a pg:JobRun ; pg:taskName ?task ; pg:status ?status } "
+            "GROUP BY ?task ?status ORDER BY ?task ?status"
+        )
+        _print_table(["task", "status", "runs"], [[str(t) for t in row] for row in result])
+        subs = store.query("SELECT (COUNT(DISTINCT ?s) AS ?n) WHERE { ?s a pg:Submission }")
+        print(f"submissions recorded: {next(iter(subs))[0]}")
+        return 0
+    from provgraph.provenance.query import show_job
+
+    runs = show_job(store, args.job)
+    if not runs:
+        print(f"no recorded run of job {args.job!r}", file=sys.stderr)
+        return 1
+    for run in runs:
+        print(f"run {run['run']}")
+        for key in ("task", "node", "status", "job", "started", "ended", "dir"):
+            print(f"  {key + ':':9} {run[key]}")
+        for env in run["environment"]:
+            print(f"  python:   {env['python']} on {env['host']} ({env['platform']})")
+        for kind in ("inputs", "outputs"):
+            print(f"  {kind}:")
+            for item in run[kind]:
+                shown = item.get("where") or item.get("value") or ""
+                print(f"    {item['field']}: {item['hash']}  {shown}".rstrip())
+    return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    from provgraph.provenance.store import index_files, rebuild_index
+
+    cache = Path(args.cache)
+    if not cache.is_dir():
+        raise provgraph.SpecError(f"cache directory {args.cache!r} does not exist", field="CACHE")
+    count = rebuild_index(cache) if args.rebuild else index_files(cache, [])
+    print(f"indexed {count} file(s)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``provgraph`` command."""
     parser = argparse.ArgumentParser(prog="provgraph", description=__doc__.splitlines()[0])
@@ -131,9 +208,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     graph = commands.add_parser("graph", help="draw a workflow")
     graph.add_argument("target", help="FILE.py:NAME of a workflow")
     graph.add_argument("-o", "--output", required=True, help="wf.svg|.png|.pdf|.dot|.mmd")
+    query = commands.add_parser("query", help="ask the recorded provenance with SPARQL")
+    query.add_argument("cache", help="cache directory")
+    query.add_argument("sparql", nargs="?", help="the query (or use -f)")
+    query.add_argument("-f", "--file", help="read the query from a file")
+    query.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    show = commands.add_parser("show", help="summarise recorded runs, or one job's")
+    show.add_argument("cache", help="cache directory")
+    show.add_argument("job", nargs="?", help="job hash (or prefix), job directory or run IRI")
+    index = commands.add_parser("index", help="index pending provenance records")
+    index.add_argument("cache", help="cache directory")
+    index.add_argument("--rebuild", action="store_true", help="rebuild the index from files")
     args = parser.parse_args(argv)
+    handlers = {"run": _run, "graph": _graph, "query": _query, "show": _show, "index": _index}
     try:
-        return _run(args) if args.command == "run" else _graph(args)
+        return handlers[args.command](args)
     except provgraph.ProvgraphError as err:
         print(f"provgraph: error: {err}", file=sys.stderr)
         return 2

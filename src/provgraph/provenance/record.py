@@ -126,6 +126,8 @@ def _plan(g: ox.NamedNode, context: dict[str, Any]) -> Iterator[ox.Quad]:
     yield ox.Quad(plan, G("taskKind"), ox.Literal(context["kind"]), g)
     text_property = "command" if context["kind"] == "shell" else "source"
     yield ox.Quad(plan, G(text_property), ox.Literal(context["definition_text"]), g)
+    if context.get("definition_file"):
+        yield ox.Quad(plan, G("definitionFile"), _file_iri(context["definition_file"]), g)
 
 
 def _environment_file(cache_dir: Path, env: dict[str, Any]) -> None:
@@ -249,6 +251,27 @@ def write_job_run(job: Any, outcome: Any) -> None:
     atomic_write(job.output_dir / f"_prov-{job.run_id}.trig", _trig(quads))
 
 
+def pickle_definition(task_cls: Any) -> bytes:
+    """The task class pickled by value when its module is the user's own (not installed),
+    so that it can be rerun where that module cannot be imported."""
+    import sys
+    import sysconfig
+
+    import cloudpickle
+
+    module = sys.modules.get(task_cls.__module__)
+    installed = (sysconfig.get_paths()["purelib"], sysconfig.get_paths()["stdlib"])
+    path = getattr(module, "__file__", None) or ""
+    by_value = module is not None and path and not path.startswith(installed)
+    if by_value:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        return bytes(cloudpickle.dumps(task_cls))
+    finally:
+        if by_value:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
 class Recorder:
     """Submitter hook recording provenance: per-job context, submission graph, indexing."""
 
@@ -256,6 +279,7 @@ class Recorder:
         self.cache_dir = cache_dir
         self.index = index
         self.user, self.login = V.user_iri()
+        self._definitions: set[str] = set()
         self._reset()
 
     def _reset(self) -> None:
@@ -278,6 +302,7 @@ class Recorder:
             else:
                 inputs[field] = describe_value(value)
         self._workflow_run(job.node.instance.run_id, job.node.instance)
+        definition_file = self._store_definition(task_cls)
         assert job.output_dir is not None
         self.new_files.append(job.output_dir / f"_prov-{job.run_id}.trig")
         context = {
@@ -288,11 +313,25 @@ class Recorder:
             "definition": task_cls._definition_hash.hex(),
             "definition_text": task_cls._definition_text,
             "kind": task_cls._kind,
+            "definition_file": definition_file,
             "inputs": inputs,
             "user": self.user,
             "login": self.login,
         }
         return context, write_job_run
+
+    def _store_definition(self, task_cls: Any) -> str:
+        """The task class, pickled once per definition beside the index, for reruns."""
+        digest = task_cls._definition_hash.hex()
+        path = self.cache_dir / ".provenance" / "definitions" / f"{digest}.pkl"
+        if digest not in self._definitions and not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                atomic_write(path, pickle_definition(task_cls))
+            except Exception:  # a definition that cannot be pickled can still be recorded
+                return ""
+        self._definitions.add(digest)
+        return str(path)
 
     def _workflow_run(self, run_id: str, instance: Any) -> None:
         if run_id in self.workflow_runs:

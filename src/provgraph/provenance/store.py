@@ -112,8 +112,8 @@ def _drain(cache_dir: Path, folder: Path) -> int:
     pending = (folder / _PENDING).read_text().splitlines() if (folder / _PENDING).exists() else []
     indexed_path = folder / _INDEXED
     indexed = set(indexed_path.read_text().splitlines()) if indexed_path.exists() else set()
-    todo = [p for p in dict.fromkeys(pending) if p not in indexed and Path(p).exists()]
-    todo += [str(p) for p in _environment_files(cache_dir) if str(p) not in indexed]
+    candidates = [*pending, *map(str, _environment_files(cache_dir))]
+    todo = [p for p in dict.fromkeys(candidates) if p not in indexed and Path(p).exists()]
     if not todo:
         (folder / _PENDING).write_text("")
         return 0
@@ -233,9 +233,46 @@ class ProvenanceStore:
                 raise
             raise ProvenanceError(f"SPARQL query failed: {err}") from err
 
+    # -- the common questions (see provgraph.provenance.query) ------------------------------
+    def produced(self, target: Any) -> list[dict[str, str]]:
+        """The runs that generated a file (path or content hash) or entity."""
+        from .query import produced
+
+        return produced(self, target)
+
+    def lineage(self, target: Any) -> list[dict[str, str]]:
+        """Every run upstream of a file, content hash or entity."""
+        from .query import lineage
+
+        return lineage(self, target)
+
+    def impact(self, target: Any) -> list[dict[str, str]]:
+        """Every run downstream of an input file, content hash or entity."""
+        from .query import impact
+
+        return impact(self, target)
+
+    def runs_of(self, task_name: str) -> list[dict[str, str]]:
+        """Every run of a task, by name."""
+        from .query import runs_of
+
+        return runs_of(self, task_name)
+
+    def failed_runs(self) -> list[dict[str, str]]:
+        """Every failed run, with its error."""
+        from .query import failed_runs
+
+        return failed_runs(self)
+
 
 def _with_values(sparql: str, bindings: dict[str, Any]) -> str:
-    """Bind variables with a trailing VALUES clause (works the same on every backend)."""
+    """Bind variables with a VALUES block opening the query's WHERE group.
+
+    Placed there (not after the query), the bindings are seen by the group's FILTERs too; and
+    it behaves the same on every backend.
+    """
+    import re
+
     import rdflib
 
     names = " ".join(f"?{name}" for name in bindings)
@@ -243,4 +280,9 @@ def _with_values(sparql: str, bindings: dict[str, Any]) -> str:
     for value in bindings.values():
         term = value if isinstance(value, rdflib.term.Identifier) else rdflib.Literal(value)
         terms.append(term.n3())
-    return f"{sparql}\nVALUES ({names}) {{ ({' '.join(terms)}) }}"
+    where = re.search(r"\bWHERE\b", sparql, re.IGNORECASE)
+    brace = sparql.find("{", where.end() if where else 0)
+    if brace < 0:
+        raise ProvenanceError("cannot bind variables: the query has no group pattern")
+    block = f" VALUES ({names}) {{ ({' '.join(terms)}) }} "
+    return sparql[: brace + 1] + block + sparql[brace + 1 :]

@@ -1,0 +1,154 @@
+"""Answers to the common questions, as SPARQL over a :class:`ProvenanceStore`.
+
+Each helper resolves what it is given (a file path, a content hash ``xxh3-128:...``, a job hash
+or a run IRI) to entities or runs, then asks one query. Results are plain dicts of strings.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from ..exceptions import ProvenanceError
+from . import vocab as V
+
+__all__ = ["failed_runs", "impact", "lineage", "produced", "runs_of", "show_job"]
+
+_RUN_FIELDS = """
+  ?run pg:taskName ?task ; pg:nodeName ?node ; pg:jobHash ?job ; pg:status ?status ;
+       prov:startedAtTime ?started ; prov:endedAtTime ?ended ; pg:outputDir ?dir .
+"""
+_RUN_VARS = "?run ?task ?node ?job ?status ?started ?ended ?dir"
+
+
+def _rows(store: Any, sparql: str, **bindings: Any) -> list[dict[str, str]]:
+    result = store.query(sparql, **bindings)
+    names = [str(v) for v in result.vars]
+    return [{n: str(row[i]) for i, n in enumerate(names) if row[i] is not None} for row in result]
+
+
+def _entities_values(target: Any) -> str:
+    """A VALUES-free SPARQL pattern binding ?e to the entities ``target`` names."""
+    import rdflib
+
+    text = str(target)
+    if text.startswith("xxh3-128:"):
+        return f"?e pg:contentHash {rdflib.Literal(text).n3()} ."
+    if text.startswith(("urn:", "file:")):
+        return f"BIND({rdflib.URIRef(text).n3()} AS ?e)"
+    path = Path(os.path.abspath(text))
+    if not path.is_file():
+        raise ProvenanceError(
+            f"{text!r} is neither an existing file, a content hash (xxh3-128:...) nor an IRI"
+        )
+    digest = "xxh3-128:" + xxhash.xxh3_128_hexdigest(path.read_bytes())
+    where = rdflib.URIRef(path.as_uri()).n3()
+    return (
+        f"{{ ?e prov:atLocation {where} }} UNION "
+        f"{{ ?e pg:contentHash {rdflib.Literal(digest).n3()} }}"
+    )
+
+
+def produced(store: Any, target: Any) -> list[dict[str, str]]:
+    """The job runs that generated a file (by path or content) or an entity."""
+    return _rows(
+        store,
+        f"SELECT DISTINCT {_RUN_VARS} ?field WHERE {{ {_entities_values(target)} "
+        "?e prov:wasGeneratedBy ?run ; prov:qualifiedGeneration/prov:hadRole/rdfs:label ?field . "
+        f"{_RUN_FIELDS} }} ORDER BY ?started",
+    )
+
+
+def lineage(store: Any, target: Any) -> list[dict[str, str]]:
+    """Every job run upstream of a file, hash or entity: what it was made from, transitively."""
+    return _rows(
+        store,
+        f"SELECT DISTINCT {_RUN_VARS} WHERE {{ {_entities_values(target)} "
+        "?e prov:wasGeneratedBy/(prov:used/prov:wasGeneratedBy)* ?run . "
+        f"{_RUN_FIELDS} }} ORDER BY ?started",
+    )
+
+
+def impact(store: Any, target: Any) -> list[dict[str, str]]:
+    """Every job run downstream of an input file, hash or entity: what used it, transitively."""
+    return _rows(
+        store,
+        f"SELECT DISTINCT {_RUN_VARS} WHERE {{ {_entities_values(target)} "
+        "?e (^prov:used/^prov:wasGeneratedBy)*/^prov:used ?run . "
+        f"{_RUN_FIELDS} }} ORDER BY ?started",
+    )
+
+
+def runs_of(store: Any, task_name: str) -> list[dict[str, str]]:
+    """Every recorded run of the task named ``task_name``."""
+    import rdflib
+
+    return _rows(
+        store,
+        f"SELECT DISTINCT {_RUN_VARS} WHERE {{ ?run a pg:JobRun . {_RUN_FIELDS} }} "
+        "ORDER BY ?started",
+        task=rdflib.Literal(task_name),
+    )
+
+
+def failed_runs(store: Any) -> list[dict[str, str]]:
+    """Every recorded failed run, with its error type and message."""
+    return _rows(
+        store,
+        f"SELECT DISTINCT {_RUN_VARS} ?error ?message WHERE {{ ?run a pg:JobRun ; pg:error ?err . "
+        f"?err pg:errorType ?error ; pg:errorMessage ?message . {_RUN_FIELDS} }} "
+        "ORDER BY ?started",
+    )
+
+
+def show_job(store: Any, job: str) -> list[dict[str, Any]]:
+    """Runs of one job (by job hash, a prefix of it, a directory name, or a run IRI)."""
+    import rdflib
+
+    text = job.rsplit("-", 1)[-1] if not job.startswith("urn:") else job
+    if text.startswith("urn:"):
+        runs = _rows(
+            store, f"SELECT DISTINCT {_RUN_VARS} WHERE {{ {_RUN_FIELDS} }}", run=rdflib.URIRef(text)
+        )
+    else:
+        runs = _rows(
+            store,
+            f"SELECT DISTINCT {_RUN_VARS} WHERE {{ {_RUN_FIELDS} "
+            "FILTER(STRSTARTS(?job, ?prefix)) } "
+            "ORDER BY ?started",
+            prefix=rdflib.Literal(text),
+        )
+    details = []
+    for run in runs:
+        iri = rdflib.URIRef(run["run"])
+        inputs = _rows(
+            store,
+            "SELECT DISTINCT ?field ?hash ?where ?value WHERE { ?run prov:qualifiedUsage ?u . "
+            "?u prov:entity ?e ; prov:hadRole/rdfs:label ?field . ?e pg:contentHash ?hash . "
+            "OPTIONAL { ?e prov:atLocation ?where } OPTIONAL { ?e prov:value ?value } } "
+            "ORDER BY ?field",
+            run=iri,
+        )
+        outputs = _rows(
+            store,
+            "SELECT DISTINCT ?field ?hash ?where ?value WHERE { ?e prov:wasGeneratedBy ?run ; "
+            "prov:qualifiedGeneration/prov:hadRole/rdfs:label ?field ; pg:contentHash ?hash . "
+            "OPTIONAL { ?e prov:atLocation ?where } OPTIONAL { ?e prov:value ?value } } "
+            "ORDER BY ?field",
+            run=iri,
+        )
+        env = _rows(
+            store,
+            "SELECT DISTINCT ?python ?platform ?host WHERE { ?run prov:used ?env . "
+            "?env a pg:Environment ; "
+            "pg:pythonVersion ?python ; pg:platform ?platform ; pg:hostname ?host }",
+            run=iri,
+        )
+        details.append({**run, "inputs": inputs, "outputs": outputs, "environment": env[:1]})
+    return details
+
+
+_ = V  # the vocabulary is named in the queries through the store's prefixes
