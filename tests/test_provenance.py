@@ -368,3 +368,20 @@ def test_cli_query_show_and_index(study: dict[str, Any], tmp_path: Path) -> None
     assert _cli("query", cache, sparql, "--format", "csv").stdout.splitlines()[1] == "Copy,3"
     bad = _cli("query", cache, "SELECT nonsense")
     assert bad.returncode == 2 and "SPARQL query failed" in bad.stderr
+
+
+def test_records_of_a_killed_submission_are_caught_up(tmp_path: Path) -> None:
+    """Records no submission queued (it died first) are found by refresh(scan=True)."""
+    cache = tmp_path / "cache"
+    inputs = make_inputs(tmp_path / "inputs")
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        sub(Copy(in_file=inputs[0]))
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        sub.hooks[0].index = False  # the recorder: as if the process died before indexing
+        sub(Copy(in_file=inputs[1]))
+    store = ProvenanceStore(cache)
+    count = "SELECT (COUNT(?r) AS ?n) WHERE { ?r a pg:JobRun }"
+    assert int(_rows(store, count)[0][0]) == 1
+    assert store.refresh() == 0
+    assert store.refresh(scan=True) == 2  # the job run and the submission
+    assert int(_rows(store, count)[0][0]) == 2

@@ -190,7 +190,7 @@ def _index(args: argparse.Namespace) -> int:
     cache = Path(args.cache)
     if not cache.is_dir():
         raise provgraph.SpecError(f"cache directory {args.cache!r} does not exist", field="CACHE")
-    count = rebuild_index(cache) if args.rebuild else index_files(cache, [])
+    count = rebuild_index(cache) if args.rebuild else index_files(cache, [], scan=True)
     print(f"indexed {count} file(s)")
     return 0
 
@@ -216,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     show = commands.add_parser("show", help="summarise recorded runs, or one job's")
     show.add_argument("cache", help="cache directory")
     show.add_argument("job", nargs="?", help="job hash (or prefix), job directory or run IRI")
-    index = commands.add_parser("index", help="index pending provenance records")
+    index = commands.add_parser("index", help="index records not yet indexed")
     index.add_argument("cache", help="cache directory")
     index.add_argument("--rebuild", action="store_true", help="rebuild the index from files")
     args = parser.parse_args(argv)

@@ -94,12 +94,16 @@ def _open_writer(folder: Path) -> Any:
         return None  # another process holds it: leave the files pending
 
 
-def index_files(cache_dir: Path, files: Iterable[Path]) -> int:
+def index_files(cache_dir: Path, files: Iterable[Path], *, scan: bool = False) -> int:
     """Queue ``files`` for indexing and index everything queued, if the store is free.
 
-    Returns the number of files indexed now (0 when another process holds the store).
+    ``scan=True`` also looks through the whole cache for records never queued (those of a
+    submission that was killed before it could index). Returns the number of files indexed now
+    (0 when another process holds the store).
     """
     folder = _folder(cache_dir)
+    if scan:
+        files = [*files, *all_files(Path(cache_dir))]
     with _locked(folder):
         with open(folder / _PENDING, "a") as fh:
             fh.writelines(f"{f}\n" for f in files)
@@ -176,8 +180,11 @@ class ProvenanceStore:
         self._memory: Any = None
         self.refresh()
 
-    def refresh(self) -> int:
-        """Index what is pending (or, in memory, read every file again); returns files loaded."""
+    def refresh(self, *, scan: bool = False) -> int:
+        """Index what is pending (or, in memory, read every file again); returns files loaded.
+
+        ``scan=True`` also finds records that were never queued (a killed submission's).
+        """
         if self.backend == "memory":
             import rdflib
 
@@ -187,6 +194,8 @@ class ProvenanceStore:
                 load_trig(dataset, path)
             self._memory = dataset
             return len(files)
+        if scan:
+            return index_files(self.cache_dir, [], scan=True)
         folder = _folder(self.cache_dir)
         with _locked(folder):
             return _drain(self.cache_dir, folder)
