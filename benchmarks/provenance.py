@@ -136,11 +136,11 @@ def timing_index_files() -> Iterator[list[float]]:
         finally:
             spent.append(time.perf_counter() - start)
 
-    prov_store.index_files = wrapper  # type: ignore[assignment]
+    prov_store.index_files = wrapper
     try:
         yield spent
     finally:
-        prov_store.index_files = original  # type: ignore[assignment]
+        prov_store.index_files = original
 
 
 def run_split(cache_dir: Path, xs: list[int], provenance: bool) -> dict[str, int]:
@@ -158,6 +158,11 @@ def count_quads(paths: list[Path]) -> int:
     import pyoxigraph as ox
 
     return sum(sum(1 for _ in ox.parse(path=str(p), format=ox.RdfFormat.TRIG)) for p in paths)
+
+
+def share_text(part: float, whole: float) -> str:
+    """``part`` as a share of ``whole`` (the added time), or ``-`` when either is unknown."""
+    return "-" if math.isnan(part) or whole <= 0 else f"{part / whole:.0%} of added"
 
 
 def bench_recording(root: Path, repeats: int) -> list[Row]:
@@ -196,7 +201,7 @@ def bench_recording(root: Path, repeats: int) -> list[Row]:
             "  of which: indexing at the end of the submission",
             index_text,
             "index_files: 1,000 records + submission into Oxigraph",
-            "-" if math.isnan(indexing) else f"{indexing / (best_on - best_off):.0%} of added",
+            share_text(indexing, best_on - best_off),
             "none set",
             "info",
         ),
@@ -350,8 +355,17 @@ def ask(store: ProvenanceStore, kind: str, target: dict[str, Any]) -> list[tuple
 def raw_text(kind: str, target: dict[str, Any]) -> str:
     """The query text ``ProvenanceStore.query`` hands on: the bound variable as a trailing
     ``VALUES`` clause."""
-    (name, term), = bindings_of(kind, target).items()
+    ((name, term),) = bindings_of(kind, target).items()
     return f"{QUERIES[kind]}\nVALUES (?{name}) {{ ({term.n3()}) }}"
+
+
+def raw_ask(raw: Any, text: str) -> list[list[Any]]:
+    """The baseline: one query straight on a ``pyoxigraph.Store``, every solution fetched."""
+    import pyoxigraph as ox
+
+    solutions = raw.query(text, prefixes=PREFIXES, use_default_graph_as_union=True)
+    check(isinstance(solutions, ox.QuerySolutions), "raw query: not a SELECT")
+    return [list(solution) for solution in solutions]
 
 
 def child_backend(backend: str, cache_dir: Path, targets: list[dict[str, Any]]) -> dict[str, Any]:
@@ -360,11 +374,13 @@ def child_backend(backend: str, cache_dir: Path, targets: list[dict[str, Any]]) 
     before = rss()
     load, store = timed(partial(ProvenanceStore, cache_dir, backend=backend))
     out: dict[str, Any] = {"load": load}
+    answers: dict[tuple[str, int], int] = {}
     for kind in QUERIES:
         times = []
-        for target in targets:
+        for i, target in enumerate(targets):
             seconds, rows = timed(partial(ask, store, kind, target))
             verify(kind, target, rows)
+            answers[kind, i] = len(rows)
             times.append(seconds)
         out[kind] = min(times)
     out["rss"], out["peak"] = rss() - before, rss("VmHWM") - before
@@ -374,15 +390,9 @@ def child_backend(backend: str, cache_dir: Path, targets: list[dict[str, Any]]) 
         raw = ox.Store.read_only(str(cache_dir / ".provenance" / "oxigraph"))
         for kind in QUERIES:
             times = []
-            for target in targets:
-                text = raw_text(kind, target)
-
-                def run(text: str = text) -> list[list[Any]]:
-                    solutions = raw.query(text, prefixes=PREFIXES, use_default_graph_as_union=True)
-                    return [list(solution) for solution in solutions]
-
-                seconds, solutions = timed(run)
-                check(len(solutions) > 0, f"raw {kind}: no answer")
+            for i, target in enumerate(targets):
+                seconds, solutions = timed(partial(raw_ask, raw, raw_text(kind, target)))
+                check(len(solutions) == answers[kind, i], f"raw {kind}: {len(solutions)} rows")
                 times.append(seconds)
             out[f"raw_{kind}"] = min(times)
     return out
@@ -507,7 +517,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"smoke run: one repetition, a store of about {QUICK_STORE_QUADS:,} quads",
     )
-    parser.add_argument("--child", nargs=3, metavar=("KIND", "DIR", "TARGETS"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", nargs=3, metavar=("KIND", "DIR", "TARGETS"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.child:
         kind, directory, targets_file = args.child

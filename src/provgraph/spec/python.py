@@ -177,6 +177,31 @@ def _output_fields(
     return {n: OutputField(name=n, type=t) for n, t in zip(names, types, strict=True)}
 
 
+def function_task_class(
+    base: type[TaskDef],
+    fn: Callable[..., Any],
+    name: str,
+    inputs: dict[str, Field],
+    outputs: dict[str, OutputField],
+    version: str | None,
+    extra: dict[str, Any],
+) -> type[TaskDef]:
+    """A task class whose body is a function (a Python task or a workflow constructor)."""
+    return make_task_class(
+        base,
+        kind=base._kind,
+        name=name,
+        module=fn.__module__,
+        qualname=fn.__qualname__,
+        doc=fn.__doc__,
+        inputs=inputs,
+        outputs=outputs,
+        body=_normalised_source(fn),
+        version=version,
+        extra=extra,
+    )
+
+
 def define(
     func: Callable[..., Any] | None = None,
     *,
@@ -193,19 +218,8 @@ def define(
         task_name = check_task_name(name or fn.__name__)
         inputs = _input_fields(fn, hints)
         outs = _output_fields(fn, hints, outputs)
-        cls = make_task_class(
-            PythonTask,
-            kind="python",
-            name=task_name,
-            module=fn.__module__,
-            qualname=fn.__qualname__,
-            doc=fn.__doc__,
-            inputs=inputs,
-            outputs=outs,
-            body=_normalised_source(fn),
-            version=version,
-            extra={"_function": staticmethod(fn), "_source_file": _source_file(fn)},
-        )
+        extra = {"_function": staticmethod(fn), "_source_file": _source_file(fn)}
+        cls = function_task_class(PythonTask, fn, task_name, inputs, outs, version, extra)
         return typing.cast(type[PythonTask], cls)
 
     if func is not None:

@@ -19,11 +19,11 @@ import networkx as nx
 
 from .. import graph as _graph
 from ..exceptions import SpecError
-from ._definition import check_task_name, make_task_class
+from ._definition import check_task_name
 from .base import TaskDef
 from .fields import NOTHING, OutputField
 from .lazy import LazyField, LazyOutputs
-from .python import _input_fields, _normalised_source, _output_fields, type_hints
+from .python import _input_fields, _output_fields, function_task_class, type_hints
 
 __all__ = ["WorkflowTask", "add", "define"]
 
@@ -127,19 +127,8 @@ def define(
                     field=missing[0],
                 )
         graph = _graph.build_graph(wf_name, nodes)
-        cls = make_task_class(
-            WorkflowTask,
-            kind="workflow",
-            name=wf_name,
-            module=fn.__module__,
-            qualname=fn.__qualname__,
-            doc=fn.__doc__,
-            inputs=inputs,
-            outputs=outs,
-            body=_normalised_source(fn),
-            version=version,
-            extra={"_nodes": nodes, "_graph": graph, "_output_map": output_map},
-        )
+        extra = {"_nodes": nodes, "_graph": graph, "_output_map": output_map}
+        cls = function_task_class(WorkflowTask, fn, wf_name, inputs, outs, version, extra)
         return typing.cast(type[WorkflowTask], cls)
 
     if func is not None:
