@@ -45,7 +45,7 @@ def _entities_values(target: Any) -> str:
             f"{text!r} is neither an existing file, a content hash (xxh3-128:...) nor an IRI"
         )
     digest = "xxh3-128:" + xxhash.xxh3_128_hexdigest(path.read_bytes())
-    where = rdflib.URIRef(path.as_uri()).n3()
+    where = rdflib.URIRef(V.file_iri(path)).n3()
     return (
         f"{{ ?e prov:atLocation {where} }} UNION "
         f"{{ ?e pg:contentHash {rdflib.Literal(digest).n3()} }}"
@@ -149,6 +149,3 @@ def show_job(store: Any, job: str) -> list[dict[str, Any]]:
         )
         details.append({**run, "inputs": inputs, "outputs": outputs, "environment": env[:1]})
     return details
-
-
-_ = V  # the vocabulary is named in the queries through the store's prefixes

@@ -74,7 +74,7 @@ def _time(seconds: float) -> ox.Literal:
 
 
 def _file_iri(path: str | os.PathLike[str]) -> ox.NamedNode:
-    return _n(Path(os.path.abspath(path)).as_uri())
+    return _n(V.file_iri(path))
 
 
 def describe_value(value: Any) -> dict[str, Any]:

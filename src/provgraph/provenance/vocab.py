@@ -6,6 +6,7 @@ Things are named by hashes (content, definitions, environments), events by UUIDs
 from __future__ import annotations
 
 import getpass
+import os
 import socket
 import urllib.parse
 from importlib import resources
@@ -23,6 +24,7 @@ __all__ = [
     "content_iri",
     "definition_iri",
     "environment_iri",
+    "file_iri",
     "ontology_path",
     "output_iri",
     "role_iri",
@@ -81,6 +83,11 @@ def user_iri() -> tuple[str, str]:
         login = "unknown"
     host = socket.gethostname()
     return f"urn:provgraph:user:{urllib.parse.quote(login)}@{urllib.parse.quote(host)}", login
+
+
+def file_iri(path: str | os.PathLike[str]) -> str:
+    """A file or directory: its absolute ``file:`` IRI."""
+    return Path(os.path.abspath(path)).as_uri()
 
 
 def ontology_path(name: str) -> Path:
