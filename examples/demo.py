@@ -1,6 +1,8 @@
-"""The provgraph demo: split a shell task over files, then summarise them with a Python task.
+"""The provgraph demo: a workflow that counts words in files, and what it recorded.
 
-Run it twice: the second run reuses every job from the cache and executes nothing.
+A shell task is split over text files, its outputs are combined and summed by a Python task.
+Run it twice: the second run reuses the cached result and executes nothing. Every run is
+recorded as W3C PROV, so the last lines ask which files the total was computed from.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from provgraph import File, Submitter, python, shell
+from provgraph import File, ProvenanceStore, Submitter, python, shell, workflow
 
-# A shell task from a template: count the words of one file into an output file.
+# A shell task from a template: wc prints "<count> <file>" for one file.
 CountWords = shell.define("wc -w <in_file:File>", name="CountWords")
 
 
@@ -20,6 +22,14 @@ def Summarise(counts: list[str]) -> tuple[int, list[int]]:
     """Add up the word counts printed by wc."""
     numbers = [int(text.split()[0]) for text in counts]
     return sum(numbers), numbers
+
+
+@workflow.define(outputs=["total", "per_file"])
+def WordCount(files: list[File]) -> tuple[int, list[int]]:
+    """Count the words of each file (one job per file), then sum them."""
+    count = workflow.add(CountWords().split(in_file=files).combine("in_file"), name="count")
+    summary = workflow.add(Summarise(counts=count.stdout), name="summarise")
+    return summary.total, summary.per_file
 
 
 def main(cache_dir: str = "provgraph-cache") -> int:
@@ -34,18 +44,25 @@ def main(cache_dir: str = "provgraph-cache") -> int:
         files.append(File(path))
 
     with Submitter(cache_dir=cache_dir, worker="serial") as sub:
-        counted = sub(CountWords().split(in_file=files))
-        counted.raise_for_errors()
-        summary = sub(Summarise(counts=counted.outputs.stdout))
-        summary.raise_for_errors()
+        result = sub(WordCount(files=files))
+    result.raise_for_errors()
 
-    print(f"word counts per file: {summary.outputs.per_file}")
-    print(f"total words:          {summary.outputs.total}")
-    print(f"split task directory: {counted.output_dir}")
-    print(
-        f"jobs executed: {counted.stats['executed'] + summary.stats['executed']}, "
-        f"reused from cache: {counted.stats['reused'] + summary.stats['reused']}"
+    print(f"word counts per file: {result.outputs.per_file}")
+    print(f"total words:          {result.outputs.total}")
+    print(f"workflow directory:   {result.output_dir}")
+    print(f"jobs executed: {result.stats['executed']}, reused from cache: {result.stats['reused']}")
+
+    store = ProvenanceStore(cache_dir)
+    rows = store.query(
+        """SELECT DISTINCT ?where WHERE {
+             ?run pg:taskName "Summarise" . ?total prov:wasGeneratedBy ?run .
+             ?total prov:wasDerivedFrom+ ?source . ?source a pg:File ; prov:atLocation ?where .
+             FILTER NOT EXISTS { ?source prov:wasGeneratedBy ?any }
+           } ORDER BY ?where"""
     )
+    print("provenance: the total was computed from")
+    for (where,) in rows:
+        print(f"  {where}")
     return 0
 
 

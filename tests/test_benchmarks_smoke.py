@@ -12,6 +12,7 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 SCRIPT = BENCHMARKS / "run.py"
 WORKFLOWS_SCRIPT = BENCHMARKS / "workflows.py"
+PROVENANCE_SCRIPT = BENCHMARKS / "provenance.py"
 
 ROWS = {
     "1": "serial cold",
@@ -40,6 +41,25 @@ WORKFLOW_ROWS = {
     "2f": "2000 jobs, 2 nodes, cf(n_procs=2) warm, whole-workflow hit",
     "3a": "10,000 split jobs, serial, wall time",
     "3b": "10,000 split jobs, serial, peak RSS",
+}
+
+PROVENANCE_ROWS = {
+    "1": "recording: 1,000 split jobs, serial cold, added per job",
+    "1a": "of which: indexing at the end of the submission",
+    "1b": "recorded per job",
+    "2": "store:",
+    "3": "index: rebuild_index",
+    "4a": "load: ProvenanceStore(backend='oxigraph')",
+    "4b": "load: ProvenanceStore(backend='memory')",
+    "5a": "what-produced, by content hash, oxigraph",
+    "5b": "what-produced, by content hash, memory",
+    "6a": "lineage, 10 hops: wasDerivedFrom+, oxigraph",
+    "6b": "lineage, 10 hops: wasDerivedFrom+, memory",
+    "7a": "lineage, 10 runs: wasGeneratedBy/(used/wasGeneratedBy)*, oxigraph",
+    "7b": "lineage, 10 runs: wasGeneratedBy/(used/wasGeneratedBy)*, memory",
+    "8a": "RSS growth, oxigraph",
+    "8b": "RSS growth, memory",
+    "8c": "RSS growth, rebuild_index",
 }
 
 
@@ -71,3 +91,8 @@ def test_quick_benchmark_prints_the_table() -> None:
 @pytest.mark.slow
 def test_quick_workflow_benchmark_prints_the_table() -> None:
     check_quick_table(WORKFLOWS_SCRIPT, WORKFLOW_ROWS)
+
+
+@pytest.mark.slow
+def test_quick_provenance_benchmark_prints_the_table() -> None:
+    check_quick_table(PROVENANCE_SCRIPT, PROVENANCE_ROWS)
