@@ -60,12 +60,6 @@ MAX_SUBMISSION = 400  # elements (4,000 jobs) per submission at most
 QUERY_REPEATS = 5
 MIB = 1024**2
 
-PREFIXES = {
-    "prov": "http://www.w3.org/ns/prov#",
-    "pg": "https://w3id.org/provgraph/ns#",
-    "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
-    "xsd": "http://www.w3.org/2001/XMLSchema#",
-}
 COUNT_QUADS = "SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }"
 COUNT_RUNS = "SELECT (COUNT(?r) AS ?n) WHERE { ?r a pg:JobRun }"
 FINALS = f"""SELECT ?e ?h ?v WHERE {{
@@ -361,49 +355,48 @@ def ask(store: ProvenanceStore, kind: str, target: dict[str, Any]) -> list[tuple
     return [tuple(row) for row in store.query(QUERIES[kind], **bindings_of(kind, target))]
 
 
-def raw_text(kind: str, target: dict[str, Any]) -> str:
-    """The query text ``ProvenanceStore.query`` hands on: the bound variable as a trailing
-    ``VALUES`` clause."""
-    ((name, term),) = bindings_of(kind, target).items()
-    return f"{QUERIES[kind]}\nVALUES (?{name}) {{ ({term.n3()}) }}"
+class HeldOpen(ProvenanceStore):
+    """The query baseline: a ``ProvenanceStore`` whose dataset is opened once and kept, so
+    each question runs the same code but for opening the index (``ProvenanceStore.graph``)."""
+
+    def __init__(self, cache_dir: Path, *, backend: str) -> None:
+        super().__init__(cache_dir, backend=backend)
+        self._held = ProvenanceStore.graph.fget(self)  # type: ignore[attr-defined]
+
+    @property
+    def graph(self) -> Any:
+        return self._held
 
 
-def raw_ask(raw: Any, text: str) -> list[list[Any]]:
-    """The baseline: one query straight on a ``pyoxigraph.Store``, every solution fetched."""
-    import pyoxigraph as ox
-
-    solutions = raw.query(text, prefixes=PREFIXES, use_default_graph_as_union=True)
-    check(isinstance(solutions, ox.QuerySolutions), "raw query: not a SELECT")
-    return [list(solution) for solution in solutions]
+def same_rows(a: list[tuple[Any, ...]], b: list[tuple[Any, ...]]) -> bool:
+    return sorted(map(str, a)) == sorted(map(str, b))
 
 
 def child_backend(backend: str, cache_dir: Path, targets: list[dict[str, Any]]) -> dict[str, Any]:
     """Load ``ProvenanceStore(cache_dir, backend=...)`` and ask each query about each target
-    (best of ``len(targets)``); for the oxigraph backend also the raw pyoxigraph baseline."""
+    (best of ``len(targets)``); for the oxigraph backend also the held-open baseline."""
     before = rss()
     load, store = timed(partial(ProvenanceStore, cache_dir, backend=backend))
     out: dict[str, Any] = {"load": load}
-    answers: dict[tuple[str, int], int] = {}
+    answers: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
     for kind in QUERIES:
         times = []
         for i, target in enumerate(targets):
             seconds, rows = timed(partial(ask, store, kind, target))
             verify(kind, target, rows)
-            answers[kind, i] = len(rows)
+            answers[kind, i] = rows
             times.append(seconds)
         out[kind] = min(times)
     out["rss"], out["peak"] = rss() - before, rss("VmHWM") - before
     if backend == "oxigraph":
-        import pyoxigraph as ox
-
-        raw = ox.Store.read_only(str(cache_dir / ".provenance" / "oxigraph"))
+        held = HeldOpen(cache_dir, backend=backend)
         for kind in QUERIES:
             times = []
             for i, target in enumerate(targets):
-                seconds, solutions = timed(partial(raw_ask, raw, raw_text(kind, target)))
-                check(len(solutions) == answers[kind, i], f"raw {kind}: {len(solutions)} rows")
+                seconds, rows = timed(partial(ask, held, kind, target))
+                check(same_rows(rows, answers[kind, i]), f"held open, {kind}: {rows}")
                 times.append(seconds)
-            out[f"raw_{kind}"] = min(times)
+            out[f"held_{kind}"] = min(times)
     return out
 
 
@@ -483,15 +476,15 @@ def bench_store(root: Path, target: int) -> list[Row]:
         "used": ("7", f"lineage, {CHAIN} runs: wasGeneratedBy/(used/wasGeneratedBy)*", 50e-3),
     }
     for kind, (number, label, limit) in labels.items():
-        raw = ox_[f"raw_{kind}"]
+        held = ox_[f"held_{kind}"]
         for key, name, data in (("a", "oxigraph", ox_), ("b", "memory", mem)):
             rows.append(
                 Row(
                     f"{number}{key}",
                     f"{label}, {name}",
                     fmt_s(data[kind]),
-                    f"{fmt_s(raw)} same SPARQL, raw pyoxigraph, store opened once",
-                    fmt_ratio(data[kind], raw),
+                    f"{fmt_s(held)} the same, Oxigraph index opened once and kept",
+                    fmt_ratio(data[kind], held),
                     f"<= {limit * 1e3:g} ms",
                     verdict(data[kind] <= limit),
                 )
@@ -557,8 +550,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(root, ignore_errors=True)
     print_table(rows)
     print()
-    print("ratio = figure / baseline. Query baselines: the same query text (with its VALUES")
-    print("clause) on a pyoxigraph Store opened read-only once, measured in the oxigraph child.")
+    print("ratio = figure / baseline. Query baselines (rows 5-7): the same store.query() call on")
+    print("the oxigraph backend with its index opened once and kept (ProvenanceStore opens it")
+    print("read-only for each question), measured in the oxigraph child.")
     return 0
 
 

@@ -385,3 +385,26 @@ def test_records_of_a_killed_submission_are_caught_up(tmp_path: Path) -> None:
     assert store.refresh() == 0
     assert store.refresh(scan=True) == 2  # the job run and the submission
     assert int(_rows(store, count)[0][0]) == 2
+
+
+def test_same_bytes_at_two_paths_still_conform(tmp_path: Path, cache_dir: Path) -> None:
+    """One content-addressed input used from two paths records both places, and validates."""
+    import pyshacl
+
+    from provgraph import File, python
+
+    @python.define
+    def Concat(a: File, b: File) -> str:
+        return Path(a).read_text() + Path(b).read_text()
+
+    first, second = tmp_path / "one.txt", tmp_path / "two.txt"
+    first.write_text("same\n")
+    second.write_text("same\n")
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        assert sub(Concat(a=first, b=second)).outputs.out == "same\nsame\n"
+    graph = _union(cache_dir)
+    shapes = rdflib.Graph().parse(vocab.ontology_path("shapes.ttl"))
+    conforms, _, report = pyshacl.validate(graph, shacl_graph=shapes)
+    assert conforms, report
+    locations = set(graph.objects(None, rdflib.URIRef(vocab.PROV + "atLocation")))
+    assert {rdflib.URIRef(first.as_uri()), rdflib.URIRef(second.as_uri())} <= locations

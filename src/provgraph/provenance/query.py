@@ -46,9 +46,11 @@ def _entities_values(target: Any) -> str:
         )
     digest = "xxh3-128:" + xxhash.xxh3_128_hexdigest(path.read_bytes())
     where = rdflib.URIRef(V.file_iri(path)).n3()
+    # the entities recorded at this path; only when none is, those with the same content
     return (
         f"{{ ?e prov:atLocation {where} }} UNION "
-        f"{{ ?e pg:contentHash {rdflib.Literal(digest).n3()} }}"
+        f"{{ ?e pg:contentHash {rdflib.Literal(digest).n3()} . "
+        f"FILTER NOT EXISTS {{ ?x prov:atLocation {where} }} }}"
     )
 
 

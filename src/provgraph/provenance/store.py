@@ -101,9 +101,11 @@ def index_files(cache_dir: Path, files: Iterable[Path], *, scan: bool = False) -
     submission that was killed before it could index). Returns the number of files indexed now
     (0 when another process holds the store).
     """
+    cache_dir = Path(cache_dir).absolute()
     folder = _folder(cache_dir)
+    files = [Path(f).absolute() for f in files]
     if scan:
-        files = [*files, *all_files(Path(cache_dir))]
+        files = [*files, *all_files(cache_dir)]
     with _locked(folder):
         with open(folder / _PENDING, "a") as fh:
             fh.writelines(f"{f}\n" for f in files)
@@ -125,10 +127,17 @@ def _drain(cache_dir: Path, folder: Path) -> int:
     if store is None:
         return 0
 
+    default = ox.DefaultGraph()
+
     def quads() -> Iterator[Any]:
+        # Each triple goes into its run's named graph and into the default graph, which is
+        # therefore the union of all runs as a set: shared nodes (roles, plans, agents) that
+        # every run's graph repeats are matched once.
         for path in todo:
             try:
-                yield from ox.parse(path=path, format=ox.RdfFormat.TRIG)
+                for quad in ox.parse(path=path, format=ox.RdfFormat.TRIG):
+                    yield quad
+                    yield ox.Quad(quad.subject, quad.predicate, quad.object, default)
             except (SyntaxError, ValueError, OSError) as err:
                 raise ProvenanceError(f"cannot index {path}: {err}") from err
 
@@ -145,6 +154,7 @@ def _drain(cache_dir: Path, folder: Path) -> int:
 
 def rebuild_index(cache_dir: Path) -> int:
     """Drop the index and load every provenance file again; returns how many were loaded."""
+    cache_dir = Path(cache_dir).absolute()
     folder = _folder(cache_dir)
     with _locked(folder):
         shutil.rmtree(folder / _INDEX, ignore_errors=True)
@@ -216,7 +226,8 @@ class ProvenanceStore:
             store = ox.Store.read_only(str(path))
         except OSError as err:
             raise ProvenanceError(f"cannot open the provenance index {path}: {err}") from err
-        return rdflib.Dataset(store=OxigraphStore(store=store), default_union=True)
+        # the default graph already holds the union of all runs (see _drain)
+        return rdflib.Dataset(store=OxigraphStore(store=store))
 
     def query(self, sparql: str, **bindings: Any) -> Any:
         """Run a SPARQL 1.1 query (SELECT, ASK, CONSTRUCT); rdflib results.
