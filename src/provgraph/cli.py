@@ -10,7 +10,8 @@ fall back to Mermaid text (``.mmd`` beside the requested file) when it is not.
 
 ``provgraph query CACHE 'SPARQL' | -f q.rq [--format table|csv|json]`` asks the provenance
 recorded in CACHE; ``provgraph show CACHE [JOB]`` summarises it, or one job's runs;
-``provgraph index CACHE [--rebuild]`` indexes pending records (or rebuilds the index).
+``provgraph index CACHE [--rebuild]`` indexes pending records (or rebuilds the index);
+``provgraph why CACHE JOB`` says why a job ran: what differs from the nearest earlier run.
 """
 
 from __future__ import annotations
@@ -195,6 +196,12 @@ def _index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _why(args: argparse.Namespace) -> int:
+    store = provgraph.ProvenanceStore(args.cache)
+    print(store.why(args.job).text())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``provgraph`` command."""
     parser = argparse.ArgumentParser(prog="provgraph", description=__doc__.splitlines()[0])
@@ -219,8 +226,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     index = commands.add_parser("index", help="index records not yet indexed")
     index.add_argument("cache", help="cache directory")
     index.add_argument("--rebuild", action="store_true", help="rebuild the index from files")
+    why = commands.add_parser("why", help="why a job ran instead of being reused")
+    why.add_argument("cache", help="cache directory")
+    why.add_argument("job", help="job hash (or prefix), job directory or run IRI")
     args = parser.parse_args(argv)
-    handlers = {"run": _run, "graph": _graph, "query": _query, "show": _show, "index": _index}
+    handlers = {
+        "run": _run,
+        "graph": _graph,
+        "query": _query,
+        "show": _show,
+        "index": _index,
+        "why": _why,
+    }
     try:
         return handlers[args.command](args)
     except provgraph.ProvgraphError as err:

@@ -278,6 +278,13 @@ class ProvenanceStore:
 
         return runs_of(self, task_name)
 
+    def why(self, job: str) -> Any:
+        """Why ``job`` (run IRI, job hash or directory) ran: what differs from the nearest
+        earlier run of its task (see :class:`provgraph.provenance.why.Explanation`)."""
+        from .why import why
+
+        return why(self, job)
+
     def failed_runs(self) -> list[dict[str, str]]:
         """Every failed run, with its error."""
         from .query import failed_runs

@@ -1,0 +1,75 @@
+"""``why``: what made a job run instead of being reused."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from provgraph import ProvenanceStore, Submitter, python
+
+
+@python.define
+def Scale(x: float, factor: float = 2.0) -> float:
+    return x * factor
+
+
+def test_one_changed_value_is_named(cache_dir: Path) -> None:
+    """After one element's value changes, why names that input with old and new values."""
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        sub(Scale().split(x=[1.0, 2.0, 3.0]))
+        changed = sub(Scale().split(x=[1.0, 2.5, 3.0]))
+    store = ProvenanceStore(cache_dir)
+    explanation = store.why(changed.job_dirs[1].name)
+    assert explanation.earlier is not None and not explanation.definition_changed
+    assert set(explanation.inputs) == {"x"}
+    old, new = explanation.inputs["x"]
+    assert old is not None and new is not None
+    assert (old["value"], new["value"]) == ("2.0", "2.5")
+    assert "input 'x' changed: 2.0" in explanation.text() and "-> 2.5" in explanation.text()
+
+
+def _module(path: Path, body: str) -> object:
+    path.write_text("from provgraph import python\n\n@python.define\n" + textwrap.dedent(body))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_changed_definition_is_named_with_a_diff(tmp_path: Path, cache_dir: Path) -> None:
+    """After a source edit, why says the definition changed and shows the diff."""
+    v1 = _module(tmp_path / "v1.py", "def Func(a: int) -> int:\n    return a + 1\n")
+    v2 = _module(tmp_path / "v2.py", "def Func(a: int) -> int:\n    return a + 100\n")
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        sub(v1.Func(a=1))  # type: ignore[attr-defined]
+        second = sub(v2.Func(a=1))  # type: ignore[attr-defined]
+    explanation = ProvenanceStore(cache_dir).why(second.output_dir.name)
+    assert explanation.definition_changed and explanation.inputs == {}
+    assert "-    return a + 1" in explanation.source_diff
+    assert "+    return a + 100" in explanation.source_diff
+
+
+def test_new_task_has_no_earlier_run(cache_dir: Path) -> None:
+    """A task never run before: 'no earlier run', also from the command line."""
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        result = sub(Scale(x=1.0))
+    explanation = ProvenanceStore(cache_dir).why(result.output_dir.name)
+    assert explanation.earlier is None and "no earlier run" in explanation.text()
+    out = subprocess.run(
+        [sys.executable, "-m", "provgraph.cli", "why", str(cache_dir), result.output_dir.name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0 and "no earlier run" in out.stdout
+    missing = subprocess.run(
+        [sys.executable, "-m", "provgraph.cli", "why", str(cache_dir), "ffffffff"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 2 and "no recorded run" in missing.stderr
