@@ -26,12 +26,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+import rdflib
 
 # Shared with the engine benchmarks: this file's directory is sys.path[0] when run as a script.
 from run import (
@@ -285,14 +287,14 @@ def pick_targets(cache_dir: Path, count: int) -> list[dict[str, Any]]:
 
 def rss(field: str = "VmRSS") -> int:
     """A resident-set figure of this process in bytes (``VmRSS`` now, ``VmHWM`` peak)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:  # no /proc: the memory rows read 0
+        return 0
+    for line in lines:
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
     return 0
-
-
-def best_of(func: Callable[[], object], repeats: int) -> float:
-    return min(timed(func)[0] for _ in range(repeats))
 
 
 def child_index(cache_dir: Path) -> dict[str, float]:
@@ -317,23 +319,11 @@ def child_index(cache_dir: Path) -> dict[str, float]:
     }
 
 
-def literal_term(value: str) -> Any:
-    import rdflib
-
-    return rdflib.Literal(value)
-
-
-def uri_term(value: str) -> Any:
-    import rdflib
-
-    return rdflib.URIRef(value)
-
-
 def bindings_of(kind: str, target: dict[str, Any]) -> dict[str, Any]:
     """The variable each query binds, for one target."""
     if kind == "what":
-        return {"h": literal_term(target["hash"])}
-    return {"final": uri_term(target["final"])}
+        return {"h": rdflib.Literal(target["hash"])}
+    return {"final": rdflib.URIRef(target["final"])}
 
 
 def verify(kind: str, target: dict[str, Any], rows: list[tuple[Any, ...]]) -> None:

@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from provgraph import ProvenanceStore, Submitter, python
 
 
@@ -73,3 +75,62 @@ def test_new_task_has_no_earlier_run(cache_dir: Path) -> None:
         check=False,
     )
     assert missing.returncode == 2 and "no recorded run" in missing.stderr
+
+
+def test_diff_lists_code_inputs_packages_and_outputs(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs with another input and another package version: diff names both."""
+    from provgraph.provenance import record
+    from provgraph.provenance.environment import capture
+
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        first = sub(Scale(x=1.0))
+    upgraded = dict(capture())
+    upgraded["packages"] = {**upgraded["packages"], "attrs": "0.0.1", "newpkg": "1.0"}
+    upgraded["hash"] = "0" * 32
+    monkeypatch.setattr(record, "capture", lambda: upgraded)
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        second = sub(Scale(x=4.0))
+    report = ProvenanceStore(cache_dir).diff(first.output_dir.name, second.output_dir.name)
+    assert not report["code"]["changed"]
+    assert list(report["inputs"]) == ["x"]
+    assert report["environment"]["changed"]
+    assert report["environment"]["added"] == {"newpkg": "1.0"}
+    assert report["environment"]["changed_versions"]["attrs"][1] == "0.0.1"
+    assert list(report["outputs"]) == ["out"]
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "provgraph.cli",
+            "diff",
+            str(cache_dir),
+            first.output_dir.name,
+            second.output_dir.name,
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    import json
+
+    assert json.loads(out.stdout)["environment"]["added"] == {"newpkg": "1.0"}
+    text = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "provgraph.cli",
+            "diff",
+            str(cache_dir),
+            first.output_dir.name,
+            second.output_dir.name,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    assert "  + newpkg 1.0" in text and "  ~ attrs " in text and "code: same" in text

@@ -11,7 +11,8 @@ fall back to Mermaid text (``.mmd`` beside the requested file) when it is not.
 ``provgraph query CACHE 'SPARQL' | -f q.rq [--format table|csv|json]`` asks the provenance
 recorded in CACHE; ``provgraph show CACHE [JOB]`` summarises it, or one job's runs;
 ``provgraph index CACHE [--rebuild]`` indexes pending records (or rebuilds the index);
-``provgraph why CACHE JOB`` says why a job ran: what differs from the nearest earlier run.
+``provgraph why CACHE JOB`` says why a job ran: what differs from the nearest earlier run;
+``provgraph diff CACHE RUN_A RUN_B [--format json]`` classifies how two runs differ.
 """
 
 from __future__ import annotations
@@ -202,6 +203,14 @@ def _why(args: argparse.Namespace) -> int:
     return 0
 
 
+def _diff(args: argparse.Namespace) -> int:
+    from provgraph.provenance.diff import diff_text
+
+    report = provgraph.ProvenanceStore(args.cache).diff(args.first, args.second)
+    print(json.dumps(report, indent=2) if args.format == "json" else diff_text(report))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``provgraph`` command."""
     parser = argparse.ArgumentParser(prog="provgraph", description=__doc__.splitlines()[0])
@@ -229,8 +238,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     why = commands.add_parser("why", help="why a job ran instead of being reused")
     why.add_argument("cache", help="cache directory")
     why.add_argument("job", help="job hash (or prefix), job directory or run IRI")
+    diff = commands.add_parser("diff", help="how two recorded runs differ")
+    diff.add_argument("cache", help="cache directory")
+    diff.add_argument("first", help="job hash (or prefix), job directory or run IRI")
+    diff.add_argument("second", help="job hash (or prefix), job directory or run IRI")
+    diff.add_argument("--format", choices=["text", "json"], default="text")
     args = parser.parse_args(argv)
     handlers = {
+        "diff": _diff,
         "run": _run,
         "graph": _graph,
         "query": _query,

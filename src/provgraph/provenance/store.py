@@ -285,6 +285,12 @@ class ProvenanceStore:
 
         return why(self, job)
 
+    def diff(self, first: str, second: str) -> dict[str, Any]:
+        """How two job runs differ: code, inputs, environment (packages) and outputs."""
+        from .diff import diff_runs
+
+        return diff_runs(self, first, second)
+
     def failed_runs(self) -> list[dict[str, str]]:
         """Every failed run, with its error."""
         from .query import failed_runs
