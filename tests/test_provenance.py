@@ -283,6 +283,9 @@ def test_busy_index_leaves_files_pending(tmp_path: Path) -> None:
     inputs = make_inputs(tmp_path / "inputs")
     with Submitter(cache_dir=cache, progress=False) as sub:
         sub(Copy(in_file=inputs[0]))
+    store = ProvenanceStore(cache)  # indexes the first run
+    count = "SELECT (COUNT(?r) AS ?n) WHERE { ?r a pg:JobRun }"
+    assert int(_rows(store, count)[0][0]) == 1
     index = cache / ".provenance" / "oxigraph"
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_INDEX, str(index)],
@@ -296,8 +299,8 @@ def test_busy_index_leaves_files_pending(tmp_path: Path) -> None:
             assert not sub(Copy().split(in_file=inputs[1:])).errored
         pending = (cache / ".provenance" / "pending.txt").read_text().split()
         assert len(pending) == 3  # two job runs and the submission
-        store = ProvenanceStore(cache)  # reading works while the index is held
-        count = "SELECT (COUNT(?r) AS ?n) WHERE { ?r a pg:JobRun }"
+        other = ProvenanceStore(cache)  # reading works while the index is held
+        assert int(_rows(other, count)[0][0]) == 1
         assert int(_rows(store, count)[0][0]) == 1
     finally:
         holder.communicate("done\n")

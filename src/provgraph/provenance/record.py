@@ -11,6 +11,7 @@ runs it reused) and indexes the new files into the store.
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,7 @@ def _trig(quads: list[ox.Quad]) -> bytes:
     return data
 
 
+@functools.lru_cache(maxsize=4096)
 def _n(iri: str) -> ox.NamedNode:
     return ox.NamedNode(iri)
 
@@ -391,6 +393,7 @@ class Recorder:
         atomic_write(path, _trig(quads))
         self.new_files.append(path)
         if self.index:
-            from .store import index_files
+            # queued, not indexed here: the store indexes what is queued when next asked
+            from .store import queue_files
 
-            index_files(self.cache_dir, self.new_files)
+            queue_files(self.cache_dir, self.new_files)

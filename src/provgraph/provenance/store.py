@@ -5,11 +5,14 @@ The TriG files in the job directories (and ``.provenance/submissions``,
 derived from them and can always be rebuilt.
 
 Default backend: the Oxigraph store (``pyoxigraph``, on disk), read through rdflib with
-``oxrdflib``. Oxigraph allows one read-write opening at a time, in any process: a writer opens
-it, loads new files in bulk and closes it; a process that finds it busy leaves its files in
-``pending.txt`` for the next indexing. Readers open it read-only for each question, so a store
-object always answers from everything indexed when the question is asked. Fallback backend
-``"memory"``: plain rdflib, reading every file at each :meth:`ProvenanceStore.refresh`.
+``oxrdflib``. A submission only queues its new files in ``pending.txt`` (cheap: recording costs
+the job's own file); a store indexes what is queued when it is next asked a question, or on
+:meth:`ProvenanceStore.refresh`. Oxigraph allows one read-write opening at a time, in any
+process: the indexer opens it, loads the files in bulk and closes it; when it is busy, the files
+stay queued for the next indexing. Readers keep a read-only opening while the index is unchanged
+and reopen it when it has grown, so a store object always answers from everything indexed when
+the question is asked. Fallback backend ``"memory"``: plain rdflib, reading every file at each
+:meth:`ProvenanceStore.refresh`.
 """
 
 from __future__ import annotations
@@ -28,7 +31,14 @@ from ..exceptions import ProvenanceError
 if TYPE_CHECKING:
     import rdflib
 
-__all__ = ["ProvenanceStore", "all_files", "index_files", "load_trig", "rebuild_index"]
+__all__ = [
+    "ProvenanceStore",
+    "all_files",
+    "index_files",
+    "load_trig",
+    "queue_files",
+    "rebuild_index",
+]
 
 _INDEX = "oxigraph"
 _PENDING = "pending.txt"
@@ -94,12 +104,20 @@ def _open_writer(folder: Path) -> Any:
         return None  # another process holds it: leave the files pending
 
 
+def queue_files(cache_dir: Path, files: Iterable[Path]) -> None:
+    """Queue ``files`` for the next indexing (what a submission does when it ends)."""
+    folder = _folder(Path(cache_dir).absolute())
+    lines = [f"{Path(f).absolute()}\n" for f in files]
+    with _locked(folder), open(folder / _PENDING, "a") as fh:
+        fh.writelines(lines)
+
+
 def index_files(cache_dir: Path, files: Iterable[Path], *, scan: bool = False) -> int:
     """Queue ``files`` for indexing and index everything queued, if the store is free.
 
     ``scan=True`` also looks through the whole cache for records never queued (those of a
-    submission that was killed before it could index). Returns the number of files indexed now
-    (0 when another process holds the store).
+    submission that was killed before it could queue them). Returns the number of files indexed
+    now (0 when another process holds the store).
     """
     cache_dir = Path(cache_dir).absolute()
     folder = _folder(cache_dir)
@@ -188,6 +206,8 @@ class ProvenanceStore:
             raise ProvenanceError(f"backend={backend!r}; expected 'oxigraph' or 'memory'")
         self.backend = backend
         self._memory: Any = None
+        self._reader: Any = None  # the read-only Oxigraph store, while the index is unchanged
+        self._reader_stamp: tuple[int, int] | None = None
         self.refresh()
 
     def refresh(self, *, scan: bool = False) -> int:
@@ -210,6 +230,16 @@ class ProvenanceStore:
         with _locked(folder):
             return _drain(self.cache_dir, folder)
 
+    def _catch_up(self) -> None:
+        """Index what submissions queued since the last question (cheap when nothing did)."""
+        pending = _folder(self.cache_dir) / _PENDING
+        try:
+            if pending.stat().st_size == 0:
+                return
+        except FileNotFoundError:
+            return
+        self.refresh()
+
     @property
     def graph(self) -> rdflib.Dataset:
         """An rdflib dataset over everything indexed (its default graph is the union)."""
@@ -219,15 +249,24 @@ class ProvenanceStore:
         import rdflib
         from oxrdflib import OxigraphStore
 
-        path = _folder(self.cache_dir) / _INDEX
+        folder = _folder(self.cache_dir)
+        path = folder / _INDEX
         if not path.exists():
             return rdflib.Dataset(default_union=True)
         try:
-            store = ox.Store.read_only(str(path))
-        except OSError as err:
-            raise ProvenanceError(f"cannot open the provenance index {path}: {err}") from err
+            stat = (folder / _INDEXED).stat()
+            stamp = (stat.st_size, stat.st_mtime_ns)
+        except FileNotFoundError:
+            stamp = (0, 0)
+        if self._reader is None or stamp != self._reader_stamp:
+            # a read-only opening sees the index as it is then: reopen when it has grown
+            try:
+                self._reader = ox.Store.read_only(str(path))
+            except OSError as err:
+                raise ProvenanceError(f"cannot open the provenance index {path}: {err}") from err
+            self._reader_stamp = stamp
         # the default graph already holds the union of all runs (see _drain)
-        return rdflib.Dataset(store=OxigraphStore(store=store))
+        return rdflib.Dataset(store=OxigraphStore(store=self._reader))
 
     def query(self, sparql: str, **bindings: Any) -> Any:
         """Run a SPARQL 1.1 query (SELECT, ASK, CONSTRUCT); rdflib results.
@@ -240,6 +279,8 @@ class ProvenanceStore:
         namespaces = {"prov": V.PROV, "pg": V.PG, "rdfs": V.RDFS, "xsd": V.XSD}
         if bindings:
             sparql = _with_values(sparql, bindings)
+        if self.backend == "oxigraph":
+            self._catch_up()
         try:
             with warnings.catch_warnings():
                 # rdflib 7 warns about its own use of deprecated Dataset members
