@@ -89,6 +89,11 @@ def normalise_combiner(combiner: Any, splitter: Splitter | None) -> list[str]:
 
     ``"node.field"`` names an upstream node's field; it is checked when the graph is known.
     """
+    if not isinstance(combiner, (str, list, tuple)):
+        raise SplitterError(
+            f"combiner {combiner!r} ({type(combiner).__name__}); expected a field name or a list "
+            "of them"
+        )
     names = [combiner] if isinstance(combiner, str) else list(combiner)
     split = splitter_fields(splitter)
     for name in names:

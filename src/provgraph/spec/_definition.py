@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import PurePath
 from typing import Any
 
 from ..hashing import H, hash_value
@@ -30,7 +31,10 @@ def fields_digest(inputs: dict[str, Field], outputs: dict[str, OutputField]) -> 
     """Hash of the declared fields: names, types, defaults and command-line placement."""
     parts = []
     for f in inputs.values():
-        default = b"" if f.default is NOTHING else hash_value(f.default)
+        default_value = f.default
+        if isinstance(default_value, PurePath):
+            default_value = str(default_value)  # a default file is its path, read at run time
+        default = b"" if default_value is NOTHING else hash_value(default_value)
         text = f"in|{f.name}|{type_name(f.type)}|{f.argstr}|{f.position}|{f.sep}"
         parts.append(H(b"field", text.encode() + b"|" + default))
     for o in outputs.values():

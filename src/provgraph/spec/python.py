@@ -58,11 +58,37 @@ class PythonTask(TaskDef):
                     value=returned,
                 )
             values = list(returned)
-        out = {}
+        out: dict[str, Any] = {}
         for name, value in zip(names, values, strict=True):
             field = cls._output_fields[name]
-            out[name] = coerce(f"output {name}", field.type, value) if value is not None else None
+            if value is None:
+                out[name] = None
+                continue
+            try:
+                out[name] = coerce(name, field.type, value)
+            except SpecError as err:
+                raise SpecError(
+                    f"output {name!r} of {cls._task_name}: " + str(err).split(": ", 1)[-1],
+                    field=name,
+                    value=value,
+                ) from None
+            _check_output_paths(cls._task_name, name, out[name])
         return out
+
+
+def _check_output_paths(task: str, name: str, value: Any) -> None:
+    from .._filetypes import Directory, File
+
+    if isinstance(value, (File, Directory)) and not os.path.exists(value):
+        raise SpecError(
+            f"output {name!r} of {task} names {str(value)!r}, which does not exist; a task "
+            "returning a file must create it",
+            field=name,
+            value=value,
+        )
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check_output_paths(task, name, item)
 
 
 def _restore_filename(func: Callable[..., Any], filename: str | None) -> None:
@@ -177,6 +203,38 @@ def _output_fields(
     return {n: OutputField(name=n, type=t) for n, t in zip(names, types, strict=True)}
 
 
+def _closure_text(fn: Callable[..., Any]) -> str:
+    """The values a function closes over, by hash: they are part of what it computes."""
+    from ..exceptions import HashingError
+    from ..hashing import hash_value
+
+    cells = getattr(fn, "__closure__", None) or ()
+    lines = []
+    for name, cell in zip(fn.__code__.co_freevars, cells, strict=False):
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell: the name is assigned later
+            continue
+        if isinstance(value, type) and hasattr(value, "_definition_hash"):
+            digest = value._definition_hash.hex()  # a task class used inside the function
+        elif inspect.isfunction(value):
+            digest = hash_value(_normalised_source(value)).hex()
+        elif isinstance(value, (types.ModuleType, type, types.BuiltinFunctionType)):
+            label = getattr(value, "__qualname__", value.__name__)
+            digest = hash_value(f"{getattr(value, '__module__', '')}:{label}").hex()
+        else:
+            try:
+                digest = hash_value(value).hex()
+            except HashingError as err:
+                raise SpecError(
+                    f"{fn.__name__} uses {name!r} from its enclosing function, whose value "
+                    f"({type(value).__name__}) has no content hash; pass it as an input instead",
+                    field=name,
+                ) from err
+        lines.append(f"# closure {name} = xxh3-128:{digest}")
+    return "\n".join(lines)
+
+
 def function_task_class(
     base: type[TaskDef],
     fn: Callable[..., Any],
@@ -196,7 +254,7 @@ def function_task_class(
         doc=fn.__doc__,
         inputs=inputs,
         outputs=outputs,
-        body=_normalised_source(fn),
+        body="\n".join(filter(None, [_normalised_source(fn), _closure_text(fn)])),
         version=version,
         extra=extra,
     )
@@ -212,8 +270,12 @@ def define(
     """Make a Python task class from ``func`` (usable bare or with options)."""
 
     def wrap(fn: Callable[..., Any]) -> type[PythonTask]:
-        if not callable(fn):
-            raise SpecError(f"python.define expects a function, got {fn!r}", value=fn)
+        if not inspect.isfunction(fn):
+            raise SpecError(
+                f"python.define expects a Python function (def or lambda), got {fn!r} "
+                f"({type(fn).__name__}); wrap it in a function of your own",
+                value=fn,
+            )
         hints = type_hints(fn)
         task_name = check_task_name(name or fn.__name__)
         inputs = _input_fields(fn, hints)

@@ -24,6 +24,7 @@ from functools import partial
 from typing import Any
 
 import cloudpickle
+import xxhash
 
 from .. import cache
 from ..engine.job import ErrorInfo, Job, Outcome, outcome_from_stored, run_job
@@ -33,7 +34,7 @@ from .base import Worker
 __all__ = ["ConcurrentFuturesWorker"]
 
 _Item = tuple[Job, "Future[Outcome]"]
-_CLASSES: dict[bytes, Any] = {}  # in pool processes: task classes by definition hash
+_CLASSES: dict[bytes, Any] = {}  # in pool processes: task classes by the digest of their pickle
 
 
 def _run_batch(payload: bytes) -> bytes:
@@ -79,7 +80,8 @@ class ConcurrentFuturesWorker(Worker):
         self._in_flight = 0
         self._suspect_in_flight = False
         self._attempts: dict[str, int] = {}
-        self._blobs: dict[bytes, bytes] = {}
+        # id(class) -> (digest of its pickle, the pickle, the class)
+        self._blobs: dict[int, tuple[bytes, bytes, Any]] = {}
         self.pools_replaced = 0
 
     # -- the contract ---------------------------------------------------------------------------
@@ -125,10 +127,15 @@ class ConcurrentFuturesWorker(Worker):
         blobs: dict[bytes, bytes] = {}
         items = []
         for job, _ in batch:
-            key = job.task_cls._definition_hash
-            if key not in self._blobs:
-                self._blobs[key] = cloudpickle.dumps(job.task_cls)
-            blobs[key] = self._blobs[key]
+            # keyed by the pickle itself: two classes with one definition hash (closures over
+            # different values) must not be mistaken for each other in the pool processes
+            found = self._blobs.get(id(job.task_cls))
+            if found is None or found[2] is not job.task_cls:
+                blob = cloudpickle.dumps(job.task_cls)
+                found = (xxhash.xxh3_128_digest(blob), blob, job.task_cls)
+                self._blobs[id(job.task_cls)] = found
+            key = found[0]
+            blobs[key] = found[1]
             fields = {
                 "inputs": job.inputs,
                 "job_hash": job.job_hash,
