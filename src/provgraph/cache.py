@@ -103,6 +103,8 @@ def _from_stored(value: Any, root: Path) -> Any:
         if not path.exists():
             raise FileNotFoundError(path)
         return (File if value.kind == "File" else Directory)(path)
+    if isinstance(value, (File, Directory)) and not os.path.exists(value):
+        raise FileNotFoundError(value)  # a file of another job (inside a workflow), now gone
     if isinstance(value, list):
         return [_from_stored(v, root) for v in value]
     if isinstance(value, tuple):

@@ -276,7 +276,7 @@ def remaining_space(expansion: Expansion, combiner: Sequence[str]) -> Space:
     """The axes left after ``combiner`` and the element positions behind each key."""
     combined = set(_combined_dims(expansion, combiner))
     kept = [d for d in range(len(expansion.axes)) if d not in combined]
-    groups: dict[tuple[int, ...], list[int]] = {}
+    groups: dict[tuple[int, ...], list[int]] = {} if kept else {(): []}
     for pos, idx in enumerate(expansion.index):
         groups.setdefault(tuple(idx[d] for d in kept), []).append(pos)
     keys = sorted(groups)

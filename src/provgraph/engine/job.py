@@ -149,7 +149,7 @@ def _run_locked(job: Job) -> Outcome:
                 run_id=job.run_id,
             )
             cache.write_result(directory, stored)  # unpicklable outputs fail the job here
-        except Exception as err:
+        except (Exception, SystemExit) as err:  # sys.exit() in a task fails that job only
             ended = time.time()
             info = error_info(err)
             cache.write_error(directory, {**attrs.asdict(info), "job": job.name, "ended": ended})

@@ -64,8 +64,10 @@ class Result:
         """Raise ``TaskFailedError`` listing every failed job, if any failed."""
         if self.errors:
             text = "\n".join(str(e) for e in self.errors)
-            last = self.errors[-1].traceback.rstrip()
+            failed = [e for e in self.errors if e.status != "skipped"]
+            skipped = len(self.errors) - len(failed)
+            last = (failed or self.errors)[-1].traceback.rstrip()
+            counts = f"{len(failed)} job(s) failed" + (f", {skipped} skipped" if skipped else "")
             raise TaskFailedError(
-                f"{len(self.errors)} job(s) failed:\n{text}\n\nlast traceback:\n{last}",
-                errors=self.errors,
+                f"{counts}:\n{text}\n\nlast traceback:\n{last}", errors=self.errors
             )

@@ -106,17 +106,17 @@ class NodeRun:
     def value_at(self, key: tuple[int, ...], field: str) -> Any:
         """The output ``field`` for one key of this node's remaining space."""
         assert self.space is not None
-        positions = self.space.groups[key]
+        positions = self.space.groups.get(key, [])
         if self.combined:
             return [_output(self.jobs[p], field) for p in positions]
-        return _output(self.jobs[positions[0]], field)
+        return _output(self.jobs[positions[0]], field) if positions else None
 
     def result_value(self, field: str) -> Any:
         """The output as a workflow output or a submission result shows it (Pydra's rule)."""
         assert self.space is not None
         if not self.space.axes:
-            if not self.space.keys:  # an empty split
-                return []
+            if not self.space.keys or (not self.combined and not self.jobs):
+                return []  # an empty split
             return self.value_at((), field)
         return [self.value_at(k, field) for k in self.space.keys]
 
@@ -209,12 +209,16 @@ def _full_splitter(node: NodeRun, split_sources: dict[str, NodeRun]) -> Any:
     return parts[0] if len(parts) == 1 else parts
 
 
-def _scope(splitter: Any, sources: dict[str, str]) -> Any:
-    """Put an upstream state just before the field that splits over that upstream's output."""
+def _scope(splitter: Any, sources: dict[str, str], placed: set[str] | None = None) -> Any:
+    """Put an upstream state just before the first field that splits over its output."""
+    placed = set() if placed is None else placed
     if isinstance(splitter, str):
         term = sources.get(splitter)
-        return [term, splitter] if term else splitter
-    items = [_scope(s, sources) for s in splitter]
+        if term is None or term in placed:
+            return splitter
+        placed.add(term)
+        return [term, splitter]
+    items = [_scope(s, sources, placed) for s in splitter]
     return tuple(items) if isinstance(splitter, tuple) else items
 
 
@@ -247,9 +251,14 @@ def expand_node(node: NodeRun) -> None:
     combiner = _resolve_combiner(node)
     node.combined = bool(combiner)
     space = _state.remaining_space(node.expansion, combiner)
-    node.space = _state.Space(
-        tuple(_qualify(ax, node.name) for ax in space.axes), space.keys, space.groups
-    )
+    axes = tuple(_qualify(ax, node.name) for ax in space.axes)
+    groups = dict(space.groups)
+    for up in node.upstream.values():
+        # an upstream element whose own split was empty still has its (empty) group here
+        if up.space is not None and axes and up.space.axes == axes:
+            for key in up.space.keys:
+                groups.setdefault(key, [])
+    node.space = _state.Space(axes, sorted(groups), groups)
     node.jobs = [JobRun(node, i, a) for i, a in enumerate(node.expansion.assign)]
     node.n_unfinished = len(node.jobs)
     for field, lazy in lazy_inputs(task):

@@ -116,7 +116,13 @@ def define(
             _BUILDING.reset(token)
         output_map = _bind_outputs(wf_name, returned, outs)
         for out_name, lazy in output_map.items():
-            if lazy.node is not None and lazy.node not in nodes:
+            if lazy.node is None:
+                raise SpecError(
+                    f"workflow {wf_name} output {out_name!r} is its input {lazy.field!r}; "
+                    "outputs must come from nodes (add an identity task to pass it through)",
+                    field=out_name,
+                )
+            if lazy.node not in nodes:
                 raise SpecError(f"workflow {wf_name} output {out_name!r} names unknown node")
         for node_name, task in nodes.items():
             missing = [f for f, v in task._values.items() if v is NOTHING]
