@@ -411,3 +411,56 @@ def test_same_bytes_at_two_paths_still_conform(tmp_path: Path, cache_dir: Path) 
     assert conforms, report
     locations = set(graph.objects(None, rdflib.URIRef(vocab.PROV + "atLocation")))
     assert {rdflib.URIRef(first.as_uri()), rdflib.URIRef(second.as_uri())} <= locations
+
+
+def test_lineage_crosses_nested_workflows_and_reuse(cache_dir: Path) -> None:
+    """Lineage runs through a nested workflow's outputs, also when that workflow was reused."""
+    from provgraph import python, workflow
+
+    @python.define
+    def AddTwo(a: int) -> int:
+        return a + 2
+
+    @python.define
+    def Double(a: int) -> int:
+        return 2 * a
+
+    @python.define
+    def Negate(a: int) -> int:
+        return -a
+
+    @workflow.define
+    def Inner(x: int) -> int:
+        return workflow.add(AddTwo(a=x), name="add").out
+
+    @workflow.define
+    def OuterA(x: int) -> int:
+        inner = workflow.add(Inner(x=x), name="inner")
+        return workflow.add(Double(a=inner.out), name="double").out
+
+    @workflow.define
+    def OuterB(x: int) -> int:
+        inner = workflow.add(Inner(x=x), name="inner")
+        return workflow.add(Negate(a=inner.out), name="negate").out
+
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        assert sub(OuterA(x=1)).outputs.out == 6
+        second = sub(OuterB(x=1))  # Inner(x=1) comes from the cache
+    assert second.outputs.out == -3
+    store = ProvenanceStore(cache_dir)
+    for task in ("Double", "Negate"):
+        (final,) = _rows(
+            store, "SELECT ?e WHERE { ?r pg:taskName ?t . ?e prov:wasGeneratedBy ?r }", t=task
+        )
+        assert sorted(r["task"] for r in store.lineage(str(final[0]))) == sorted([task, "AddTwo"])
+    dangling = _rows(
+        store,
+        "SELECT ?e WHERE { ?r a pg:JobRun ; prov:used ?e . FILTER(STRSTARTS(STR(?e), 'urn:uuid:')) "
+        "FILTER NOT EXISTS { ?e prov:wasGeneratedBy ?any } }",
+    )
+    assert dangling == []
+    reused = _rows(
+        store,
+        "SELECT ?w WHERE { ?s pg:reused ?w . FILTER NOT EXISTS { ?w pg:taskName ?n } }",
+    )
+    assert reused == []  # every reused run is itself recorded

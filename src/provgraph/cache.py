@@ -71,6 +71,8 @@ class StoredResult:
     host: str
     pid: int
     run_id: str = ""  # the UUID of the run that computed it
+    # for a workflow job: for each output, the (run UUID, field) of the jobs that produced it
+    sources: dict[str, list[tuple[str, str]]] | None = None
 
 
 @attrs.frozen
@@ -137,12 +139,22 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise CacheError(f"cannot write {str(path)!r}: {err}") from err
 
 
-def write_result(directory: Path, result: StoredResult) -> None:
-    """Store a finished job's result atomically, with a checksum header."""
+def encode_result(directory: Path, result: StoredResult) -> bytes:
+    """The bytes of a result file (raises ``CacheError`` when the outputs cannot be stored)."""
     record = attrs.asdict(result, recurse=False)
     record["outputs"] = _to_stored(result.outputs, directory)
     payload = _dumps(record)
-    atomic_write(directory / RESULT_NAME, _MAGIC + xxhash.xxh3_128_digest(payload) + payload)
+    return _MAGIC + xxhash.xxh3_128_digest(payload) + payload
+
+
+def commit_result(directory: Path, data: bytes) -> None:
+    """Make an encoded result visible, atomically."""
+    atomic_write(directory / RESULT_NAME, data)
+
+
+def write_result(directory: Path, result: StoredResult) -> None:
+    """Store a finished job's result atomically, with a checksum header."""
+    commit_result(directory, encode_result(directory, result))
 
 
 def read_result(directory: Path) -> StoredResult | None:

@@ -102,24 +102,11 @@ def error_info(err: BaseException) -> ErrorInfo:
 def run_job(job: Job) -> Outcome:
     """Run ``job`` under its lock, or reuse the result another process left meanwhile.
 
-    After a run (succeeded or failed), the job's ``after`` hooks run in this same process
-    (the provenance recorder writes the run's record there); a hook that fails costs a
-    warning on the outcome, never the result.
+    After a run (succeeded or failed), the job's ``after`` hooks run in this same process,
+    still under the lock and before the result is made visible (the provenance recorder writes
+    the run's record there, so a cached result always has its record); a hook that fails costs
+    a warning on the outcome, never the result.
     """
-    outcome = _run_locked(job)
-    if outcome.executed and job.after:
-        problems = []
-        for hook in job.after:
-            try:
-                hook(job, outcome)
-            except Exception as err:  # a record is lost, the result is not
-                problems.append(f"{getattr(hook, '__name__', hook)}: {type(err).__name__}: {err}")
-        if problems:
-            outcome = attrs.evolve(outcome, warnings=tuple(problems))
-    return outcome
-
-
-def _run_locked(job: Job) -> Outcome:
     directory = job.output_dir
     try:
         os.mkdir(directory)
@@ -148,12 +135,12 @@ def _run_locked(job: Job) -> Outcome:
                 pid=os.getpid(),
                 run_id=job.run_id,
             )
-            cache.write_result(directory, stored)  # unpicklable outputs fail the job here
+            data = cache.encode_result(directory, stored)  # unpicklable outputs fail the job
         except (Exception, SystemExit) as err:  # sys.exit() in a task fails that job only
             ended = time.time()
             info = error_info(err)
             cache.write_error(directory, {**attrs.asdict(info), "job": job.name, "ended": ended})
-            return Outcome(
+            outcome = Outcome(
                 job_hash=job.job_hash,
                 status="failed",
                 error=info,
@@ -163,13 +150,31 @@ def _run_locked(job: Job) -> Outcome:
                 stale_lock=lock.broken_stale,
                 run_id=job.run_id,
             )
-    return Outcome(
-        job_hash=job.job_hash,
-        status="succeeded",
-        outputs=outputs,
-        started=started,
-        ended=stored.ended,
-        pid=os.getpid(),
-        stale_lock=lock.broken_stale,
-        run_id=job.run_id,
-    )
+            return _after(job, outcome)
+        outcome = _after(
+            job,
+            Outcome(
+                job_hash=job.job_hash,
+                status="succeeded",
+                outputs=outputs,
+                started=started,
+                ended=stored.ended,
+                pid=os.getpid(),
+                stale_lock=lock.broken_stale,
+                run_id=job.run_id,
+            ),
+        )
+        cache.commit_result(directory, data)
+    return outcome
+
+
+def _after(job: Job, outcome: Outcome) -> Outcome:
+    problems = []
+    for hook in job.after:
+        try:
+            hook(job, outcome)
+        except Exception as err:  # a record is lost, the result is not
+            problems.append(f"{getattr(hook, '__name__', hook)}: {type(err).__name__}: {err}")
+    if problems:
+        outcome = attrs.evolve(outcome, warnings=tuple(problems))
+    return outcome

@@ -44,6 +44,7 @@ class JobRun:
         "node",
         "outcome",
         "output_dir",
+        "output_sources",
         "outputs",
         "reason",
         "run_id",
@@ -68,6 +69,8 @@ class JobRun:
         self.reason: str | None = None
         self.cause: JobRun | None = None
         self.run_id = ""  # the UUID of the run that computed the job's result
+        # a workflow job: for each output, the (run UUID, field) of the inner jobs behind it
+        self.output_sources: dict[str, list[tuple[str, str]]] | None = None
 
     @property
     def done(self) -> bool:
@@ -444,5 +447,22 @@ def input_sources(job: JobRun) -> dict[str, list[tuple[str, str]]]:
         split = field in job.assign
         key = job.assign.get(f"_{up.name}", ()) if split else node.key_for(job, up)
         positions = up.space.groups.get(key, [])
-        sources[field] = [(up.jobs[p].run_id, lazy.field) for p in positions]
+        sources[field] = [src for p in positions for src in job_sources(up.jobs[p], lazy.field)]
+    return sources
+
+
+def job_sources(job: JobRun, field: str) -> list[tuple[str, str]]:
+    """The (run UUID, field) that output ``field`` of ``job`` stands for: itself, or for a
+    workflow job, the inner jobs that produced that workflow output."""
+    if job.output_sources is not None:
+        return list(job.output_sources.get(field, []))
+    return [(job.run_id, field)]
+
+
+def instance_output_sources(instance: Instance, wf_cls: Any) -> dict[str, list[tuple[str, str]]]:
+    """For each workflow output, the (run UUID, field) of the inner jobs behind its value."""
+    sources: dict[str, list[tuple[str, str]]] = {}
+    for name, lazy in wf_cls._output_map.items():
+        node = instance.nodes[lazy.node]
+        sources[name] = [src for j in node.jobs for src in job_sources(j, lazy.field)]
     return sources

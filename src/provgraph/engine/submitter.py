@@ -220,6 +220,7 @@ class _Run:
         if stored is not None:
             job.outputs = stored.outputs
             job.run_id = stored.run_id
+            job.output_sources = stored.sources
             job.status = "succeeded"
             self._count(job, "reused")
             self.sub.emit(events.JobReused(run_id=self.run_id, job=job, outcome=stored))
@@ -423,6 +424,7 @@ class _Run:
             return
         outputs = rt.instance_outputs(instance, type(parent.node.task))
         parent.outputs = outputs
+        parent.output_sources = rt.instance_output_sources(instance, type(parent.node.task))
         parent.status = "succeeded"
         parent.output_dir.mkdir(parents=True, exist_ok=True)
         cache.write_result(
@@ -436,10 +438,11 @@ class _Run:
                 host="",
                 pid=0,
                 run_id=parent.run_id,
+                sources=parent.output_sources,
             ),
         )
-        parent.inner = None  # the instance's jobs are no longer needed
         self.sub.emit(events.WorkflowFinished(run_id=self.run_id, job=parent, ok=True))
+        parent.inner = None  # the instance's jobs are no longer needed
         self._complete(parent)
 
     # -- the result ----------------------------------------------------------------------------

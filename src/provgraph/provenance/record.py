@@ -361,6 +361,9 @@ class Recorder:
         elif isinstance(event, events.JobFinished) and not event.outcome.executed:
             if event.outcome.run_id:
                 self.reused.add(event.outcome.run_id)
+        elif isinstance(event, events.WorkflowFinished) and event.job.inner is not None:
+            # recorded even when every job in it came from the cache
+            self._workflow_run(event.job.run_id, event.job.inner)
         elif isinstance(event, events.RunFinished):
             self._write_submission()
 
