@@ -96,3 +96,35 @@ def WriteThenRead(text: str) -> str:
 @workflow.define
 def WriteWf(text: str) -> File:
     return workflow.add(Write(text=text), name="write").out
+
+
+class Opaque:
+    """A value with no content hash (but picklable)."""
+
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+
+@python.define
+def MakeOpaque(x: int) -> object:
+    return Opaque(x)
+
+
+@python.define
+def Split2(text: str) -> list[File]:
+    paths = []
+    for i, part in enumerate(text.split()):
+        path = Path(f"part{i}.txt")
+        path.write_text(part)
+        paths.append(File(path))
+    return paths
+
+
+@python.define
+def Join(files: list[File]) -> str:
+    return " ".join(Path(f).read_text() for f in files)
+
+
+@python.define
+def Inc(x: int) -> int:
+    return x + 1

@@ -128,6 +128,8 @@ class _Run:
         self.ready: collections.deque[rt.JobRun] = collections.deque()
         self.waiting: dict[Future[Any], rt.JobRun] = {}
         self.failures: list[JobFailure] = []
+        self._to_expand: collections.deque[rt.NodeRun] = collections.deque()
+        self._expanding = False
         self.node_stats: dict[str, dict[str, int]] = {}
         root_instance = rt.Instance("", {}, None, str(uuid.uuid4()))
         self.root = rt.NodeRun(root_instance, type(task)._task_name, task)
@@ -356,6 +358,19 @@ class _Run:
             self._try_expand(node)
 
     def _try_expand(self, node: rt.NodeRun) -> None:
+        """Expand ``node`` if it can be; nodes this makes expandable follow (a worklist, so
+        long chains of nodes need no deep recursion)."""
+        self._to_expand.append(node)
+        if self._expanding:
+            return
+        self._expanding = True
+        try:
+            while self._to_expand:
+                self._expand_one(self._to_expand.popleft())
+        finally:
+            self._expanding = False
+
+    def _expand_one(self, node: rt.NodeRun) -> None:
         if node.expansion is not None or node.complete:
             return
         if any(True for _ in rt.blocked_by(node)):

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pyoxigraph as ox
 
 from .. import __version__
@@ -24,6 +25,7 @@ from .._filetypes import Directory, File
 from ..cache import atomic_write
 from ..engine import events
 from ..engine.runtime import JobRun, input_sources
+from ..exceptions import HashingError
 from ..hashing import file_content_digest, hash_value
 from . import vocab as V
 from .environment import capture
@@ -80,18 +82,38 @@ def _file_iri(path: str | os.PathLike[str]) -> ox.NamedNode:
 
 
 def describe_value(value: Any) -> dict[str, Any]:
-    """Content hash, kind, and location/size or small value, of one input or output value."""
-    if isinstance(value, (File, Directory)) or (isinstance(value, Path) and value.is_file()):
+    """Content hash, kind, and location/size or small value, of one input or output value.
+
+    A list (or tuple) of files is described by its members too, so that each file has its own
+    entity; a value with no content hash is hashed by its pickled bytes.
+    """
+    if isinstance(value, (File, Directory, Path)):
         path = Path(value)
-        digest = file_content_digest(path).hex() if path.is_file() else hash_value(value).hex()
-        size = path.stat().st_size if path.is_file() else None
-        return {"kind": "File", "hash": digest, "location": str(path), "size": size}
+        if path.is_dir():
+            digest = hash_value(Directory(path)).hex()
+            return {"kind": "Directory", "hash": digest, "location": str(path), "size": None}
+        digest = file_content_digest(path).hex()
+        return {"kind": "File", "hash": digest, "location": str(path), "size": path.stat().st_size}
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(v, (File, Directory)) for v in value)
+    ):
+        members = [describe_value(v) for v in value]
+        return {"kind": "Value", "hash": hash_value(value).hex(), "members": members}
     small = None
     if isinstance(value, (bool, int, float)) or (
         isinstance(value, str) and len(value) <= _SMALL_TEXT
     ):
         small = value
-    return {"kind": "Value", "hash": hash_value(value).hex(), "value": small}
+    try:
+        digest = hash_value(value).hex()
+    except HashingError:  # recorded all the same, by its pickled bytes
+        import cloudpickle
+        import xxhash
+
+        digest = xxhash.xxh3_128_hexdigest(cloudpickle.dumps(value))
+    return {"kind": "Value", "hash": digest, "value": small}
 
 
 def _entity(g: ox.NamedNode, iri: ox.NamedNode, d: dict[str, Any]) -> Iterator[ox.Quad]:
@@ -211,6 +233,11 @@ def write_job_run(job: Any, outcome: Any) -> None:
             entity = _n(V.content_iri(d["hash"]))
             quads += _entity(g, entity, d)
             entities = [entity]
+            for member in d.get("members", []):
+                member_entity = _n(V.content_iri(member["hash"]))
+                quads += _entity(g, member_entity, member)
+                quads.append(ox.Quad(entity, P("hadMember"), member_entity, g))
+                entities.append(member_entity)
         for entity in entities:
             usage = ox.BlankNode()
             quads += [
@@ -228,7 +255,8 @@ def write_job_run(job: Any, outcome: Any) -> None:
             entity = _n(V.output_iri(run.value, field))
             role = _n(V.role_iri(field))
             generation = ox.BlankNode()
-            quads += _entity(g, entity, describe_value(value))
+            described = describe_value(value)
+            quads += _entity(g, entity, described)
             quads += [
                 ox.Quad(role, A, P("Role"), g),
                 ox.Quad(role, LABEL, ox.Literal(field), g),
@@ -239,6 +267,19 @@ def write_job_run(job: Any, outcome: Any) -> None:
                 ox.Quad(generation, P("hadRole"), role, g),
             ]
             quads += [ox.Quad(entity, P("wasDerivedFrom"), source, g) for source in used]
+            for i, member in enumerate(described.get("members", [])):
+                member_entity = _n(V.output_iri(run.value, f"{field}.{i}"))
+                member_generation = ox.BlankNode()
+                quads += _entity(g, member_entity, member)
+                quads += [
+                    ox.Quad(entity, P("hadMember"), member_entity, g),
+                    ox.Quad(member_entity, P("wasGeneratedBy"), run, g),
+                    ox.Quad(member_entity, P("qualifiedGeneration"), member_generation, g),
+                    ox.Quad(member_generation, A, P("Generation"), g),
+                    ox.Quad(member_generation, P("activity"), run, g),
+                    ox.Quad(member_generation, P("hadRole"), role, g),
+                ]
+                quads += [ox.Quad(member_entity, P("wasDerivedFrom"), s, g) for s in used]
     elif outcome.error is not None:
         error = ox.BlankNode()
         quads += [
@@ -335,6 +376,18 @@ class Recorder:
         self._definitions.add(digest)
         return str(path)
 
+    def _record_lost_failure(self, job: Any, outcome: Any) -> None:
+        """A failure the worker could not record (its process died, or never got the job)."""
+        work = job.job
+        if work is None or work.context is None:
+            return
+        if (work.output_dir / f"_prov-{work.run_id}.trig").exists():
+            return
+        now = datetime.datetime.now(tz=datetime.UTC).timestamp()
+        started = outcome.started or now
+        ended = outcome.ended or now
+        write_job_run(work, attrs.evolve(outcome, started=started, ended=max(started, ended)))
+
     def _workflow_run(self, run_id: str, instance: Any) -> None:
         if run_id in self.workflow_runs:
             return
@@ -361,6 +414,8 @@ class Recorder:
         elif isinstance(event, events.JobFinished) and not event.outcome.executed:
             if event.outcome.run_id:
                 self.reused.add(event.outcome.run_id)
+        elif isinstance(event, events.JobFinished) and not event.outcome.ok:
+            self._record_lost_failure(event.job, event.outcome)
         elif isinstance(event, events.WorkflowFinished) and event.job.inner is not None:
             # recorded even when every job in it came from the cache
             self._workflow_run(event.job.run_id, event.job.inner)

@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import sys
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -44,6 +45,7 @@ _INDEX = "oxigraph"
 _PENDING = "pending.txt"
 _INDEXED = "indexed.txt"
 _LOCK = "index.lock"
+_UNREADABLE = "unreadable.txt"
 
 
 def _folder(cache_dir: Path) -> Path:
@@ -136,6 +138,8 @@ def _drain(cache_dir: Path, folder: Path) -> int:
     pending = (folder / _PENDING).read_text().splitlines() if (folder / _PENDING).exists() else []
     indexed_path = folder / _INDEXED
     indexed = set(indexed_path.read_text().splitlines()) if indexed_path.exists() else set()
+    bad_path = folder / _UNREADABLE
+    indexed |= set(bad_path.read_text().splitlines()) if bad_path.exists() else set()
     candidates = [*pending, *map(str, _environment_files(cache_dir))]
     todo = [p for p in dict.fromkeys(candidates) if p not in indexed and Path(p).exists()]
     if not todo:
@@ -147,25 +151,33 @@ def _drain(cache_dir: Path, folder: Path) -> int:
 
     default = ox.DefaultGraph()
 
+    unreadable: list[str] = []
+
     def quads() -> Iterator[Any]:
         # Each triple goes into its run's named graph and into the default graph, which is
         # therefore the union of all runs as a set: shared nodes (roles, plans, agents) that
         # every run's graph repeats are matched once.
         for path in todo:
             try:
-                for quad in ox.parse(path=path, format=ox.RdfFormat.TRIG):
-                    yield quad
-                    yield ox.Quad(quad.subject, quad.predicate, quad.object, default)
+                parsed = list(ox.parse(path=path, format=ox.RdfFormat.TRIG))
             except (SyntaxError, ValueError, OSError) as err:
-                raise ProvenanceError(f"cannot index {path}: {err}") from err
+                unreadable.append(path)  # set aside (and reported), never blocking the rest
+                print(f"provgraph: cannot index {path}: {err}", file=sys.stderr)
+                continue
+            for quad in parsed:
+                yield quad
+                yield ox.Quad(quad.subject, quad.predicate, quad.object, default)
 
     try:
         store.bulk_extend(quads())  # one bulk write for all the files
         store.flush()
     finally:
         del store
+    if unreadable:
+        with open(folder / _UNREADABLE, "a") as fh:
+            fh.writelines(f"{p}\n" for p in unreadable)
     with open(indexed_path, "a") as fh:
-        fh.writelines(f"{p}\n" for p in todo)
+        fh.writelines(f"{p}\n" for p in todo if p not in unreadable)
     (folder / _PENDING).write_text("")
     return len(todo)
 
@@ -177,6 +189,7 @@ def rebuild_index(cache_dir: Path) -> int:
     with _locked(folder):
         shutil.rmtree(folder / _INDEX, ignore_errors=True)
         (folder / _INDEXED).unlink(missing_ok=True)
+        (folder / _UNREADABLE).unlink(missing_ok=True)
         (folder / _PENDING).write_text("".join(f"{p}\n" for p in all_files(Path(cache_dir))))
         return _drain(Path(cache_dir), folder)
 
