@@ -128,6 +128,26 @@ def _entity(g: ox.NamedNode, iri: ox.NamedNode, d: dict[str, Any]) -> Iterator[o
         yield ox.Quad(iri, P("value"), _lit(d["value"]), g)
 
 
+def _generated(
+    g: ox.NamedNode,
+    entity: ox.NamedNode,
+    described: dict[str, Any],
+    run: ox.NamedNode,
+    role: ox.NamedNode,
+    sources: list[ox.NamedNode],
+) -> Iterator[ox.Quad]:
+    """An output entity: its description, its (qualified) generation, what it derives from."""
+    generation = ox.BlankNode()
+    yield from _entity(g, entity, described)
+    yield ox.Quad(entity, P("wasGeneratedBy"), run, g)
+    yield ox.Quad(entity, P("qualifiedGeneration"), generation, g)
+    yield ox.Quad(generation, A, P("Generation"), g)
+    yield ox.Quad(generation, P("activity"), run, g)
+    yield ox.Quad(generation, P("hadRole"), role, g)
+    for source in sources:
+        yield ox.Quad(entity, P("wasDerivedFrom"), source, g)
+
+
 def _agents(g: ox.NamedNode, context: dict[str, Any]) -> Iterator[ox.Quad]:
     agent = _n(V.agent_iri())
     user = _n(context["user"])
@@ -254,32 +274,13 @@ def write_job_run(job: Any, outcome: Any) -> None:
         for field, value in (outcome.outputs or {}).items():
             entity = _n(V.output_iri(run.value, field))
             role = _n(V.role_iri(field))
-            generation = ox.BlankNode()
             described = describe_value(value)
-            quads += _entity(g, entity, described)
-            quads += [
-                ox.Quad(role, A, P("Role"), g),
-                ox.Quad(role, LABEL, ox.Literal(field), g),
-                ox.Quad(entity, P("wasGeneratedBy"), run, g),
-                ox.Quad(entity, P("qualifiedGeneration"), generation, g),
-                ox.Quad(generation, A, P("Generation"), g),
-                ox.Quad(generation, P("activity"), run, g),
-                ox.Quad(generation, P("hadRole"), role, g),
-            ]
-            quads += [ox.Quad(entity, P("wasDerivedFrom"), source, g) for source in used]
+            quads += [ox.Quad(role, A, P("Role"), g), ox.Quad(role, LABEL, ox.Literal(field), g)]
+            quads += _generated(g, entity, described, run, role, used)
             for i, member in enumerate(described.get("members", [])):
                 member_entity = _n(V.output_iri(run.value, f"{field}.{i}"))
-                member_generation = ox.BlankNode()
-                quads += _entity(g, member_entity, member)
-                quads += [
-                    ox.Quad(entity, P("hadMember"), member_entity, g),
-                    ox.Quad(member_entity, P("wasGeneratedBy"), run, g),
-                    ox.Quad(member_entity, P("qualifiedGeneration"), member_generation, g),
-                    ox.Quad(member_generation, A, P("Generation"), g),
-                    ox.Quad(member_generation, P("activity"), run, g),
-                    ox.Quad(member_generation, P("hadRole"), role, g),
-                ]
-                quads += [ox.Quad(member_entity, P("wasDerivedFrom"), s, g) for s in used]
+                quads.append(ox.Quad(entity, P("hadMember"), member_entity, g))
+                quads += _generated(g, member_entity, member, run, role, used)
     elif outcome.error is not None:
         error = ox.BlankNode()
         quads += [
