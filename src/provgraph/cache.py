@@ -214,6 +214,7 @@ class JobLock:
         self.path = directory / LOCK_NAME
         self._fd: int | None = None
         self.broken_stale: str | None = None
+        self.waited = False  # another process held the lock first
 
     def acquire(self) -> JobLock:
         """Wait for the lock; note in ``broken_stale`` the holder a killed process left."""
@@ -221,7 +222,11 @@ class JobLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as err:
             raise CacheError(f"cannot create lock {str(self.path)!r}: {err}") from err
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.waited = True
+            fcntl.flock(fd, fcntl.LOCK_EX)
         previous = os.pread(fd, 4096, 0).decode(errors="replace").strip()
         self.broken_stale = previous or None
         os.ftruncate(fd, 0)

@@ -120,8 +120,8 @@ def run_job(job: Job) -> Outcome:
         stored = cache.read_result(directory)  # another process may have finished it meanwhile
         if stored is not None:
             return outcome_from_stored(stored)
-        if not fresh:
-            cache.clear_for_run(directory)
+        if not fresh or lock.waited or lock.broken_stale:
+            cache.clear_for_run(directory)  # what an earlier attempt left behind
         started = time.time()
         try:
             outputs = job.task_cls._execute(dict(job.inputs), directory)

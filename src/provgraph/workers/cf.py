@@ -184,7 +184,10 @@ class ConcurrentFuturesWorker(Worker):
                 for job, future in batch:
                     future.set_result(_failed(job, "the pool could not run the job", err))
             else:
-                for (_, future), outcome in zip(batch, cloudpickle.loads(pf.result()), strict=True):
+                for (job, future), outcome in zip(
+                    batch, cloudpickle.loads(pf.result()), strict=True
+                ):
+                    self._attempts.pop(job.job_hash, None)  # a later loss starts afresh
                     future.set_result(outcome)
             self._pump()
 
@@ -207,6 +210,7 @@ class ConcurrentFuturesWorker(Worker):
                         self._attempts.get(job.job_hash, 0) + 1
                     )
                     if attempts > self.max_retries:
+                        self._attempts.pop(job.job_hash, None)
                         future.set_result(_lost(job, attempts))
                     else:
                         self._suspects.append((job, future))
