@@ -12,7 +12,8 @@ fall back to Mermaid text (``.mmd`` beside the requested file) when it is not.
 recorded in CACHE; ``provgraph show CACHE [JOB]`` summarises it, or one job's runs;
 ``provgraph index CACHE [--rebuild]`` indexes pending records (or rebuilds the index);
 ``provgraph why CACHE JOB`` says why a job ran: what differs from the nearest earlier run;
-``provgraph diff CACHE RUN_A RUN_B [--format json]`` classifies how two runs differ.
+``provgraph diff CACHE RUN_A RUN_B [--format json]`` classifies how two runs differ;
+``provgraph export CACHE [--run IRI | --of FILE] --format F -o PATH`` writes provenance out.
 """
 
 from __future__ import annotations
@@ -211,6 +212,13 @@ def _diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    store = provgraph.ProvenanceStore(args.cache)
+    path = store.export(args.output, args.format, run=args.run, output=args.of)
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``provgraph`` command."""
     parser = argparse.ArgumentParser(prog="provgraph", description=__doc__.splitlines()[0])
@@ -243,8 +251,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     diff.add_argument("first", help="job hash (or prefix), job directory or run IRI")
     diff.add_argument("second", help="job hash (or prefix), job directory or run IRI")
     diff.add_argument("--format", choices=["text", "json"], default="text")
+    export = commands.add_parser("export", help="write recorded provenance to a file")
+    export.add_argument("cache", help="cache directory")
+    export.add_argument("--run", help="only this submission (its IRI)")
+    export.add_argument("--of", metavar="FILE", help="only the lineage of this file or hash")
+    export.add_argument(
+        "--format",
+        default="jsonld",
+        choices=["jsonld", "turtle", "trig", "nt", "provn", "provjson", "provxml"],
+    )
+    export.add_argument("-o", "--output", required=True, help="file to write")
     args = parser.parse_args(argv)
     handlers = {
+        "export": _export,
         "diff": _diff,
         "run": _run,
         "graph": _graph,

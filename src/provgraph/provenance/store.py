@@ -339,6 +339,21 @@ class ProvenanceStore:
 
         return why(self, job)
 
+    def export(
+        self,
+        path: str | os.PathLike[str],
+        format: str = "jsonld",
+        *,
+        run: str | None = None,
+        output: Any = None,
+    ) -> Path:
+        """Write provenance to ``path``: everything, one submission (``run``) or one result's
+        lineage (``output``: a file, content hash or entity), as ``jsonld`` (default),
+        ``turtle``, ``trig``, ``nt``, ``provn``, ``provjson`` or ``provxml``."""
+        from .export import export
+
+        return export(self, path, format, run=run, output=output)
+
     def diff(self, first: str, second: str) -> dict[str, Any]:
         """How two job runs differ: code, inputs, environment (packages) and outputs."""
         from .diff import diff_runs

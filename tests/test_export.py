@@ -1,0 +1,149 @@
+"""Exports: every format parses back to what was selected."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+from typing import Any
+
+import pytest
+import rdflib
+from rdflib.compare import isomorphic
+
+from prov_tasks import Study, make_inputs
+from provgraph import ProvenanceError, ProvenanceStore, Submitter
+from provgraph.provenance.export import _union, selected_dataset
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("export")
+    inputs = make_inputs(root / "inputs")
+    with Submitter(cache_dir=root / "cache", progress=False) as sub:
+        sub(Study(files=inputs))
+    return {"root": root, "cache": root / "cache", "inputs": inputs}
+
+
+def _expected(store: ProvenanceStore, **selection: Any) -> rdflib.Graph:
+    return _union(selected_dataset(store, **selection))
+
+
+@pytest.mark.parametrize("fmt, parser", [("turtle", "turtle"), ("nt", "nt")])
+def test_triples_formats_round_trip(recorded: dict[str, Any], fmt: str, parser: str) -> None:
+    """Turtle and N-Triples parse back to a graph isomorphic to the selection."""
+    store = ProvenanceStore(recorded["cache"])
+    path = store.export(recorded["root"] / f"all.{fmt}", fmt)
+    back = rdflib.Graph().parse(path, format=parser)
+    assert len(back) > 100 and isomorphic(back, _expected(store))
+
+
+def test_trig_keeps_the_run_graphs(recorded: dict[str, Any]) -> None:
+    """TriG keeps one named graph per run, and its union is the selection."""
+    store = ProvenanceStore(recorded["cache"])
+    path = store.export(recorded["root"] / "all.trig", "trig")
+    dataset = rdflib.Dataset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        dataset.parse(data=path.read_bytes(), format="trig")
+        names = {str(g.identifier) for g in dataset.graphs() if len(g)}
+    assert sum(n.startswith("urn:uuid:") for n in names) >= 8  # 7 job runs and the submission
+    assert isomorphic(_union(dataset), _expected(store))
+
+
+def test_jsonld_report_reads_offline(recorded: dict[str, Any]) -> None:
+    """The JSON-LD report inlines its context: pyld and rdflib read it with no network."""
+    from pyld import jsonld
+
+    store = ProvenanceStore(recorded["cache"])
+    path = store.export(recorded["root"] / "all.jsonld")
+    report = json.loads(path.read_text())
+    assert isinstance(report["@context"], dict) and report["@context"]["used"]["@id"] == "prov:used"
+    text = path.read_text()
+    assert '"JobRun"' in text and '"wasGeneratedBy"' in text and '"startedAtTime"' in text
+    expanded = jsonld.expand(report)
+    assert any("http://www.w3.org/ns/prov#used" in node for node in expanded)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # rdflib's own JSON-LD parser
+        back = rdflib.Graph().parse(data=text, format="json-ld")
+    assert isomorphic(back, _expected(store))
+
+
+def test_prov_formats(recorded: dict[str, Any]) -> None:
+    """PROV-JSON and PROV-XML are read back by the prov package; PROV-N names the runs."""
+    import prov
+
+    store = ProvenanceStore(recorded["cache"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for fmt, reader in (("provjson", "json"), ("provxml", "xml")):
+            path = store.export(recorded["root"] / f"all.{fmt}", fmt)
+            document = prov.read(str(path), format=reader)
+            activities = [r for r in document.get_records() if r.get_type().localpart == "Activity"]
+            assert len(activities) >= 7
+    provn = store.export(recorded["root"] / "all.provn", "provn").read_text()
+    assert provn.startswith("document") and "activity(" in provn and "wasGeneratedBy(" in provn
+
+
+def test_selections(recorded: dict[str, Any]) -> None:
+    """One result's lineage, and one submission, select the right runs."""
+    store = ProvenanceStore(recorded["cache"])
+    copied = next(recorded["cache"].glob("Copy-*/out_file.txt"))
+    lineage = _expected(store, output=copied)
+    runs = set(
+        lineage.subjects(rdflib.RDF.type, rdflib.URIRef("https://w3id.org/provgraph/ns#JobRun"))
+    )
+    assert len(runs) == 1  # only the copy that made it
+    (submission,) = [str(s) for (s,) in store.query("SELECT ?s WHERE { ?s a pg:Submission }")]
+    whole = _expected(store, run=submission)
+    assert isomorphic(whole, _expected(store))  # one submission holds everything here
+    with pytest.raises(ProvenanceError, match="no recorded"):
+        store.export(recorded["root"] / "x.ttl", "turtle", run="urn:uuid:nothing-here")
+    with pytest.raises(ProvenanceError, match="format"):
+        store.export(recorded["root"] / "x.bad", "yaml")
+
+
+def test_export_command(recorded: dict[str, Any]) -> None:
+    """provgraph export writes the file it names."""
+    target = recorded["root"] / "cli.ttl"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "provgraph.cli",
+            "export",
+            str(recorded["cache"]),
+            "--of",
+            str(recorded["inputs"][0]),
+            "--format",
+            "turtle",
+            "-o",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 2 and "no recorded run produced" in out.stderr  # an input
+    copied = next(recorded["cache"].glob("Copy-*/out_file.txt"))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "provgraph.cli",
+            "export",
+            str(recorded["cache"]),
+            "--of",
+            str(copied),
+            "--format",
+            "turtle",
+            "-o",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert len(rdflib.Graph().parse(target, format="turtle")) > 20
