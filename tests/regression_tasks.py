@@ -128,3 +128,11 @@ def Join(files: list[File]) -> str:
 @python.define
 def Inc(x: int) -> int:
     return x + 1
+
+
+@python.define
+def Noisy(x: int) -> float:
+    """Not deterministic: a rerun gives another value."""
+    import random
+
+    return x + random.random()

@@ -13,7 +13,8 @@ recorded in CACHE; ``provgraph show CACHE [JOB]`` summarises it, or one job's ru
 ``provgraph index CACHE [--rebuild]`` indexes pending records (or rebuilds the index);
 ``provgraph why CACHE JOB`` says why a job ran: what differs from the nearest earlier run;
 ``provgraph diff CACHE RUN_A RUN_B [--format json]`` classifies how two runs differ;
-``provgraph export CACHE [--run IRI | --of FILE] --format F -o PATH`` writes provenance out.
+``provgraph export CACHE [--run IRI | --of FILE] --format F -o PATH`` writes provenance out;
+``provgraph rerun CACHE JOB [--verify] [--into DIR]`` reruns a job from its record.
 """
 
 from __future__ import annotations
@@ -219,6 +220,17 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rerun(args: argparse.Namespace) -> int:
+    result = provgraph.ProvenanceStore(args.cache).rerun(
+        args.job, verify=args.verify, into=args.into
+    )
+    print(f"rerun {result.run} of {result.rerun_of}")
+    print(f"outputs in {result.output_dir}")
+    for field, same in sorted(result.reproduced.items()):
+        print(f"  {field}: {'reproduced' if same else 'NOT reproduced'}")
+    return 0 if not args.verify or result.all_reproduced else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``provgraph`` command."""
     parser = argparse.ArgumentParser(prog="provgraph", description=__doc__.splitlines()[0])
@@ -261,8 +273,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=["jsonld", "turtle", "trig", "nt", "provn", "provjson", "provxml"],
     )
     export.add_argument("-o", "--output", required=True, help="file to write")
+    rerun = commands.add_parser("rerun", help="rerun a recorded job and check its outputs")
+    rerun.add_argument("cache", help="cache directory")
+    rerun.add_argument("job", help="job hash (or prefix), job directory or run IRI")
+    rerun.add_argument(
+        "--verify", action="store_true", help="compare outputs; exit 1 if any differ"
+    )
+    rerun.add_argument("--into", help="folder for the rerun's outputs (default: a scratch folder)")
     args = parser.parse_args(argv)
     handlers = {
+        "rerun": _rerun,
         "export": _export,
         "diff": _diff,
         "run": _run,

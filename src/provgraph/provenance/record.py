@@ -281,6 +281,11 @@ def write_job_run(job: Any, outcome: Any) -> None:
                 member_entity = _n(V.output_iri(run.value, f"{field}.{i}"))
                 quads.append(ox.Quad(entity, P("hadMember"), member_entity, g))
                 quads += _generated(g, member_entity, member, run, role, used)
+        if context.get("rerun_of"):
+            quads.append(ox.Quad(run, G("rerunOf"), _n(context["rerun_of"]), g))
+            for field, same in context.get("reproduced", {}).items():
+                entity = _n(V.output_iri(run.value, field))
+                quads.append(ox.Quad(entity, G("reproduced"), _lit(bool(same)), g))
     elif outcome.error is not None:
         error = ox.BlankNode()
         quads += [
@@ -290,6 +295,14 @@ def write_job_run(job: Any, outcome: Any) -> None:
             ox.Quad(error, G("errorMessage"), ox.Literal(outcome.error.message), g),
             ox.Quad(error, G("traceback"), ox.Literal(outcome.error.traceback), g),
         ]
+    inputs_file = job.output_dir / f"_prov-{job.run_id}.inputs.pkl"
+    try:  # the input values themselves, for reruns (the record holds only small ones)
+        import cloudpickle
+
+        atomic_write(inputs_file, cloudpickle.dumps(dict(job.inputs)))
+        quads.append(ox.Quad(run, G("inputsFile"), _file_iri(inputs_file), g))
+    except Exception:  # values that cannot be pickled: the run cannot be rerun, but is recorded
+        pass
     cache_dir = Path(context["cache_dir"])
     _environment_file(cache_dir, env)
     atomic_write(job.output_dir / f"_prov-{job.run_id}.trig", _trig(quads))

@@ -354,6 +354,17 @@ class ProvenanceStore:
 
         return export(self, path, format, run=run, output=output)
 
+    def rerun(
+        self, job: str, *, verify: bool = True, into: str | os.PathLike[str] | None = None
+    ) -> Any:
+        """Rerun a recorded job (run IRI, job hash or directory) from its record, outside the
+        cache (in ``into``, or a scratch folder), and record the new run. With ``verify``, each
+        output's content hash is compared with the original's: the returned
+        :class:`provgraph.provenance.rerun.RerunResult` says which reproduced."""
+        from .rerun import rerun
+
+        return rerun(self, job, into=Path(into) if into is not None else None, verify=verify)
+
     def diff(self, first: str, second: str) -> dict[str, Any]:
         """How two job runs differ: code, inputs, environment (packages) and outputs."""
         from .diff import diff_runs

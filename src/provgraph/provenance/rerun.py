@@ -1,0 +1,196 @@
+"""Rerun a recorded job from its provenance alone, and check whether it reproduced.
+
+The record names the task definition (pickled beside the index) and the input values (pickled
+beside the job); input files are taken from their recorded location and must still have their
+recorded content hash. The job runs in a scratch directory, never over the original result, and
+the new run is recorded with ``pg:rerunOf`` the old one and ``pg:reproduced`` on each output.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import urllib.parse
+import uuid
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..exceptions import ProvenanceError
+from . import vocab as V
+
+__all__ = ["RerunResult", "rerun"]
+
+
+@attrs.frozen(kw_only=True)
+class RerunResult:
+    """What a rerun gave: its run, the outputs, and whether each matched the original."""
+
+    run: str
+    rerun_of: str
+    output_dir: Path
+    outputs: dict[str, Any]
+    reproduced: dict[str, bool]
+
+    @property
+    def all_reproduced(self) -> bool:
+        """True when every output has the content hash it had in the original run."""
+        return bool(self.reproduced) and all(self.reproduced.values())
+
+
+def _path(iri: Any) -> Path:
+    return Path(urllib.parse.unquote(urllib.parse.urlparse(str(iri)).path))
+
+
+def _recorded(store: Any, run: str) -> dict[str, Any]:
+    import rdflib
+
+    rows = list(
+        store.query(
+            "SELECT ?task ?node ?defile ?inputs WHERE { ?run a pg:JobRun ; pg:taskName ?task ; "
+            "pg:nodeName ?node ; prov:qualifiedAssociation/prov:hadPlan ?plan . "
+            "OPTIONAL { ?plan pg:definitionFile ?defile } "
+            "OPTIONAL { ?run pg:inputsFile ?inputs } }",
+            run=rdflib.URIRef(run),
+        )
+    )
+    if not rows:
+        raise ProvenanceError(f"no job run {run} is recorded")
+    task, node, definition_file, inputs_file = rows[0]
+    if definition_file is None or inputs_file is None:
+        raise ProvenanceError(
+            f"run {run} of {task} cannot be rerun: its record has no stored definition or inputs"
+        )
+    files = {
+        str(field): (_path(where), str(digest))
+        for field, where, digest in store.query(
+            "SELECT DISTINCT ?field ?where ?hash WHERE { ?run prov:qualifiedUsage ?u . "
+            "?u prov:entity ?e ; prov:hadRole/rdfs:label ?field . "
+            "?e a pg:File ; prov:atLocation ?where ; pg:contentHash ?hash }",
+            run=rdflib.URIRef(run),
+        )
+    }
+    outputs = {
+        str(field): str(digest)
+        for field, digest in store.query(
+            "SELECT DISTINCT ?field ?hash WHERE { ?e prov:wasGeneratedBy ?run ; "
+            "prov:qualifiedGeneration/prov:hadRole/rdfs:label ?field ; pg:contentHash ?hash }",
+            run=rdflib.URIRef(run),
+        )
+    }
+    return {
+        "task": str(task),
+        "node": str(node),
+        "definition_file": _path(definition_file),
+        "inputs_file": _path(inputs_file),
+        "files": files,
+        "outputs": outputs,
+    }
+
+
+def _check_files(record: dict[str, Any], inputs: dict[str, Any]) -> None:
+    from .._filetypes import Directory, File
+    from ..hashing import file_content_digest
+
+    for field, (where, digest) in record["files"].items():
+        if not where.exists():
+            raise ProvenanceError(
+                f"rerun of {record['task']}: input {field!r} file {str(where)!r} is missing "
+                f"(recorded with content hash {digest})"
+            )
+        current = "xxh3-128:" + file_content_digest(where).hex()
+        if current != digest:
+            raise ProvenanceError(
+                f"rerun of {record['task']}: input {field!r} file {str(where)!r} has changed: "
+                f"recorded content hash {digest}, current {current}"
+            )
+        value = inputs.get(field)
+        if isinstance(value, (File, Directory)) and Path(value) != where:
+            inputs[field] = type(value)(where)
+
+
+def rerun(
+    store: Any, job: str, *, into: str | Path | None = None, verify: bool = True
+) -> RerunResult:
+    """Rerun ``job`` (a run IRI, job hash or job directory) from its record; see the module."""
+    import cloudpickle
+
+    from ..engine.job import Job, Outcome
+    from .record import describe_value, write_job_run
+    from .store import queue_files
+    from .why import _resolve_run
+
+    old_run = _resolve_run(store, job)
+    record = _recorded(store, old_run)
+    try:
+        task_cls = cloudpickle.loads(record["definition_file"].read_bytes())
+        inputs = dict(cloudpickle.loads(record["inputs_file"].read_bytes()))
+    except Exception as err:
+        raise ProvenanceError(
+            f"cannot load the stored definition or inputs of {old_run}: {err}"
+        ) from err
+    _check_files(record, inputs)
+    new_id = str(uuid.uuid4())
+    base = (
+        Path(into).absolute()
+        if into is not None
+        else Path(tempfile.mkdtemp(prefix="provgraph-rerun-"))
+    )
+    output_dir = base / f"{record['task']}-rerun-{new_id}"
+    output_dir.mkdir(parents=True)
+    started = time.time()
+    try:
+        outputs = task_cls._execute(dict(inputs), output_dir)
+    except Exception as err:
+        raise ProvenanceError(
+            f"rerun of {record['task']} ({old_run}) failed: {type(err).__name__}: {err}"
+        ) from err
+    ended = time.time()
+    reproduced = {
+        field: "xxh3-128:" + describe_value(outputs.get(field))["hash"] == digest
+        for field, digest in (record["outputs"].items() if verify else ())
+    }
+    user, login = V.user_iri()
+    context = {
+        "cache_dir": str(store.cache_dir),
+        "workflow_run": new_id,
+        "node": record["node"],
+        "task_name": task_cls._task_name,
+        "definition": task_cls._definition_hash.hex(),
+        "definition_text": task_cls._definition_text,
+        "kind": task_cls._kind,
+        "definition_file": str(record["definition_file"]),
+        "inputs": {field: describe_value(value) for field, value in inputs.items()},
+        "user": user,
+        "login": login,
+        "rerun_of": old_run,
+        "reproduced": reproduced,
+    }
+    new_job = Job(
+        task_cls=task_cls,
+        inputs=inputs,
+        job_hash=_job_hash(store, old_run),
+        output_dir=output_dir,
+        run_id=new_id,
+        context=context,
+    )
+    outcome = Outcome(
+        job_hash=new_job.job_hash, status="succeeded", outputs=outputs, started=started, ended=ended
+    )
+    write_job_run(new_job, outcome)
+    queue_files(store.cache_dir, [output_dir / f"_prov-{new_id}.trig"])
+    return RerunResult(
+        run=V.run_iri(new_id),
+        rerun_of=old_run,
+        output_dir=output_dir,
+        outputs=outputs,
+        reproduced=reproduced,
+    )
+
+
+def _job_hash(store: Any, run: str) -> str:
+    import rdflib
+
+    rows = list(store.query("SELECT ?h WHERE { ?run pg:jobHash ?h }", run=rdflib.URIRef(run)))
+    return str(rows[0][0])
