@@ -270,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     export.add_argument(
         "--format",
         default="jsonld",
-        choices=["jsonld", "turtle", "trig", "nt", "provn", "provjson", "provxml"],
+        choices=["jsonld", "turtle", "trig", "nt", "provn", "provjson", "provxml", "html"],
     )
     export.add_argument("-o", "--output", required=True, help="file to write")
     rerun = commands.add_parser("rerun", help="rerun a recorded job and check its outputs")

@@ -19,7 +19,7 @@ from . import vocab as V
 
 __all__ = ["FORMATS", "export"]
 
-FORMATS = ("jsonld", "turtle", "trig", "nt", "provn", "provjson", "provxml")
+FORMATS = ("jsonld", "turtle", "trig", "nt", "provn", "provjson", "provxml", "html")
 
 
 def _graph_names(store: Any, run: str | None, output: Any) -> list[str] | None:
@@ -124,6 +124,11 @@ def export(
         target.write_text(graph.serialize(format="nt"))
     elif format == "jsonld":
         target.write_text(json.dumps(jsonld_report(graph), indent=2))
+    elif format == "html":
+        from .report import html_report
+
+        what = f"lineage of {output}" if output is not None else (run or "all runs")
+        target.write_text(html_report(graph, f"provgraph report: {what}"))
     else:
         import prov
 

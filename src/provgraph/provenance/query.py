@@ -23,6 +23,23 @@ _RUN_FIELDS = """
 """
 _RUN_VARS = "?run ?task ?node ?job ?status ?started ?ended ?dir"
 
+# one run's details, with ?run bound
+RUN_INPUTS = (
+    "SELECT DISTINCT ?field ?hash ?where ?value WHERE { ?run prov:qualifiedUsage ?u . "
+    "?u prov:entity ?e ; prov:hadRole/rdfs:label ?field . ?e pg:contentHash ?hash . "
+    "OPTIONAL { ?e prov:atLocation ?where } OPTIONAL { ?e prov:value ?value } } ORDER BY ?field"
+)
+RUN_OUTPUTS = (
+    "SELECT DISTINCT ?field ?hash ?where ?value WHERE { ?e prov:wasGeneratedBy ?run ; "
+    "prov:qualifiedGeneration/prov:hadRole/rdfs:label ?field ; pg:contentHash ?hash . "
+    "OPTIONAL { ?e prov:atLocation ?where } OPTIONAL { ?e prov:value ?value } } ORDER BY ?field"
+)
+RUN_ENVIRONMENT = (
+    "SELECT DISTINCT ?python ?platform ?host WHERE { ?run prov:used ?env . "
+    "?env a pg:Environment ; pg:pythonVersion ?python ; pg:platform ?platform ; "
+    "pg:hostname ?host }"
+)
+
 
 def _rows(store: Any, sparql: str, **bindings: Any) -> list[dict[str, str]]:
     result = store.query(sparql, **bindings)
@@ -126,28 +143,8 @@ def show_job(store: Any, job: str) -> list[dict[str, Any]]:
     details = []
     for run in runs:
         iri = rdflib.URIRef(run["run"])
-        inputs = _rows(
-            store,
-            "SELECT DISTINCT ?field ?hash ?where ?value WHERE { ?run prov:qualifiedUsage ?u . "
-            "?u prov:entity ?e ; prov:hadRole/rdfs:label ?field . ?e pg:contentHash ?hash . "
-            "OPTIONAL { ?e prov:atLocation ?where } OPTIONAL { ?e prov:value ?value } } "
-            "ORDER BY ?field",
-            run=iri,
-        )
-        outputs = _rows(
-            store,
-            "SELECT DISTINCT ?field ?hash ?where ?value WHERE { ?e prov:wasGeneratedBy ?run ; "
-            "prov:qualifiedGeneration/prov:hadRole/rdfs:label ?field ; pg:contentHash ?hash . "
-            "OPTIONAL { ?e prov:atLocation ?where } OPTIONAL { ?e prov:value ?value } } "
-            "ORDER BY ?field",
-            run=iri,
-        )
-        env = _rows(
-            store,
-            "SELECT DISTINCT ?python ?platform ?host WHERE { ?run prov:used ?env . "
-            "?env a pg:Environment ; "
-            "pg:pythonVersion ?python ; pg:platform ?platform ; pg:hostname ?host }",
-            run=iri,
-        )
+        inputs = _rows(store, RUN_INPUTS, run=iri)
+        outputs = _rows(store, RUN_OUTPUTS, run=iri)
+        env = _rows(store, RUN_ENVIRONMENT, run=iri)
         details.append({**run, "inputs": inputs, "outputs": outputs, "environment": env[:1]})
     return details
