@@ -61,7 +61,9 @@ def test_jsonld_report_reads_offline(recorded: dict[str, Any]) -> None:
     report = json.loads(path.read_text())
     assert isinstance(report["@context"], dict) and report["@context"]["used"]["@id"] == "prov:used"
     text = path.read_text()
-    assert '"JobRun"' in text and '"wasGeneratedBy"' in text and '"startedAtTime"' in text
+    assert '"JobRun"' in text and '"generated"' in text and '"startedAtTime"' in text
+    runs = [n for n in report["graph"] if "JobRun" in n["type"]]
+    assert len(runs) == 7 and all("qualifiedUsage" in r and "generated" in r for r in runs)
     expanded = jsonld.expand(report)
     assert any("http://www.w3.org/ns/prov#used" in node for node in expanded)
     with warnings.catch_warnings():

@@ -91,12 +91,18 @@ def _union(dataset: Any) -> Any:
 
 
 def jsonld_report(graph: Any) -> dict[str, Any]:
-    """A compact JSON-LD document with the report context inlined (readable offline)."""
+    """A JSON-LD report with its context inlined (readable offline): the runs at the top, each
+    with its usages, generated outputs (``generated``), plan and agents nested inside it."""
+    from pyld import jsonld
+
     context = json.loads(V.ontology_path("context.jsonld").read_text())["@context"]
-    data = json.loads(graph.serialize(format="json-ld", context=context, auto_compact=True))
-    if "@context" not in data:
-        data = {"@context": context, "@graph": [data]}
-    return dict(data)
+    expanded = json.loads(graph.serialize(format="json-ld"))
+    frame = {
+        "@context": context,
+        "@type": ["JobRun", "WorkflowRun", "Submission", "Environment"],
+        "generated": {},
+    }
+    return dict(jsonld.frame(expanded, frame))
 
 
 def export(
