@@ -73,3 +73,18 @@ def test_changed_input_file_is_refused(tmp_path: Path, cache_dir: Path) -> None:
     src.unlink()
     with pytest.raises(ProvenanceError, match="is missing"):
         ProvenanceStore(cache_dir).rerun(original.output_dir.name, into=tmp_path / "s")
+
+
+def test_whole_workflow_run_reruns_its_jobs_in_order(tmp_path: Path, cache_dir: Path) -> None:
+    """Rerunning a submission reruns each of its jobs, in the order they ran."""
+    from prov_tasks import Study
+
+    inputs = make_inputs(tmp_path / "in")
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        sub(Study(files=inputs))
+    store = ProvenanceStore(cache_dir)
+    ((submission,),) = list(store.query("SELECT ?s WHERE { ?s a pg:Submission }"))
+    result = store.rerun(str(submission), into=tmp_path / "scratch")
+    assert len(result.jobs) == 7 and result.all_reproduced
+    order = [j.output_dir.name.split("-rerun-")[0] for j in result.jobs]
+    assert order.index("Total") == 6 and order.count("Copy") == 3

@@ -224,10 +224,11 @@ def _rerun(args: argparse.Namespace) -> int:
     result = provgraph.ProvenanceStore(args.cache).rerun(
         args.job, verify=args.verify, into=args.into
     )
-    print(f"rerun {result.run} of {result.rerun_of}")
-    print(f"outputs in {result.output_dir}")
-    for field, same in sorted(result.reproduced.items()):
-        print(f"  {field}: {'reproduced' if same else 'NOT reproduced'}")
+    for job in getattr(result, "jobs", [result]):
+        print(f"rerun {job.run} of {job.rerun_of}")
+        print(f"  outputs in {job.output_dir}")
+        for field, same in sorted(job.reproduced.items()):
+            print(f"  {field}: {'reproduced' if same else 'NOT reproduced'}")
     return 0 if not args.verify or result.all_reproduced else 1
 
 

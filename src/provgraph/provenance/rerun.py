@@ -189,6 +189,51 @@ def rerun(
     )
 
 
+@attrs.frozen(kw_only=True)
+class WorkflowRerunResult:
+    """The reruns of every job of a workflow run, in the order they first ran."""
+
+    rerun_of: str
+    jobs: list[RerunResult]
+
+    @property
+    def reproduced(self) -> dict[str, bool]:
+        """For each rerun job (by its original run IRI): whether all its outputs reproduced."""
+        return {r.rerun_of: r.all_reproduced for r in self.jobs}
+
+    @property
+    def all_reproduced(self) -> bool:
+        """True when every job reproduced every output."""
+        return bool(self.jobs) and all(r.all_reproduced for r in self.jobs)
+
+
+def rerun_workflow(
+    store: Any, workflow_run: str, *, into: str | Path | None = None, verify: bool = True
+) -> WorkflowRerunResult:
+    """Rerun every job of a recorded workflow run (or submission), in the order they ran."""
+    import rdflib
+
+    jobs = [
+        str(r)
+        for (r,) in store.query(
+            "SELECT ?job WHERE { ?job a pg:JobRun ; pg:partOf+ ?wf ; prov:startedAtTime ?t } "
+            "ORDER BY ?t",
+            wf=rdflib.URIRef(workflow_run),
+        )
+    ]
+    if not jobs:
+        raise ProvenanceError(f"no job run is recorded as part of {workflow_run}")
+    base = (
+        Path(into).absolute()
+        if into is not None
+        else Path(tempfile.mkdtemp(prefix="provgraph-rerun-"))
+    )
+    return WorkflowRerunResult(
+        rerun_of=workflow_run,
+        jobs=[rerun(store, job, into=base, verify=verify) for job in jobs],
+    )
+
+
 def _job_hash(store: Any, run: str) -> str:
     import rdflib
 

@@ -360,10 +360,23 @@ class ProvenanceStore:
         """Rerun a recorded job (run IRI, job hash or directory) from its record, outside the
         cache (in ``into``, or a scratch folder), and record the new run. With ``verify``, each
         output's content hash is compared with the original's: the returned
-        :class:`provgraph.provenance.rerun.RerunResult` says which reproduced."""
-        from .rerun import rerun
+        :class:`provgraph.provenance.rerun.RerunResult` says which reproduced. Given a workflow
+        run or submission IRI, every job of it is rerun in the order they first ran."""
+        from .rerun import rerun, rerun_workflow
 
-        return rerun(self, job, into=Path(into) if into is not None else None, verify=verify)
+        target = Path(into) if into is not None else None
+        if job.startswith("urn:") and self._is_workflow_run(job):
+            return rerun_workflow(self, job, into=target, verify=verify)
+        return rerun(self, job, into=target, verify=verify)
+
+    def _is_workflow_run(self, iri: str) -> bool:
+        import rdflib
+
+        result = self.query(
+            "ASK { { ?run a pg:WorkflowRun } UNION { ?run a pg:Submission } }",
+            run=rdflib.URIRef(iri),
+        )
+        return bool(result.askAnswer)
 
     def diff(self, first: str, second: str) -> dict[str, Any]:
         """How two job runs differ: code, inputs, environment (packages) and outputs."""
