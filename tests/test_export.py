@@ -149,3 +149,20 @@ def test_export_command(recorded: dict[str, Any]) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert len(rdflib.Graph().parse(target, format="turtle")) > 20
+
+
+def test_large_jsonld_selection_is_flat_and_equivalent(
+    recorded: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above the framing limit the report is the flat compact form, with the same triples."""
+    from provgraph.provenance import export as export_module
+
+    monkeypatch.setattr(export_module, "FRAME_LIMIT", 10)
+    store = ProvenanceStore(recorded["cache"])
+    path = store.export(recorded["root"] / "flat.jsonld")
+    report = json.loads(path.read_text())
+    assert not any("generated" in node for node in report["graph"])  # not nested
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        back = rdflib.Graph().parse(data=json.dumps(report), format="json-ld")
+    assert isomorphic(back, _expected(store))

@@ -42,6 +42,14 @@ def _rows(graph: Any, sparql: str, run: str | None = None) -> list[dict[str, str
     return [{n: str(r[i]) for i, n in enumerate(names) if r[i] is not None} for r in result]
 
 
+def _grouped(graph: Any, sparql: str) -> dict[str, list[dict[str, str]]]:
+    """One query for every run (``?run`` selected too), its rows grouped by run."""
+    grouped: dict[str, list[dict[str, str]]] = {}
+    for row in _rows(graph, sparql.replace("SELECT DISTINCT ", "SELECT DISTINCT ?run ", 1)):
+        grouped.setdefault(row["run"], []).append(row)
+    return grouped
+
+
 def _svg(runs: list[dict[str, str]], edges: list[tuple[str, str]]) -> str:
     dag = nx.DiGraph()
     dag.add_nodes_from(r["run"] for r in runs)
@@ -115,11 +123,14 @@ def html_report(graph: Any, title: str) -> str:
         f"<p>{len(runs)} job run(s). Arrows go from a run to the runs that used its outputs.</p>",
         _svg(runs, edges),
     ]
+    inputs_by_run = _grouped(graph, RUN_INPUTS)
+    outputs_by_run = _grouped(graph, RUN_OUTPUTS)
+    env_by_run = _grouped(graph, RUN_ENVIRONMENT)
     for run in runs:
         iri = run["run"]
-        inputs = _rows(graph, RUN_INPUTS, run=iri)
-        outputs = _rows(graph, RUN_OUTPUTS, run=iri)
-        env = _rows(graph, RUN_ENVIRONMENT, run=iri)
+        inputs = inputs_by_run.get(iri, [])
+        outputs = outputs_by_run.get(iri, [])
+        env = env_by_run.get(iri, [])
         css = ' class="failed"' if run["status"] == "failed" else ""
         sections.append(
             f"<h2 id='{html.escape(run['job'])}'{css}>{html.escape(run['node'])} "

@@ -253,6 +253,15 @@ class ProvenanceStore:
             return
         self.refresh()
 
+    def oxigraph(self) -> Any:
+        """The read-only pyoxigraph store behind the default backend (None for ``memory``),
+        up to date with everything queued; for fast bulk reads such as exports."""
+        if self.backend != "oxigraph":
+            return None
+        self._catch_up()
+        self.graph  # noqa: B018 - opens (or renews) the read-only store
+        return self._reader
+
     @property
     def graph(self) -> rdflib.Dataset:
         """An rdflib dataset over everything indexed (its default graph is the union)."""
