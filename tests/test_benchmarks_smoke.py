@@ -13,6 +13,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 SCRIPT = BENCHMARKS / "run.py"
 WORKFLOWS_SCRIPT = BENCHMARKS / "workflows.py"
 PROVENANCE_SCRIPT = BENCHMARKS / "provenance.py"
+EXPORTS_SCRIPT = BENCHMARKS / "exports.py"
 
 ROWS = {
     "1": "serial cold",
@@ -62,6 +63,20 @@ PROVENANCE_ROWS = {
     "8c": "RSS growth, rebuild_index",
 }
 
+EXPORT_ROWS = {
+    "1": "store:",
+    "2a": "whole store to JSON-LD: store.export",
+    "2b": "whole store to Turtle: store.export",
+    "2c": "whole store to N-Triples: pyoxigraph Store.dump",
+    "2d": "whole store to JSON-LD: pyoxigraph Store.dump",
+    "2e": "whole store: output sizes",
+    "3a": "whole store to JSON-LD: peak RSS growth",
+    "3b": "whole store to Turtle: peak RSS growth",
+    "4a": "one result's report: export(jsonld, output=), first in process",
+    "4b": "one result's report: best of the next",
+    "4c": "one result's report: size",
+}
+
 
 def check_quick_table(script: Path, rows: dict[str, str]) -> None:
     """Run ``script --quick``: it exits 0 and prints the table header and every row."""
@@ -96,3 +111,8 @@ def test_quick_workflow_benchmark_prints_the_table() -> None:
 @pytest.mark.slow
 def test_quick_provenance_benchmark_prints_the_table() -> None:
     check_quick_table(PROVENANCE_SCRIPT, PROVENANCE_ROWS)
+
+
+@pytest.mark.slow
+def test_quick_export_benchmark_prints_the_table() -> None:
+    check_quick_table(EXPORTS_SCRIPT, EXPORT_ROWS)
