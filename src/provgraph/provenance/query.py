@@ -71,34 +71,33 @@ def _entities_values(target: Any) -> str:
     )
 
 
-def produced(store: Any, target: Any) -> list[dict[str, str]]:
-    """The job runs that generated a file (by path or content) or an entity."""
+def _runs_reached(store: Any, target: Any, pattern: str, extra: str = "") -> list[dict[str, str]]:
+    """Runs ``?run`` that ``pattern`` links to the entities ``?e`` that ``target`` names."""
     return _rows(
         store,
-        f"SELECT DISTINCT {_RUN_VARS} ?field WHERE {{ {_entities_values(target)} "
-        "?e prov:wasGeneratedBy ?run ; prov:qualifiedGeneration/prov:hadRole/rdfs:label ?field . "
+        f"SELECT DISTINCT {_RUN_VARS}{extra} WHERE {{ {_entities_values(target)} {pattern} "
         f"{_RUN_FIELDS} }} ORDER BY ?started",
     )
 
 
+def produced(store: Any, target: Any) -> list[dict[str, str]]:
+    """The job runs that generated a file (by path or content) or an entity."""
+    pattern = (
+        "?e prov:wasGeneratedBy ?run ; prov:qualifiedGeneration/prov:hadRole/rdfs:label ?field ."
+    )
+    return _runs_reached(store, target, pattern, " ?field")
+
+
 def lineage(store: Any, target: Any) -> list[dict[str, str]]:
     """Every job run upstream of a file, hash or entity: what it was made from, transitively."""
-    return _rows(
-        store,
-        f"SELECT DISTINCT {_RUN_VARS} WHERE {{ {_entities_values(target)} "
-        "?e prov:wasGeneratedBy/(prov:used/prov:wasGeneratedBy)* ?run . "
-        f"{_RUN_FIELDS} }} ORDER BY ?started",
+    return _runs_reached(
+        store, target, "?e prov:wasGeneratedBy/(prov:used/prov:wasGeneratedBy)* ?run ."
     )
 
 
 def impact(store: Any, target: Any) -> list[dict[str, str]]:
     """Every job run downstream of an input file, hash or entity: what used it, transitively."""
-    return _rows(
-        store,
-        f"SELECT DISTINCT {_RUN_VARS} WHERE {{ {_entities_values(target)} "
-        "?e (^prov:used/^prov:wasGeneratedBy)*/^prov:used ?run . "
-        f"{_RUN_FIELDS} }} ORDER BY ?started",
-    )
+    return _runs_reached(store, target, "?e (^prov:used/^prov:wasGeneratedBy)*/^prov:used ?run .")
 
 
 def runs_of(store: Any, task_name: str) -> list[dict[str, str]]:
