@@ -23,12 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -49,9 +45,8 @@ from provenance import (
     pick_targets,
     rss,
 )
-from run import Row, check, filesystem_of, fmt_ratio, print_table, scratch_dir, timed, verdict
+from run import Row, check, fmt_ratio, run_suite, scratch_dir, timed, verdict
 
-import provgraph
 from provgraph import ProvenanceStore
 from provgraph.provenance import vocab as V
 
@@ -351,32 +346,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     target = QUICK_STORE_QUADS if args.quick else STORE_QUADS
 
-    print(
-        f"provgraph {provgraph.__version__} export benchmarks "
-        f"({'quick' if args.quick else 'full'}): Python {platform.python_version()}, "
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"pyoxigraph {ox.__version__}"
+    about = (
+        f"pyoxigraph {ox.__version__}; a store of about {target:,} quads made by the engine "
+        "(as benchmarks/provenance.py); each whole-store export and dump once, in its own child "
+        f"process; one-result reports for {QUERY_REPEATS} final outputs, in one child"
     )
-    print(
-        f"a store of about {target:,} quads made by the engine (as benchmarks/provenance.py); "
-        "each whole-store export and dump once, in its own child process; one-result reports "
-        f"for {QUERY_REPEATS} final outputs, in one child"
+    footer = (
+        "ratio = figure / baseline. Whole-store baselines: pyoxigraph's own serializer dumping\n"
+        "the index's default graph (the union of every run's graph, as a set: the triples the\n"
+        "exports write; rows 2 check that every output holds the same number). Peak RSS: the\n"
+        "growth of VmHWM over VmRSS just before the export, in the export's child process.\n"
+        f"For reference, the issue measured rdflib at {ISSUE_RDFLIB_SECONDS} for 1 M triples."
     )
-    root = Path(tempfile.mkdtemp(prefix="provgraph-export-bench-"))
-    print(f"scratch: {root} ({filesystem_of(root)}); set TMPDIR to measure another filesystem")
-    print()
-    try:
-        rows = bench_exports(root, target)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-    print_table(rows)
-    print()
-    print("ratio = figure / baseline. Whole-store baselines: pyoxigraph's own serializer dumping")
-    print("the index's default graph (the union of every run's graph, as a set: the triples the")
-    print("exports write; rows 2 check that every output holds the same number). Peak RSS: the")
-    print("growth of VmHWM over VmRSS just before the export, in the export's child process.")
-    print(f"For reference, the issue measured rdflib at {ISSUE_RDFLIB_SECONDS} for 1 M triples.")
-    return 0
+    return run_suite(
+        "export benchmarks",
+        args.quick,
+        about,
+        "provgraph-export-bench-",
+        lambda root: bench_exports(root, target),
+        footer,
+    )
 
 
 if __name__ == "__main__":

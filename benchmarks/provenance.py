@@ -19,12 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,15 +36,13 @@ from run import (
     Inc,
     Row,
     check,
-    filesystem_of,
     fmt_ratio,
-    print_table,
+    run_suite,
     scratch_dir,
     timed,
     verdict,
 )
 
-import provgraph
 from provgraph import ProvenanceStore, Submitter, python, workflow
 from provgraph.provenance import store as prov_store
 
@@ -520,30 +514,23 @@ def main(argv: list[str] | None = None) -> int:
     repeats = 1 if args.quick else 3
     target = QUICK_STORE_QUADS if args.quick else STORE_QUADS
 
-    print(
-        f"provgraph {provgraph.__version__} provenance benchmarks "
-        f"({'quick' if args.quick else 'full'}): Python {platform.python_version()}, "
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs"
-    )
-    print(
+    about = (
         f"row 1: best of {repeats}, each cold run in a fresh cache directory; store rows: "
         f"about {target:,} quads made by the engine, each backend in its own child process, "
         f"queries best of {QUERY_REPEATS} (a different final output each time)"
     )
-    root = Path(tempfile.mkdtemp(prefix="provgraph-prov-bench-"))
-    print(f"scratch: {root} ({filesystem_of(root)}); set TMPDIR to measure another filesystem")
-    print()
-    try:
-        rows = bench_recording(root, repeats)
-        rows += bench_store(root, target)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-    print_table(rows)
-    print()
-    print("ratio = figure / baseline. Query baselines (rows 5-7): the same store.query() call on")
-    print("the oxigraph backend with its index opened once and kept (ProvenanceStore opens it")
-    print("read-only for each question), measured in the oxigraph child.")
-    return 0
+
+    def measure(root: Path) -> list[Row]:
+        return bench_recording(root, repeats) + bench_store(root, target)
+
+    footer = (
+        "ratio = figure / baseline. Query baselines (rows 5-7): the same store.query() call on\n"
+        "the oxigraph backend with its index opened once and kept (ProvenanceStore opens it\n"
+        "read-only for each question), measured in the oxigraph child."
+    )
+    return run_suite(
+        "provenance benchmarks", args.quick, about, "provgraph-prov-bench-", measure, footer
+    )
 
 
 if __name__ == "__main__":

@@ -400,6 +400,35 @@ def filesystem_of(path: Path) -> str:
     return best[1]
 
 
+def run_suite(
+    title: str,
+    quick: bool,
+    about: str,
+    prefix: str,
+    measure: Callable[[Path], list[Row]],
+    footer: str,
+) -> int:
+    """The frame every benchmark script shares: a header naming the machine and the scratch
+    filesystem, the measurements in a scratch folder removed afterwards, the table, a footer."""
+    print(
+        f"provgraph {provgraph.__version__} {title} ({'quick' if quick else 'full'}): "
+        f"Python {platform.python_version()}, {platform.system()} {platform.machine()}, "
+        f"{os.cpu_count()} CPUs"
+    )
+    print(about)
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    print(f"scratch: {root} ({filesystem_of(root)}); set TMPDIR to measure another filesystem")
+    print()
+    try:
+        rows = measure(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print_table(rows)
+    print()
+    print(footer)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -409,28 +438,18 @@ def main(argv: list[str] | None = None) -> int:
     job_repeats, file_repeats, calls = (1, 2, 2000) if args.quick else (3, 5, 20000)
     size = 128 * MIB if args.quick else 1024 * MIB
 
-    print(
-        f"provgraph {provgraph.__version__} benchmarks ({'quick' if args.quick else 'full'}): "
-        f"Python {platform.python_version()}, {platform.system()} {platform.machine()}, "
-        f"{os.cpu_count()} CPUs"
-    )
-    print(
+    about = (
         f"best of {job_repeats} for job runs (cold ones each in a fresh directory), "
         f"best of {file_repeats} for file reads, best of 5 x {calls} calls for per-call costs"
     )
-    root = Path(tempfile.mkdtemp(prefix="provgraph-bench-"))
-    print(f"scratch: {root} ({filesystem_of(root)}); set TMPDIR to measure another filesystem")
-    print()
-    try:
+
+    def measure(root: Path) -> list[Row]:
         rows = bench_serial(root, job_repeats)
         rows += bench_cf(root, job_repeats)
-        rows += bench_files(root, size, file_repeats, calls)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-    print_table(rows)
-    print()
-    print("ratio = figure / baseline (row 4: hashing throughput / raw throughput)")
-    return 0
+        return rows + bench_files(root, size, file_repeats, calls)
+
+    footer = "ratio = figure / baseline (row 4: hashing throughput / raw throughput)"
+    return run_suite("benchmarks", args.quick, about, "provgraph-bench-", measure, footer)
 
 
 if __name__ == "__main__":

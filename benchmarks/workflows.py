@@ -17,14 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import pickle
-import platform
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -39,15 +35,13 @@ import xxhash
 from run import (
     Row,
     check,
-    filesystem_of,
     fmt_ratio,
-    print_table,
+    run_suite,
     scratch_dir,
     timed,
     verdict,
 )
 
-import provgraph
 from provgraph import Submitter, python, workflow
 
 CHAIN_LENGTH = 100
@@ -450,29 +444,21 @@ def main(argv: list[str] | None = None) -> int:
     repeats = 1 if args.quick else 3
     big = QUICK_BIG_SPLIT if args.quick else BIG_SPLIT
 
-    print(
-        f"provgraph {provgraph.__version__} workflow benchmarks "
-        f"({'quick' if args.quick else 'full'}): Python {platform.python_version()}, "
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs"
-    )
-    print(
+    about = (
         f"best of {repeats} for rows 1 and 2 (cold runs each in a fresh cache directory); "
         f"rows 3 once, in child processes"
     )
-    root = Path(tempfile.mkdtemp(prefix="provgraph-wf-bench-"))
-    print(f"scratch: {root} ({filesystem_of(root)}); set TMPDIR to measure another filesystem")
-    print()
-    try:
-        rows = bench_chain(root, repeats)
-        rows += bench_pair(root, repeats)
-        rows += bench_big(root, big)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-    print_table(rows)
-    print()
-    print("ratio = figure / baseline. The warm targets (rows 1b, 1e) are for every node looked")
-    print("up (the workflow's own result deleted first); whole-workflow hits are information.")
-    return 0
+
+    def measure(root: Path) -> list[Row]:
+        return bench_chain(root, repeats) + bench_pair(root, repeats) + bench_big(root, big)
+
+    footer = (
+        "ratio = figure / baseline. The warm targets (rows 1b, 1e) are for every node looked\n"
+        "up (the workflow's own result deleted first); whole-workflow hits are information."
+    )
+    return run_suite(
+        "workflow benchmarks", args.quick, about, "provgraph-wf-bench-", measure, footer
+    )
 
 
 if __name__ == "__main__":
