@@ -19,7 +19,7 @@ import attrs
 
 from .. import cache
 
-__all__ = ["ErrorInfo", "Job", "Outcome", "run_job"]
+__all__ = ["ErrorInfo", "Job", "Outcome", "job_fields", "run_job"]
 
 _HOST = socket.gethostname()
 
@@ -36,6 +36,10 @@ class Job:
     run_id: str = ""
     context: dict[str, Any] | None = None
     after: tuple[Any, ...] = ()
+    # where a shell task's command runs (``provgraph.environments``); None runs it natively
+    environment: Any = None
+    # set by the worker in the process that runs the job: which worker, where, its log
+    placement: dict[str, str] | None = None
 
     @property
     def name(self) -> str:
@@ -73,6 +77,11 @@ class Outcome:
     def ok(self) -> bool:
         """True when the job succeeded."""
         return self.status == "succeeded"
+
+
+def job_fields(job: Job) -> dict[str, Any]:
+    """Every field of ``job`` but its task class, to send beside a class pickled once."""
+    return {f.name: getattr(job, f.name) for f in attrs.fields(Job) if f.name != "task_cls"}
 
 
 def outcome_from_stored(stored: cache.StoredResult, *, executed: bool = False) -> Outcome:

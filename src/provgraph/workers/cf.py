@@ -27,7 +27,7 @@ import cloudpickle
 import xxhash
 
 from .. import cache
-from ..engine.job import ErrorInfo, Job, Outcome, outcome_from_stored, run_job
+from ..engine.job import ErrorInfo, Job, Outcome, job_fields, outcome_from_stored, run_job
 from ..exceptions import WorkerError
 from .base import Worker
 
@@ -136,15 +136,7 @@ class ConcurrentFuturesWorker(Worker):
                 self._blobs[id(job.task_cls)] = found
             key = found[0]
             blobs[key] = found[1]
-            fields = {
-                "inputs": job.inputs,
-                "job_hash": job.job_hash,
-                "output_dir": job.output_dir,
-                "index": job.index,
-                "run_id": job.run_id,
-                "context": job.context,
-                "after": job.after,
-            }
+            fields = job_fields(job)
             items.append((key, fields))
         return cloudpickle.dumps((blobs, items))
 
