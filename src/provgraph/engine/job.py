@@ -72,6 +72,7 @@ class Outcome:
     stale_lock: str | None = None
     run_id: str = ""
     warnings: tuple[str, ...] = ()
+    placement: dict[str, str] | None = None  # the worker, where it ran, its log (from the Job)
 
     @property
     def ok(self) -> bool:
@@ -158,6 +159,7 @@ def run_job(job: Job) -> Outcome:
                 pid=os.getpid(),
                 stale_lock=lock.broken_stale,
                 run_id=job.run_id,
+                placement=job.placement,
             )
             return _after(job, outcome)
         outcome = _after(
@@ -171,6 +173,7 @@ def run_job(job: Job) -> Outcome:
                 pid=os.getpid(),
                 stale_lock=lock.broken_stale,
                 run_id=job.run_id,
+                placement=job.placement,
             ),
         )
         cache.commit_result(directory, data)

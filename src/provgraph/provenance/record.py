@@ -202,6 +202,24 @@ def _environment_file(cache_dir: Path, env: dict[str, Any]) -> None:
     atomic_write(path, _trig(quads))
 
 
+_PLACEMENT = {  # what a worker says of where a job ran -> the property recording it
+    "worker": "worker",
+    "address": "workerAddress",
+    "slurm_job_id": "slurmJobId",
+    "slurm_state": "slurmState",
+}
+
+
+def _placement(g: ox.NamedNode, run: ox.NamedNode, placement: dict[str, str]) -> Iterator[ox.Quad]:
+    """Which worker ran the job, where (Dask address, SLURM job id), and its log file."""
+    for key, prop in _PLACEMENT.items():
+        if placement.get(key):
+            yield ox.Quad(run, G(prop), ox.Literal(str(placement[key])), g)
+    log = placement.get("log")
+    if log and os.path.exists(log):
+        yield ox.Quad(run, G("workerLog"), _file_iri(log), g)
+
+
 def write_job_run(job: Any, outcome: Any) -> None:
     """In the process that ran ``job``: write its run's named graph beside its result."""
     context = job.context
@@ -225,6 +243,7 @@ def write_job_run(job: Any, outcome: Any) -> None:
         ox.Quad(run, G("workerHost"), ox.Literal(outcome.host), g),
         ox.Quad(run, G("workerPid"), _lit(outcome.pid), g),
     ]
+    quads += _placement(g, run, getattr(outcome, "placement", None) or {})
     env_iri = _n(V.environment_iri(env["hash"]))
     quads.append(ox.Quad(run, P("used"), env_iri, g))
     quads.append(ox.Quad(env_iri, A, P("Entity"), g))

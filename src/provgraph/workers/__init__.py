@@ -17,6 +17,8 @@ __all__ = ["Worker", "available_workers", "get_worker", "register_worker"]
 _REGISTRY: dict[str, tuple[str, str | None]] = {
     "serial": ("provgraph.workers.serial:SerialWorker", None),
     "cf": ("provgraph.workers.cf:ConcurrentFuturesWorker", None),
+    "dask": ("provgraph.workers.dask:DaskWorker", "dask"),
+    "slurm": ("provgraph.workers.slurm:SlurmWorker", None),
 }
 
 

@@ -24,30 +24,16 @@ from functools import partial
 from typing import Any
 
 import cloudpickle
-import xxhash
 
 from .. import cache
-from ..engine.job import ErrorInfo, Job, Outcome, job_fields, outcome_from_stored, run_job
+from ..engine.job import ErrorInfo, Job, Outcome, outcome_from_stored
 from ..exceptions import WorkerError
+from ._payload import Packer, run_packed
 from .base import Worker
 
 __all__ = ["ConcurrentFuturesWorker"]
 
 _Item = tuple[Job, "Future[Outcome]"]
-_CLASSES: dict[bytes, Any] = {}  # in pool processes: task classes by the digest of their pickle
-
-
-def _run_batch(payload: bytes) -> bytes:
-    """In a pool process: run each job of a batch in order."""
-    blobs, items = cloudpickle.loads(payload)
-    outcomes = []
-    for def_hash, fields in items:
-        cls = _CLASSES.get(def_hash)
-        if cls is None:
-            cls = _CLASSES[def_hash] = cloudpickle.loads(blobs[def_hash])
-        job = Job(task_cls=cls, **fields)
-        outcomes.append(run_job(job))
-    return cloudpickle.dumps(outcomes)
 
 
 class ConcurrentFuturesWorker(Worker):
@@ -80,8 +66,7 @@ class ConcurrentFuturesWorker(Worker):
         self._in_flight = 0
         self._suspect_in_flight = False
         self._attempts: dict[str, int] = {}
-        # id(class) -> (digest of its pickle, the pickle, the class)
-        self._blobs: dict[int, tuple[bytes, bytes, Any]] = {}
+        self._packer = Packer()
         self.pools_replaced = 0
 
     # -- the contract ---------------------------------------------------------------------------
@@ -124,21 +109,7 @@ class ConcurrentFuturesWorker(Worker):
             self._send(self._queue.popleft())
 
     def _payload(self, batch: list[_Item]) -> bytes:
-        blobs: dict[bytes, bytes] = {}
-        items = []
-        for job, _ in batch:
-            # keyed by the pickle itself: two classes with one definition hash (closures over
-            # different values) must not be mistaken for each other in the pool processes
-            found = self._blobs.get(id(job.task_cls))
-            if found is None or found[2] is not job.task_cls:
-                blob = cloudpickle.dumps(job.task_cls)
-                found = (xxhash.xxh3_128_digest(blob), blob, job.task_cls)
-                self._blobs[id(job.task_cls)] = found
-            key = found[0]
-            blobs[key] = found[1]
-            fields = job_fields(job)
-            items.append((key, fields))
-        return cloudpickle.dumps((blobs, items))
+        return self._packer.pack((job for job, _ in batch), {"worker": self.name})
 
     def _send(self, batch: list[_Item], suspect: bool = False) -> None:
         try:
@@ -151,7 +122,7 @@ class ConcurrentFuturesWorker(Worker):
             self._pool = ProcessPoolExecutor(max_workers=self.n_procs, mp_context=self._ctx)
         pool = self._pool
         try:
-            pool_future = pool.submit(_run_batch, payload)
+            pool_future = pool.submit(run_packed, payload)
         except (BrokenProcessPool, RuntimeError):
             self._pool = None
             self._queue.appendleft(batch)

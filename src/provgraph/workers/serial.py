@@ -5,6 +5,8 @@ from __future__ import annotations
 from concurrent.futures import Future
 from typing import Any
 
+import attrs
+
 from ..engine.job import Job, Outcome, run_job
 from .base import Worker
 
@@ -18,5 +20,5 @@ class SerialWorker(Worker):
 
     def submit(self, job: Job) -> Future[Any]:
         future: Future[Outcome] = Future()
-        future.set_result(run_job(job))
+        future.set_result(run_job(attrs.evolve(job, placement={"worker": self.name})))
         return future
