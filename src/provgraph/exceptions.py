@@ -11,6 +11,7 @@
      +-- WorkerError (RuntimeError)       a worker cannot run jobs
      +-- TaskFailedError (RuntimeError)   one or more jobs failed
      +-- CommandError (RuntimeError)      a shell command exited non-zero or could not start
+     +-- ContainerError (RuntimeError)    an environment's runtime or image is missing
      +-- ProvenanceError                  provenance cannot be recorded or read
 
 Every message names the field, the value and what was expected. Context travels on
@@ -24,6 +25,7 @@ from typing import Any
 __all__ = [
     "CacheError",
     "CommandError",
+    "ContainerError",
     "HashingError",
     "InputFileError",
     "ProvenanceError",
@@ -100,6 +102,26 @@ class CommandError(ProvgraphError, RuntimeError):
 
     def __reduce__(self) -> Any:
         return (_rebuild_command_error, (self.args[0], self.command, self.return_code, self.stderr))
+
+
+class ContainerError(ProvgraphError, RuntimeError):
+    """An environment cannot be used: its runtime executable or its image is missing.
+
+    ``runtime`` names the runtime (``"podman"``, ``"bubblewrap"`` ...), ``image`` the image,
+    SIF file or root filesystem that was asked for.
+    """
+
+    def __init__(self, message: str, *, runtime: str = "", image: str = "") -> None:
+        super().__init__(message)
+        self.runtime = runtime
+        self.image = image
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_container_error, (self.args[0], self.runtime, self.image))
+
+
+def _rebuild_container_error(message: str, runtime: str, image: str) -> Any:
+    return ContainerError(message, runtime=runtime, image=image)
 
 
 def _rebuild_command_error(message: str, command: str, code: int | None, stderr: str) -> Any:

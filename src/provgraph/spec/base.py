@@ -30,6 +30,8 @@ class TaskDef:
     _output_fields: ClassVar[dict[str, OutputField]] = {}
     _definition_hash: ClassVar[bytes] = b""
     _definition_text: ClassVar[str] = ""
+    # what a batch scheduler should give each job (``spec.resources``); not hashed
+    _resources: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **inputs: Any) -> None:
         values: dict[str, Any] = {n: f.default for n, f in self._input_fields.items()}

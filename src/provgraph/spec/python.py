@@ -21,6 +21,7 @@ from ..exceptions import SpecError
 from ._definition import check_task_name, make_task_class
 from .base import TaskDef
 from .fields import NOTHING, Field, OutputField, coerce
+from .resources import check_resources
 
 __all__ = ["PythonTask", "define"]
 
@@ -266,8 +267,13 @@ def define(
     outputs: list[str] | dict[str, Any] | None = None,
     name: str | None = None,
     version: str | None = None,
+    resources: dict[str, Any] | None = None,
 ) -> Any:
-    """Make a Python task class from ``func`` (usable bare or with options)."""
+    """Make a Python task class from ``func`` (usable bare or with options).
+
+    ``resources`` (time, mem, cpus...) is what a batch scheduler should give each of its jobs
+    (see :mod:`provgraph.spec.resources`); it is not part of the task's hash.
+    """
 
     def wrap(fn: Callable[..., Any]) -> type[PythonTask]:
         if not inspect.isfunction(fn):
@@ -280,7 +286,11 @@ def define(
         task_name = check_task_name(name or fn.__name__)
         inputs = _input_fields(fn, hints)
         outs = _output_fields(fn, hints, outputs)
-        extra = {"_function": staticmethod(fn), "_source_file": _source_file(fn)}
+        extra = {
+            "_function": staticmethod(fn),
+            "_source_file": _source_file(fn),
+            "_resources": check_resources(task_name, resources),
+        }
         cls = function_task_class(PythonTask, fn, task_name, inputs, outs, version, extra)
         return typing.cast(type[PythonTask], cls)
 

@@ -40,6 +40,12 @@ class Packer:
             self._blobs[id(task_cls)] = found
         return found[0], found[1]
 
+    def fields(self, job: Job, placement: dict[str, str]) -> tuple[bytes, dict[str, Any]]:
+        """The digest of the job's class pickle and the job's fields, placed on ``placement``."""
+        fields = job_fields(job)
+        fields["placement"] = placement
+        return self.class_blob(job.task_cls)[0], fields
+
     def pack(self, jobs: Iterable[Job], placement: dict[str, str]) -> bytes:
         """One message running ``jobs`` in order, each placed on ``placement``."""
         blobs: dict[bytes, bytes] = {}
@@ -47,9 +53,7 @@ class Packer:
         for job in jobs:
             key, blob = self.class_blob(job.task_cls)
             blobs[key] = blob
-            fields = job_fields(job)
-            fields["placement"] = placement
-            items.append((key, fields))
+            items.append(self.fields(job, placement))
         return cloudpickle.dumps((blobs, items))
 
 

@@ -1,0 +1,65 @@
+"""Runs one job written by the ``slurm`` worker, inside a SLURM job.
+
+``python -m provgraph.workers.slurm_run <batch folder> [<index>]``: the index is the array
+task id (``SLURM_ARRAY_TASK_ID``) unless given. The job runs under its cache lock like on any
+worker, its provenance names the SLURM job id and its log files, and its outcome goes to
+``<batch>/<index>.outcome.pkl`` (written atomically). The exit status is 0 whenever an outcome
+was written, a failed job included: failures are data, read from the outcome.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import cloudpickle
+
+from ..cache import atomic_write
+from ..engine.job import run_job
+from ._payload import failed_outcome, unpack
+
+__all__ = ["main"]
+
+
+def _slurm_job_id() -> str:
+    array_job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array_job and task:
+        return f"{array_job}_{task}"
+    return os.environ.get("SLURM_JOB_ID", "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) not in (1, 2):
+        print("usage: python -m provgraph.workers.slurm_run BATCH_DIR [INDEX]", file=sys.stderr)
+        return 2
+    batch = Path(args[0])
+    index = args[1] if len(args) == 2 else os.environ.get("SLURM_ARRAY_TASK_ID")
+    if index is None or not index.isdigit():
+        print(
+            f"slurm_run: no job index (argument or SLURM_ARRAY_TASK_ID): {index!r}", file=sys.stderr
+        )
+        return 2
+    key, fields = cloudpickle.loads((batch / f"{index}.job.pkl").read_bytes())
+    fields["placement"] = {
+        **(fields.get("placement") or {}),
+        "slurm_job_id": _slurm_job_id(),
+        "log": str(batch / f"{index}.err"),
+    }
+    try:
+        job = unpack(lambda _: (batch / "task.pkl").read_bytes(), key, fields)
+    except Exception as err:  # the task cannot be rebuilt here (a missing module...)
+        from ..engine.job import Job
+
+        stub = Job(task_cls=None, **fields)
+        message = f"the job cannot be loaded on {os.uname().nodename}: {type(err).__name__}: {err}"
+        outcome = failed_outcome(stub, "WorkerError", message, **fields["placement"])
+    else:
+        outcome = run_job(job)
+    atomic_write(batch / f"{index}.outcome.pkl", cloudpickle.dumps(outcome))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
