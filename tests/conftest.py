@@ -28,3 +28,14 @@ def worker(request: pytest.FixtureRequest) -> str:
 def python_exe() -> str:
     """The interpreter running the tests, for shell tasks that need Python."""
     return sys.executable
+
+
+def requires(executable: str, how: str) -> pytest.MarkDecorator:
+    """Skip when ``executable`` is not on PATH; under CI (``PROVGRAPH_CI=1``, set by ``.ci/run``,
+    which installs and starts every service the tests need) never skip: the test runs, and
+    fails if the service is missing."""
+    import os
+    import shutil
+
+    missing = shutil.which(executable) is None and os.environ.get("PROVGRAPH_CI") != "1"
+    return pytest.mark.skipif(missing, reason=f"no {executable} on PATH; {how}")

@@ -22,6 +22,7 @@ and ends with the tail of the job's stderr.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -301,6 +302,9 @@ class SlurmWorker(Worker):
         try:
             batch = self._batch_dir(first)
             atomic_write(batch / "task.pkl", self._packer.class_blob(first.task_cls)[1])
+            # the modules the submitting process can import, the job can import too
+            paths = [p for p in sys.path if p and os.path.isdir(p)]
+            atomic_write(batch / "sys_path.json", json.dumps(paths).encode())
             elements = []
             for index, (job, future) in enumerate(items):
                 payload = cloudpickle.dumps(self._packer.fields(job, {"worker": self.name}))

@@ -9,6 +9,7 @@ was written, a failed job included: failures are data, read from the outcome.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
             f"slurm_run: no job index (argument or SLURM_ARRAY_TASK_ID): {index!r}", file=sys.stderr
         )
         return 2
+    paths_file = batch / "sys_path.json"
+    if paths_file.exists():  # what the submitting process could import
+        sys.path.extend(p for p in json.loads(paths_file.read_text()) if p not in sys.path)
     key, fields = cloudpickle.loads((batch / f"{index}.job.pkl").read_bytes())
     fields["placement"] = {
         **(fields.get("placement") or {}),

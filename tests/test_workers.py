@@ -1,0 +1,166 @@
+"""The worker contract, the same on every worker: outputs, cache directories, errors and
+provenance of a workflow with a split, a combine and a shell task with files.
+
+serial and cf always run; dask runs on a LocalCluster (``distributed`` is a test dependency);
+slurm needs ``sbatch`` (``scripts/start-slurm.sh`` starts a one-node cluster; CI does).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import requires
+from prov_tasks import Copy, Explode, Study, make_inputs
+from provgraph import ProvenanceStore, Submitter, python
+from provgraph.exceptions import WorkerError
+from provgraph.workers import available_workers, get_worker
+
+needs_slurm = requires("sbatch", "start a one-node cluster with scripts/start-slurm.sh")
+
+WORKERS: dict[str, dict[str, Any]] = {
+    "serial": {},
+    "cf": {"n_procs": 2},
+    "dask": {"n_workers": 2},
+    "slurm": {"poll_interval": 0.2},
+}
+WORKER_PARAMS = [
+    pytest.param(name, marks=needs_slurm if name == "slurm" else ()) for name in WORKERS
+]
+
+
+@python.define
+def Half(x: int) -> float:
+    if x == 3:
+        raise ValueError("three has no half here")
+    return x / 2
+
+
+def _job_dirs(cache: Path) -> set[str]:
+    return {p.name for p in cache.iterdir() if not p.name.startswith(".")}
+
+
+def _records(cache: Path) -> set[tuple[str, ...]]:
+    """Each job run as (node, job hash, status, worker, sorted output hashes): no times, ids."""
+    store = ProvenanceStore(cache)
+    rows = store.query(
+        """SELECT ?node ?hash ?status ?worker ?outhash WHERE {
+             ?run a pg:JobRun ; pg:nodeName ?node ; pg:jobHash ?hash ; pg:status ?status ;
+                  pg:worker ?worker .
+             OPTIONAL { ?out prov:wasGeneratedBy ?run ; pg:contentHash ?outhash } }"""
+    )
+    runs: dict[tuple[str, ...], set[str]] = {}
+    for node, job, status, worker, outhash in rows:
+        key = (str(node), str(job), str(status), str(worker))
+        runs.setdefault(key, set()).add(str(outhash))
+    return {(*key, *sorted(outs)) for key, outs in runs.items()}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The workflow and the failing split run on the serial worker, to compare against."""
+    base = tmp_path_factory.mktemp("reference")
+    return _run_all(base, "serial")
+
+
+def _run_all(base: Path, worker: str) -> dict[str, Any]:
+    inputs = make_inputs(base / "inputs")
+    cache = base / "cache"
+    with Submitter(cache_dir=cache, worker=worker, progress=False, **WORKERS[worker]) as sub:
+        study = sub(Study(files=inputs))
+        halves = sub(Half().split(x=[1, 2, 3, 4]))
+        copied = sub(Copy(in_file=inputs[0]))
+        again = sub(Study(files=inputs))
+        submitted = list(getattr(sub.worker, "submitted_ids", []))
+    return {
+        "cache": cache,
+        "inputs": inputs,
+        "study": study,
+        "halves": halves,
+        "copied": copied,
+        "again": again,
+        "dirs": _job_dirs(cache),
+        "records": _records(cache),
+        "submitted": submitted,
+    }
+
+
+@pytest.mark.parametrize("worker", WORKER_PARAMS)
+def test_worker_contract(worker: str, tmp_path: Path, reference: dict[str, Any]) -> None:
+    """Same outputs, same cache directories, same errors and the same provenance as serial."""
+    got = _run_all(tmp_path, worker)
+    # outputs
+    assert got["study"].outputs.out == reference["study"].outputs.out == 6
+    assert got["halves"].outputs.out == [0.5, 1.0, None, 2.0]
+    copied = Path(got["copied"].outputs.out_file)
+    assert copied.read_text() == Path(got["inputs"][0]).read_text()
+    assert copied.parent.parent == got["cache"]  # the output landed in the job's own dir
+    # cache directories: the same names, so a cache filled by one worker serves the others
+    assert got["dirs"] == reference["dirs"]
+    # errors: the failing element only, with its own message and input
+    [error] = got["halves"].errors
+    assert (error.error_type, error.inputs) == ("ValueError", {"x": 3})
+    assert "three has no half here" in error.message
+    assert got["halves"].stats == {"executed": 3, "reused": 0, "failed": 1, "skipped": 0}
+    # cached jobs never reach the worker
+    assert got["again"].stats == {"executed": 0, "reused": 1, "failed": 0, "skipped": 0}
+    # provenance: the same runs, statuses and output hashes; each names the worker that ran it
+    assert {r[:3] + r[4:] for r in got["records"]} == {r[:3] + r[4:] for r in reference["records"]}
+    assert {r[3] for r in got["records"]} == {worker}
+
+
+@needs_slurm
+def test_slurm_sends_each_node_as_one_array(tmp_path: Path, reference: dict[str, Any]) -> None:
+    """On SLURM, a split node's jobs go as one job array, visible in the recorded job ids."""
+    got = _run_all(tmp_path, "slurm")
+    store = ProvenanceStore(got["cache"])
+    rows = store.query(
+        """SELECT ?node ?id WHERE { ?run a pg:JobRun ; pg:nodeName ?node ; pg:slurmJobId ?id }"""
+    )
+    ids: dict[str, set[str]] = {}
+    for node, slurm_id in rows:
+        ids.setdefault(str(node), set()).add(str(slurm_id))
+    # Half over 4 values: one array of 4 elements
+    [half] = [v for k, v in ids.items() if k.startswith("Half")]
+    arrays = {i.split("_")[0] for i in half}
+    assert len(arrays) == 1 and {i.split("_")[1] for i in half} == {"0", "1", "2", "3"}
+    # the copy node of the study (3 files): one array of 3
+    copy_ids = ids["Study/copy"]
+    assert len({i.split("_")[0] for i in copy_ids}) == 1 and len(copy_ids) == 3
+    # every array and single job is one sbatch call; 4 nodes' worth of calls, not 11 jobs
+    assert len(got["submitted"]) < 11
+
+
+def test_workers_are_registered_by_name() -> None:
+    assert {"serial", "cf", "dask", "slurm"} <= set(available_workers())
+    with pytest.raises(WorkerError, match=r"unknown worker 'nope'.*'dask'"):
+        get_worker("nope")
+
+
+def test_dask_without_distributed_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asking for dask where ``distributed`` cannot be imported says which extra to install."""
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    monkeypatch.delitem(sys.modules, "provgraph.workers.dask", raising=False)
+    with pytest.raises(WorkerError, match=r"pip install 'provgraph\[dask\]'"):
+        Submitter(worker="dask")
+
+
+def test_slurm_without_sbatch_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(WorkerError, match=r"needs SLURM's `sbatch` on PATH"):
+        Submitter(cache_dir=tmp_path / "c", worker="slurm")
+
+
+def test_failures_keep_provenance_on_every_worker(tmp_path: Path) -> None:
+    """A failed job on dask is recorded like on serial: status and error."""
+    with Submitter(cache_dir=tmp_path, worker="dask", n_workers=1, progress=False) as sub:
+        result = sub(Explode(x=2))
+    assert result.errored
+    rows = ProvenanceStore(tmp_path).query(
+        """SELECT ?status ?message ?worker WHERE { ?run a pg:JobRun ; pg:status ?status ;
+             pg:worker ?worker ; pg:error/pg:errorMessage ?message }"""
+    )
+    assert [tuple(map(str, r)) for r in rows] == [("failed", "exploded on 2", "dask")]
