@@ -220,6 +220,25 @@ def _placement(g: ox.NamedNode, run: ox.NamedNode, placement: dict[str, str]) ->
         yield ox.Quad(run, G("workerLog"), _file_iri(log), g)
 
 
+def _container(g: ox.NamedNode, run: ox.NamedNode, info: dict[str, str]) -> Iterator[ox.Quad]:
+    """The container (or sandbox) a shell command ran in: an entity the run used, named by
+    the hash of its description (runtime and version, image, tag, digest)."""
+    env = _n(V.environment_iri(hash_value(info).hex()))
+    yield ox.Quad(run, P("used"), env, g)
+    yield ox.Quad(env, A, P("Entity"), g)
+    yield ox.Quad(env, A, G("ContainerEnvironment"), g)
+    yield ox.Quad(env, G("containerRuntime"), ox.Literal(info["runtime"]), g)
+    yield ox.Quad(env, G("runtimeVersion"), ox.Literal(info["runtime_version"]), g)
+    yield ox.Quad(env, G("containerImage"), ox.Literal(info["image"]), g)
+    yield ox.Quad(env, G("containerDigest"), ox.Literal(info["digest"]), g)
+    if info.get("image_name"):
+        yield ox.Quad(env, G("imageName"), ox.Literal(info["image_name"]), g)
+    if info.get("tag"):
+        yield ox.Quad(env, G("imageTag"), ox.Literal(info["tag"]), g)
+    if info.get("location"):
+        yield ox.Quad(env, P("atLocation"), _file_iri(info["location"]), g)
+
+
 def write_job_run(job: Any, outcome: Any) -> None:
     """In the process that ran ``job``: write its run's named graph beside its result."""
     context = job.context
@@ -248,6 +267,8 @@ def write_job_run(job: Any, outcome: Any) -> None:
     quads.append(ox.Quad(run, P("used"), env_iri, g))
     quads.append(ox.Quad(env_iri, A, P("Entity"), g))
     quads.append(ox.Quad(env_iri, A, G("Environment"), g))
+    if context.get("container"):
+        quads += _container(g, run, context["container"])
     agent = _n(V.agent_iri())
     plan = _n(V.definition_iri(context["definition"]))
     association = ox.BlankNode()
@@ -393,6 +414,7 @@ class Recorder:
             "inputs": inputs,
             "user": self.user,
             "login": self.login,
+            "container": getattr(job, "environment_info", None),
         }
         return context, write_job_run
 
@@ -419,6 +441,7 @@ class Recorder:
         now = datetime.datetime.now(tz=datetime.UTC).timestamp()
         started = outcome.started or now
         ended = outcome.ended or now
+        work.output_dir.mkdir(parents=True, exist_ok=True)  # it may have died before making it
         write_job_run(work, attrs.evolve(outcome, started=started, ended=max(started, ended)))
 
     def _workflow_run(self, run_id: str, instance: Any) -> None:

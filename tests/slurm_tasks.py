@@ -1,0 +1,39 @@
+"""Tasks for the SLURM tests: one that outlives its time limit, one to cancel, one that fails."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from provgraph import python, shell, workflow
+
+
+@python.define(resources={"time": 1})  # one minute: SLURM's smallest time limit
+def Overrun(seconds: int) -> int:
+    time.sleep(seconds)
+    return seconds
+
+
+@python.define
+def Nap(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@python.define
+def Vanish(x: int) -> int:
+    """Kills its own process: the job ends without an outcome, SLURM says why."""
+    os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+Complain = shell.define("sh -c <script:str>", name="Complain")
+
+
+@workflow.define(outputs=["overrun", "naps", "complaint"])
+def Trouble(long: int, naps: list[float], script: str) -> tuple[int, list[float], int]:
+    overrun = workflow.add(Overrun(seconds=long), name="overrun")
+    nap = workflow.add(Nap().split(seconds=naps), name="nap")
+    complaint = workflow.add(Complain(script=script), name="complain")
+    return overrun.out, nap.out, complaint.return_code

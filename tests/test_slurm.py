@@ -1,0 +1,220 @@
+"""The SLURM worker on a real cluster: arrays, time limits, cancellation, failures, requeue.
+
+Needs ``sbatch`` (a one-node cluster from ``scripts/start-slurm.sh``; ``.ci/run`` starts one).
+The parsing of squeue, sacct and scontrol output is also checked on recorded text, beside.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import requires
+from provgraph import ProvenanceStore, Submitter
+from provgraph.exceptions import SpecError, WorkerError
+from provgraph.spec.resources import check_resources
+from provgraph.workers.slurm import SlurmState, parse_sacct, parse_scontrol, parse_squeue
+from slurm_tasks import Nap, Trouble, Vanish
+
+needs_slurm = requires("sbatch", "start a one-node cluster with scripts/start-slurm.sh")
+
+
+def _squeue() -> list[tuple[str, str, str]]:
+    out = subprocess.run(
+        ["squeue", "-h", "-r", "-o", "%i|%j|%T"], capture_output=True, text=True, check=True
+    ).stdout
+    return [tuple(line.split("|")) for line in out.splitlines()]  # type: ignore[misc]
+
+
+def _when_running(name: str, ids: list[str], element: str, action: list[str]) -> threading.Thread:
+    """In a thread: once ``<one of ids>_<element>`` named ``name`` runs, run ``action + [id]``."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            for job_id, job_name, state in _squeue():
+                parent, _, task = job_id.partition("_")
+                if job_name == name and parent in ids and task == element and state == "RUNNING":
+                    subprocess.run([*action, job_id], check=True)
+                    return
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+@needs_slurm
+def test_timeout_cancel_and_failing_command(tmp_path: Path) -> None:
+    """One submission: a job over its time limit (TIMEOUT), one element cancelled with scancel
+    while its siblings complete, and a failing command reported with its stderr."""
+    with Submitter(cache_dir=tmp_path, worker="slurm", poll_interval=0.3, progress=False) as sub:
+        watcher = _when_running("pg-Nap", sub.worker.submitted_ids, "1", ["scancel"])
+        result = sub(Trouble(long=600, naps=[1.0, 300.0, 2.0], script="echo boom >&2; exit 3"))
+        watcher.join(timeout=1)
+    errors = {(e.node, e.index): e for e in result.errors}
+    assert set(errors) == {("Trouble/overrun", 0), ("Trouble/nap", 1), ("Trouble/complain", 0)}
+
+    timeout = errors["Trouble/overrun", 0]
+    assert timeout.error_type == "SlurmJobError"
+    assert "hit its time limit: TIMEOUT" in timeout.message
+
+    cancelled = errors["Trouble/nap", 1]
+    assert cancelled.error_type == "SlurmJobError"
+    assert "was cancelled: CANCELLED" in cancelled.message
+    assert result.node_stats["Trouble/nap"] == {
+        "executed": 2,
+        "reused": 0,
+        "failed": 1,
+        "skipped": 0,
+    }
+
+    failing = errors["Trouble/complain", 0]
+    assert failing.error_type == "CommandError"
+    assert "exited with code 3" in failing.message and "boom" in failing.message
+
+    states = ProvenanceStore(tmp_path).query(
+        """SELECT ?node ?state WHERE { ?run a pg:JobRun ; pg:nodeName ?node ;
+             pg:status "failed" ; pg:slurmState ?state }"""
+    )
+    assert sorted((str(n), str(s)) for n, s in states) == [
+        ("Trouble/nap", "CANCELLED"),
+        ("Trouble/overrun", "TIMEOUT"),
+    ]
+
+
+@needs_slurm
+@pytest.mark.parametrize("source", ["sacct", "scontrol"])
+def test_a_job_killed_on_its_node_is_failed_with_its_state(tmp_path: Path, source: str) -> None:
+    """A job whose process dies leaves no outcome: its state comes from sacct or scontrol."""
+    with Submitter(
+        cache_dir=tmp_path,
+        worker="slurm",
+        poll_interval=0.2,
+        state_source=source,
+        progress=False,
+    ) as sub:
+        result = sub(Vanish(x=1))
+    [error] = result.errors
+    assert error.error_type == "SlurmJobError"
+    assert "failed: FAILED (exit code 0:9" in error.message  # killed by signal 9
+
+
+@needs_slurm
+def test_sbatch_refusal_fails_the_jobs_with_its_reason(tmp_path: Path) -> None:
+    with Submitter(
+        cache_dir=tmp_path,
+        worker="slurm",
+        sbatch_args="--partition=no-such-partition",
+        progress=False,
+    ) as sub:
+        result = sub(Nap(seconds=0))
+    [error] = result.errors
+    assert "sbatch refused the job" in error.message
+    assert "--partition=no-such-partition" in error.message
+
+
+@needs_slurm
+def test_a_job_lost_with_its_node_is_submitted_again(tmp_path: Path) -> None:
+    """NODE_FAIL (the node is taken down under a running job): the worker requeues it."""
+    node = socket.gethostname().split(".")[0]
+    with Submitter(
+        cache_dir=tmp_path,
+        worker="slurm",
+        poll_interval=0.3,
+        sbatch_args="--no-requeue",  # SLURM's own requeue off: the worker's is tested
+        progress=False,
+    ) as sub:
+        ids = sub.worker.submitted_ids
+        down = ["scontrol", "update", f"NodeName={node}", "State=DOWN", "Reason=provgraph-test"]
+
+        def take_node_down(job_id: str) -> None:
+            subprocess.run(down, check=True)
+            time.sleep(1)
+            subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"])
+
+        def watch() -> None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                for job_id, job_name, state in _squeue():
+                    if job_name == "pg-Nap" and job_id in ids and state == "RUNNING":
+                        take_node_down(job_id)
+                        return
+                time.sleep(0.2)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        result = sub(Nap(seconds=4.0))
+        watcher.join(timeout=1)
+    assert not result.errored, result.errors
+    assert result.outputs.out == 4.0
+    assert len(ids) == 2  # the first job, then the one that replaced it
+    states = subprocess.run(
+        ["sacct", "-n", "-P", "-X", "-j", ids[0], "-o", "State"], capture_output=True, text=True
+    ).stdout.split()
+    assert states in (["NODE_FAIL"], [])  # [] where accounting lags or is off
+
+
+# -- beside the real runs: the parsers on recorded output, and option checks ------------------
+
+
+def test_parse_squeue_expands_array_ranges() -> None:
+    text = "12_3|RUNNING\n12_[4-6,9%2]|PENDING\n15|COMPLETING\n"
+    assert parse_squeue(text) == {
+        "12_3": "RUNNING",
+        "12_4": "PENDING",
+        "12_5": "PENDING",
+        "12_6": "PENDING",
+        "12_9": "PENDING",
+        "15": "COMPLETING",
+    }
+
+
+def test_parse_sacct_and_scontrol() -> None:
+    sacct = "7_0|COMPLETED|0:0|vm\n7_1|CANCELLED by 0|0:15|vm\n8|TIMEOUT|0:0|vm\n"
+    assert parse_sacct(sacct) == {
+        "7_0": SlurmState("COMPLETED", "0:0", "vm"),
+        "7_1": SlurmState("CANCELLED", "0:15", "vm"),
+        "8": SlurmState("TIMEOUT", "0:0", "vm"),
+    }
+    scontrol = (
+        "JobId=20 ArrayJobId=19 ArrayTaskId=1 JobName=pg-Nap JobState=CANCELLED "
+        "Reason=None ExitCode=0:15 NodeList=vm\n"
+        "JobId=19 ArrayJobId=19 ArrayTaskId=2-3 JobState=PENDING ExitCode=0:0 NodeList=(null)\n"
+        "JobId=22 JobName=pg-Vanish JobState=OUT_OF_MEMORY ExitCode=0:125 NodeList=vm\n"
+    )
+    assert parse_scontrol(scontrol) == {
+        "19_1": SlurmState("CANCELLED", "0:15", "vm"),
+        "19_2": SlurmState("PENDING", "0:0", "(null)"),
+        "19_3": SlurmState("PENDING", "0:0", "(null)"),
+        "22": SlurmState("OUT_OF_MEMORY", "0:125", "vm"),
+    }
+
+
+def test_resources_are_checked_and_normalised() -> None:
+    assert check_resources("T", {"time": 5, "mem": "2g", "cpus": 2}) == {
+        "time": "5",
+        "mem": "2G",
+        "cpus": 2,
+    }
+    with pytest.raises(SpecError, match=r"unknown resource 'memory'.*'mem'"):
+        check_resources("T", {"memory": "2G"})
+    with pytest.raises(SpecError, match=r"resources\['time'\]='soon'; expected minutes"):
+        check_resources("T", {"time": "soon"})
+    with pytest.raises(SpecError, match=r"resources\['cpus'\]=0"):
+        check_resources("T", {"cpus": 0})
+
+
+@needs_slurm
+def test_bad_worker_options_are_refused_before_anything_runs(tmp_path: Path) -> None:
+    with pytest.raises(WorkerError, match=r"unknown resource 'gpu'"):
+        Submitter(cache_dir=tmp_path, worker="slurm", resources={"gpu": 1})
+    with pytest.raises(WorkerError, match=r"poll_interval=0; expected a number"):
+        Submitter(cache_dir=tmp_path, worker="slurm", poll_interval=0)
+    with pytest.raises(WorkerError, match=r"state_source='squeue'"):
+        Submitter(cache_dir=tmp_path, worker="slurm", state_source="squeue")
