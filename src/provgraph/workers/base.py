@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import abc
+import math
+import threading
 from concurrent.futures import Future
 from typing import Any, ClassVar
 
-__all__ = ["Worker"]
+__all__ = ["BufferedWorker", "Worker", "batch_size"]
 
 
 class Worker(abc.ABC):
@@ -29,3 +31,28 @@ class Worker(abc.ABC):
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class BufferedWorker(Worker):
+    """A worker that collects jobs in ``submit`` and sends them together in ``flush``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._buffer: list[tuple[Any, Future[Any]]] = []
+
+    def submit(self, job: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            self._buffer.append((job, future))
+        return future
+
+    def take_buffer(self) -> list[tuple[Any, Future[Any]]]:
+        """The jobs submitted since the last call, with their futures."""
+        with self._lock:
+            buffer, self._buffer = self._buffer, []
+        return buffer
+
+
+def batch_size(n_jobs: int, n_workers: int, max_batch: int) -> int:
+    """Jobs per message: about a quarter of a worker's share, at least 1, at most max_batch."""
+    return max(1, min(max_batch, math.ceil(n_jobs / (max(1, n_workers) * 4))))

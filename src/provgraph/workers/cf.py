@@ -13,7 +13,6 @@ again as they were. So a crash costs no other job.
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 import threading
@@ -29,14 +28,14 @@ from .. import cache
 from ..engine.job import ErrorInfo, Job, Outcome, outcome_from_stored
 from ..exceptions import WorkerError
 from ._payload import Packer, run_packed
-from .base import Worker
+from .base import BufferedWorker, batch_size
 
 __all__ = ["ConcurrentFuturesWorker"]
 
 _Item = tuple[Job, "Future[Outcome]"]
 
 
-class ConcurrentFuturesWorker(Worker):
+class ConcurrentFuturesWorker(BufferedWorker):
     """Runs jobs on ``n_procs`` local processes."""
 
     name = "cf"
@@ -49,6 +48,7 @@ class ConcurrentFuturesWorker(Worker):
         max_batch: int = 32,
         mp_context: str | None = None,
     ) -> None:
+        super().__init__()
         for label, value in (("n_procs", n_procs), ("max_batch", max_batch)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise WorkerError(f"cf worker: {label}={value!r}; expected a positive integer")
@@ -59,8 +59,6 @@ class ConcurrentFuturesWorker(Worker):
         self.max_batch = max_batch
         self._ctx = multiprocessing.get_context(mp_context)
         self._pool: ProcessPoolExecutor | None = None
-        self._lock = threading.RLock()
-        self._buffer: list[_Item] = []
         self._queue: deque[list[_Item]] = deque()
         self._suspects: deque[_Item] = deque()
         self._in_flight = 0
@@ -70,21 +68,12 @@ class ConcurrentFuturesWorker(Worker):
         self.pools_replaced = 0
 
     # -- the contract ---------------------------------------------------------------------------
-    def submit(self, job: Job) -> Future[Any]:
-        future: Future[Outcome] = Future()
-        with self._lock:
-            self._buffer.append((job, future))
-        return future
-
     def flush(self) -> None:
+        buffer = self.take_buffer()
         with self._lock:
-            if self._buffer:
-                size = max(
-                    1, min(self.max_batch, math.ceil(len(self._buffer) / (self.n_procs * 4)))
-                )
-                for i in range(0, len(self._buffer), size):
-                    self._queue.append(self._buffer[i : i + size])
-                self._buffer = []
+            size = batch_size(len(buffer), self.n_procs, self.max_batch)
+            for i in range(0, len(buffer), size):
+                self._queue.append(buffer[i : i + size])
             self._pump()
 
     def close(self) -> None:

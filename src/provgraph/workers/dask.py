@@ -13,8 +13,6 @@ directory, and the worker's address and host are written into the job's provenan
 
 from __future__ import annotations
 
-import math
-import threading
 from concurrent.futures import Future
 from functools import partial
 from typing import Any
@@ -25,7 +23,7 @@ import distributed
 from ..engine.job import Job, Outcome
 from ..exceptions import WorkerError
 from ._payload import Packer, failed_outcome, run_packed
-from .base import Worker
+from .base import BufferedWorker, batch_size
 
 __all__ = ["DaskWorker"]
 
@@ -47,7 +45,7 @@ def _run_on_dask_worker(payload: bytes) -> bytes:
     return run_packed(payload, {"worker": "dask", "address": address}, log_name=_LOG_NAME)
 
 
-class DaskWorker(Worker):
+class DaskWorker(BufferedWorker):
     """Runs jobs on a Dask cluster: an external scheduler, or a ``LocalCluster`` of its own."""
 
     name = "dask"
@@ -60,6 +58,7 @@ class DaskWorker(Worker):
         connect_timeout: float = 30.0,
         **cluster_options: Any,
     ) -> None:
+        super().__init__()
         if address is not None and not isinstance(address, str):
             raise WorkerError(
                 f"dask worker: address={address!r}; expected a scheduler address such as "
@@ -79,24 +78,15 @@ class DaskWorker(Worker):
         self.client: distributed.Client | None = None
         self.cluster: Any = None
         self._packer = Packer()
-        self._lock = threading.Lock()
-        self._buffer: list[_Item] = []
 
     # -- the contract ---------------------------------------------------------------------------
-    def submit(self, job: Job) -> Future[Any]:
-        future: Future[Outcome] = Future()
-        with self._lock:
-            self._buffer.append((job, future))
-        return future
-
     def flush(self) -> None:
-        with self._lock:
-            buffer, self._buffer = self._buffer, []
+        buffer = self.take_buffer()
         if not buffer:
             return
         client = self._client()
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-        size = max(1, min(self.max_batch, math.ceil(len(buffer) / (n_workers * 4))))
+        size = batch_size(len(buffer), n_workers, self.max_batch)
         for i in range(0, len(buffer), size):
             self._send(client, buffer[i : i + size])
 

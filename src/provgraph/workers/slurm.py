@@ -45,7 +45,7 @@ from ..engine.job import Job, Outcome
 from ..exceptions import SpecError, WorkerError
 from ..spec.resources import check_resources, merge_resources
 from ._payload import Packer, failed_outcome
-from .base import Worker
+from .base import BufferedWorker
 
 __all__ = ["SlurmState", "SlurmWorker", "parse_sacct", "parse_scontrol", "parse_squeue"]
 
@@ -106,7 +106,6 @@ class _Element:
     slurm_id: str = ""  # "<job>" or "<array job>_<task>"
     attempts: int = 0
     gone_since: float | None = None
-    submitted: float = 0.0
 
     @property
     def outcome_path(self) -> Path:
@@ -184,7 +183,7 @@ def _run(argv: Sequence[str], timeout: float = 60.0) -> subprocess.CompletedProc
     )
 
 
-class SlurmWorker(Worker):
+class SlurmWorker(BufferedWorker):
     """Runs each job as a SLURM batch job (split nodes as job arrays)."""
 
     name = "slurm"
@@ -203,6 +202,7 @@ class SlurmWorker(Worker):
         python: str | None = None,
         grace: float = 60.0,
     ) -> None:
+        super().__init__()
         sbatch = shutil.which("sbatch")
         if sbatch is None:
             raise WorkerError(
@@ -244,23 +244,14 @@ class SlurmWorker(Worker):
         self.grace = float(grace)
         self.submitted_ids: list[str] = []  # every sbatch job id, in order (arrays once)
         self._packer = Packer()
-        self._lock = threading.Lock()
-        self._buffer: list[tuple[Job, Future[Outcome]]] = []
         self._pending: dict[int, _Element] = {}
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._sacct_ok: bool | None = None if state_source == "auto" else state_source == "sacct"
 
     # -- the contract ---------------------------------------------------------------------------
-    def submit(self, job: Job) -> Future[Any]:
-        future: Future[Outcome] = Future()
-        with self._lock:
-            self._buffer.append((job, future))
-        return future
-
     def flush(self) -> None:
-        with self._lock:
-            buffer, self._buffer = self._buffer, []
+        buffer = self.take_buffer()
         groups: dict[tuple[int, tuple[tuple[str, Any], ...]], list[tuple[Job, Any]]] = {}
         for job, future in buffer:
             resources = merge_resources(self.resources, getattr(job.task_cls, "_resources", None))
@@ -349,12 +340,10 @@ class SlurmWorker(Worker):
             return
         job_id = proc.stdout.strip().split(";")[0]
         self.submitted_ids.append(job_id)
-        now = time.monotonic()
         with self._lock:
             for element in elements:
                 element.slurm_id = f"{job_id}_{element.index}" if array else job_id
                 element.gone_since = None
-                element.submitted = now
                 self._pending[id(element)] = element
 
     # -- following the jobs ---------------------------------------------------------------------
