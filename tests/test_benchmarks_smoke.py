@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -9,11 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from conftest import requires
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 SCRIPT = BENCHMARKS / "run.py"
 WORKFLOWS_SCRIPT = BENCHMARKS / "workflows.py"
 PROVENANCE_SCRIPT = BENCHMARKS / "provenance.py"
 EXPORTS_SCRIPT = BENCHMARKS / "exports.py"
+DASK_SCRIPT = BENCHMARKS / "dask_worker.py"
+SLURM_SCRIPT = BENCHMARKS / "slurm_worker.py"
+
+needs_slurm = requires("sbatch", "start a one-node cluster with scripts/start-slurm.sh")
 
 ROWS = {
     "1": "serial cold",
@@ -77,6 +84,18 @@ EXPORT_ROWS = {
     "4c": "one result's report: size",
 }
 
+DASK_ROWS = {
+    "1": "dask(n_workers=2) cold, 1,000 jobs",
+    "1a": "dask(n_workers=2) cold, 1,000 jobs, provenance=False",
+    "1b": "cluster start-up and first job",
+}
+
+SLURM_ROWS = {  # --quick: 40 jobs
+    "1": "slurm, 40 jobs, one job array",
+    "2": "slurm, 40 jobs, one sbatch per job (array=False)",
+    "3": "slurm, 40 jobs, job array vs one sbatch per job",
+}
+
 
 def check_quick_table(script: Path, rows: dict[str, str]) -> None:
     """Run ``script --quick``: it exits 0 and prints the table header and every row."""
@@ -116,3 +135,28 @@ def test_quick_provenance_benchmark_prints_the_table() -> None:
 @pytest.mark.slow
 def test_quick_export_benchmark_prints_the_table() -> None:
     check_quick_table(EXPORTS_SCRIPT, EXPORT_ROWS)
+
+
+@pytest.mark.slow
+def test_quick_dask_worker_benchmark_prints_the_table() -> None:
+    check_quick_table(DASK_SCRIPT, DASK_ROWS)
+
+
+@pytest.mark.slow
+@needs_slurm
+def test_quick_slurm_worker_benchmark_prints_the_table() -> None:
+    check_quick_table(SLURM_SCRIPT, SLURM_ROWS)
+
+
+def test_slurm_worker_benchmark_without_sbatch(tmp_path: Path) -> None:
+    """With no ``sbatch`` on PATH the SLURM script measures nothing, says why, and exits 0."""
+    proc = subprocess.run(
+        [sys.executable, str(SLURM_SCRIPT), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=SLURM_SCRIPT.parent.parent,
+        env={**os.environ, "PATH": str(tmp_path)},  # an empty folder: no sbatch in it
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "SLURM rows skipped: no sbatch on PATH" in proc.stdout, proc.stdout

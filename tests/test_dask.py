@@ -107,9 +107,16 @@ def test_local_cluster_starts_only_for_work_and_closes(tmp_path: Path) -> None:
 def test_unreachable_scheduler_is_a_clear_error(tmp_path: Path) -> None:
     address = f"tcp://127.0.0.1:{_free_port()}"
     inputs = make_inputs(tmp_path / "inputs")
-    with Submitter(
-        cache_dir=tmp_path / "c", worker="dask", address=address, connect_timeout=2, progress=False
-    ) as sub, pytest.raises(WorkerError, match=r"cannot connect to the scheduler at 'tcp://127"):
+    with (
+        Submitter(
+            cache_dir=tmp_path / "c",
+            worker="dask",
+            address=address,
+            connect_timeout=2,
+            progress=False,
+        ) as sub,
+        pytest.raises(WorkerError, match=r"cannot connect to the scheduler at 'tcp://127"),
+    ):
         sub(Study(files=inputs))
 
 

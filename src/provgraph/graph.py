@@ -7,11 +7,12 @@ carries the list of ``(output field, input field)`` pairs connecting them.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import SpecError
+
+if TYPE_CHECKING:  # networkx is imported when a graph is built, not with the package
+    import networkx as nx
 
 __all__ = ["build_graph", "lazy_inputs", "to_dot", "to_mermaid", "topological_nodes"]
 
@@ -25,6 +26,8 @@ def lazy_inputs(task: Any) -> Iterable[tuple[str, Any]]:
 
 def build_graph(workflow_name: str, nodes: dict[str, Any]) -> nx.DiGraph:
     """The graph of ``nodes`` (name -> task); a cycle or unknown node is a ``SpecError``."""
+    import networkx as nx
+
     graph = nx.DiGraph(name=workflow_name)
     for name, task in nodes.items():
         graph.add_node(name, task=task)
@@ -57,6 +60,8 @@ def build_graph(workflow_name: str, nodes: dict[str, Any]) -> nx.DiGraph:
 def topological_nodes(graph: nx.DiGraph) -> list[str]:
     """Node names, every node after the nodes it depends on (ties in insertion order)."""
     order = {n: i for i, n in enumerate(graph.nodes)}
+    import networkx as nx
+
     return list(nx.lexicographical_topological_sort(graph, key=lambda n: order[n]))
 
 

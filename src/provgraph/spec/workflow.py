@@ -15,7 +15,6 @@ from pathlib import Path
 from types import GenericAlias
 from typing import Any
 
-import networkx as nx
 
 from .. import graph as _graph
 from ..exceptions import SpecError
@@ -37,7 +36,7 @@ class WorkflowTask(TaskDef):
 
     _kind = "workflow"
     _nodes: dict[str, TaskDef] = {}
-    _graph: nx.DiGraph = nx.DiGraph()
+    _graph: Any = None  # a networkx.DiGraph, set by define
     _output_map: dict[str, Any] = {}
 
     @classmethod
