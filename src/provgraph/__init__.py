@@ -6,6 +6,7 @@ The public door: everything a user needs is importable from here.
 import typing as _typing
 from importlib import metadata as _metadata
 
+from . import environments
 from ._filetypes import Directory, File
 from .config import Config
 from .engine.result import JobFailure, Result
@@ -13,6 +14,7 @@ from .engine.submitter import Submitter
 from .exceptions import (
     CacheError,
     CommandError,
+    ContainerError,
     HashingError,
     InputFileError,
     ProvenanceError,
@@ -48,6 +50,7 @@ __all__ = [
     "CacheError",
     "CommandError",
     "Config",
+    "ContainerError",
     "Directory",
     "File",
     "HashingError",
@@ -63,6 +66,7 @@ __all__ = [
     "TaskFailedError",
     "WorkerError",
     "__version__",
+    "environments",
     "hash_value",
     "python",
     "shell",

@@ -134,7 +134,10 @@ def run_job(job: Job) -> Outcome:
             cache.clear_for_run(directory)  # what an earlier attempt left behind
         started = time.time()
         try:
-            outputs = job.task_cls._execute(dict(job.inputs), directory)
+            if job.environment is None:
+                outputs = job.task_cls._execute(dict(job.inputs), directory)
+            else:  # a shell task's command, run in a container (provgraph.environments)
+                outputs = job.task_cls._execute(dict(job.inputs), directory, job.environment)
             stored = cache.StoredResult(
                 outputs=outputs,
                 task_name=job.task_cls._task_name,

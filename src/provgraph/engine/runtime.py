@@ -35,6 +35,8 @@ class JobRun:
         "cause",
         "dependents",
         "digests",
+        "environment",
+        "environment_info",
         "index",
         "inner",
         "inputs",
@@ -69,6 +71,9 @@ class JobRun:
         self.reason: str | None = None
         self.cause: JobRun | None = None
         self.run_id = ""  # the UUID of the run that computed the job's result
+        # a shell job's environment (provgraph.environments) and its description, or None
+        self.environment: Any = None
+        self.environment_info: dict[str, str] | None = None
         # a workflow job: for each output, the (run UUID, field) of the inner jobs behind it
         self.output_sources: dict[str, list[tuple[str, str]]] | None = None
 
@@ -394,10 +399,27 @@ def definition_digest(task_cls: Any, memo: dict[int, bytes]) -> bytes:
     return result
 
 
-def hash_job(job: JobRun, memo: dict[int, bytes]) -> str:
-    """The job's hash, from its definition (and graph) and its inputs' hashes."""
+def hash_job(job: JobRun, memo: dict[int, bytes], environment: bytes | None = None) -> str:
+    """The job's hash, from its definition (and graph) and its inputs' hashes; and, when
+    given, the digest of the environment it runs in (see :func:`environment_digest`)."""
     assert job.digests is not None
-    return job_hash(definition_digest(type(job.node.task), memo), job.digests)
+    digests = job.digests
+    if environment is not None:  # "@" cannot start a field name, so no input collides
+        digests = {**digests, "@environment": environment}
+    return job_hash(definition_digest(type(job.node.task), memo), digests)
+
+
+def environment_digest(info: dict[str, str]) -> bytes:
+    """What of an environment's description enters a job hash: runtime, image, digest."""
+    return hash_value(["Environment", info["runtime"], info["image"], info["digest"]])
+
+
+def tasks_within(task: TaskDef) -> Iterator[TaskDef]:
+    """``task`` and, for a workflow, every node of its graph, nested workflows included."""
+    yield task
+    if type(task)._kind == "workflow":
+        for node in type(task)._nodes.values():  # type: ignore[attr-defined]
+            yield from tasks_within(node)
 
 
 def open_instance(job: JobRun) -> Instance:

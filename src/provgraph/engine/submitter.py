@@ -30,8 +30,9 @@ from .. import cache
 from ..config import Config
 from ..exceptions import CacheError, HashingError, ProvgraphError, SpecError
 from ..graph import lazy_inputs
-from ..hashing import FileHashCache, use_file_hash_cache
+from ..hashing import FileHashCache, hash_value, use_file_hash_cache
 from ..spec.base import Outputs, TaskDef
+from ..spec.shell import check_environment
 from ..workers import Worker, get_worker
 from . import events
 from . import runtime as rt
@@ -54,6 +55,13 @@ class Submitter:
     table of jobs per node on a terminal and a one-line summary at the end (only the summary
     elsewhere); ``progress=False`` turns both off. ``provenance=True`` (the default) records
     every job run as W3C PROV in the cache (see :class:`provgraph.ProvenanceStore`).
+
+    ``environment`` (from :mod:`provgraph.environments`) is where shell tasks' commands run
+    when neither the call (``sub(task, environment=...)``) nor the task definition names one;
+    each environment used is checked, and described for the provenance, once per submission,
+    before any job runs. ``environment_in_hash=True`` makes the environment (runtime, image
+    and its digest) part of each shell job's hash, so another image means another job; by
+    default it is not, as a result should not depend on where it was computed.
     """
 
     def __init__(
@@ -64,9 +72,19 @@ class Submitter:
         hooks: Iterable[Hook] = (),
         progress: Any = True,
         provenance: bool = True,
+        environment: Any = None,
+        environment_in_hash: bool = False,
         **worker_options: Any,
     ) -> None:
         config = Config.from_env()
+        self.environment = check_environment("environment", environment)
+        if not isinstance(environment_in_hash, bool):
+            raise SpecError(
+                f"environment_in_hash={environment_in_hash!r}; expected True or False",
+                field="environment_in_hash",
+                value=environment_in_hash,
+            )
+        self.environment_in_hash = environment_in_hash
         self.cache_dir = Path(cache_dir if cache_dir is not None else config.cache_dir).absolute()
         try:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -100,10 +118,14 @@ class Submitter:
         for hook in self.hooks:
             hook(event)
 
-    def __call__(self, task: TaskDef) -> Result:
-        """Run ``task`` (a task or a workflow, split or not) and return its :class:`Result`."""
+    def __call__(self, task: TaskDef, *, environment: Any = None) -> Result:
+        """Run ``task`` (a task or a workflow, split or not) and return its :class:`Result`.
+
+        ``environment`` overrides, for this submission, where every shell task's command runs.
+        """
+        environment = check_environment("environment", environment)
         with use_file_hash_cache(self.file_hashes):
-            run = _Run(self, task)
+            run = _Run(self, task, environment)
             try:
                 return run.execute()
             finally:
@@ -114,7 +136,7 @@ class Submitter:
 class _Run:
     """One submission."""
 
-    def __init__(self, sub: Submitter, task: TaskDef) -> None:
+    def __init__(self, sub: Submitter, task: TaskDef, environment: Any = None) -> None:
         if not isinstance(task, TaskDef):
             raise SpecError(
                 f"cannot submit {task!r} ({type(task).__name__}); expected a task instance, "
@@ -125,6 +147,9 @@ class _Run:
         self.task = task
         self.run_id = uuid.uuid4().urn
         self.memo: dict[int, bytes] = {}
+        self.environment = environment  # the call's; wins over the task's and the submitter's
+        self.env_info: dict[Any, dict[str, str] | None] = {}  # described once per submission
+        self.env_digests: dict[int, bytes | None] = {}  # per task class, when in the hash
         self.ready: collections.deque[rt.JobRun] = collections.deque()
         self.waiting: dict[Future[Any], rt.JobRun] = {}
         self.failures: list[JobFailure] = []
@@ -184,6 +209,8 @@ class _Run:
                 "that holds both",
                 field=field,
             )
+        for task in rt.tasks_within(self.task):  # a missing runtime or image stops us here
+            self._describe(self._environment_of(task))
         rt.prepare_fixed(root)
         rt.expand_node(root)
         for job in root.jobs:
@@ -191,10 +218,47 @@ class _Run:
 
     def _identify(self, job: rt.JobRun) -> None:
         rt.resolve_inputs(job)
-        job.job_hash = rt.hash_job(job, self.memo)
+        job.environment = self._environment_of(job.node.task)
+        job.environment_info = self._describe(job.environment)
+        job.job_hash = rt.hash_job(job, self.memo, self._environment_digest(job.node.task))
         job.output_dir = cache.job_dir(
             self.sub.cache_dir, type(job.node.task)._task_name, job.job_hash
         )
+
+    # -- environments ------------------------------------------------------------------------
+    def _environment_of(self, task: TaskDef) -> Any:
+        """Where a shell task's command runs: the call's, else the task's, else the
+        submitter's environment (None: natively). Python tasks and workflows have none."""
+        if type(task)._kind != "shell":
+            return None
+        own = getattr(type(task), "_environment", None)
+        for env in (self.environment, own, self.sub.environment):
+            if env is not None:
+                return env
+        return None
+
+    def _describe(self, env: Any) -> dict[str, str] | None:
+        """The environment's description, asked of its runtime once per submission."""
+        if env is None:
+            return None
+        if env not in self.env_info:
+            self.env_info[env] = env.describe()
+        return self.env_info[env]
+
+    def _environment_digest(self, task: TaskDef) -> bytes | None:
+        """What the environment adds to the hash of ``task``'s jobs, when it is in the hash;
+        a workflow's jobs take in the environments of the shell tasks inside it."""
+        if not self.sub.environment_in_hash:
+            return None
+        key = id(type(task))
+        if key not in self.env_digests:
+            found = set()
+            for inner in rt.tasks_within(task):
+                info = self._describe(self._environment_of(inner))
+                if info is not None:
+                    found.add(rt.environment_digest(info))
+            self.env_digests[key] = None if not found else hash_value(sorted(found))
+        return self.env_digests[key]
 
     def _root_dir(self) -> Path:
         root = self.root
@@ -248,6 +312,7 @@ class _Run:
             run_id=job.run_id,
             context=context or None,
             after=tuple(after),
+            environment=job.environment,
         )
         job.status = "running"
         future = self.sub.worker.submit(job.job)

@@ -144,9 +144,10 @@ def find_executable(runtime: str, executable: str, install: str, image: str = ""
     """The full path of ``executable``, or a :class:`ContainerError` saying how to get it."""
     found = shutil.which(executable)
     if found is None:
+        where = "" if os.sep in executable else " on PATH"
         raise ContainerError(
-            f"{runtime}: executable {executable!r} is not on PATH, so no job can run in "
-            f"{runtime}; {install}, or pass executable='/path/to/{runtime}'",
+            f"{runtime}: executable {executable!r} was not found{where}, so no job can run in "
+            f"{runtime}; {install}, or pass executable='/path/to/{os.path.basename(executable)}'",
             runtime=runtime,
             image=image,
         )

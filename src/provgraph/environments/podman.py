@@ -63,7 +63,9 @@ class OciRuntime(Environment):
 
     image: str = attrs.field(validator=non_empty)
     tag: str | None = attrs.field(default=None, validator=_optional_tag)
-    network: bool = attrs.field(default=False, kw_only=True, validator=attrs.validators.instance_of(bool))
+    network: bool = attrs.field(
+        default=False, kw_only=True, validator=attrs.validators.instance_of(bool)
+    )
     options: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=as_options)
     executable: str = attrs.field(default="", kw_only=True)
     install_hint = ""
@@ -87,7 +89,7 @@ class OciRuntime(Environment):
         if done.returncode != 0 or not found:
             why = (done.stderr.strip().splitlines() or ["no such image"])[-1]
             raise ContainerError(
-                f"{self.runtime}: image {ref!r} is not available on this machine ({why}); "
+                f"{self.runtime}: image {ref!r} is not available ({why}); "
                 f"'{self.executable} image ls' lists the local images. Get it first with "
                 f"'{self.executable} pull {ref}' (or build or import it): jobs never pull images",
                 runtime=self.runtime,

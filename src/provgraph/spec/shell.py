@@ -16,6 +16,9 @@ Template form::
 
 Class form: see :func:`define` and :func:`arg` / :func:`out`. Every shell task also outputs
 ``return_code``, ``stdout`` and ``stderr``; a non-zero exit fails the job.
+
+``shell.define(..., environment=Podman("localhost/tool"))`` runs the task's command in that
+environment (see :mod:`provgraph.environments`) unless the submission gives another one.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ class ShellTask(TaskDef):
     _kind = "shell"
     _executable: tuple[str, ...] = ()
     _layout: tuple[Any, ...] = ()  # command-line items in order: field names and _Literal
+    _environment: Any = None  # where the command runs by default; not part of the definition
 
     @classmethod
     def _output_paths(cls, inputs: dict[str, Any], output_dir: Path) -> dict[str, Path]:
@@ -130,8 +134,14 @@ class ShellTask(TaskDef):
         return first + middle + last
 
     @classmethod
-    def _execute(cls, inputs: dict[str, Any], output_dir: Path) -> dict[str, Any]:
+    def _execute(
+        cls, inputs: dict[str, Any], output_dir: Path, environment: Any = None
+    ) -> dict[str, Any]:
         argv = cls.command_line(inputs, output_dir)
+        if environment is not None:  # written with the paths seen inside, run by the runtime
+            placement = environment.place(inputs, output_dir)
+            inside = cls.command_line(placement.inputs, placement.job_dir)
+            argv = environment.wrap(inside, placement)
         for path in cls._output_paths(inputs, output_dir).values():
             path.parent.mkdir(parents=True, exist_ok=True)
         stdout_path, stderr_path = output_dir / "stdout.txt", output_dir / "stderr.txt"
@@ -443,13 +453,34 @@ def _from_class(cls: type) -> tuple[list[str], dict[str, Field], dict[str, Outpu
     return command, inputs, outputs, layout
 
 
+def check_environment(name: str, value: Any) -> Any:
+    """``value`` if it is None or an environment (``provgraph.environments``), else SpecError."""
+    if value is None or all(callable(getattr(value, m, None)) for m in _ENVIRONMENT_METHODS):
+        return value
+    raise SpecError(
+        f"{name}={value!r}; expected an environment from provgraph.environments (Native, "
+        "Podman, Docker, Apptainer, Bubblewrap) or None",
+        field=name,
+        value=value,
+    )
+
+
+_ENVIRONMENT_METHODS = ("describe", "place", "wrap")
+
+
 def define(
     template: str | type | None = None,
     *,
     name: str | None = None,
     version: str | None = None,
+    environment: Any = None,
 ) -> Any:
-    """Make a shell task class from a command template or a class (usable as a decorator)."""
+    """Make a shell task class from a command template or a class (usable as a decorator).
+
+    ``environment`` is where its command runs unless a submission says otherwise; it is not
+    part of the definition hash.
+    """
+    check_environment("environment", environment)
 
     def build(spec: str | type) -> type[ShellTask]:
         if isinstance(spec, str):
@@ -483,7 +514,11 @@ def define(
             outputs=all_outputs,
             body=body,
             version=version,
-            extra={"_executable": tuple(command), "_layout": tuple(layout)},
+            extra={
+                "_executable": tuple(command),
+                "_layout": tuple(layout),
+                "_environment": environment,
+            },
         )
         return typing.cast(type[ShellTask], cls)
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from types import GenericAlias
 from typing import Any
 
-
 from .. import graph as _graph
 from ..exceptions import SpecError
 from ._definition import check_task_name
