@@ -39,3 +39,13 @@ def requires(executable: str, how: str) -> pytest.MarkDecorator:
 
     missing = shutil.which(executable) is None and os.environ.get("PROVGRAPH_CI") != "1"
     return pytest.mark.skipif(missing, reason=f"no {executable} on PATH; {how}")
+
+
+def skip_unless_ci(reason: str) -> None:
+    """``pytest.skip(reason)``, except under CI (``PROVGRAPH_CI=1``), where what the test needs
+    was set up by ``.ci/run``, so its absence is a failure."""
+    import os
+
+    if os.environ.get("PROVGRAPH_CI") == "1":
+        pytest.fail(f"under CI, but: {reason}")
+    pytest.skip(reason)

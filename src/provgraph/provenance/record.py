@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 import pyoxigraph as ox
+import xxhash
 
 from .. import __version__
 from .._filetypes import Directory, File
@@ -110,7 +111,6 @@ def describe_value(value: Any) -> dict[str, Any]:
         digest = hash_value(value).hex()
     except HashingError:  # recorded all the same, by its pickled bytes
         import cloudpickle
-        import xxhash
 
         digest = xxhash.xxh3_128_hexdigest(cloudpickle.dumps(value))
     return {"kind": "Value", "hash": digest, "value": small}
@@ -198,6 +198,8 @@ def _environment_file(cache_dir: Path, env: dict[str, Any]) -> None:
             ox.Quad(package, G("name"), ox.Literal(name), g),
             ox.Quad(package, G("version"), ox.Literal(version), g),
         ]
+    if env.get("container"):
+        quads += _container_quads(g, iri, env["container"])
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(path, _trig(quads))
 
@@ -220,12 +222,17 @@ def _placement(g: ox.NamedNode, run: ox.NamedNode, placement: dict[str, str]) ->
         yield ox.Quad(run, G("workerLog"), _file_iri(log), g)
 
 
-def _container(g: ox.NamedNode, run: ox.NamedNode, info: dict[str, str]) -> Iterator[ox.Quad]:
-    """The container (or sandbox) a shell command ran in: an entity the run used, named by
-    the hash of its description (runtime and version, image, tag, digest)."""
-    env = _n(V.environment_iri(hash_value(info).hex()))
-    yield ox.Quad(run, P("used"), env, g)
-    yield ox.Quad(env, A, P("Entity"), g)
+def _with_container(env: dict[str, Any], container: dict[str, str] | None) -> dict[str, Any]:
+    """The host environment and the container (or sandbox) a shell command ran in, as one
+    environment: one IRI per combination, named by the hash of both."""
+    if not container:
+        return env
+    digest = xxhash.xxh3_128_hexdigest(f"{env['hash']} {sorted(container.items())!r}".encode())
+    return {**env, "container": container, "hash": digest}
+
+
+def _container_quads(g: ox.NamedNode, env: ox.NamedNode, info: dict[str, str]) -> Iterator[ox.Quad]:
+    """The container part of an environment: runtime and version, image, tag and digest."""
     yield ox.Quad(env, A, G("ContainerEnvironment"), g)
     yield ox.Quad(env, G("containerRuntime"), ox.Literal(info["runtime"]), g)
     yield ox.Quad(env, G("runtimeVersion"), ox.Literal(info["runtime_version"]), g)
@@ -246,7 +253,7 @@ def write_job_run(job: Any, outcome: Any) -> None:
         return
     run = _n(V.run_iri(job.run_id))
     g = run
-    env = capture()
+    env = _with_container(capture(), context.get("container"))
     quads: list[ox.Quad] = [
         ox.Quad(run, A, P("Activity"), g),
         ox.Quad(run, A, G("JobRun"), g),
@@ -267,8 +274,6 @@ def write_job_run(job: Any, outcome: Any) -> None:
     quads.append(ox.Quad(run, P("used"), env_iri, g))
     quads.append(ox.Quad(env_iri, A, P("Entity"), g))
     quads.append(ox.Quad(env_iri, A, G("Environment"), g))
-    if context.get("container"):
-        quads += _container(g, run, context["container"])
     agent = _n(V.agent_iri())
     plan = _n(V.definition_iri(context["definition"]))
     association = ox.BlankNode()
