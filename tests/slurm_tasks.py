@@ -37,3 +37,18 @@ def Trouble(long: int, naps: list[float], script: str) -> tuple[int, list[float]
     nap = workflow.add(Nap().split(seconds=naps), name="nap")
     complaint = workflow.add(Complain(script=script), name="complain")
     return overrun.out, nap.out, complaint.return_code
+
+
+@python.define(outputs=["cpus", "time_limit"], resources={"cpus": 2})
+def Allocation(x: int) -> tuple[str, str]:
+    """What SLURM gave this job: CPUs per task, and its time limit as squeue shows it."""
+    import subprocess
+
+    job = os.environ["SLURM_JOB_ID"]
+    limit = subprocess.run(
+        ["squeue", "-h", "-j", job, "-o", "%l"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return os.environ.get("SLURM_CPUS_PER_TASK", ""), limit
+
+
+Sleepy = shell.define("sleep <seconds:int>", name="Sleepy", resources={"time": "00:07:00"})

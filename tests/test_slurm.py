@@ -19,7 +19,7 @@ from provgraph import ProvenanceStore, Submitter
 from provgraph.exceptions import SpecError, WorkerError
 from provgraph.spec.resources import check_resources
 from provgraph.workers.slurm import SlurmState, parse_sacct, parse_scontrol, parse_squeue
-from slurm_tasks import Nap, Trouble, Vanish
+from slurm_tasks import Allocation, Nap, Sleepy, Trouble, Vanish
 
 needs_slurm = requires("sbatch", "start a one-node cluster with scripts/start-slurm.sh")
 
@@ -218,3 +218,25 @@ def test_bad_worker_options_are_refused_before_anything_runs(tmp_path: Path) -> 
         Submitter(cache_dir=tmp_path, worker="slurm", poll_interval=0)
     with pytest.raises(WorkerError, match=r"state_source='squeue'"):
         Submitter(cache_dir=tmp_path, worker="slurm", state_source="squeue")
+
+
+@needs_slurm
+def test_resources_of_task_and_worker_reach_sbatch(tmp_path: Path) -> None:
+    """The worker's resources apply to every job; a task's own win key by key."""
+    with Submitter(
+        cache_dir=tmp_path,
+        worker="slurm",
+        poll_interval=0.2,
+        resources={"cpus": 1, "time": 5},
+        progress=False,
+    ) as sub:
+        result = sub(Allocation(x=1))
+        sleepy = sub(Sleepy(seconds=0))
+    assert not result.errored and not sleepy.errored, result.errors + sleepy.errors
+    assert result.outputs.cpus == "2"  # the task's cpus=2 over the worker's cpus=1
+    assert result.outputs.time_limit == "5:00"  # the worker's time=5 (minutes)
+    _, sleepy_id = sub.worker.submitted_ids  # one sbatch per submission
+    limit = subprocess.run(
+        ["scontrol", "show", "job", "-o", sleepy_id], capture_output=True, text=True
+    ).stdout
+    assert "TimeLimit=00:07:00" in limit  # a shell task's own time limit

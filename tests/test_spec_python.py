@@ -237,3 +237,19 @@ def test_unstorable_output_fails_the_job(cache_dir: Path, worker: str) -> None:
     assert result.stats["failed"] == 2
     assert "cannot be stored" in result.errors[0].message
     assert (result.errors[0].output_dir / "_error.json").exists()
+
+
+def test_resources_are_not_part_of_the_definition() -> None:
+    """Asking for more memory computes the same thing: same definition hash, same job."""
+    from provgraph import python, shell
+
+    def body(x: int) -> int:
+        return x
+
+    plain = python.define(body)
+    hungry = python.define(body, resources={"mem": "64G", "cpus": 8})
+    assert plain._definition_hash == hungry._definition_hash
+    assert hungry._resources == {"mem": "64G", "cpus": 8} and plain._resources == {}
+    a = shell.define("echo <x:int>", name="Echo")
+    b = shell.define("echo <x:int>", name="Echo", resources={"time": 10})
+    assert a._definition_hash == b._definition_hash and b._resources == {"time": "10"}

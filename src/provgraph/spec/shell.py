@@ -39,6 +39,7 @@ from ..exceptions import CommandError, SpecError
 from ._definition import check_task_name, make_task_class
 from .base import TaskDef
 from .fields import NOTHING, Field, OutputField, coerce
+from .resources import check_resources
 
 __all__ = ["ShellTask", "arg", "define", "out"]
 
@@ -474,13 +475,16 @@ def define(
     name: str | None = None,
     version: str | None = None,
     environment: Any = None,
+    resources: dict[str, Any] | None = None,
 ) -> Any:
     """Make a shell task class from a command template or a class (usable as a decorator).
 
-    ``environment`` is where its command runs unless a submission says otherwise; it is not
-    part of the definition hash.
+    ``environment`` is where its command runs unless a submission says otherwise;
+    ``resources`` (time, mem, cpus...) what a batch scheduler should give each of its jobs
+    (see :mod:`provgraph.spec.resources`). Neither is part of the definition hash.
     """
     check_environment("environment", environment)
+    checked_resources = check_resources(name or "shell task", resources)
 
     def build(spec: str | type) -> type[ShellTask]:
         if isinstance(spec, str):
@@ -518,6 +522,7 @@ def define(
                 "_executable": tuple(command),
                 "_layout": tuple(layout),
                 "_environment": environment,
+                "_resources": checked_resources,
             },
         )
         return typing.cast(type[ShellTask], cls)
