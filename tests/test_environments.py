@@ -29,6 +29,7 @@ from provgraph import (
     CommandError,
     ContainerError,
     File,
+    ProvenanceError,
     ProvenanceStore,
     SpecError,
     Submitter,
@@ -710,3 +711,26 @@ def test_environment_is_not_part_of_the_definition(tmp_path: Path) -> None:
         Submitter(cache_dir=tmp_path, environment_in_hash="yes", progress=False)  # type: ignore[arg-type]
     with Submitter(cache_dir=tmp_path, progress=False) as sub, pytest.raises(SpecError):
         sub(plain(in_file=tmp_path), environment=42)
+
+
+def test_rerun_runs_in_the_recorded_image_and_checks_its_digest(
+    scratch_image: str, text_file: Path, cache_dir: Path
+) -> None:
+    """A rerun of a containerised job runs in the same image (recorded beside the job), and
+    refuses once that image name holds other content."""
+    _import_image(scratch_image, "first build")
+    env = Podman(scratch_image)
+    where = Script(script="cat /etc/note; echo; ls -d /pg/job")
+    with Submitter(cache_dir=cache_dir, environment=env, progress=False) as sub:
+        result = sub(where)
+    assert not result.errored, result.errors
+    assert result.outputs.stdout == "first build\n/pg/job\n"
+    store = ProvenanceStore(cache_dir)
+    again = store.rerun(result.output_dir.name.rsplit("-", 1)[-1])
+    assert again.outputs["stdout"] == "first build\n/pg/job\n"  # not on the host: in the image
+    assert again.all_reproduced
+    rows = store.query("SELECT ?d WHERE { ?run pg:rerunOf ?old ; prov:used/pg:containerDigest ?d }")
+    assert [str(d) for (d,) in rows] == [_image_digest(scratch_image)]
+    _import_image(scratch_image, "second build")
+    with pytest.raises(ProvenanceError, match=r"image '.*provgraph-test-.*' has changed"):
+        store.rerun(result.output_dir.name.rsplit("-", 1)[-1])

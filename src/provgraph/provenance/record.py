@@ -348,6 +348,15 @@ def write_job_run(job: Any, outcome: Any) -> None:
         quads.append(ox.Quad(run, G("inputsFile"), _file_iri(inputs_file), g))
     except Exception:  # values that cannot be pickled: the run cannot be rerun, but is recorded
         pass
+    if getattr(job, "environment", None) is not None:  # a rerun runs in the same container
+        environment_file = job.output_dir / f"_prov-{job.run_id}.environment.pkl"
+        try:
+            import cloudpickle
+
+            atomic_write(environment_file, cloudpickle.dumps(job.environment))
+            quads.append(ox.Quad(run, G("environmentFile"), _file_iri(environment_file), g))
+        except Exception:  # recorded all the same; a rerun then says it cannot tell where
+            pass
     cache_dir = Path(context["cache_dir"])
     _environment_file(cache_dir, env)
     atomic_write(job.output_dir / f"_prov-{job.run_id}.trig", _trig(quads))

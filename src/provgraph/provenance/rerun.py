@@ -2,8 +2,10 @@
 
 The record names the task definition (pickled beside the index) and the input values (pickled
 beside the job); input files are taken from their recorded location and must still have their
-recorded content hash. The job runs in a scratch directory, never over the original result, and
-the new run is recorded with ``pg:rerunOf`` the old one and ``pg:reproduced`` on each output.
+recorded content hash. A shell job that ran in a container reruns in it (pickled beside the
+job too), and its image must still have the recorded digest. The job runs in a scratch
+directory, never over the original result, and the new run is recorded with ``pg:rerunOf``
+the old one and ``pg:reproduced`` on each output.
 """
 
 from __future__ import annotations
@@ -48,16 +50,19 @@ def _recorded(store: Any, run: str) -> dict[str, Any]:
 
     rows = list(
         store.query(
-            "SELECT ?task ?node ?defile ?inputs WHERE { ?run a pg:JobRun ; pg:taskName ?task ; "
-            "pg:nodeName ?node ; prov:qualifiedAssociation/prov:hadPlan ?plan . "
+            "SELECT ?task ?node ?defile ?inputs ?envfile ?digest WHERE { ?run a pg:JobRun ; "
+            "pg:taskName ?task ; pg:nodeName ?node ; "
+            "prov:qualifiedAssociation/prov:hadPlan ?plan . "
             "OPTIONAL { ?plan pg:definitionFile ?defile } "
-            "OPTIONAL { ?run pg:inputsFile ?inputs } }",
+            "OPTIONAL { ?run pg:inputsFile ?inputs } "
+            "OPTIONAL { ?run pg:environmentFile ?envfile } "
+            "OPTIONAL { ?run prov:used/pg:containerDigest ?digest } }",
             run=rdflib.URIRef(run),
         )
     )
     if not rows:
         raise ProvenanceError(f"no job run {run} is recorded")
-    task, node, definition_file, inputs_file = rows[0]
+    task, node, definition_file, inputs_file, environment_file, digest = rows[0]
     if definition_file is None or inputs_file is None:
         raise ProvenanceError(
             f"run {run} of {task} cannot be rerun: its record has no stored definition or inputs"
@@ -84,9 +89,32 @@ def _recorded(store: Any, run: str) -> dict[str, Any]:
         "node": str(node),
         "definition_file": _path(definition_file),
         "inputs_file": _path(inputs_file),
+        "environment_file": _path(environment_file) if environment_file is not None else None,
+        "container_digest": str(digest) if digest is not None else None,
         "files": files,
         "outputs": outputs,
     }
+
+
+def _environment(record: dict[str, Any], run: str) -> tuple[Any, dict[str, str] | None]:
+    """The container the job ran in, checked to hold the image it had (by digest)."""
+    import cloudpickle
+
+    where = record["environment_file"]
+    if where is None:
+        return None, None
+    try:
+        environment = cloudpickle.loads(where.read_bytes())
+    except Exception as err:
+        raise ProvenanceError(f"cannot load the stored environment of {run}: {err}") from err
+    info = environment.describe()  # a missing runtime or image raises ContainerError here
+    recorded = record["container_digest"]
+    if recorded is not None and info["digest"] != recorded:
+        raise ProvenanceError(
+            f"rerun of {record['task']}: {info['runtime']} image {info['image']!r} has changed: "
+            f"recorded digest {recorded}, current {info['digest']}"
+        )
+    return environment, info
 
 
 def _check_files(record: dict[str, Any], inputs: dict[str, Any]) -> None:
@@ -131,6 +159,7 @@ def rerun(
             f"cannot load the stored definition or inputs of {old_run}: {err}"
         ) from err
     _check_files(record, inputs)
+    environment, environment_info = _environment(record, old_run)
     new_id = str(uuid.uuid4())
     base = (
         Path(into).absolute()
@@ -141,7 +170,10 @@ def rerun(
     output_dir.mkdir(parents=True)
     started = time.time()
     try:
-        outputs = task_cls._execute(dict(inputs), output_dir)
+        if environment is None:
+            outputs = task_cls._execute(dict(inputs), output_dir)
+        else:
+            outputs = task_cls._execute(dict(inputs), output_dir, environment)
     except Exception as err:
         raise ProvenanceError(
             f"rerun of {record['task']} ({old_run}) failed: {type(err).__name__}: {err}"
@@ -166,6 +198,7 @@ def rerun(
         "login": login,
         "rerun_of": old_run,
         "reproduced": reproduced,
+        "container": environment_info,
     }
     new_job = Job(
         task_cls=task_cls,
@@ -174,6 +207,7 @@ def rerun(
         output_dir=output_dir,
         run_id=new_id,
         context=context,
+        environment=environment,
     )
     outcome = Outcome(
         job_hash=new_job.job_hash, status="succeeded", outputs=outputs, started=started, ended=ended
