@@ -734,3 +734,38 @@ def test_rerun_runs_in_the_recorded_image_and_checks_its_digest(
     _import_image(scratch_image, "second build")
     with pytest.raises(ProvenanceError, match=r"image '.*provgraph-test-.*' has changed"):
         store.rerun(result.output_dir.name.rsplit("-", 1)[-1])
+
+
+def test_diff_names_the_container_change(
+    podman: Podman, bwrap: Bubblewrap, text_file: Path, tmp_path: Path
+) -> None:
+    """Two runs of one job, in Podman then in Bubblewrap: diff reports the container change."""
+    runs = []
+    for env in (podman, bwrap):
+        cache = tmp_path / env.runtime
+        with Submitter(cache_dir=cache, environment=env, progress=False) as sub:
+            result = sub(Upper(in_file=text_file))
+        assert not result.errored, result.errors
+        [(run,)] = ProvenanceStore(cache).query("SELECT ?r WHERE { ?r a pg:JobRun }")
+        runs.append((cache, str(run)))
+    merged = tmp_path / "merged"  # both records in one store: copy the second into the first
+    shutil.copytree(runs[0][0], merged)
+    for item in runs[1][0].iterdir():
+        if item.name != ".provenance":
+            shutil.copytree(item, merged / item.name, dirs_exist_ok=True)
+    shutil.copytree(
+        runs[1][0] / ".provenance" / "environments",
+        merged / ".provenance" / "environments",
+        dirs_exist_ok=True,
+    )
+    store = ProvenanceStore(merged)
+    store.refresh(scan=True)
+    report = store.diff(runs[0][1], runs[1][1])
+    box = report["environment"]["container"]
+    assert box["changed"] and report["environment"]["changed"]
+    assert (box["before"]["runtime"], box["after"]["runtime"]) == ("podman", "bubblewrap")
+    assert box["before"]["digest"] == podman.describe()["digest"]
+    assert "out_file" not in report["outputs"]  # the same file content either way
+    from provgraph.provenance.diff import diff_text
+
+    assert "container: podman localhost/localtest:latest sha256:" in diff_text(report)

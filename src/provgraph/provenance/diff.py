@@ -24,6 +24,24 @@ def _packages(store: Any, run: str) -> tuple[str | None, dict[str, str]]:
     return env, {str(n): str(v) for _, n, v in rows if n is not None}
 
 
+def _container(store: Any, run: str) -> dict[str, str] | None:
+    """The container a shell job's command ran in (runtime, image, digest), if any."""
+    import rdflib
+
+    rows = list(
+        store.query(
+            "SELECT ?runtime ?image ?digest WHERE { ?run prov:used ?env . "
+            "?env a pg:ContainerEnvironment ; pg:containerRuntime ?runtime ; "
+            "pg:containerImage ?image ; pg:containerDigest ?digest }",
+            run=rdflib.URIRef(run),
+        )
+    )
+    if not rows:
+        return None
+    runtime, image, digest = rows[0]
+    return {"runtime": str(runtime), "image": str(image), "digest": str(digest)}
+
+
 def _outputs(store: Any, run: str) -> dict[str, str]:
     import rdflib
 
@@ -44,6 +62,7 @@ def diff_runs(store: Any, first: str, second: str) -> dict[str, Any]:
     env_a, pkgs_a = _packages(store, a)
     env_b, pkgs_b = _packages(store, b)
     outs_a, outs_b = _outputs(store, a), _outputs(store, b)
+    box_a, box_b = _container(store, a), _container(store, b)
     return {
         "runs": [a, b],
         "code": {
@@ -65,6 +84,7 @@ def diff_runs(store: Any, first: str, second: str) -> dict[str, Any]:
                 for n in sorted(set(pkgs_a) & set(pkgs_b))
                 if pkgs_a[n] != pkgs_b[n]
             },
+            "container": {"changed": box_a != box_b, "before": box_a, "after": box_b},
         },
         "outputs": {
             field: [outs_a.get(field), outs_b.get(field)]
@@ -92,6 +112,13 @@ def diff_text(report: dict[str, Any]) -> str:
         lines.append(f"  - {name} {version}")
     for name, (old, new) in env["changed_versions"].items():
         lines.append(f"  ~ {name} {old} -> {new}")
+    box = env["container"]
+    if box["changed"]:
+
+        def show(c: dict[str, str] | None) -> str:
+            return f"{c['runtime']} {c['image']} {c['digest']}" if c else "native"
+
+        lines.append(f"  container: {show(box['before'])} -> {show(box['after'])}")
     lines.append("outputs: " + ("same" if not report["outputs"] else "changed"))
     for field, (old, new) in report["outputs"].items():
         lines.append(f"  {field}: {old} -> {new}")
