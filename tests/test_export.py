@@ -166,3 +166,26 @@ def test_large_jsonld_selection_is_flat_and_equivalent(
         warnings.simplefilter("ignore", DeprecationWarning)
         back = rdflib.Graph().parse(data=json.dumps(report), format="json-ld")
     assert isomorphic(back, _expected(store))
+
+
+def test_every_declared_term_has_a_short_name_in_the_context() -> None:
+    """JSON-LD reports use short names for every pg: term the ontology declares."""
+    import json
+
+    import rdflib
+
+    from provgraph.provenance import vocab
+
+    ontology = rdflib.Graph().parse(vocab.ontology_path("provgraph.ttl"))
+    declared = {
+        str(s).removeprefix(vocab.PG)
+        for s in ontology.subjects()
+        if str(s).startswith(vocab.PG) and str(s) != vocab.PG.rstrip("#")
+    }
+    context = json.loads(vocab.ontology_path("context.jsonld").read_text())["@context"]
+    named = {
+        (v if isinstance(v, str) else v.get("@id", "")).removeprefix("pg:")
+        for v in context.values()
+        if isinstance(v, (str, dict))
+    }
+    assert declared and declared <= named, declared - named
