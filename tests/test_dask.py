@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from prov_tasks import Study, make_inputs
-from provgraph import ProvenanceStore, Submitter
+from provgraph import File, ProvenanceStore, Submitter, python
 from provgraph.exceptions import WorkerError
 
 TESTS = Path(__file__).parent
@@ -123,3 +123,25 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path: Path) -> None:
 def test_cluster_options_with_an_address_are_refused() -> None:
     with pytest.raises(WorkerError, match=r"cluster options \['n_workers'\].*LocalCluster"):
         Submitter(worker="dask", address="tcp://127.0.0.1:8786", n_workers=2)
+
+
+@python.define
+def WriteMine(x: int) -> File:
+    """Writes a file by a relative name: it must land in this job's own directory."""
+    time.sleep(0.05)  # long enough for the jobs of one worker to overlap if they could
+    Path("mine.txt").write_text(str(x))
+    time.sleep(0.05)
+    return File(Path("mine.txt").absolute())
+
+
+def test_threads_of_one_dask_worker_do_not_mix_up_job_directories(tmp_path: Path) -> None:
+    """A Dask worker process with several threads runs one job at a time (jobs change the
+    process's working directory), so every file lands in its own job's directory."""
+    with Submitter(
+        cache_dir=tmp_path, worker="dask", n_workers=1, threads_per_worker=4, progress=False
+    ) as sub:
+        result = sub(WriteMine().split(x=list(range(8))))
+    assert not result.errored, result.errors
+    for x, made in enumerate(result.outputs.out):
+        assert Path(made).read_text() == str(x)
+        assert Path(made).parent.parent == tmp_path

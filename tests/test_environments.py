@@ -24,7 +24,7 @@ import attrs
 import pytest
 import rdflib
 
-from conftest import skip_unless_ci
+from conftest import requires, skip_unless_ci
 from provgraph import (
     CommandError,
     ContainerError,
@@ -769,3 +769,68 @@ def test_diff_names_the_container_change(
     from provgraph.provenance.diff import diff_text
 
     assert "container: podman localhost/localtest:latest sha256:" in diff_text(report)
+
+
+@requires("sbatch", "start a one-node cluster with scripts/start-slurm.sh")
+def test_scancel_stops_the_container_of_a_slurm_job(podman: Podman, tmp_path: Path) -> None:
+    """SIGTERM from scancel reaches the job: it removes its container before it goes."""
+    import threading
+    import time
+
+    def running_containers() -> list[str]:
+        out = subprocess.run(
+            ["podman", "ps", "-a", "--filter", "name=provgraph-", "--format", "{{.Names}}"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        return out.split()
+
+    before = set(running_containers())
+    with Submitter(
+        cache_dir=tmp_path, worker="slurm", poll_interval=0.2, environment=podman, progress=False
+    ) as sub:
+        ids = sub.worker.submitted_ids
+
+        def cancel_once_the_container_runs() -> None:
+            for _ in range(600):
+                if set(running_containers()) - before and ids:
+                    subprocess.run(["scancel", ids[0]], check=True)
+                    return
+                time.sleep(0.1)
+
+        watcher = threading.Thread(target=cancel_once_the_container_runs, daemon=True)
+        watcher.start()
+        result = sub(Script(script="sleep 120"))
+        watcher.join(timeout=1)
+    [error] = result.errors
+    assert "was cancelled: CANCELLED" in error.message
+    for _ in range(100):  # the container goes with its job
+        if not set(running_containers()) - before:
+            break
+        time.sleep(0.1)
+    assert set(running_containers()) - before == set()
+
+
+def test_moving_an_image_between_nodes_changes_the_workflow_hash(
+    bwrap: Bubblewrap, tmp_path: Path
+) -> None:
+    """With the environment in the hash, which node runs where is part of a workflow's hash."""
+
+    def study(on_first: Any, on_second: Any) -> Any:
+        first = shell.define("echo <x:int>", name="First", environment=on_first)
+        second = shell.define("echo <x:int>", name="Second", environment=on_second)
+
+        @workflow.define
+        def Moved(x: int) -> str:
+            workflow.add(first(x=x), name="a")
+            return workflow.add(second(x=x), name="b").stdout
+
+        return Moved(x=1)
+
+    dirs = []
+    for placed in ((bwrap, None), (None, bwrap)):
+        with Submitter(cache_dir=tmp_path, environment_in_hash=True, progress=False) as sub:
+            result = sub(study(*placed))
+        assert not result.errored, result.errors
+        dirs.append(result.output_dir)
+    assert dirs[0] != dirs[1]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +19,13 @@ from conftest import requires
 from provgraph import ProvenanceStore, Submitter
 from provgraph.exceptions import SpecError, WorkerError
 from provgraph.spec.resources import check_resources
-from provgraph.workers.slurm import SlurmState, parse_sacct, parse_scontrol, parse_squeue
+from provgraph.workers.slurm import (
+    SlurmState,
+    SlurmWorker,
+    parse_sacct,
+    parse_scontrol,
+    parse_squeue,
+)
 from slurm_tasks import Allocation, Nap, Sleepy, Trouble, Vanish
 
 needs_slurm = requires("sbatch", "start a one-node cluster with scripts/start-slurm.sh")
@@ -128,6 +135,7 @@ def test_a_job_lost_with_its_node_is_submitted_again(tmp_path: Path) -> None:
         worker="slurm",
         poll_interval=0.3,
         sbatch_args="--no-requeue",  # SLURM's own requeue off: the worker's is tested
+        resources={"time": 3},
         progress=False,
     ) as sub:
         ids = sub.worker.submitted_ids
@@ -158,6 +166,12 @@ def test_a_job_lost_with_its_node_is_submitted_again(tmp_path: Path) -> None:
         ["sacct", "-n", "-P", "-X", "-j", ids[0], "-o", "State"], capture_output=True, text=True
     ).stdout.split()
     assert states in (["NODE_FAIL"], [])  # [] where accounting lags or is off
+    again = subprocess.run(
+        ["scontrol", "show", "job", "-o", ids[1]], capture_output=True, text=True
+    ).stdout
+    assert "TimeLimit=00:03:00" in again  # the requeued job keeps its resources
+    batch = next((tmp_path / ".slurm").iterdir())
+    assert (batch / "0.1.outcome.pkl").exists()  # the second attempt has files of its own
 
 
 # -- beside the real runs: the parsers on recorded output, and option checks ------------------
@@ -240,3 +254,90 @@ def test_resources_of_task_and_worker_reach_sbatch(tmp_path: Path) -> None:
         ["scontrol", "show", "job", "-o", sleepy_id], capture_output=True, text=True
     ).stdout
     assert "TimeLimit=00:07:00" in limit  # a shell task's own time limit
+
+
+def _sbatch(*args: str) -> str:
+    return subprocess.run(
+        ["sbatch", "--parsable", *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _wait_gone(job_id: str) -> None:
+    for _ in range(300):
+        if not subprocess.run(
+            ["squeue", "-h", "-j", job_id], capture_output=True, text=True
+        ).stdout.strip():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(job_id)
+
+
+@needs_slurm
+def test_scontrol_states_of_several_jobs(tmp_path: Path) -> None:
+    """``scontrol show job`` takes one id: states of several jobs still come back."""
+    ok, bad = (
+        _sbatch(f"--chdir={tmp_path}", "--wrap", "true"),
+        _sbatch(f"--chdir={tmp_path}", "--wrap", "exit 4"),
+    )
+    for job_id in (ok, bad):
+        _wait_gone(job_id)
+    worker = SlurmWorker(state_source="scontrol")
+    states = worker.final_states([ok, bad])
+    assert (states[ok].state, states[bad].state, states[bad].exit_code) == (
+        "COMPLETED",
+        "FAILED",
+        "4:0",
+    )
+
+
+@needs_slurm
+def test_a_job_that_can_never_start_is_cancelled_and_reported(tmp_path: Path) -> None:
+    """A dependency that can never be met: the job is cancelled and fails with the reason."""
+    failed = _sbatch(f"--chdir={tmp_path}", "--wrap", "exit 1")
+    _wait_gone(failed)
+    with Submitter(
+        cache_dir=tmp_path / "cache",
+        worker="slurm",
+        poll_interval=0.3,
+        sbatch_args=f"--dependency=afterok:{failed}",
+        progress=False,
+    ) as sub:
+        result = sub(Nap(seconds=0))
+        [job_id] = sub.worker.submitted_ids
+    [error] = result.errors
+    assert "could not start" in error.message and "DependencyNeverSatisfied" in error.message
+    assert not subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, text=True).stdout
+
+
+@needs_slurm
+def test_a_worker_used_again_after_close_follows_its_jobs(tmp_path: Path) -> None:
+    worker = SlurmWorker(poll_interval=0.2)
+    for x in (1.0, 2.0):
+        with Submitter(cache_dir=tmp_path, worker=worker, progress=False) as sub:
+            assert sub(Nap(seconds=x)).outputs.out == x
+    assert len(worker.submitted_ids) == 2
+
+
+@needs_slurm
+def test_modules_beside_the_submitting_script_import_in_the_job(tmp_path: Path) -> None:
+    """``python -c`` / a script in its folder: the job imports the user's modules from there."""
+    (tmp_path / "mylib.py").write_text(
+        "from provgraph import python\n\n"
+        "@python.define\n"
+        "def Twice(x: int) -> int:\n"
+        "    return 2 * x\n"
+    )
+    code = (
+        "from mylib import Twice\n"
+        "from provgraph import Submitter\n"
+        "with Submitter(cache_dir='cache', worker='slurm', poll_interval=0.2, progress=False)"
+        " as sub:\n"
+        "    result = sub(Twice().split(x=[1, 2]))\n"
+        "assert not result.errored, result.errors\n"
+        "print(result.outputs.out)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[2, 4]"

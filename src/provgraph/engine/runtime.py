@@ -414,12 +414,13 @@ def environment_digest(info: dict[str, str]) -> bytes:
     return hash_value(["Environment", info["runtime"], info["image"], info["digest"]])
 
 
-def tasks_within(task: TaskDef) -> Iterator[TaskDef]:
-    """``task`` and, for a workflow, every node of its graph, nested workflows included."""
-    yield task
+def tasks_within(task: TaskDef, path: str = "") -> Iterator[tuple[str, TaskDef]]:
+    """``(node path, task)`` for ``task`` and, for a workflow, every node of its graph,
+    nested workflows included (paths like ``inner/copy``; ``""`` for ``task`` itself)."""
+    yield path, task
     if type(task)._kind == "workflow":
-        for node in type(task)._nodes.values():  # type: ignore[attr-defined]
-            yield from tasks_within(node)
+        for name, node in type(task)._nodes.items():  # type: ignore[attr-defined]
+            yield from tasks_within(node, f"{path}/{name}" if path else name)
 
 
 def open_instance(job: JobRun) -> Instance:

@@ -209,7 +209,7 @@ class _Run:
                 "that holds both",
                 field=field,
             )
-        for task in rt.tasks_within(self.task):  # a missing runtime or image stops us here
+        for _, task in rt.tasks_within(self.task):  # a missing runtime or image stops us here
             self._describe(self._environment_of(task))
         rt.prepare_fixed(root)
         rt.expand_node(root)
@@ -252,11 +252,11 @@ class _Run:
             return None
         key = id(type(task))
         if key not in self.env_digests:
-            found = set()
-            for inner in rt.tasks_within(task):
+            found = []  # which node runs where: moving an image to another node is a change
+            for path, inner in rt.tasks_within(task):
                 info = self._describe(self._environment_of(inner))
                 if info is not None:
-                    found.add(rt.environment_digest(info))
+                    found.append((path, rt.environment_digest(info)))
             self.env_digests[key] = None if not found else hash_value(sorted(found))
         return self.env_digests[key]
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import Sequence
 from pathlib import Path, PurePath
 from typing import Any, ClassVar
@@ -52,6 +53,8 @@ class Placement:
     inputs: dict[str, Any]
     job_dir: Path
     mounts: tuple[Mount, ...] = ()
+    # a name for the container of this one run, so that it can be stopped by name
+    name: str = attrs.field(factory=lambda: f"provgraph-{uuid.uuid4().hex[:16]}")
 
 
 class Environment:
@@ -70,6 +73,10 @@ class Environment:
     def wrap(self, argv: list[str], placement: Placement) -> list[str]:
         """The host command line that runs ``argv`` inside the environment."""
         raise NotImplementedError
+
+    def cleanup(self, placement: Placement) -> None:
+        """Stop what the command left running when it was interrupted (a detached container).
+        Sandboxes that die with their parent process need nothing."""
 
 
 def place_files(inputs: dict[str, Any], output_dir: Path) -> Placement:

@@ -9,7 +9,8 @@ content hash of the image's configuration, which names the image's exact layers.
 
 from __future__ import annotations
 
-from typing import Any
+import subprocess
+from typing import Any, ClassVar
 
 import attrs
 
@@ -69,6 +70,7 @@ class OciRuntime(Environment):
     options: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=as_options)
     executable: str = attrs.field(default="", kw_only=True)
     install_hint = ""
+    remove_words: ClassVar[tuple[str, ...]] = ("rm", "--force")  # kills it at once
 
     def __attrs_post_init__(self) -> None:
         split_reference(self.image, self.tag)  # a conflicting tag fails here, when defined
@@ -108,7 +110,8 @@ class OciRuntime(Environment):
 
     def wrap(self, argv: list[str], placement: Placement) -> list[str]:
         """``<executable> run --rm ... IMAGE ARGV...``"""
-        words = [self.executable, "run", "--rm", "--pull=never", f"--workdir={placement.job_dir}"]
+        words = [self.executable, "run", "--rm", "--pull=never", f"--name={placement.name}"]
+        words.append(f"--workdir={placement.job_dir}")
         if not self.network:
             words.append("--network=none")
         words += self.user_options()
@@ -117,6 +120,16 @@ class OciRuntime(Environment):
             spec = f"type=bind,source={mount.source},target={mount.target}"
             words.append(f"--mount={spec}" + ("" if mount.writable else ",readonly"))
         return [*words, *self.options, self.reference, *argv]
+
+    def cleanup(self, placement: Placement) -> None:
+        """The container runs apart from its client: remove it by name, whatever it is doing."""
+        subprocess.run(
+            [self.executable, *self.remove_words, placement.name],
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+            check=False,
+        )
 
     def user_options(self) -> list[str]:
         """Options choosing the user the command runs as inside (none: the runtime's default)."""
@@ -136,4 +149,6 @@ class Podman(OciRuntime):
 
     executable: str = attrs.field(default="podman", kw_only=True, validator=non_empty)
     runtime = "podman"
+    # podman's `rm --force` first asks nicely for 10 s; a cancelled job has only SLURM's KillWait
+    remove_words = ("rm", "--force", "--time=0")
     install_hint = "install it (Debian/Ubuntu: 'apt-get install podman')"

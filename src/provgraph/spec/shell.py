@@ -24,6 +24,7 @@ environment (see :mod:`provgraph.environments`) unless the submission gives anot
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import re
 import shlex
@@ -148,6 +149,9 @@ class ShellTask(TaskDef):
         stdout_path, stderr_path = output_dir / "stdout.txt", output_dir / "stderr.txt"
         command = shlex.join(argv)
         with open(stdout_path, "wb") as so, open(stderr_path, "wb") as se:
+            key = object()
+            if environment is not None:  # stopped if this process is told to stop meanwhile
+                _IN_ENVIRONMENTS[id(key)] = (environment, placement)
             try:
                 proc = subprocess.run(
                     argv, cwd=output_dir, stdout=so, stderr=se, stdin=subprocess.DEVNULL
@@ -157,6 +161,12 @@ class ShellTask(TaskDef):
                     f"{cls._task_name}: cannot run {command!r}: {err.strerror or err}",
                     command=command,
                 ) from err
+            except BaseException:  # interrupted: a container must not outlive its command
+                if environment is not None:
+                    environment.cleanup(placement)
+                raise
+            finally:
+                _IN_ENVIRONMENTS.pop(id(key), None)
         stdout = stdout_path.read_text(errors="replace")
         stderr = stderr_path.read_text(errors="replace")
         if proc.returncode != 0:
@@ -452,6 +462,17 @@ def _from_class(cls: type) -> tuple[list[str], dict[str, Field], dict[str, Outpu
             if spec.path_template is not None and (spec.argstr or spec.position is not None):
                 layout.append(name)
     return command, inputs, outputs, layout
+
+
+# commands running in an environment now, in this process: (environment, placement)
+_IN_ENVIRONMENTS: dict[int, tuple[Any, Any]] = {}
+
+
+def stop_commands_in_environments() -> None:
+    """Stop the containers of commands running in this process (before it is killed)."""
+    for environment, placement in list(_IN_ENVIRONMENTS.values()):
+        with contextlib.suppress(Exception):  # stop what can be; the process is going away
+            environment.cleanup(placement)
 
 
 def check_environment(name: str, value: Any) -> Any:

@@ -123,7 +123,10 @@ class ConcurrentFuturesWorker(BufferedWorker):
     def _done(
         self, batch: list[_Item], pool: ProcessPoolExecutor, suspect: bool, pf: Future[Any]
     ) -> None:
-        err = pf.exception()
+        if pf.cancelled():  # close() cancelled it before it started: it never ran
+            err: BaseException | None = WorkerError("the worker was closed before the job started")
+        else:
+            err = pf.exception()
         if isinstance(err, BrokenProcessPool):
             # Recover outside the pool's own thread: it is tearing that pool down.
             threading.Thread(target=self._recover, args=(batch, pool, suspect), daemon=True).start()

@@ -13,6 +13,7 @@ directory, and the worker's address and host are written into the job's provenan
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future
 from functools import partial
 from typing import Any
@@ -36,13 +37,20 @@ _CLUSTER_DEFAULTS: dict[str, Any] = {
 }
 
 
+# A job changes the process's working directory while it runs (a Python task runs in its job's
+# directory), so the threads of one Dask worker process take turns; parallelism comes from
+# worker processes (a LocalCluster started here has one thread per process).
+_ONE_JOB_AT_A_TIME = threading.Lock()
+
+
 def _run_on_dask_worker(payload: bytes) -> bytes:
     """In a Dask worker: run a packed batch, placed on this worker."""
     try:
         address = distributed.get_worker().address
     except ValueError:  # not in a worker (a client running tasks synchronously)
         address = ""
-    return run_packed(payload, {"worker": "dask", "address": address}, log_name=_LOG_NAME)
+    with _ONE_JOB_AT_A_TIME:
+        return run_packed(payload, {"worker": "dask", "address": address}, log_name=_LOG_NAME)
 
 
 class DaskWorker(BufferedWorker):

@@ -22,6 +22,7 @@ and ends with the tail of the job's stderr.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -51,6 +52,7 @@ __all__ = ["SlurmState", "SlurmWorker", "parse_sacct", "parse_scontrol", "parse_
 
 _TAIL_LINES = 20
 REQUEUE_STATES = frozenset({"NODE_FAIL", "PREEMPTED", "BOOT_FAIL"})
+_KILLED_STATES = frozenset({"TIMEOUT", "OUT_OF_MEMORY", "CANCELLED", "DEADLINE"})
 TERMINAL_STATES = frozenset(
     {
         "COMPLETED",
@@ -73,7 +75,18 @@ _WHAT = {
     "PREEMPTED": "was preempted",
     "BOOT_FAIL": "could not boot its node",
     "COMPLETED": "ended without writing its outcome",
+    "PENDING": "could not start",
 }
+# pending reasons that never clear by themselves: such a job is cancelled and reported
+HOPELESS_REASONS = (
+    "DependencyNeverSatisfied",
+    "PartitionTimeLimit",
+    "PartitionNodeLimit",
+    "BadConstraints",
+    "InvalidAccount",
+    "InvalidQOS",
+    "launch failed requeued held",
+)
 _RESOURCE_FLAGS = {
     "time": "--time",
     "mem": "--mem",
@@ -103,17 +116,26 @@ class _Element:
     future: Future[Outcome]
     batch: Path
     index: int
+    resources: dict[str, Any] = attrs.Factory(dict)
     slurm_id: str = ""  # "<job>" or "<array job>_<task>"
-    attempts: int = 0
+    attempts: int = 0  # requeues so far; each attempt has files of its own
     gone_since: float | None = None
+
+    def _name(self, suffix: str) -> Path:
+        attempt = f".{self.attempts}" if self.attempts else ""
+        return self.batch / f"{self.index}{attempt}.{suffix}"
 
     @property
     def outcome_path(self) -> Path:
-        return self.batch / f"{self.index}.outcome.pkl"
+        return self._name("outcome.pkl")
+
+    @property
+    def out_path(self) -> Path:
+        return self._name("out")
 
     @property
     def err_path(self) -> Path:
-        return self.batch / f"{self.index}.err"
+        return self._name("err")
 
 
 def _expand_ids(text: str) -> list[str]:
@@ -131,7 +153,8 @@ def _expand_ids(text: str) -> list[str]:
 
 
 def parse_squeue(text: str) -> dict[str, str]:
-    """``squeue -h -r -o '%i|%T'`` output -> ``{slurm id: state}``."""
+    """``squeue -h -r -o '%i|%T|%r'`` output -> ``{slurm id: "STATE|reason"}`` (the reason
+    part is absent when squeue was not asked for it)."""
     states: dict[str, str] = {}
     for line in text.splitlines():
         job_id, _, state = line.strip().partition("|")
@@ -248,6 +271,7 @@ class SlurmWorker(BufferedWorker):
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._sacct_ok: bool | None = None if state_source == "auto" else state_source == "sacct"
+        self._squeue_failures = 0
 
     # -- the contract ---------------------------------------------------------------------------
     def flush(self) -> None:
@@ -262,6 +286,7 @@ class SlurmWorker(BufferedWorker):
             for i in range(0, len(items), size):
                 self._submit_group(items[i : i + size], dict(wanted))
         if self._pending and self._poller is None:
+            self._stop.clear()  # a worker used again after close() follows its jobs again
             self._poller = threading.Thread(target=self._poll_loop, name="slurm-poll", daemon=True)
             self._poller.start()
 
@@ -274,7 +299,10 @@ class SlurmWorker(BufferedWorker):
             left = list(self._pending.values())
             self._pending.clear()
         if left:  # the submitter is going away: nothing should keep running for it
-            _run(["scancel", *sorted({e.slurm_id for e in left if e.slurm_id})])
+            try:
+                _run(["scancel", *sorted({e.slurm_id for e in left if e.slurm_id})])
+            except (OSError, subprocess.TimeoutExpired) as err:
+                print(f"provgraph: slurm worker: scancel failed: {err}", file=sys.stderr)
             for element in left:
                 if not element.future.done():
                     element.future.set_result(
@@ -294,13 +322,14 @@ class SlurmWorker(BufferedWorker):
             batch = self._batch_dir(first)
             atomic_write(batch / "task.pkl", self._packer.class_blob(first.task_cls)[1])
             # the modules the submitting process can import, the job can import too
-            paths = [p for p in sys.path if p and os.path.isdir(p)]
+            paths = [os.path.abspath(p or os.getcwd()) for p in sys.path]  # '' is the cwd
+            paths = [p for p in dict.fromkeys(paths) if os.path.isdir(p)]
             atomic_write(batch / "sys_path.json", json.dumps(paths).encode())
             elements = []
             for index, (job, future) in enumerate(items):
                 payload = cloudpickle.dumps(self._packer.fields(job, {"worker": self.name}))
                 atomic_write(batch / f"{index}.job.pkl", payload)
-                elements.append(_Element(job, future, batch, index))
+                elements.append(_Element(job, future, batch, index, resources))
         except Exception as err:
             for job, future in items:
                 message = f"cannot write job {job.name} for SLURM: {type(err).__name__}: {err}"
@@ -319,9 +348,9 @@ class SlurmWorker(BufferedWorker):
             argv += [f"--array=0-{len(elements) - 1}", f"--output={batch}/%a.out"]
             argv += [f"--error={batch}/%a.err"]
         else:
-            index = elements[0].index
-            command.append(str(index))
-            argv += [f"--output={batch}/{index}.out", f"--error={batch}/{index}.err"]
+            element = elements[0]
+            command += [str(element.index), str(element.attempts)]
+            argv += [f"--output={element.out_path}", f"--error={element.err_path}"]
         argv += [f"{_RESOURCE_FLAGS[k]}={v}" for k, v in sorted(resources.items())]
         argv += self.sbatch_args
         argv += ["--wrap", "exec " + shlex.join(command)]
@@ -360,17 +389,43 @@ class SlurmWorker(BufferedWorker):
         if not elements:
             return
         queued = self._squeue({e.slurm_id.split("_")[0] for e in elements})
-        gone = []
+        if queued is None:
+            self._squeue_failures += 1
+            if self._squeue_failures % 30 == 0:
+                print(
+                    f"provgraph: slurm worker: squeue has failed {self._squeue_failures} times "
+                    "in a row; still waiting for the jobs",
+                    file=sys.stderr,
+                )
+        else:
+            self._squeue_failures = 0
+        gone, stuck = [], []
         for element in elements:  # after squeue: a job gone from it wrote its outcome before
+            in_queue = queued is not None and element.slurm_id in queued
             if element.outcome_path.exists():
-                self._resolve(element, self._read_outcome(element))
-            elif queued is not None and element.slurm_id not in queued:
+                outcome = self._read_outcome(element)
+                if outcome.ok:
+                    self._resolve(element, outcome)
+                elif queued is not None and not in_queue:
+                    gone.append(element)  # failed: SLURM may know why (TIMEOUT, OOM...)
+            elif queued is not None and not in_queue:
                 gone.append(element)
+            elif in_queue and queued is not None:
+                reason = queued[element.slurm_id].partition("|")[2]
+                if any(reason.startswith(r) for r in HOPELESS_REASONS):
+                    stuck.append((element, reason))
+        for element, reason in stuck:
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                _run(["scancel", element.slurm_id])
+            self._resolve(
+                element,
+                self._failure(element, "PENDING", f"it can never start (reason: {reason})"),
+            )
         if gone:
             self._settle(gone)
 
     def _squeue(self, job_ids: Iterable[str]) -> dict[str, str] | None:
-        argv = ["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(sorted(job_ids))]
+        argv = ["squeue", "-h", "-r", "-o", "%i|%T|%r", "-j", ",".join(sorted(job_ids))]
         try:
             proc = _run(argv)
         except (OSError, subprocess.TimeoutExpired):
@@ -399,41 +454,54 @@ class SlurmWorker(BufferedWorker):
         if self._sacct_ok is not True or not all(
             states.get(i, SlurmState("")).state in TERMINAL_STATES for i in wanted
         ):
-            try:
-                proc = _run(["scontrol", "show", "job", "-o", *parents])
+            try:  # `scontrol show job` takes one id at most: ask for all, keep ours
+                proc = _run(["scontrol", "show", "job", "-o"])
             except (OSError, subprocess.TimeoutExpired):
                 return states
             for slurm_id, state in parse_scontrol(proc.stdout).items():
+                if slurm_id.split("_")[0] not in parents:
+                    continue
                 if states.get(slurm_id, SlurmState("")).state not in TERMINAL_STATES:
                     states[slurm_id] = state
         return states
 
     def _settle(self, gone: list[_Element]) -> None:
+        """Jobs that left the queue without a successful outcome: what did SLURM say?"""
         states = self.final_states(e.slurm_id for e in gone)
         now = time.monotonic()
         for element in gone:
-            if element.outcome_path.exists():  # finished between the two looks
-                self._resolve(element, self._read_outcome(element))
+            outcome = self._read_outcome(element) if element.outcome_path.exists() else None
+            if outcome is not None and outcome.ok:  # finished between the two looks
+                self._resolve(element, outcome)
                 continue
             found = states.get(element.slurm_id)
-            if found is None or found.state not in TERMINAL_STATES or found.state == "COMPLETED":
-                # accounting lags the queue; a completed job's outcome file may lag on NFS
-                if element.gone_since is None:
-                    element.gone_since = now
-                if now - element.gone_since < self.grace:
-                    continue
-                state = found.state if found is not None and found.state else "UNKNOWN"
+            state = found.state if found is not None else ""
+            if state in REQUEUE_STATES and element.attempts < self.max_requeue:
+                self._requeue(element)
+            elif outcome is not None:
+                if state in _KILLED_STATES:  # the job's own error came from SLURM killing it
+                    self._resolve(element, self._failure(element, state, "", found, outcome))
+                elif state in TERMINAL_STATES or self._waited_out(element, now):
+                    self._resolve(element, outcome)
+            elif state in TERMINAL_STATES and state != "COMPLETED":
                 self._resolve(element, self._failure(element, state, "", found))
-            elif found.state in REQUEUE_STATES and element.attempts < self.max_requeue:
-                element.attempts += 1
-                with self._lock:
-                    self._pending.pop(id(element), None)
-                for path in (element.err_path, element.batch / f"{element.index}.out"):
-                    if path.exists():
-                        path.rename(path.with_name(f"{path.name}.{element.attempts}"))
-                self._sbatch([element], f"pg-requeue-{element.job.name}", {}, array=False)
-            else:
-                self._resolve(element, self._failure(element, found.state, "", found))
+            elif self._waited_out(element, now):
+                # accounting lags the queue; a completed job's outcome file may lag on NFS
+                self._resolve(element, self._failure(element, state or "UNKNOWN", "", found))
+
+    def _waited_out(self, element: _Element, now: float) -> bool:
+        if element.gone_since is None:
+            element.gone_since = now
+        return now - element.gone_since >= self.grace
+
+    def _requeue(self, element: _Element) -> None:
+        """Submit a job lost to its node again, with files of its own for this attempt."""
+        with self._lock:
+            if self._stop.is_set() or self._pending.pop(id(element), None) is None:
+                return  # closing: close() cancels and reports what is left
+        element.attempts += 1
+        name = f"pg-{getattr(element.job.task_cls, '_task_name', 'job')}"
+        self._sbatch([element], name, element.resources, array=False)
 
     def _resolve(self, element: _Element, outcome: Outcome) -> None:
         with self._lock:
@@ -451,7 +519,12 @@ class SlurmWorker(BufferedWorker):
         return outcome
 
     def _failure(
-        self, element: _Element, state: str, why: str, found: SlurmState | None = None
+        self,
+        element: _Element,
+        state: str,
+        why: str,
+        found: SlurmState | None = None,
+        outcome: Outcome | None = None,
     ) -> Outcome:
         what = _WHAT.get(state, f"ended in state {state}")
         detail = []
@@ -465,6 +538,8 @@ class SlurmWorker(BufferedWorker):
         message = f"SLURM job {element.slurm_id} of {element.job.name} {what}: {state}{extra}"
         if why:
             message += f"; {why}"
+        if outcome is not None and outcome.error is not None:
+            message += f"\n  the task reported: {outcome.error.type}: {outcome.error.message}"
         tail = _tail(element.err_path)
         if tail:
             message += f"\n  stderr (last {_TAIL_LINES} lines):\n" + "\n".join(

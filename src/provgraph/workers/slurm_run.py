@@ -1,18 +1,23 @@
 """Runs one job written by the ``slurm`` worker, inside a SLURM job.
 
-``python -m provgraph.workers.slurm_run <batch folder> [<index>]``: the index is the array
-task id (``SLURM_ARRAY_TASK_ID``) unless given. The job runs under its cache lock like on any
-worker, its provenance names the SLURM job id and its log files, and its outcome goes to
-``<batch>/<index>.outcome.pkl`` (written atomically). The exit status is 0 whenever an outcome
-was written, a failed job included: failures are data, read from the outcome.
+``python -m provgraph.workers.slurm_run <batch folder> [<index> [<attempt>]]``: the index is
+the array task id (``SLURM_ARRAY_TASK_ID``) unless given; a requeued job's attempt (1, 2...)
+gives it files of its own (``<index>.<attempt>.outcome.pkl``, ``.err``, ``.out``). The job runs
+under its cache lock like on any worker, its provenance names the SLURM job id and its log
+files, and its outcome goes to ``<batch>/<index>.outcome.pkl`` (written atomically). The exit
+status is 0 whenever an outcome was written, a failed job included: failures are data, read
+from the outcome. On SIGTERM (``scancel``, a time limit) it stops the containers it started and
+exits without an outcome: the worker then reports the job by its SLURM state.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import cloudpickle
 
@@ -30,18 +35,32 @@ def _slurm_job_id() -> str:
     return os.environ.get("SLURM_JOB_ID", "")
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    from ..spec.shell import stop_commands_in_environments
+
+    stop_commands_in_environments()
+    os._exit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) not in (1, 2):
-        print("usage: python -m provgraph.workers.slurm_run BATCH_DIR [INDEX]", file=sys.stderr)
+    if len(args) not in (1, 2, 3):
+        print(
+            "usage: python -m provgraph.workers.slurm_run BATCH_DIR [INDEX [ATTEMPT]]",
+            file=sys.stderr,
+        )
         return 2
     batch = Path(args[0])
-    index = args[1] if len(args) == 2 else os.environ.get("SLURM_ARRAY_TASK_ID")
+    index = args[1] if len(args) >= 2 else os.environ.get("SLURM_ARRAY_TASK_ID")
+    attempt = f".{args[2]}" if len(args) == 3 and args[2] != "0" else ""
     if index is None or not index.isdigit():
         print(
             f"slurm_run: no job index (argument or SLURM_ARRAY_TASK_ID): {index!r}", file=sys.stderr
         )
         return 2
+    # scancel and time limits send SIGTERM first: stop containers the job started, and leave
+    # no outcome, so that the worker reports the job by its SLURM state
+    signal.signal(signal.SIGTERM, _terminated)
     paths_file = batch / "sys_path.json"
     if paths_file.exists():  # what the submitting process could import
         sys.path.extend(p for p in json.loads(paths_file.read_text()) if p not in sys.path)
@@ -49,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     fields["placement"] = {
         **(fields.get("placement") or {}),
         "slurm_job_id": _slurm_job_id(),
-        "log": str(batch / f"{index}.err"),
+        "log": str(batch / f"{index}{attempt}.err"),
     }
     try:
         job = unpack(lambda _: (batch / "task.pkl").read_bytes(), key, fields)
@@ -61,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         outcome = failed_outcome(stub, "WorkerError", message, **fields["placement"])
     else:
         outcome = run_job(job)
-    atomic_write(batch / f"{index}.outcome.pkl", cloudpickle.dumps(outcome))
+    atomic_write(batch / f"{index}{attempt}.outcome.pkl", cloudpickle.dumps(outcome))
     return 0
 
 
