@@ -650,7 +650,7 @@ def test_placement_rewrites_paths(tmp_path: Path) -> None:
     assert placed.inputs == {
         "a": File("/pg/in/0/a.txt"),
         "many": [File("/pg/in/0/b.txt"), File("/pg/in/1/c.txt")],
-        "link": Path("/pg/in/1/link.txt"),
+        "link": Path("/pg/in/2/link.txt"),
         "n": 3,
         "text": str(one / "a.txt"),  # a string is not a path: left alone
     }
@@ -659,7 +659,7 @@ def test_placement_rewrites_paths(tmp_path: Path) -> None:
         Mount(source=str(tmp_path / "job"), target="/pg/job", writable=True),
         Mount(source=str(one), target="/pg/in/0"),
         Mount(source=str(two), target="/pg/in/1"),
-        Mount(source=os.path.realpath(tmp_path / "elsewhere.txt"), target="/pg/in/1/link.txt"),
+        Mount(source=os.path.realpath(tmp_path / "elsewhere.txt"), target="/pg/in/2/link.txt"),
     )
     assert str(placed.job_dir) == "/pg/job"
 
@@ -834,3 +834,18 @@ def test_moving_an_image_between_nodes_changes_the_workflow_hash(
         assert not result.errored, result.errors
         dirs.append(result.output_dir)
     assert dirs[0] != dirs[1]
+
+
+def test_a_linked_input_is_read_in_every_environment(
+    env: Any, tmp_path: Path, cache_dir: Path
+) -> None:
+    """A symbolic link to a file elsewhere (as DataLad makes them) is readable inside."""
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "blob").write_text("linked content\n")
+    (tmp_path / "data").mkdir()
+    link = tmp_path / "data" / "sub-01.txt"
+    link.symlink_to(tmp_path / "store" / "blob")
+    with Submitter(cache_dir=cache_dir, environment=env, progress=False) as sub:
+        result = sub(Upper(in_file=link))
+    assert not result.errored, result.errors
+    assert Path(result.outputs.out_file).read_text() == "LINKED CONTENT\n"

@@ -83,8 +83,8 @@ def place_files(inputs: dict[str, Any], output_dir: Path) -> Placement:
     """Bind each input file's directory read-only under ``/pg/in`` and the job's at ``/pg/job``.
 
     Paths are rewritten wherever they sit in the inputs (lists, tuples, dict values); other
-    values are left as they are. An input that is a symbolic link is also bound as its target,
-    at its own name, since the link may point outside its directory.
+    values are left as they are. An input that is a symbolic link is bound as its target, under
+    the link's name, in a folder of its own, since the link may point outside its directory.
     """
     mounts = [Mount(source=os.path.abspath(output_dir), target=JOB_DIR, writable=True)]
     folders: dict[str, str] = {}
@@ -92,16 +92,20 @@ def place_files(inputs: dict[str, Any], output_dir: Path) -> Placement:
     def inside(path: PurePath) -> str:
         host = os.path.abspath(path)
         parent, name = os.path.split(host)
+        if os.path.islink(host):
+            # the link may point anywhere: its target is bound under the link's own name, in a
+            # folder of its own (a mount point cannot be made inside a read-only bind)
+            real = os.path.realpath(host)
+            key = f"link:{real}:{name}"
+            if key not in folders:
+                folders[key] = f"{INPUTS_DIR}/{len(folders)}"
+                mounts.append(Mount(source=real, target=f"{folders[key]}/{name}"))
+            return f"{folders[key]}/{name}"
         target = folders.get(parent)
         if target is None:
             target = folders[parent] = f"{INPUTS_DIR}/{len(folders)}"
             mounts.append(Mount(source=parent, target=target))
-        where = f"{target}/{name}"
-        if os.path.islink(host):
-            link = Mount(source=os.path.realpath(host), target=where)
-            if link not in mounts:
-                mounts.append(link)
-        return where
+        return f"{target}/{name}"
 
     def convert(value: Any) -> Any:
         if isinstance(value, PurePath):
