@@ -849,3 +849,41 @@ def test_a_linked_input_is_read_in_every_environment(
         result = sub(Upper(in_file=link))
     assert not result.errored, result.errors
     assert Path(result.outputs.out_file).read_text() == "LINKED CONTENT\n"
+
+
+def test_pinned_image_runs_by_its_id_and_equals_the_unpinned() -> None:
+    env = Podman("localhost/tool", "1.0")
+    pinned = env.pinned({"digest": "sha256:" + "ab" * 32})
+    assert pinned == env and hash(pinned) == hash(env)  # the same environment, fixed
+    words = pinned.wrap(["true"], place_files({}, Path("/tmp/job")))
+    assert words[-2:] == ["sha256:" + "ab" * 32, "true"]
+    assert env.wrap(["true"], place_files({}, Path("/tmp/job")))[-2] == "localhost/tool:1.0"
+
+
+def test_a_tag_moved_during_a_run_does_not_change_the_image_that_runs(
+    scratch_image: str, cache_dir: Path
+) -> None:
+    """Jobs run the image found when the submission started, even if its tag moves meanwhile:
+    what runs is what the provenance records."""
+    _import_image(scratch_image, "first build")
+    first_digest = _image_digest(scratch_image)
+
+    @python.define
+    def Rebuild(ref: str) -> str:
+        _import_image(ref, "second build")  # the tag now names another image
+        return "cat /etc/note"
+
+    @workflow.define
+    def Moving(ref: str) -> str:
+        rebuilt = workflow.add(Rebuild(ref=ref), name="rebuild")
+        return workflow.add(Script(script=rebuilt.out), name="note").stdout  # runs after
+
+    with Submitter(cache_dir=cache_dir, environment=Podman(scratch_image), progress=False) as sub:
+        result = sub(Moving(ref=scratch_image))
+    assert not result.errored, result.errors
+    assert _image_digest(scratch_image) != first_digest  # the tag did move
+    assert result.outputs.out == "first build"  # but the job ran the image described
+    [(recorded,)] = ProvenanceStore(cache_dir).query(
+        "SELECT ?d WHERE { ?run pg:nodeName 'Moving/note' ; prov:used/pg:containerDigest ?d }"
+    )
+    assert str(recorded) == first_digest

@@ -312,7 +312,11 @@ class _Run:
             run_id=job.run_id,
             context=context or None,
             after=tuple(after),
-            environment=job.environment,
+            environment=(
+                job.environment.pinned(job.environment_info)
+                if job.environment is not None and job.environment_info is not None
+                else job.environment
+            ),
         )
         job.status = "running"
         future = self.sub.worker.submit(job.job)

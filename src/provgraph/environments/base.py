@@ -74,6 +74,11 @@ class Environment:
         """The host command line that runs ``argv`` inside the environment."""
         raise NotImplementedError
 
+    def pinned(self, info: dict[str, str]) -> Environment:
+        """This environment as jobs run it, fixed to what :meth:`describe` found (``info``):
+        an image is then run by its digest, so no other image can run under its name."""
+        return self
+
     def cleanup(self, placement: Placement) -> None:
         """Stop what the command left running when it was interrupted (a detached container).
         Sandboxes that die with their parent process need nothing."""

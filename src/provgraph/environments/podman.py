@@ -69,6 +69,8 @@ class OciRuntime(Environment):
     )
     options: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=as_options)
     executable: str = attrs.field(default="", kw_only=True)
+    # the image ID the submission found (see pinned()); not part of what the environment is
+    pin: str = attrs.field(default="", kw_only=True, eq=False, repr=False)
     install_hint = ""
     remove_words: ClassVar[tuple[str, ...]] = ("rm", "--force")  # kills it at once
 
@@ -119,7 +121,12 @@ class OciRuntime(Environment):
             check_bind_source(self.runtime, mount, ",")
             spec = f"type=bind,source={mount.source},target={mount.target}"
             words.append(f"--mount={spec}" + ("" if mount.writable else ",readonly"))
-        return [*words, *self.options, self.reference, *argv]
+        return [*words, *self.options, self.pin or self.reference, *argv]
+
+    def pinned(self, info: dict[str, str]) -> OciRuntime:
+        """Run by the image ID found when the submission started: on every node, and however
+        the tag moves meanwhile, the image that runs is the one recorded."""
+        return attrs.evolve(self, pin=info["digest"])
 
     def cleanup(self, placement: Placement) -> None:
         """The container runs apart from its client: remove it by name, whatever it is doing."""
