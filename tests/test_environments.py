@@ -556,6 +556,7 @@ def test_docker_command_line(tmp_path: Path) -> None:
         "run",
         "--rm",
         "--pull=never",
+        f"--name={placement.name}",
         "--workdir=/pg/job",
         "--network=none",
         f"--user={os.getuid()}:{os.getgid()}",
