@@ -17,9 +17,8 @@ import attrs
 from ..exceptions import ContainerError
 from ..hashing import file_content_digest
 from .base import (
-    Environment,
     Placement,
-    as_options,
+    Runtime,
     check_bind_source,
     find_executable,
     version_of,
@@ -48,17 +47,13 @@ def _image(value: str | os.PathLike[str]) -> str:
 
 
 @attrs.frozen
-class Apptainer(Environment):
+class Apptainer(Runtime):
     """Run shell commands with ``apptainer exec`` in a local SIF file or sandbox directory.
 
     ``executable="singularity"`` runs SingularityCE instead (the command line is the same).
     """
 
     image: str = attrs.field(converter=_image)
-    network: bool = attrs.field(
-        default=False, kw_only=True, validator=attrs.validators.instance_of(bool)
-    )
-    options: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=as_options)
     executable: str = attrs.field(default="apptainer", kw_only=True)
     runtime = "apptainer"
 

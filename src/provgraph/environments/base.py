@@ -30,7 +30,15 @@ import attrs
 
 from ..exceptions import ContainerError, SpecError
 
-__all__ = ["INPUTS_DIR", "JOB_DIR", "Environment", "Mount", "Placement", "place_files"]
+__all__ = [
+    "INPUTS_DIR",
+    "JOB_DIR",
+    "Environment",
+    "Mount",
+    "Placement",
+    "Runtime",
+    "place_files",
+]
 
 JOB_DIR = "/pg/job"
 INPUTS_DIR = "/pg/in"
@@ -154,6 +162,17 @@ def as_options(value: Any) -> tuple[str, ...]:
             f"options={value!r}; expected a list of strings", field="options", value=value
         )
     return options
+
+
+@attrs.frozen
+class Runtime(Environment):
+    """What every container runtime takes: network access (default: none) and extra words
+    for its command line (``options=[...]``)."""
+
+    network: bool = attrs.field(
+        default=False, kw_only=True, validator=attrs.validators.instance_of(bool)
+    )
+    options: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=as_options)
 
 
 def find_executable(runtime: str, executable: str, install: str, image: str = "") -> str:

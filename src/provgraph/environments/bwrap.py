@@ -17,7 +17,7 @@ import os
 import attrs
 
 from ..exceptions import ContainerError
-from .base import JOB_DIR, Environment, Placement, as_options, find_executable, version_of
+from .base import JOB_DIR, Placement, Runtime, find_executable, version_of
 
 __all__ = ["Bubblewrap"]
 
@@ -31,14 +31,10 @@ def _absolute(value: str | os.PathLike[str]) -> str:
 
 
 @attrs.frozen
-class Bubblewrap(Environment):
+class Bubblewrap(Runtime):
     """Run shell commands with ``bwrap`` inside the root filesystem directory ``rootfs``."""
 
     rootfs: str = attrs.field(converter=_absolute)
-    network: bool = attrs.field(
-        default=False, kw_only=True, validator=attrs.validators.instance_of(bool)
-    )
-    options: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=as_options)
     executable: str = attrs.field(default="bwrap", kw_only=True)
     runtime = "bubblewrap"
 

@@ -16,9 +16,8 @@ import attrs
 
 from ..exceptions import ContainerError, SpecError
 from .base import (
-    Environment,
     Placement,
-    as_options,
+    Runtime,
     check_bind_source,
     find_executable,
     non_empty,
@@ -59,15 +58,11 @@ def split_reference(image: str, tag: str | None) -> tuple[str, str, str]:
 
 
 @attrs.frozen
-class OciRuntime(Environment):
+class OciRuntime(Runtime):
     """A runtime with Docker's command line (``run``, ``--mount``, ``image inspect``)."""
 
     image: str = attrs.field(validator=non_empty)
     tag: str | None = attrs.field(default=None, validator=_optional_tag)
-    network: bool = attrs.field(
-        default=False, kw_only=True, validator=attrs.validators.instance_of(bool)
-    )
-    options: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=as_options)
     executable: str = attrs.field(default="", kw_only=True)
     # the image ID the submission found (see pinned()); not part of what the environment is
     pin: str = attrs.field(default="", kw_only=True, eq=False, repr=False)
