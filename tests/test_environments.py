@@ -18,7 +18,7 @@ import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import attrs
 import pytest
@@ -65,6 +65,9 @@ Upper = shell.define(
 Script = shell.define("sh -c <script:str>", name="Script")
 
 
+E = TypeVar("E")
+
+
 def _usable(env: Any) -> str | None:
     """Why ``env`` cannot run here, or None when it can."""
     try:
@@ -74,24 +77,24 @@ def _usable(env: Any) -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def podman() -> Podman:
-    """The busybox image in Podman, or a skip saying what is missing."""
-    env = Podman(IMAGE)
+def _ready(env: E) -> E:
+    """``env`` if it can run here; else a skip (a failure under CI) saying what is missing."""
     reason = _usable(env)
     if reason is not None:
         skip_unless_ci(f"{reason} ({SETUP})")
     return env
+
+
+@pytest.fixture(scope="session")
+def podman() -> Podman:
+    """The busybox image in Podman."""
+    return _ready(Podman(IMAGE))
 
 
 @pytest.fixture(scope="session")
 def bwrap() -> Bubblewrap:
-    """The busybox root filesystem in Bubblewrap, or a skip saying what is missing."""
-    env = Bubblewrap(ROOTFS)
-    reason = _usable(env)
-    if reason is not None:
-        skip_unless_ci(f"{reason} ({SETUP})")
-    return env
+    """The busybox root filesystem in Bubblewrap."""
+    return _ready(Bubblewrap(ROOTFS))
 
 
 @pytest.fixture(params=["native", "podman", "bubblewrap"])
