@@ -464,3 +464,19 @@ def test_lineage_crosses_nested_workflows_and_reuse(cache_dir: Path) -> None:
         "SELECT ?w WHERE { ?s pg:reused ?w . FILTER NOT EXISTS { ?w pg:taskName ?n } }",
     )
     assert reused == []  # every reused run is itself recorded
+
+
+def test_captured_packages_are_those_importlib_metadata_reports() -> None:
+    """The fast reading of names and versions agrees with the full metadata parse."""
+    from importlib import metadata
+
+    from provgraph.provenance.environment import capture
+
+    expected: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"] if dist.metadata else None
+        if name:
+            expected[name.lower()] = dist.version
+    packages = capture()["packages"]
+    assert packages == dict(sorted(expected.items()))
+    assert "rdflib" in packages and "attrs" in packages
