@@ -4,6 +4,8 @@ Only :meth:`Config.from_env` reads ``os.environ``; ``docs/configuration.md`` lis
 
 ``PROVGRAPH_CACHE_DIR``  cache directory (default: ``./provgraph-cache``)
 ``PROVGRAPH_WORKER``     default worker name (default: ``serial``)
+``PROVGRAPH_ENVIRONMENT_IN_HASH``  ``1``/``true`` puts shell jobs' container in their hash
+                                   (default: ``0``; see ``docs/environments.md``)
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import os
 from pathlib import Path
 
 import attrs
+
+from .exceptions import SpecError
 
 __all__ = ["Config"]
 
@@ -22,6 +26,7 @@ class Config:
 
     cache_dir: Path = attrs.field(factory=lambda: Path("provgraph-cache"))
     worker: str = "serial"
+    environment_in_hash: bool = False
 
     @classmethod
     def from_env(cls) -> Config:
@@ -32,4 +37,17 @@ class Config:
             kwargs["cache_dir"] = Path(env["PROVGRAPH_CACHE_DIR"])
         if env.get("PROVGRAPH_WORKER"):
             kwargs["worker"] = env["PROVGRAPH_WORKER"]
+        flag = env.get("PROVGRAPH_ENVIRONMENT_IN_HASH", "").strip().lower()
+        if flag:
+            if flag not in _BOOLEANS:
+                raise SpecError(
+                    f"PROVGRAPH_ENVIRONMENT_IN_HASH={env['PROVGRAPH_ENVIRONMENT_IN_HASH']!r}; "
+                    f"expected one of {sorted(_BOOLEANS)}",
+                    field="PROVGRAPH_ENVIRONMENT_IN_HASH",
+                    value=env["PROVGRAPH_ENVIRONMENT_IN_HASH"],
+                )
+            kwargs["environment_in_hash"] = _BOOLEANS[flag]
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+_BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}

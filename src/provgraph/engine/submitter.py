@@ -61,7 +61,8 @@ class Submitter:
     each environment used is checked, and described for the provenance, once per submission,
     before any job runs. ``environment_in_hash=True`` makes the environment (runtime, image
     and its digest) part of each shell job's hash, so another image means another job; by
-    default it is not, as a result should not depend on where it was computed.
+    default (or ``PROVGRAPH_ENVIRONMENT_IN_HASH=0``) it is not, as a result should not depend
+    on where it was computed.
     """
 
     def __init__(
@@ -73,11 +74,13 @@ class Submitter:
         progress: Any = True,
         provenance: bool = True,
         environment: Any = None,
-        environment_in_hash: bool = False,
+        environment_in_hash: bool | None = None,
         **worker_options: Any,
     ) -> None:
         config = Config.from_env()
         self.environment = check_environment("environment", environment)
+        if environment_in_hash is None:
+            environment_in_hash = config.environment_in_hash
         if not isinstance(environment_in_hash, bool):
             raise SpecError(
                 f"environment_in_hash={environment_in_hash!r}; expected True or False",
