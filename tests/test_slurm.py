@@ -6,6 +6,7 @@ The parsing of squeue, sacct and scontrol output is also checked on recorded tex
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -46,7 +47,8 @@ def _when_running(name: str, ids: list[str], element: str, action: list[str]) ->
         while time.monotonic() < deadline:
             for job_id, job_name, state in _squeue():
                 parent, _, task = job_id.partition("_")
-                if job_name == name and parent in ids and task == element and state == "RUNNING":
+                named = job_name.startswith(name + "-")  # pg-<Task>-<unique>
+                if named and parent in ids and task == element and state == "RUNNING":
                     subprocess.run([*action, job_id], check=True)
                     return
             time.sleep(0.2)
@@ -150,7 +152,7 @@ def test_a_job_lost_with_its_node_is_submitted_again(tmp_path: Path) -> None:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 for job_id, job_name, state in _squeue():
-                    if job_name == "pg-Nap" and job_id in ids and state == "RUNNING":
+                    if job_name.startswith("pg-Nap-") and job_id in ids and state == "RUNNING":
                         take_node_down(job_id)
                         return
                 time.sleep(0.2)
@@ -341,3 +343,58 @@ def test_modules_beside_the_submitting_script_import_in_the_job(tmp_path: Path) 
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[2, 4]"
+
+
+def _wrapped_sbatch(folder: Path, body: str) -> Path:
+    """An ``sbatch`` in ``folder`` that runs ``body`` (bash) around the real one ($REAL)."""
+    import shutil
+
+    folder.mkdir()
+    script = folder / "sbatch"
+    real = shutil.which("sbatch")
+    script.write_text(f"#!/bin/bash\nREAL={real}\nCALLS={folder}/calls\n{body}\n")
+    script.chmod(0o755)
+    return folder
+
+
+@needs_slurm
+def test_a_busy_controller_is_asked_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sbatch failing with a transient error is retried, and the job runs once."""
+    bin_dir = _wrapped_sbatch(
+        tmp_path / "bin",
+        'echo call >> "$CALLS"\n'
+        'if [ "$(wc -l < "$CALLS")" -eq 1 ]; then\n'
+        '  echo "sbatch: error: Batch job submission failed: Socket timed out on send/recv '
+        'operation" >&2; exit 1\n'
+        "fi\n"
+        'exec "$REAL" "$@"',
+    )
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    with Submitter(
+        cache_dir=tmp_path / "c", worker="slurm", poll_interval=0.2, progress=False
+    ) as sub:
+        result = sub(Nap(seconds=0.5))
+        ids = list(sub.worker.submitted_ids)
+    assert not result.errored, result.errors
+    assert (bin_dir / "calls").read_text().count("call") == 2 and len(ids) == 1
+
+
+@needs_slurm
+def test_an_sbatch_that_answers_too_late_is_found_by_its_tag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sbatch queues the job but its answer is lost: the job is found, not submitted twice."""
+    bin_dir = _wrapped_sbatch(tmp_path / "bin", 'echo call >> "$CALLS"\n"$REAL" "$@"\nsleep 30')
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    with Submitter(
+        cache_dir=tmp_path / "c",
+        worker="slurm",
+        poll_interval=0.2,
+        sbatch_timeout=2,
+        progress=False,
+    ) as sub:
+        result = sub(Nap(seconds=4.0))  # still queued when it is looked for
+        ids = list(sub.worker.submitted_ids)
+    assert not result.errored, result.errors
+    assert result.outputs.out == 4.0
+    assert (bin_dir / "calls").read_text().count("call") == 1 and len(ids) == 1

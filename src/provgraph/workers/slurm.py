@@ -77,6 +77,15 @@ _WHAT = {
     "COMPLETED": "ended without writing its outcome",
     "PENDING": "could not start",
 }
+# what sbatch says when the controller is busy or briefly unreachable: worth asking again
+_TRANSIENT = (
+    "socket timed out",
+    "unable to contact slurm controller",
+    "temporarily unavailable",
+    "try again",
+    "connection refused",
+    "communication",
+)
 # pending reasons that never clear by themselves: such a job is cancelled and reported
 HOPELESS_REASONS = (
     "DependencyNeverSatisfied",
@@ -224,6 +233,8 @@ class SlurmWorker(BufferedWorker):
         work_dir: str | Path | None = None,
         python: str | None = None,
         grace: float = 60.0,
+        sbatch_retries: int = 3,
+        sbatch_timeout: float = 60.0,
     ) -> None:
         super().__init__()
         sbatch = shutil.which("sbatch")
@@ -265,6 +276,16 @@ class SlurmWorker(BufferedWorker):
         self.work_dir = Path(work_dir).absolute() if work_dir is not None else None
         self.python = python or sys.executable
         self.grace = float(grace)
+        if not isinstance(sbatch_retries, int) or sbatch_retries < 0:
+            raise WorkerError(
+                f"slurm worker: sbatch_retries={sbatch_retries!r}; expected an integer >= 0"
+            )
+        if not isinstance(sbatch_timeout, (int, float)) or sbatch_timeout <= 0:
+            raise WorkerError(
+                f"slurm worker: sbatch_timeout={sbatch_timeout!r}; expected a number of seconds > 0"
+            )
+        self.sbatch_retries = sbatch_retries
+        self.sbatch_timeout = float(sbatch_timeout)
         self.submitted_ids: list[str] = []  # every sbatch job id, in order (arrays once)
         self._packer = Packer()
         self._pending: dict[int, _Element] = {}
@@ -343,6 +364,8 @@ class SlurmWorker(BufferedWorker):
     ) -> None:
         batch = elements[0].batch
         command = [self.python, "-m", "provgraph.workers.slurm_run", str(batch)]
+        # a name of its own: finds the job if sbatch's answer is lost
+        name = f"{name}-{uuid.uuid4().hex[:12]}"
         argv = [self.sbatch, "--parsable", f"--job-name={name}", f"--chdir={batch}"]
         if array:
             argv += [f"--array=0-{len(elements) - 1}", f"--output={batch}/%a.out"]
@@ -354,26 +377,65 @@ class SlurmWorker(BufferedWorker):
         argv += [f"{_RESOURCE_FLAGS[k]}={v}" for k, v in sorted(resources.items())]
         argv += self.sbatch_args
         argv += ["--wrap", "exec " + shlex.join(command)]
-        try:
-            proc = _run(argv)
-            failed = proc.returncode != 0
-            reason = proc.stderr.strip() or proc.stdout.strip()
-        except (OSError, subprocess.TimeoutExpired) as err:
-            failed, reason = True, str(err)
-        if failed:
+        job_id, reason = self._submit(argv, name)
+        if job_id is None:
             message = f"sbatch refused the job: {reason}\n  command: {shlex.join(argv)}"
             for element in elements:
                 element.future.set_result(
                     failed_outcome(element.job, "SlurmJobError", message, worker=self.name)
                 )
             return
-        job_id = proc.stdout.strip().split(";")[0]
         self.submitted_ids.append(job_id)
         with self._lock:
             for element in elements:
                 element.slurm_id = f"{job_id}_{element.index}" if array else job_id
                 element.gone_since = None
                 self._pending[id(element)] = element
+
+    def _submit(self, argv: list[str], name: str) -> tuple[str | None, str]:
+        """Run sbatch: ``(job id, "")``, or ``(None, why)``. A controller that is busy or
+        unreachable is asked again (``sbatch_retries`` times, waiting 1, 2, 4... s); an sbatch
+        that does not answer in time may have queued the job all the same, so the queue and the
+        accounting are searched for the job's name (unique) before it is submitted again."""
+        reason = ""
+        for attempt in range(self.sbatch_retries + 1):
+            if attempt:
+                time.sleep(min(2.0 ** (attempt - 1), 30.0))
+            try:
+                proc = _run(argv, timeout=self.sbatch_timeout)
+            except OSError as err:
+                return None, str(err)
+            except subprocess.TimeoutExpired:
+                found = self._find_named(name)
+                if found is not None:
+                    return found, ""
+                reason = f"sbatch did not answer within {self.sbatch_timeout:g} s"
+                continue
+            if proc.returncode == 0:
+                return proc.stdout.strip().split(";")[0], ""
+            reason = proc.stderr.strip() or proc.stdout.strip()
+            if not any(mark in reason.lower() for mark in _TRANSIENT):
+                return None, reason  # a refusal (bad option, unknown partition...) is final
+        return None, f"{reason} (tried {self.sbatch_retries + 1} times)"
+
+    def _find_named(self, name: str) -> str | None:
+        """The id of the job named ``name``, queued or (with accounting) already ended; asked a
+        few times, as accounting may lag the controller by seconds."""
+        for look in range(3):
+            if look:
+                time.sleep(1.0)
+            for argv in (
+                ["squeue", "-h", "-o", "%i", f"--name={name}"],
+                ["sacct", "-n", "-X", "-P", "-S", "now-1days", "-o", "JobID", f"--name={name}"],
+            ):
+                try:
+                    proc = _run(argv)
+                except (OSError, subprocess.TimeoutExpired):
+                    continue
+                found = proc.stdout.split()
+                if proc.returncode == 0 and found:
+                    return found[0].split("_")[0]
+        return None
 
     # -- following the jobs ---------------------------------------------------------------------
     def _poll_loop(self) -> None:
