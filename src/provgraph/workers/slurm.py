@@ -77,6 +77,7 @@ _WHAT = {
     "COMPLETED": "ended without writing its outcome",
     "PENDING": "could not start",
 }
+_SETTLE_INTERVAL = 5.0  # seconds between two accounting queries for jobs still settling
 # what sbatch says when the controller is busy or briefly unreachable: worth asking again
 _TRANSIENT = (
     "socket timed out",
@@ -293,6 +294,7 @@ class SlurmWorker(BufferedWorker):
         self._poller: threading.Thread | None = None
         self._sacct_ok: bool | None = None if state_source == "auto" else state_source == "sacct"
         self._squeue_failures = 0
+        self._next_settle = 0.0
 
     # -- the contract ---------------------------------------------------------------------------
     def flush(self) -> None:
@@ -483,8 +485,12 @@ class SlurmWorker(BufferedWorker):
                 element,
                 self._failure(element, "PENDING", f"it can never start (reason: {reason})"),
             )
-        if gone:
+        # jobs already waiting for their accounting are asked about every few seconds, not at
+        # every poll: sites throttle users who query sacct too often
+        waited = all(e.gone_since is not None for e in gone)
+        if gone and not (waited and time.monotonic() < self._next_settle):
             self._settle(gone)
+            self._next_settle = time.monotonic() + max(self.poll_interval, _SETTLE_INTERVAL)
 
     def _squeue(self, job_ids: Iterable[str]) -> dict[str, str] | None:
         argv = ["squeue", "-h", "-r", "-o", "%i|%T|%r", "-j", ",".join(sorted(job_ids))]
