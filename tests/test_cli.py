@@ -122,3 +122,20 @@ def test_graph_of_a_plain_task_is_refused(tmp_path: Path) -> None:
     (tmp_path / "wf.py").write_text(WORKFLOW)
     out = _run("graph", "wf.py:AddTwo", "-o", "x.dot", cwd=tmp_path)
     assert out.returncode == 2 and "not a workflow" in out.stderr
+
+
+def test_run_with_worker_options(tmp_path: Path) -> None:
+    """``-w NAME=VALUE`` passes options to the worker (JSON values decoded)."""
+    (tmp_path / "tasks.py").write_text(TASKS)
+    out = _run(
+        "run", "tasks.py:ready", "--worker", "dask", "-w", "n_workers=1", "--cache-dir", "c",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "out = [3, 4]" in out.stdout
+    bad = _run("run", "tasks.py:ready", "--worker", "cf", "-w", "n_procs=0", cwd=tmp_path)
+    assert bad.returncode == 2 and "n_procs=0" in bad.stderr
+    worse = _run("run", "tasks.py:ready", "-w", "n_procs", cwd=tmp_path)
+    assert (
+        worse.returncode == 2 and "--worker-option 'n_procs': expected name=value" in worse.stderr
+    )

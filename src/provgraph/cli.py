@@ -57,12 +57,13 @@ def _load(target: str) -> Any:
     return tasks[0]
 
 
-def _parse_inputs(pairs: Sequence[str]) -> dict[str, Any]:
+def _parse_inputs(pairs: Sequence[str], flag: str = "--input") -> dict[str, Any]:
+    """``name=VALUE`` pairs; a VALUE that is JSON is decoded, any other is a string."""
     inputs: dict[str, Any] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep:
-            raise provgraph.SpecError(f"--input {pair!r}: expected name=value", field="--input")
+            raise provgraph.SpecError(f"{flag} {pair!r}: expected name=value", field=flag)
         try:
             inputs[name] = json.loads(text)
         except ValueError:
@@ -77,7 +78,8 @@ def _run(args: argparse.Namespace) -> int:
     if inputs and not isinstance(target, type):
         for name, value in inputs.items():
             setattr(task, name, value)
-    with provgraph.Submitter(cache_dir=args.cache_dir, worker=args.worker) as sub:
+    options = _parse_inputs(args.worker_option, "--worker-option")
+    with provgraph.Submitter(cache_dir=args.cache_dir, worker=args.worker, **options) as sub:
         result = sub(task)
     for name in result.outputs:
         print(f"{name} = {result.outputs[name]!r}")
@@ -240,7 +242,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = commands.add_parser("run", help="run a task defined in a Python file")
     run.add_argument("target", help="FILE.py[:NAME]")
     run.add_argument("--input", "-i", action="append", default=[], help="name=VALUE")
-    run.add_argument("--worker", default=None, help="serial (default) or cf")
+    run.add_argument("--worker", default=None, help="serial (default), cf, dask or slurm")
+    run.add_argument(
+        "--worker-option",
+        "-w",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a worker option, e.g. -w n_procs=4, -w address=tcp://host:8786, "
+        "-w sbatch_args=--partition=short (VALUE is JSON if it parses, else text)",
+    )
     run.add_argument("--cache-dir", default=None, help="cache directory")
     graph = commands.add_parser("graph", help="draw a workflow")
     graph.add_argument("target", help="FILE.py:NAME of a workflow")
