@@ -342,6 +342,15 @@ def test_provenance_names_the_image_digest(
                }"""
         )
     ]
+    from provgraph.provenance.query import show_job
+
+    [shown] = show_job(store, result.output_dir.name)
+    assert shown["container"] == [
+        {"runtime": "podman", "image": IMAGE, "digest": _image_digest(IMAGE)}
+    ]
+    report = cache_dir / "report.html"
+    store.export(report, "html")
+    assert _image_digest(IMAGE) in report.read_text()
     version = subprocess.run(["podman", "--version"], capture_output=True, text=True).stdout
     assert rows == [
         (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -365,6 +366,7 @@ def test_cli_query_show_and_index(study: dict[str, Any], tmp_path: Path) -> None
     assert shown.returncode == 0, shown.stderr
     assert "task:     Total" in shown.stdout and "status:   succeeded" in shown.stdout
     assert "counts: xxh3-128:" in shown.stdout and "out: xxh3-128:" in shown.stdout
+    assert f"worker:   serial on {socket.gethostname()}" in shown.stdout
     rebuilt = _cli("index", cache, "--rebuild")
     assert rebuilt.returncode == 0 and rebuilt.stdout.startswith("indexed ")
     assert int(rebuilt.stdout.split()[1]) == len(list(study["cache"].rglob("*.trig")))

@@ -132,6 +132,15 @@ def test_slurm_sends_each_node_as_one_array(tmp_path: Path, reference: dict[str,
     assert len({i.split("_")[0] for i in copy_ids}) == 1 and len(copy_ids) == 3
     # every array and single job is one sbatch call; 4 nodes' worth of calls, not 11 jobs
     assert len(got["submitted"]) < 11
+    # `provgraph show` and the HTML report say where a job ran
+    from provgraph.provenance.query import show_job
+
+    ran = next(d for d in got["cache"].glob("Half-*") if any(d.glob("_prov-*.trig")))
+    [shown] = show_job(store, ran.name)
+    assert shown["placement"][0]["slurm"] in half and shown["placement"][0]["worker"] == "slurm"
+    report = got["cache"] / "report.html"
+    store.export(report, "html")
+    assert f"SLURM job {shown['placement'][0]['slurm']}" in report.read_text()
 
 
 def test_workers_are_registered_by_name() -> None:

@@ -170,7 +170,7 @@ def _show(args: argparse.Namespace) -> int:
         subs = store.query("SELECT (COUNT(DISTINCT ?s) AS ?n) WHERE { ?s a pg:Submission }")
         print(f"submissions recorded: {next(iter(subs))[0]}")
         return 0
-    from provgraph.provenance.query import show_job
+    from provgraph.provenance.query import place_text, show_job
 
     runs = show_job(store, args.job)
     if not runs:
@@ -182,6 +182,10 @@ def _show(args: argparse.Namespace) -> int:
             print(f"  {key + ':':9} {run[key]}")
         for env in run["environment"]:
             print(f"  python:   {env['python']} on {env['host']} ({env['platform']})")
+        for place in run["placement"]:
+            print(f"  worker:   {place_text(place)}")
+        for box in run["container"]:
+            print(f"  container: {box['runtime']} {box['image']} {box['digest']}")
         for kind in ("inputs", "outputs"):
             print(f"  {kind}:")
             for item in run[kind]:

@@ -39,6 +39,19 @@ RUN_ENVIRONMENT = (
     "?env a pg:Environment ; pg:pythonVersion ?python ; pg:platform ?platform ; "
     "pg:hostname ?host }"
 )
+# where it ran: the worker, its host, and by worker a Dask address or a SLURM job id and state
+RUN_PLACEMENT = (
+    "SELECT DISTINCT ?worker ?host ?address ?slurm ?state ?log WHERE { ?run pg:workerHost ?host . "
+    "OPTIONAL { ?run pg:worker ?worker } OPTIONAL { ?run pg:workerAddress ?address } "
+    "OPTIONAL { ?run pg:slurmJobId ?slurm } OPTIONAL { ?run pg:slurmState ?state } "
+    "OPTIONAL { ?run pg:workerLog ?log } }"
+)
+# the container a shell command ran in
+RUN_CONTAINER = (
+    "SELECT DISTINCT ?runtime ?image ?digest WHERE { ?run prov:used ?env . "
+    "?env a pg:ContainerEnvironment ; pg:containerRuntime ?runtime ; pg:containerImage ?image ; "
+    "pg:containerDigest ?digest }"
+)
 
 
 def _rows(store: Any, sparql: str, **bindings: Any) -> list[dict[str, str]]:
@@ -145,5 +158,26 @@ def show_job(store: Any, job: str) -> list[dict[str, Any]]:
         inputs = _rows(store, RUN_INPUTS, run=iri)
         outputs = _rows(store, RUN_OUTPUTS, run=iri)
         env = _rows(store, RUN_ENVIRONMENT, run=iri)
-        details.append({**run, "inputs": inputs, "outputs": outputs, "environment": env[:1]})
+        placement = _rows(store, RUN_PLACEMENT, run=iri)
+        container = _rows(store, RUN_CONTAINER, run=iri)
+        details.append(
+            {
+                **run,
+                "inputs": inputs,
+                "outputs": outputs,
+                "environment": env[:1],
+                "placement": placement[:1],
+                "container": container[:1],
+            }
+        )
     return details
+
+
+def place_text(place: dict[str, str]) -> str:
+    """``slurm on node7 (SLURM job 12_3, TIMEOUT), log file:///...`` from a placement row."""
+    where = [f"SLURM job {place['slurm']}"] if place.get("slurm") else []
+    where += [place["address"]] if place.get("address") else []
+    where += [place["state"]] if place.get("state") else []
+    text = f"{place.get('worker', 'worker')} on {place.get('host') or '?'}"
+    text += f" ({', '.join(where)})" if where else ""
+    return text + (f", log {place['log']}" if place.get("log") else "")

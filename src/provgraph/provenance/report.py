@@ -12,7 +12,14 @@ from typing import Any
 
 import networkx as nx
 
-from .query import RUN_ENVIRONMENT, RUN_INPUTS, RUN_OUTPUTS
+from .query import (
+    RUN_CONTAINER,
+    RUN_ENVIRONMENT,
+    RUN_INPUTS,
+    RUN_OUTPUTS,
+    RUN_PLACEMENT,
+    place_text,
+)
 
 __all__ = ["html_report"]
 
@@ -126,6 +133,8 @@ def html_report(graph: Any, title: str) -> str:
     inputs_by_run = _grouped(graph, RUN_INPUTS)
     outputs_by_run = _grouped(graph, RUN_OUTPUTS)
     env_by_run = _grouped(graph, RUN_ENVIRONMENT)
+    place_by_run = _grouped(graph, RUN_PLACEMENT)
+    box_by_run = _grouped(graph, RUN_CONTAINER)
     for run in runs:
         iri = run["run"]
         inputs = inputs_by_run.get(iri, [])
@@ -153,6 +162,15 @@ def html_report(graph: Any, title: str) -> str:
             sections.append(
                 "<h3>environment</h3>"
                 + _table(["Python", "platform", "host"], [[e["python"], e["platform"], e["host"]]])
+            )
+        for place in place_by_run.get(iri, [])[:1]:
+            sections.append("<h3>worker</h3>" + _table(["ran on"], [[place_text(place)]]))
+        for box in box_by_run.get(iri, [])[:1]:
+            sections.append(
+                "<h3>container</h3>"
+                + _table(
+                    ["runtime", "image", "digest"], [[box["runtime"], box["image"], box["digest"]]]
+                )
             )
     sections.append("</body></html>")
     return "\n".join(sections)
