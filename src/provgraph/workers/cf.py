@@ -25,9 +25,9 @@ from typing import Any
 import cloudpickle
 
 from .. import cache
-from ..engine.job import ErrorInfo, Job, Outcome, outcome_from_stored
+from ..engine.job import Job, Outcome, outcome_from_stored
 from ..exceptions import WorkerError
-from ._payload import Packer, run_packed
+from ._payload import Packer, failed_outcome, run_packed
 from .base import BufferedWorker, batch_size
 
 __all__ = ["ConcurrentFuturesWorker"]
@@ -177,11 +177,7 @@ class ConcurrentFuturesWorker(BufferedWorker):
 
 
 def _failed(job: Job, what: str, err: BaseException) -> Outcome:
-    return Outcome(
-        job_hash=job.job_hash,
-        status="failed",
-        error=ErrorInfo(type=type(err).__name__, message=f"{what}: {err}", traceback=repr(err)),
-    )
+    return failed_outcome(job, type(err).__name__, f"{what}: {err}", worker="cf")
 
 
 def _lost(job: Job, attempts: int) -> Outcome:
@@ -189,8 +185,4 @@ def _lost(job: Job, attempts: int) -> Outcome:
         f"the pool process running job {job.name} died (killed, or out of memory) "
         f"{attempts} time(s); not retried again"
     )
-    return Outcome(
-        job_hash=job.job_hash,
-        status="failed",
-        error=ErrorInfo(type="WorkerError", message=message, traceback=message),
-    )
+    return failed_outcome(job, "WorkerError", message, worker="cf")
