@@ -52,3 +52,14 @@ def Allocation(x: int) -> tuple[str, str]:
 
 
 Sleepy = shell.define("sleep <seconds:int>", name="Sleepy", resources={"time": "00:07:00"})
+
+
+@python.define(resources={"mem": "100M"})
+def Hog(megabytes: int) -> int:
+    """Holds more memory than its job may use."""
+    block = bytearray(megabytes * 1024 * 1024)
+    time.sleep(1)
+    return len(block)
+
+
+HogCommand = shell.define("python3 -c <code:str>", name="HogCommand", resources={"mem": "100M"})

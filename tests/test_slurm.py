@@ -27,7 +27,7 @@ from provgraph.workers.slurm import (
     parse_scontrol,
     parse_squeue,
 )
-from slurm_tasks import Allocation, Nap, Sleepy, Trouble, Vanish
+from slurm_tasks import Allocation, Hog, HogCommand, Nap, Sleepy, Trouble, Vanish
 
 needs_slurm = requires("sbatch", "start a one-node cluster with scripts/start-slurm.sh")
 
@@ -398,3 +398,33 @@ def test_an_sbatch_that_answers_too_late_is_found_by_its_tag(
     assert not result.errored, result.errors
     assert result.outputs.out == 4.0
     assert (bin_dir / "calls").read_text().count("call") == 1 and len(ids) == 1
+
+
+def _memory_enforced() -> bool:
+    """Whether the cluster confines jobs' memory with cgroups (start-slurm.sh SLURM_CGROUP=1)."""
+    import shutil
+
+    if shutil.which("scontrol") is None:
+        return False
+    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True).stdout
+    return "task/cgroup" in config
+
+
+@needs_slurm
+def test_out_of_memory_is_reported_as_such(tmp_path: Path) -> None:
+    """A Python task, and a command in a shell task, over their job's memory: OUT_OF_MEMORY."""
+    if not _memory_enforced():
+        if os.environ.get("PROVGRAPH_CI") == "1":
+            pytest.fail("under CI the cluster confines memory (SLURM_CGROUP=1), but it does not")
+        pytest.skip("the cluster does not confine memory; start it with SLURM_CGROUP=1")
+    code = "x = bytearray(400 * 1024 * 1024); import time; time.sleep(1)"
+    with Submitter(cache_dir=tmp_path, worker="slurm", poll_interval=0.2, progress=False) as sub:
+        hog = sub(Hog(megabytes=400))
+        command = sub(HogCommand(code=code))
+    [error] = hog.errors
+    assert error.error_type == "SlurmJobError"
+    assert "ran out of memory: OUT_OF_MEMORY" in error.message
+    [error] = command.errors  # the command was killed; its job wrote the CommandError
+    assert error.error_type == "SlurmJobError"
+    assert "ran out of memory: OUT_OF_MEMORY" in error.message
+    assert "the task reported: CommandError" in error.message
