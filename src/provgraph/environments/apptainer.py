@@ -20,8 +20,8 @@ from .base import (
     Placement,
     Runtime,
     check_bind_source,
+    file_image_info,
     find_executable,
-    version_of,
 )
 
 __all__ = ["Apptainer", "Singularity"]
@@ -73,13 +73,7 @@ class Apptainer(Runtime):
                 runtime=self.runtime,
                 image=image,
             )
-        return {
-            "runtime": self.runtime,
-            "runtime_version": version_of(self.runtime, exe, image),
-            "image": image,
-            "digest": digest,
-            "location": image,
-        }
+        return file_image_info(self.runtime, exe, image, digest)
 
     def wrap(self, argv: list[str], placement: Placement) -> list[str]:
         """``apptainer exec --containall ... IMAGE ARGV...``"""

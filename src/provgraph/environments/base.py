@@ -220,6 +220,18 @@ def version_of(runtime: str, executable: str, image: str = "") -> str:
     return text.splitlines()[0]
 
 
+def file_image_info(runtime: str, executable: str, image: str, digest: str) -> dict[str, str]:
+    """The description of an image that is a file or a folder (a SIF file, a root filesystem):
+    the runtime's version, the image's path as name and location, and its digest."""
+    return {
+        "runtime": runtime,
+        "runtime_version": version_of(runtime, executable, image),
+        "image": image,
+        "digest": digest,
+        "location": image,
+    }
+
+
 def check_bind_source(runtime: str, mount: Mount, forbidden: str) -> None:
     """Paths the runtime's bind syntax cannot carry are refused with the reason."""
     bad = sorted({c for c in forbidden if c in mount.source})

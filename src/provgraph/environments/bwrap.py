@@ -17,7 +17,7 @@ import os
 import attrs
 
 from ..exceptions import ContainerError
-from .base import JOB_DIR, Placement, Runtime, find_executable, version_of
+from .base import JOB_DIR, Placement, Runtime, file_image_info, find_executable
 
 __all__ = ["Bubblewrap"]
 
@@ -55,13 +55,7 @@ class Bubblewrap(Runtime):
                 runtime=self.runtime,
                 image=image,
             )
-        return {
-            "runtime": self.runtime,
-            "runtime_version": version_of(self.runtime, exe, image),
-            "image": image,
-            "digest": image,
-            "location": image,
-        }
+        return file_image_info(self.runtime, exe, image, image)
 
     def wrap(self, argv: list[str], placement: Placement) -> list[str]:
         """``bwrap --unshare-all ... --chdir /pg/job -- ARGV...``"""
