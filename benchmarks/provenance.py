@@ -147,7 +147,12 @@ def run_split(cache_dir: Path, xs: list[int], provenance: bool) -> dict[str, int
 def count_quads(paths: list[Path]) -> int:
     import pyoxigraph as ox
 
-    return sum(sum(1 for _ in ox.parse(path=str(p), format=ox.RdfFormat.TRIG)) for p in paths)
+    from provgraph.provenance.index import file_base
+
+    return sum(
+        sum(1 for _ in ox.parse(path=str(p), format=ox.RdfFormat.TRIG, base_iri=file_base(p)))
+        for p in paths
+    )
 
 
 def share_text(part: float, whole: float) -> str:

@@ -10,8 +10,10 @@ Layout of ``<cache_dir>/<TaskName>-<hash>/``:
                   empty was left by a killed process (the kernel released it): stale
 ``stdout.txt``/``stderr.txt`` and output files of shell jobs
 
-Output paths inside the job's directory are stored relative to it, so a cache directory can be
-moved as a whole.
+Output paths inside the job's directory (or, for a workflow's result, in other job directories of
+the same cache) are stored relative to it, so a cache directory can be moved as a whole. A result
+names the job it belongs to: one whose job hash is not its directory's is a miss (and a warning),
+never another job's outputs.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import os
 import pickle
 import shutil
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,7 @@ __all__ = [
     "StoredResult",
     "clear_for_run",
     "job_dir",
+    "job_hash_of",
     "lock_was_abandoned",
     "read_error",
     "read_result",
@@ -85,11 +89,8 @@ class _Rel:
 
 def _to_stored(value: Any, root: Path) -> Any:
     if isinstance(value, (File, Directory)):
-        try:
-            rel = Path(value).relative_to(root)
-        except ValueError:
-            return value
-        return _Rel(type(value).__name__, str(rel))
+        rel = _relative_in_cache(os.path.abspath(value), os.path.abspath(root))
+        return value if rel is None else _Rel(type(value).__name__, rel)
     if isinstance(value, list):
         return [_to_stored(v, root) for v in value]
     if isinstance(value, tuple):
@@ -99,9 +100,18 @@ def _to_stored(value: Any, root: Path) -> Any:
     return value
 
 
+def _relative_in_cache(path: str, job: str) -> str | None:
+    """``path`` relative to the job directory ``job`` when it lies in the same cache (the job's
+    own directory or another job's), else None: files outside the cache keep their path."""
+    cache_root = os.path.dirname(job)
+    if path == cache_root or not path.startswith(cache_root + os.sep):
+        return None
+    return os.path.relpath(path, job)
+
+
 def _from_stored(value: Any, root: Path) -> Any:
     if isinstance(value, _Rel):
-        path = root / value.rel
+        path = Path(os.path.normpath(root / value.rel))
         if not path.exists():
             raise FileNotFoundError(path)
         return (File if value.kind == "File" else Directory)(path)
@@ -157,8 +167,14 @@ def write_result(directory: Path, result: StoredResult) -> None:
     commit_result(directory, encode_result(directory, result))
 
 
+def job_hash_of(directory: Path) -> str:
+    """The job hash a job directory is named by (``<TaskName>-<hash>``)."""
+    return directory.name.rsplit("-", 1)[-1]
+
+
 def read_result(directory: Path) -> StoredResult | None:
-    """The stored result, or None when absent, incomplete, corrupt or missing its files."""
+    """The stored result, or None when absent, incomplete, corrupt, missing its files, or of
+    another job (its job hash is not the directory's: a warning says so)."""
     try:
         with open(directory / RESULT_NAME, "rb") as fh:
             data = fh.read()
@@ -172,6 +188,13 @@ def read_result(directory: Path) -> StoredResult | None:
         return None
     try:
         record = pickle.loads(payload)
+        if record["job_hash"] != job_hash_of(directory):
+            print(
+                f"provgraph: warning: {directory / RESULT_NAME} holds the result of job "
+                f"{record['job_hash']!r}, not of {directory.name!r}: ignored, the job runs again",
+                file=sys.stderr,
+            )
+            return None
         record["outputs"] = _from_stored(record["outputs"], directory)
         return StoredResult(**record)
     except Exception:
@@ -210,8 +233,9 @@ _HOST = socket.gethostname()
 class JobLock:
     """An exclusive lock on one job directory (``flock``; released by the kernel on death)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, tag: str = "") -> None:
         self.path = directory / LOCK_NAME
+        self.tag = tag  # said in the lock after pid, host and time (the run it is for)
         self._fd: int | None = None
         self.broken_stale: str | None = None
         self.waited = False  # another process held the lock first
@@ -230,7 +254,8 @@ class JobLock:
         previous = os.pread(fd, 4096, 0).decode(errors="replace").strip()
         self.broken_stale = previous or None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {_HOST} {time.time():.6f}\n".encode(), 0)
+        line = f"{os.getpid()} {_HOST} {time.time():.6f} {self.tag}".rstrip()
+        os.pwrite(fd, f"{line}\n".encode(), 0)
         self._fd = fd
         return self
 

@@ -200,7 +200,7 @@ def _index(args: argparse.Namespace) -> int:
     cache = Path(args.cache)
     if not cache.is_dir():
         raise provgraph.SpecError(f"cache directory {args.cache!r} does not exist", field="CACHE")
-    count = rebuild_index(cache) if args.rebuild else index_files(cache, [], scan=True)
+    count = rebuild_index(cache) if args.rebuild else index_files(cache, [])
     print(f"indexed {count} file(s)")
     return 0
 

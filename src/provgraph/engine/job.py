@@ -8,6 +8,7 @@ the formatted traceback, so nothing unpicklable crosses a process boundary.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -18,6 +19,7 @@ from typing import Any
 import attrs
 
 from .. import cache
+from ..exceptions import CacheError
 
 __all__ = ["ErrorInfo", "Job", "Outcome", "job_fields", "run_job"]
 
@@ -113,9 +115,13 @@ def run_job(job: Job) -> Outcome:
     """Run ``job`` under its lock, or reuse the result another process left meanwhile.
 
     After a run (succeeded or failed), the job's ``after`` hooks run in this same process,
-    still under the lock and before the result is made visible (the provenance recorder writes
-    the run's record there, so a cached result always has its record); a hook that fails costs
-    a warning on the outcome, never the result.
+    still under the lock: the provenance recorder writes the run's record aside there and
+    returns the function that publishes it. A failed run's record is published at once; a
+    succeeded run's only once its result is saved, so a record that says "succeeded" always
+    has its result. When the result cannot be saved (a full disk), the run fails with that
+    error, and is recorded so. A hook that fails costs a warning on the outcome, never the
+    result. The lock names the run (and its workflow run), so the next run of a job whose
+    process died can record that death.
     """
     directory = job.output_dir
     try:
@@ -126,7 +132,9 @@ def run_job(job: Job) -> Outcome:
     except FileNotFoundError:
         directory.mkdir(parents=True, exist_ok=True)
         fresh = True
-    with cache.JobLock(directory) as lock:
+    context = job.context or {}
+    tag = f"{job.run_id} {context.get('workflow_run', '')}".strip()
+    with cache.JobLock(directory, tag=tag) as lock:
         stored = cache.read_result(directory)  # another process may have finished it meanwhile
         if stored is not None:
             return outcome_from_stored(stored)
@@ -150,22 +158,8 @@ def run_job(job: Job) -> Outcome:
             )
             data = cache.encode_result(directory, stored)  # unpicklable outputs fail the job
         except (Exception, SystemExit) as err:  # sys.exit() in a task fails that job only
-            ended = time.time()
-            info = error_info(err)
-            cache.write_error(directory, {**attrs.asdict(info), "job": job.name, "ended": ended})
-            outcome = Outcome(
-                job_hash=job.job_hash,
-                status="failed",
-                error=info,
-                started=started,
-                ended=ended,
-                pid=os.getpid(),
-                stale_lock=lock.broken_stale,
-                run_id=job.run_id,
-                placement=job.placement,
-            )
-            return _after(job, outcome)
-        outcome = _after(
+            return _failed(job, err, started, lock.broken_stale)
+        outcome, publishers = _after(
             job,
             Outcome(
                 job_hash=job.job_hash,
@@ -179,17 +173,62 @@ def run_job(job: Job) -> Outcome:
                 placement=job.placement,
             ),
         )
-        cache.commit_result(directory, data)
+        try:
+            cache.commit_result(directory, data)
+        except CacheError as err:  # the result is lost: so is the success
+            for written in publishers:
+                getattr(written, "discard", lambda: None)()
+            return _failed(job, err, started, None)
+        _publish(outcome, publishers)
     return outcome
 
 
-def _after(job: Job, outcome: Outcome) -> Outcome:
+def _failed(job: Job, err: BaseException, started: float, stale: str | None) -> Outcome:
+    """A failed run: its error saved beside the job and its record published."""
+    ended = time.time()
+    info = error_info(err)
+    with contextlib.suppress(CacheError):  # a full disk may refuse this too
+        cache.write_error(job.output_dir, {**attrs.asdict(info), "job": job.name, "ended": ended})
+    outcome = Outcome(
+        job_hash=job.job_hash,
+        status="failed",
+        error=info,
+        started=started,
+        ended=ended,
+        pid=os.getpid(),
+        stale_lock=stale,
+        run_id=job.run_id,
+        placement=job.placement,
+    )
+    return _publish(*_after(job, outcome))
+
+
+def _after(job: Job, outcome: Outcome) -> tuple[Outcome, list[Any]]:
+    """Run the job's hooks; what they wrote aside (callables that publish it, and may have a
+    ``discard()`` for a run whose result could not be saved)."""
     problems = []
+    publishers = []
     for hook in job.after:
         try:
-            hook(job, outcome)
+            publish = hook(job, outcome)
         except Exception as err:  # a record is lost, the result is not
             problems.append(f"{getattr(hook, '__name__', hook)}: {type(err).__name__}: {err}")
+            continue
+        if publish is not None:
+            publishers.append(publish)
     if problems:
         outcome = attrs.evolve(outcome, warnings=tuple(problems))
+    return outcome, publishers
+
+
+def _publish(outcome: Outcome, publishers: list[Any]) -> Outcome:
+    """Make what the hooks wrote aside visible; a failure costs a warning."""
+    problems = []
+    for publish in publishers:
+        try:
+            publish()
+        except Exception as err:
+            problems.append(f"publishing a record: {type(err).__name__}: {err}")
+    if problems:
+        outcome = attrs.evolve(outcome, warnings=(*outcome.warnings, *problems))
     return outcome

@@ -97,7 +97,7 @@ class Submitter:
         self.hooks: list[Hook] = list(hooks)
         if provenance:
             # imported by name: the engine knows the recorder only as a hook
-            recorder = importlib.import_module("provgraph.provenance.record")
+            recorder = importlib.import_module("provgraph.provenance.recorder")
             self.hooks.append(recorder.Recorder(self.cache_dir))
         self.progress = make_progress(progress)
         if self.progress is not None:

@@ -1,11 +1,19 @@
 """Events to triples: the provenance recorder.
 
-:class:`Recorder` is a submitter hook. Before a job is sent to a worker it gathers, as plain
-data, what the job's record needs (its workflow run, its inputs with their content hashes and
-the upstream outputs they came from); :func:`write_job_run` then runs in the process that ran
-the job and writes the run's named graph as a TriG file in the job's directory. At the end of
-a submission the recorder writes the submission's own graph (its workflow runs and the earlier
-runs it reused) and indexes the new files into the store.
+:class:`Recorder` is a submitter hook. Before a job is sent to a worker it names the job's
+record in the journal and gathers, as plain data, what the record needs (its workflow run, its
+inputs with their content hashes and the upstream outputs they came from); :func:`write_job_run`
+then runs in the process that ran the job and writes the run's named graph *aside*
+(``_prov-<run>.trig.pending``); once the result is saved, the function it returned publishes the
+record under its name (``_prov-<run>.trig``). So a record that says "succeeded" always has its
+result, and a run whose process died leaves a pending record that the next run of the job turns
+into an "interrupted" one (:func:`recover`).
+
+Workflow runs and the submission are recorded when they start (``.provenance/runs/<run>.trig``,
+before any of their jobs runs: no ``pg:partOf`` dangles) and completed when the submission ends
+(``.provenance/submissions/<submission>.trig``: end times, statuses, the earlier runs reused).
+Locations inside the cache are written relative to the record's file (see
+:func:`provgraph.provenance.vocab.location_iri`).
 """
 
 from __future__ import annotations
@@ -24,24 +32,24 @@ import xxhash
 from .. import __version__
 from .._filetypes import Directory, File
 from ..cache import atomic_write
-from ..engine import events
-from ..engine.runtime import JobRun, input_sources
+from ..engine.job import ErrorInfo
 from ..exceptions import HashingError
 from ..hashing import file_content_digest, hash_value
 from . import vocab as V
 from .environment import capture
 
-__all__ = ["Recorder", "write_job_run"]
+__all__ = ["describe_value", "pickle_definition", "recover", "write_job_run"]
 
 _SMALL_TEXT = 256
 _TRIG = ox.RdfFormat.TRIG
 PREFIXES = {"prov": V.PROV, "pg": V.PG, "rdfs": V.RDFS, "xsd": V.XSD}
 
 
-def _trig(quads: list[ox.Quad]) -> bytes:
+def _trig(quads: list[ox.Quad], depth: int = 1) -> bytes:
+    """TriG of ``quads`` for a file ``depth`` folders below the cache (1: a job directory)."""
     data = ox.serialize(quads, format=_TRIG, prefixes=PREFIXES)
     assert data is not None  # no output file given: the bytes are returned
-    return data
+    return V.relative_locations(data, depth)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -78,8 +86,9 @@ def _time(seconds: float) -> ox.Literal:
     return ox.Literal(stamp, datatype=_n(V.XSD + "dateTime"))
 
 
-def _file_iri(path: str | os.PathLike[str]) -> ox.NamedNode:
-    return _n(V.file_iri(path))
+def _place(path: str | os.PathLike[str], root: str) -> ox.NamedNode:
+    """A file's IRI in a record of the cache ``root``: relative to it when inside it."""
+    return _n(V.location_iri(path, root))
 
 
 def describe_value(value: Any) -> dict[str, Any]:
@@ -116,12 +125,12 @@ def describe_value(value: Any) -> dict[str, Any]:
     return {"kind": "Value", "hash": digest, "value": small}
 
 
-def _entity(g: ox.NamedNode, iri: ox.NamedNode, d: dict[str, Any]) -> Iterator[ox.Quad]:
+def _entity(g: ox.NamedNode, iri: ox.NamedNode, d: dict[str, Any], root: str) -> Iterator[ox.Quad]:
     yield ox.Quad(iri, A, P("Entity"), g)
     yield ox.Quad(iri, A, G(d["kind"]), g)
     yield ox.Quad(iri, G("contentHash"), ox.Literal(f"xxh3-128:{d['hash']}"), g)
     if d.get("location"):
-        yield ox.Quad(iri, P("atLocation"), _file_iri(d["location"]), g)
+        yield ox.Quad(iri, P("atLocation"), _place(d["location"], root), g)
     if d.get("size") is not None:
         yield ox.Quad(iri, G("size"), _lit(d["size"]), g)
     if d.get("value") is not None:
@@ -135,10 +144,11 @@ def _generated(
     run: ox.NamedNode,
     role: ox.NamedNode,
     sources: list[ox.NamedNode],
+    root: str,
 ) -> Iterator[ox.Quad]:
     """An output entity: its description, its (qualified) generation, what it derives from."""
     generation = ox.BlankNode()
-    yield from _entity(g, entity, described)
+    yield from _entity(g, entity, described, root)
     yield ox.Quad(entity, P("wasGeneratedBy"), run, g)
     yield ox.Quad(entity, P("qualifiedGeneration"), generation, g)
     yield ox.Quad(generation, A, P("Generation"), g)
@@ -171,7 +181,8 @@ def _plan(g: ox.NamedNode, context: dict[str, Any]) -> Iterator[ox.Quad]:
     text_property = "command" if context["kind"] == "shell" else "source"
     yield ox.Quad(plan, G(text_property), ox.Literal(context["definition_text"]), g)
     if context.get("definition_file"):
-        yield ox.Quad(plan, G("definitionFile"), _file_iri(context["definition_file"]), g)
+        where = _place(context["definition_file"], context["cache_dir"])
+        yield ox.Quad(plan, G("definitionFile"), where, g)
 
 
 def _environment_file(cache_dir: Path, env: dict[str, Any]) -> None:
@@ -201,7 +212,7 @@ def _environment_file(cache_dir: Path, env: dict[str, Any]) -> None:
     if env.get("container"):
         quads += _container_quads(g, iri, env["container"])
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, _trig(quads))
+    atomic_write(path, _trig(quads, depth=2))
 
 
 _PLACEMENT = {  # what a worker says of where a job ran -> the property recording it
@@ -212,14 +223,16 @@ _PLACEMENT = {  # what a worker says of where a job ran -> the property recordin
 }
 
 
-def _placement(g: ox.NamedNode, run: ox.NamedNode, placement: dict[str, str]) -> Iterator[ox.Quad]:
+def _placement(
+    g: ox.NamedNode, run: ox.NamedNode, placement: dict[str, str], root: str
+) -> Iterator[ox.Quad]:
     """Which worker ran the job, where (Dask address, SLURM job id), and its log file."""
     for key, prop in _PLACEMENT.items():
         if placement.get(key):
             yield ox.Quad(run, G(prop), ox.Literal(str(placement[key])), g)
     log = placement.get("log")
     if log and os.path.exists(log):
-        yield ox.Quad(run, G("workerLog"), _file_iri(log), g)
+        yield ox.Quad(run, G("workerLog"), _place(log, root), g)
 
 
 def _with_container(env: dict[str, Any], container: dict[str, str] | None) -> dict[str, Any]:
@@ -243,123 +256,278 @@ def _container_quads(g: ox.NamedNode, env: ox.NamedNode, info: dict[str, str]) -
     if info.get("tag"):
         yield ox.Quad(env, G("imageTag"), ox.Literal(info["tag"]), g)
     if info.get("location"):
-        yield ox.Quad(env, P("atLocation"), _file_iri(info["location"]), g)
+        yield ox.Quad(env, P("atLocation"), _n(V.file_iri(info["location"])), g)
 
 
-def write_job_run(job: Any, outcome: Any) -> None:
-    """In the process that ran ``job``: write its run's named graph beside its result."""
+PENDING = ".pending"
+INTERRUPTED = "interrupted"
+
+
+def record_path(directory: str | os.PathLike[str], run_id: str) -> Path:
+    """Where the record of run ``run_id`` of the job in ``directory`` is published."""
+    return Path(directory) / f"_prov-{run_id}.trig"
+
+
+def _run_core(job: Any, outcome: Any, g: ox.NamedNode, root: str) -> Iterator[ox.Quad]:
+    """What a job run says about itself: task, node, job, place, status, times, workflow run."""
     context = job.context
-    if context is None or not job.run_id:
-        return
-    run = _n(V.run_iri(job.run_id))
-    g = run
-    env = _with_container(capture(), context.get("container"))
-    quads: list[ox.Quad] = [
-        ox.Quad(run, A, P("Activity"), g),
-        ox.Quad(run, A, G("JobRun"), g),
-        ox.Quad(run, G("taskName"), ox.Literal(context["task_name"]), g),
-        ox.Quad(run, G("nodeName"), ox.Literal(context["node"]), g),
-        ox.Quad(run, G("elementIndex"), _lit(job.index), g),
-        ox.Quad(run, G("jobHash"), ox.Literal(job.job_hash), g),
-        ox.Quad(run, G("outputDir"), _file_iri(job.output_dir), g),
-        ox.Quad(run, G("status"), ox.Literal(outcome.status), g),
-        ox.Quad(run, P("startedAtTime"), _time(outcome.started), g),
-        ox.Quad(run, P("endedAtTime"), _time(max(outcome.ended, outcome.started)), g),
-        ox.Quad(run, G("partOf"), _n(V.run_iri(context["workflow_run"])), g),
-        ox.Quad(run, G("workerHost"), ox.Literal(outcome.host), g),
-        ox.Quad(run, G("workerPid"), _lit(outcome.pid), g),
-    ]
-    quads += _placement(g, run, getattr(outcome, "placement", None) or {})
-    env_iri = _n(V.environment_iri(env["hash"]))
-    quads.append(ox.Quad(run, P("used"), env_iri, g))
-    quads.append(ox.Quad(env_iri, A, P("Entity"), g))
-    quads.append(ox.Quad(env_iri, A, G("Environment"), g))
+    run = g
+    yield ox.Quad(run, A, P("Activity"), g)
+    yield ox.Quad(run, A, G("JobRun"), g)
+    yield ox.Quad(run, G("taskName"), ox.Literal(context["task_name"]), g)
+    yield ox.Quad(run, G("nodeName"), ox.Literal(context["node"]), g)
+    yield ox.Quad(run, G("elementIndex"), _lit(job.index), g)
+    yield ox.Quad(run, G("jobHash"), ox.Literal(job.job_hash), g)
+    yield ox.Quad(run, G("outputDir"), _place(job.output_dir, root), g)
+    yield ox.Quad(run, G("status"), ox.Literal(outcome.status), g)
+    yield ox.Quad(run, P("startedAtTime"), _time(outcome.started), g)
+    yield ox.Quad(run, P("endedAtTime"), _time(max(outcome.ended, outcome.started)), g)
+    yield ox.Quad(run, G("partOf"), _n(V.run_iri(context["workflow_run"])), g)
+    yield ox.Quad(run, G("workerHost"), ox.Literal(outcome.host), g)
+    yield ox.Quad(run, G("workerPid"), _lit(outcome.pid), g)
+    yield from _placement(g, run, getattr(outcome, "placement", None) or {}, root)
+
+
+def _association(g: ox.NamedNode, context: dict[str, Any]) -> Iterator[ox.Quad]:
+    """The engine acting with the task definition as plan, on the user's behalf."""
     agent = _n(V.agent_iri())
-    plan = _n(V.definition_iri(context["definition"]))
     association = ox.BlankNode()
-    quads += [
-        ox.Quad(run, P("wasAssociatedWith"), agent, g),
-        ox.Quad(run, P("qualifiedAssociation"), association, g),
-        ox.Quad(association, A, P("Association"), g),
-        ox.Quad(association, P("agent"), agent, g),
-        ox.Quad(association, P("hadPlan"), plan, g),
-    ]
-    quads += _agents(g, context)
-    quads += _plan(g, context)
-    used: list[ox.NamedNode] = []
+    yield ox.Quad(g, P("wasAssociatedWith"), agent, g)
+    yield ox.Quad(g, P("qualifiedAssociation"), association, g)
+    yield ox.Quad(association, A, P("Association"), g)
+    yield ox.Quad(association, P("agent"), agent, g)
+    yield ox.Quad(association, P("hadPlan"), _n(V.definition_iri(context["definition"])), g)
+    yield from _agents(g, context)
+    yield from _plan(g, context)
+
+
+def _usages(
+    g: ox.NamedNode, context: dict[str, Any], root: str, used: list[ox.NamedNode]
+) -> Iterator[ox.Quad]:
+    """Each input used, plainly and qualified with its role; upstream runs informing this one.
+    The entities used are appended to ``used``."""
     informed: set[str] = set()
     for field, d in context["inputs"].items():
         role = _n(V.role_iri(field))
-        quads += [ox.Quad(role, A, P("Role"), g), ox.Quad(role, LABEL, ox.Literal(field), g)]
+        yield ox.Quad(role, A, P("Role"), g)
+        yield ox.Quad(role, LABEL, ox.Literal(field), g)
         if d.get("sources"):
             entities = [_n(V.output_iri(V.run_iri(r), f)) for r, f in d["sources"] if r]
             informed.update(V.run_iri(r) for r, _ in d["sources"] if r)
         else:
             entity = _n(V.content_iri(d["hash"]))
-            quads += _entity(g, entity, d)
+            yield from _entity(g, entity, d, root)
             entities = [entity]
             for member in d.get("members", []):
                 member_entity = _n(V.content_iri(member["hash"]))
-                quads += _entity(g, member_entity, member)
-                quads.append(ox.Quad(entity, P("hadMember"), member_entity, g))
+                yield from _entity(g, member_entity, member, root)
+                yield ox.Quad(entity, P("hadMember"), member_entity, g)
                 entities.append(member_entity)
         for entity in entities:
             usage = ox.BlankNode()
-            quads += [
-                ox.Quad(run, P("used"), entity, g),
-                ox.Quad(run, P("qualifiedUsage"), usage, g),
-                ox.Quad(usage, A, P("Usage"), g),
-                ox.Quad(usage, P("entity"), entity, g),
-                ox.Quad(usage, P("hadRole"), role, g),
-            ]
+            yield ox.Quad(g, P("used"), entity, g)
+            yield ox.Quad(g, P("qualifiedUsage"), usage, g)
+            yield ox.Quad(usage, A, P("Usage"), g)
+            yield ox.Quad(usage, P("entity"), entity, g)
+            yield ox.Quad(usage, P("hadRole"), role, g)
             used.append(entity)
     for upstream in sorted(informed):
-        quads.append(ox.Quad(run, P("wasInformedBy"), _n(upstream), g))
+        yield ox.Quad(g, P("wasInformedBy"), _n(upstream), g)
+
+
+def _generations(
+    g: ox.NamedNode, outcome: Any, context: dict[str, Any], root: str, used: list[ox.NamedNode]
+) -> Iterator[ox.Quad]:
+    """Each output, generated by the run and derived from every input; a rerun's checks."""
+    for field, value in (outcome.outputs or {}).items():
+        entity = _n(V.output_iri(g.value, field))
+        role = _n(V.role_iri(field))
+        described = describe_value(value)
+        yield ox.Quad(role, A, P("Role"), g)
+        yield ox.Quad(role, LABEL, ox.Literal(field), g)
+        yield from _generated(g, entity, described, g, role, used, root)
+        for i, member in enumerate(described.get("members", [])):
+            member_entity = _n(V.output_iri(g.value, f"{field}.{i}"))
+            yield ox.Quad(entity, P("hadMember"), member_entity, g)
+            yield from _generated(g, member_entity, member, g, role, used, root)
+    if context.get("rerun_of"):
+        yield ox.Quad(g, G("rerunOf"), _n(context["rerun_of"]), g)
+        for field, same in context.get("reproduced", {}).items():
+            entity = _n(V.output_iri(g.value, field))
+            yield ox.Quad(entity, G("reproduced"), _lit(bool(same)), g)
+
+
+def _error(g: ox.NamedNode, error: Any) -> Iterator[ox.Quad]:
+    node = ox.BlankNode()
+    yield ox.Quad(g, G("error"), node, g)
+    yield ox.Quad(node, A, G("Error"), g)
+    yield ox.Quad(node, G("errorType"), ox.Literal(error.type), g)
+    yield ox.Quad(node, G("errorMessage"), ox.Literal(error.message), g)
+    yield ox.Quad(node, G("traceback"), ox.Literal(error.traceback), g)
+
+
+def _pickled_beside(
+    g: ox.NamedNode, prop: str, path: Path, value: Any, root: str
+) -> Iterator[ox.Quad]:
+    """``value`` pickled to ``path`` for reruns, and the record's pointer to it; a value that
+    cannot be pickled costs the rerun, never the record."""
+    import cloudpickle
+
+    try:
+        atomic_write(path, cloudpickle.dumps(value))
+    except Exception:
+        return
+    yield ox.Quad(g, G(prop), _place(path, root), g)
+
+
+def job_run_quads(job: Any, outcome: Any, folder: Path) -> list[ox.Quad]:
+    """The named graph of one job run; its rerun files are written to ``folder``."""
+    context = job.context
+    root = context["cache_dir"]
+    g = _n(V.run_iri(job.run_id))
+    env = _with_container(capture(), context.get("container"))
+    env_iri = _n(V.environment_iri(env["hash"]))
+    quads = list(_run_core(job, outcome, g, root))
+    quads += [
+        ox.Quad(g, P("used"), env_iri, g),
+        ox.Quad(env_iri, A, P("Entity"), g),
+        ox.Quad(env_iri, A, G("Environment"), g),
+    ]
+    quads += _association(g, context)
+    used: list[ox.NamedNode] = []
+    quads += _usages(g, context, root, used)
     if outcome.ok:
-        for field, value in (outcome.outputs or {}).items():
-            entity = _n(V.output_iri(run.value, field))
-            role = _n(V.role_iri(field))
-            described = describe_value(value)
-            quads += [ox.Quad(role, A, P("Role"), g), ox.Quad(role, LABEL, ox.Literal(field), g)]
-            quads += _generated(g, entity, described, run, role, used)
-            for i, member in enumerate(described.get("members", [])):
-                member_entity = _n(V.output_iri(run.value, f"{field}.{i}"))
-                quads.append(ox.Quad(entity, P("hadMember"), member_entity, g))
-                quads += _generated(g, member_entity, member, run, role, used)
-        if context.get("rerun_of"):
-            quads.append(ox.Quad(run, G("rerunOf"), _n(context["rerun_of"]), g))
-            for field, same in context.get("reproduced", {}).items():
-                entity = _n(V.output_iri(run.value, field))
-                quads.append(ox.Quad(entity, G("reproduced"), _lit(bool(same)), g))
+        quads += _generations(g, outcome, context, root, used)
     elif outcome.error is not None:
-        error = ox.BlankNode()
-        quads += [
-            ox.Quad(run, G("error"), error, g),
-            ox.Quad(error, A, G("Error"), g),
-            ox.Quad(error, G("errorType"), ox.Literal(outcome.error.type), g),
-            ox.Quad(error, G("errorMessage"), ox.Literal(outcome.error.message), g),
-            ox.Quad(error, G("traceback"), ox.Literal(outcome.error.traceback), g),
-        ]
-    inputs_file = job.output_dir / f"_prov-{job.run_id}.inputs.pkl"
-    try:  # the input values themselves, for reruns (the record holds only small ones)
-        import cloudpickle
+        quads += _error(g, outcome.error)
+    if outcome.status != INTERRUPTED:
+        inputs = folder / f"_prov-{job.run_id}.inputs.pkl"
+        quads += _pickled_beside(g, "inputsFile", inputs, dict(job.inputs), root)
+        if getattr(job, "environment", None) is not None:  # a rerun runs in the same container
+            where = folder / f"_prov-{job.run_id}.environment.pkl"
+            quads += _pickled_beside(g, "environmentFile", where, job.environment, root)
+    _environment_file(Path(root), env)
+    return quads
 
-        atomic_write(inputs_file, cloudpickle.dumps(dict(job.inputs)))
-        quads.append(ox.Quad(run, G("inputsFile"), _file_iri(inputs_file), g))
-    except Exception:  # values that cannot be pickled: the run cannot be rerun, but is recorded
-        pass
-    if getattr(job, "environment", None) is not None:  # a rerun runs in the same container
-        environment_file = job.output_dir / f"_prov-{job.run_id}.environment.pkl"
-        try:
-            import cloudpickle
 
-            atomic_write(environment_file, cloudpickle.dumps(job.environment))
-            quads.append(ox.Quad(run, G("environmentFile"), _file_iri(environment_file), g))
-        except Exception:  # recorded all the same; a rerun then says it cannot tell where
-            pass
-    cache_dir = Path(context["cache_dir"])
-    _environment_file(cache_dir, env)
-    atomic_write(job.output_dir / f"_prov-{job.run_id}.trig", _trig(quads))
+def write_job_run(job: Any, outcome: Any) -> Any:
+    """In the process that ran ``job``: write its run's named graph aside, in the job's
+    directory (or ``context["record_dir"]``), and return the function that publishes it.
+
+    The engine publishes a succeeded run's record only once its result is saved; a failed
+    run's at once. Runs of this job that an earlier, killed process left unrecorded are
+    recovered first (:func:`recover`).
+    """
+    context = job.context
+    if context is None or not job.run_id:
+        return None
+    folder = Path(context.get("record_dir") or job.output_dir)
+    if outcome.stale_lock:
+        recover(folder, None, job=job, stale_lock=outcome.stale_lock)
+    final = record_path(folder, job.run_id)
+    pending = final.with_name(final.name + PENDING)
+    data = _trig(job_run_quads(job, outcome, folder))
+    with open(pending, "wb") as fh:
+        fh.write(data)
+    return _Pending(pending, final)
+
+
+@attrs.frozen
+class _Pending:
+    """A record written aside: called, it is published; discarded, it is gone."""
+
+    pending: Path
+    final: Path
+
+    def __call__(self) -> None:
+        os.replace(self.pending, self.final)
+
+    def discard(self) -> None:
+        self.pending.unlink(missing_ok=True)
+
+
+def recover(
+    folder: Path, result_run: str | None, *, job: Any = None, stale_lock: str | None = None
+) -> None:
+    """Finish the records that killed processes left in a job directory.
+
+    A pending record of the run whose result is saved (``result_run``) is published: the
+    process died between saving and publishing. Any other pending record becomes an
+    "interrupted" one: its result was never saved. With ``stale_lock`` (what a dead holder left
+    in the job's lock: pid, host, start, run and workflow run) and ``job`` (this job, run
+    again), a run that died before writing anything is recorded as interrupted too.
+    """
+    with os.scandir(folder) as entries:
+        pending = [e.path for e in entries if e.name.endswith(".trig" + PENDING)]
+    for path in pending:
+        final = path.removesuffix(PENDING)
+        if result_run and final == str(record_path(folder, result_run)):
+            os.replace(path, final)
+        else:
+            _interrupt(Path(path), Path(final))
+    if stale_lock and job is not None:
+        _record_dead_holder(folder, job, stale_lock)
+
+
+_DIED = "the process running the job died before its result was saved"
+
+
+def _interrupt(pending: Path, final: Path) -> None:
+    """A pending record whose result was never saved, published as interrupted."""
+    try:
+        # relative places resolved against the stand-in, so that they are written back relative
+        quads = list(ox.parse(path=pending, format=_TRIG, base_iri=V.CACHE_ROOT + "job/r.trig"))
+    except (SyntaxError, ValueError, OSError):  # cut short by the death itself
+        pending.unlink(missing_ok=True)
+        return
+    status, error = G("status"), G("error")
+    run = next((q.subject for q in quads if q.predicate == status), None)
+    if run is None:
+        pending.unlink(missing_ok=True)
+        return
+    outputs = {q.subject for q in quads if q.predicate == P("wasGeneratedBy")}
+    generations = {q.object for q in quads if q.predicate == P("qualifiedGeneration")}
+    dropped = outputs | generations
+    kept = [q for q in quads if q.subject not in dropped and q.predicate not in (status, error)]
+    kept.append(ox.Quad(run, status, ox.Literal(INTERRUPTED), run))
+    kept += _error(run, ErrorInfo(type="Interrupted", message=_DIED, traceback=""))
+    atomic_write(final, _trig(kept))
+    pending.unlink(missing_ok=True)
+
+
+def _record_dead_holder(folder: Path, job: Any, stale_lock: str) -> None:
+    """The run named in a dead holder's lock, if it left no record: recorded as interrupted,
+    from what this run of the same job knows (same job hash: same task, plan and inputs)."""
+    words = stale_lock.split()
+    if len(words) < 5 or words[3] == job.run_id:
+        return
+    run_id, workflow_run = words[3], words[4]
+    final = record_path(folder, run_id)
+    if final.exists():
+        return
+    try:
+        started = float(words[2])
+    except ValueError:
+        return
+    error = ErrorInfo(type="Interrupted", message=_DIED, traceback="")
+    dead = attrs.evolve(job, run_id=run_id, context={**job.context, "workflow_run": workflow_run})
+    outcome = _Interrupted(started=started, ended=started, error=error, host=words[1])
+    atomic_write(final, _trig(job_run_quads(dead, outcome, folder)))
+
+
+@attrs.frozen(kw_only=True)
+class _Interrupted:
+    """The outcome of a run whose process died: what its lock still told."""
+
+    started: float
+    ended: float
+    error: Any
+    host: str
+    status: str = INTERRUPTED
+    pid: int = 0
+    outputs: Any = None
+    placement: Any = None
+    ok: bool = False
 
 
 def pickle_definition(task_cls: Any) -> bytes:
@@ -381,147 +549,3 @@ def pickle_definition(task_cls: Any) -> bytes:
     finally:
         if by_value:
             cloudpickle.unregister_pickle_by_value(module)
-
-
-class Recorder:
-    """Submitter hook recording provenance: per-job context, submission graph, indexing."""
-
-    def __init__(self, cache_dir: Path, *, index: bool = True) -> None:
-        self.cache_dir = cache_dir
-        self.index = index
-        self.user, self.login = V.user_iri()
-        self._definitions: set[str] = set()
-        self._reset()
-
-    def _reset(self) -> None:
-        self.submission = ""
-        self.started = 0.0
-        self.workflow_runs: dict[str, dict[str, Any]] = {}
-        self.reused: set[str] = set()
-        self.new_files: list[Path] = []
-        self.worker = ""
-
-    # -- in the submitting process, before each job is sent ---------------------------------
-    def prepare_job(self, job: JobRun) -> tuple[dict[str, Any], Any]:
-        """The plain data the worker-side record of ``job`` needs, and the writer itself."""
-        task_cls = type(job.node.task)
-        sources = input_sources(job)
-        inputs: dict[str, dict[str, Any]] = {}
-        for field, value in (job.inputs or {}).items():
-            if field in sources:
-                inputs[field] = {"sources": sources[field]}
-            else:
-                inputs[field] = describe_value(value)
-        self._workflow_run(job.node.instance.run_id, job.node.instance)
-        definition_file = self._store_definition(task_cls)
-        assert job.output_dir is not None
-        self.new_files.append(job.output_dir / f"_prov-{job.run_id}.trig")
-        context = {
-            "cache_dir": str(self.cache_dir),
-            "workflow_run": job.node.instance.run_id,
-            "node": job.node.path,
-            "task_name": task_cls._task_name,
-            "definition": task_cls._definition_hash.hex(),
-            "definition_text": task_cls._definition_text,
-            "kind": task_cls._kind,
-            "definition_file": definition_file,
-            "inputs": inputs,
-            "user": self.user,
-            "login": self.login,
-            "container": getattr(job, "environment_info", None),
-        }
-        return context, write_job_run
-
-    def _store_definition(self, task_cls: Any) -> str:
-        """The task class, pickled once per definition beside the index, for reruns."""
-        digest = task_cls._definition_hash.hex()
-        path = self.cache_dir / ".provenance" / "definitions" / f"{digest}.pkl"
-        if digest not in self._definitions and not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                atomic_write(path, pickle_definition(task_cls))
-            except Exception:  # a definition that cannot be pickled can still be recorded
-                return ""
-        self._definitions.add(digest)
-        return str(path)
-
-    def _record_lost_failure(self, job: Any, outcome: Any) -> None:
-        """A failure the worker could not record (its process died, or never got the job)."""
-        work = job.job
-        if work is None or work.context is None:
-            return
-        if (work.output_dir / f"_prov-{work.run_id}.trig").exists():
-            return
-        now = datetime.datetime.now(tz=datetime.UTC).timestamp()
-        started = outcome.started or now
-        ended = outcome.ended or now
-        work.output_dir.mkdir(parents=True, exist_ok=True)  # it may have died before making it
-        write_job_run(work, attrs.evolve(outcome, started=started, ended=max(started, ended)))
-
-    def _workflow_run(self, run_id: str, instance: Any) -> None:
-        if run_id in self.workflow_runs:
-            return
-        parent = instance.parent
-        if parent is None:
-            name, part_of = self.root_name, self.submission
-        else:
-            name = type(parent.node.task)._task_name
-            part_of = parent.node.instance.run_id
-            self._workflow_run(part_of, parent.node.instance)
-        self.workflow_runs[run_id] = {"name": name, "part_of": part_of}
-
-    # -- events ---------------------------------------------------------------------------
-    def __call__(self, event: events.Event) -> None:
-        if isinstance(event, events.RunStarted):
-            self._reset()
-            self.submission = event.run_id
-            self.root_name = event.task_name
-            self.started = datetime.datetime.now(tz=datetime.UTC).timestamp()
-        elif isinstance(event, events.JobReused):
-            run_id = getattr(event.outcome, "run_id", "")
-            if run_id:
-                self.reused.add(run_id)
-        elif isinstance(event, events.JobFinished) and not event.outcome.executed:
-            if event.outcome.run_id:
-                self.reused.add(event.outcome.run_id)
-        elif isinstance(event, events.JobFinished) and not event.outcome.ok:
-            self._record_lost_failure(event.job, event.outcome)
-        elif isinstance(event, events.WorkflowFinished) and event.job.inner is not None:
-            # recorded even when every job in it came from the cache
-            self._workflow_run(event.job.run_id, event.job.inner)
-        elif isinstance(event, events.RunFinished):
-            self._write_submission()
-
-    def _write_submission(self) -> None:
-        sub = _n(V.run_iri(self.submission))
-        g = sub
-        now = datetime.datetime.now(tz=datetime.UTC).timestamp()
-        quads = [
-            ox.Quad(sub, A, P("Activity"), g),
-            ox.Quad(sub, A, G("Submission"), g),
-            ox.Quad(sub, G("taskName"), ox.Literal(self.root_name), g),
-            ox.Quad(sub, P("startedAtTime"), _time(self.started), g),
-            ox.Quad(sub, P("endedAtTime"), _time(now), g),
-            ox.Quad(sub, P("wasAssociatedWith"), _n(V.agent_iri()), g),
-        ]
-        quads += _agents(g, {"user": self.user, "login": self.login})
-        for run_id, info in self.workflow_runs.items():
-            run = _n(V.run_iri(run_id))
-            quads += [
-                ox.Quad(run, A, P("Activity"), g),
-                ox.Quad(run, A, G("WorkflowRun"), g),
-                ox.Quad(run, G("taskName"), ox.Literal(info["name"]), g),
-                ox.Quad(run, G("partOf"), _n(V.run_iri(info["part_of"])), g),
-            ]
-        for run_id in sorted(self.reused):
-            quads.append(ox.Quad(sub, G("reused"), _n(V.run_iri(run_id)), g))
-        folder = self.cache_dir / ".provenance" / "submissions"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{self.submission.rsplit(':', 1)[-1]}.trig"
-        atomic_write(path, _trig(quads))
-        self.new_files.append(path)
-        if self.index:
-            # queued, not indexed here: the store indexes what is queued when next asked
-            from .store import queue_files
-
-            queue_files(self.cache_dir, self.new_files)

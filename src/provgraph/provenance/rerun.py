@@ -4,12 +4,14 @@ The record names the task definition (pickled beside the index) and the input va
 beside the job); input files are taken from their recorded location and must still have their
 recorded content hash. A shell job that ran in a container reruns in it (pickled beside the
 job too), and its image must still have the recorded digest. The job runs in a scratch
-directory, never over the original result, and the new run is recorded with ``pg:rerunOf``
-the old one and ``pg:reproduced`` on each output.
+directory, never over the original result; the new run is recorded in the cache, beside the
+original's record in its job directory, with ``pg:rerunOf`` the old one and ``pg:reproduced``
+on each output. The scratch directory is removed afterwards unless ``into=`` names where it goes.
 """
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 import urllib.parse
@@ -50,8 +52,8 @@ def _recorded(store: Any, run: str) -> dict[str, Any]:
 
     rows = list(
         store.query(
-            "SELECT ?task ?node ?defile ?inputs ?envfile ?digest WHERE { ?run a pg:JobRun ; "
-            "pg:taskName ?task ; pg:nodeName ?node ; "
+            "SELECT ?task ?node ?defile ?inputs ?envfile ?digest ?dir WHERE { ?run a pg:JobRun ; "
+            "pg:taskName ?task ; pg:nodeName ?node ; pg:outputDir ?dir ; "
             "prov:qualifiedAssociation/prov:hadPlan ?plan . "
             "OPTIONAL { ?plan pg:definitionFile ?defile } "
             "OPTIONAL { ?run pg:inputsFile ?inputs } "
@@ -62,7 +64,7 @@ def _recorded(store: Any, run: str) -> dict[str, Any]:
     )
     if not rows:
         raise ProvenanceError(f"no job run {run} is recorded")
-    task, node, definition_file, inputs_file, environment_file, digest = rows[0]
+    task, node, definition_file, inputs_file, environment_file, digest, job_dir = rows[0]
     if definition_file is None or inputs_file is None:
         raise ProvenanceError(
             f"run {run} of {task} cannot be rerun: its record has no stored definition or inputs"
@@ -87,6 +89,7 @@ def _recorded(store: Any, run: str) -> dict[str, Any]:
     return {
         "task": str(task),
         "node": str(node),
+        "job_dir": _path(job_dir),
         "definition_file": _path(definition_file),
         "inputs_file": _path(inputs_file),
         "environment_file": _path(environment_file) if environment_file is not None else None,
@@ -144,9 +147,6 @@ def rerun(
     """Rerun ``job`` (a run IRI, job hash or job directory) from its record; see the module."""
     import cloudpickle
 
-    from ..engine.job import Job, Outcome
-    from .record import describe_value, write_job_run
-    from .store import queue_files
     from .why import _resolve_run
 
     old_run = _resolve_run(store, job)
@@ -170,15 +170,55 @@ def rerun(
     output_dir.mkdir(parents=True)
     started = time.time()
     try:
-        if environment is None:
-            outputs = task_cls._execute(dict(inputs), output_dir)
-        else:
-            outputs = task_cls._execute(dict(inputs), output_dir, environment)
-    except Exception as err:
-        raise ProvenanceError(
-            f"rerun of {record['task']} ({old_run}) failed: {type(err).__name__}: {err}"
-        ) from err
-    ended = time.time()
+        try:
+            if environment is None:
+                outputs = task_cls._execute(dict(inputs), output_dir)
+            else:
+                outputs = task_cls._execute(dict(inputs), output_dir, environment)
+        except Exception as err:
+            raise ProvenanceError(
+                f"rerun of {record['task']} ({old_run}) failed: {type(err).__name__}: {err}"
+            ) from err
+        ended = time.time()
+        return _record_rerun(
+            store,
+            record,
+            old_run,
+            new_id,
+            task_cls,
+            inputs,
+            outputs,
+            (started, ended),
+            output_dir,
+            environment,
+            environment_info,
+            verify,
+        )
+    finally:
+        if into is None:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def _record_rerun(
+    store: Any,
+    record: dict[str, Any],
+    old_run: str,
+    new_id: str,
+    task_cls: Any,
+    inputs: dict[str, Any],
+    outputs: dict[str, Any],
+    times: tuple[float, float],
+    output_dir: Path,
+    environment: Any,
+    environment_info: dict[str, str] | None,
+    verify: bool,
+) -> RerunResult:
+    """The rerun's record, in the original job's directory in the cache."""
+    from ..engine.job import Job, Outcome
+    from . import journal
+    from .record import describe_value, record_path, write_job_run
+
+    started, ended = times
     reproduced = {
         field: "xxh3-128:" + describe_value(outputs.get(field))["hash"] == digest
         for field, digest in (record["outputs"].items() if verify else ())
@@ -193,6 +233,7 @@ def rerun(
         "definition_text": task_cls._definition_text,
         "kind": task_cls._kind,
         "definition_file": str(record["definition_file"]),
+        "record_dir": str(record["job_dir"]),
         "inputs": {field: describe_value(value) for field, value in inputs.items()},
         "user": user,
         "login": login,
@@ -212,8 +253,8 @@ def rerun(
     outcome = Outcome(
         job_hash=new_job.job_hash, status="succeeded", outputs=outputs, started=started, ended=ended
     )
-    write_job_run(new_job, outcome)
-    queue_files(store.cache_dir, [output_dir / f"_prov-{new_id}.trig"])
+    journal.append(store.cache_dir, [record_path(record["job_dir"], new_id)])
+    write_job_run(new_job, outcome)()
     return RerunResult(
         run=V.run_iri(new_id),
         rerun_of=old_run,

@@ -1,33 +1,32 @@
 """The provenance store: every run's TriG file, indexed for SPARQL.
 
-The TriG files in the job directories (and ``.provenance/submissions``,
+The TriG files in the job directories (and ``.provenance/runs``, ``.provenance/submissions``,
 ``.provenance/environments``) are the truth; the index under ``<cache_dir>/.provenance/`` is
-derived from them and can always be rebuilt.
+derived from them and can always be rebuilt (:mod:`provgraph.provenance.index`).
 
 Default backend: the Oxigraph store (``pyoxigraph``, on disk), read through rdflib with
-``oxrdflib``. A submission only queues its new files in ``pending.txt`` (cheap: recording costs
-the job's own file); a store indexes what is queued when it is next asked a question, or on
-:meth:`ProvenanceStore.refresh`. Oxigraph allows one read-write opening at a time, in any
-process: the indexer opens it, loads the files in bulk and closes it; when it is busy, the files
-stay queued for the next indexing. Readers keep a read-only opening while the index is unchanged
-and reopen it when it has grown, so a store object always answers from everything indexed when
-the question is asked. Fallback backend ``"memory"``: plain rdflib, reading every file at each
-:meth:`ProvenanceStore.refresh`.
+``oxrdflib``. Recording only names each record in the journal
+(:mod:`provgraph.provenance.journal`) before it is written; a store catches the index up with the
+journal before every question, so it answers from every record on disk, those of killed or
+failed submissions included, at the cost of a few ``stat`` calls when nothing is new. Oxigraph
+allows one read-write opening at a time, in any process: the indexer opens it, loads the files
+in bulk and closes it; when it is busy, the files stay awaited for the next question. Readers
+keep a read-only opening while the index is unchanged and reopen it when it has grown. Fallback
+backend ``"memory"``: plain rdflib, reading every file at each :meth:`ProvenanceStore.refresh`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
-import shutil
-import sys
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ProvenanceError
+from . import index as _index
+from . import journal
+from .index import all_files, file_base
 
 if TYPE_CHECKING:
     import rdflib
@@ -41,157 +40,36 @@ __all__ = [
     "rebuild_index",
 ]
 
-_INDEX = "oxigraph"
-_PENDING = "pending.txt"
-_INDEXED = "indexed.txt"
-_LOCK = "index.lock"
-_UNREADABLE = "unreadable.txt"
-
-
-def _folder(cache_dir: Path) -> Path:
-    folder = Path(cache_dir) / ".provenance"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    with open(folder / _LOCK, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def all_files(cache_dir: Path) -> list[Path]:
-    """Every provenance file of a cache: runs in job directories, environments, submissions."""
-    cache_dir = Path(cache_dir)
-    found: list[Path] = []
-    with os.scandir(cache_dir) as entries:
-        for entry in entries:
-            if entry.is_dir() and not entry.name.startswith("."):
-                with os.scandir(entry.path) as inner:
-                    found += [
-                        Path(e.path)
-                        for e in inner
-                        if e.name.startswith("_prov-") and e.name.endswith(".trig")
-                    ]
-    for sub in ("environments", "submissions"):
-        folder = cache_dir / ".provenance" / sub
-        if folder.is_dir():
-            found += sorted(folder.glob("*.trig"))
-    return found
-
 
 def load_trig(dataset: rdflib.Dataset, path: Path) -> None:
-    """Add one TriG file to an rdflib dataset."""
+    """Add one TriG file to an rdflib dataset (its relative IRIs resolved against its place)."""
     with warnings.catch_warnings():
         # rdflib 7 warns about its own use of Dataset.default_context while parsing
         warnings.simplefilter("ignore", DeprecationWarning)
-        dataset.parse(data=Path(path).read_bytes(), format="trig")
-
-
-def _environment_files(cache_dir: Path) -> list[Path]:
-    folder = Path(cache_dir) / ".provenance" / "environments"
-    return sorted(folder.glob("*.trig")) if folder.is_dir() else []
-
-
-def _open_writer(folder: Path) -> Any:
-    import pyoxigraph as ox
-
-    try:
-        return ox.Store(str(folder / _INDEX))
-    except OSError:
-        return None  # another process holds it: leave the files pending
+        dataset.parse(data=Path(path).read_bytes(), format="trig", publicID=file_base(path))
 
 
 def queue_files(cache_dir: Path, files: Iterable[Path]) -> None:
-    """Queue ``files`` for the next indexing (what a submission does when it ends)."""
-    folder = _folder(Path(cache_dir).absolute())
-    lines = [f"{Path(f).absolute()}\n" for f in files]
-    with _locked(folder), open(folder / _PENDING, "a") as fh:
-        fh.writelines(lines)
+    """Name ``files`` in the journal, for the next catch-up of the index."""
+    journal.append(cache_dir, files)
 
 
 def index_files(cache_dir: Path, files: Iterable[Path], *, scan: bool = False) -> int:
-    """Queue ``files`` for indexing and index everything queued, if the store is free.
+    """Name ``files`` in the journal and catch the index up; returns the files loaded now.
 
-    ``scan=True`` also looks through the whole cache for records never queued (those of a
-    submission that was killed before it could queue them). Returns the number of files indexed
-    now (0 when another process holds the store).
+    ``scan=True`` rebuilds the index from every record found on disk (the repair for records
+    written by hand or by foreign tools, which no journal names).
     """
-    cache_dir = Path(cache_dir).absolute()
-    folder = _folder(cache_dir)
-    files = [Path(f).absolute() for f in files]
+    queue_files(cache_dir, files)
     if scan:
-        files = [*files, *all_files(cache_dir)]
-    with _locked(folder):
-        with open(folder / _PENDING, "a") as fh:
-            fh.writelines(f"{f}\n" for f in files)
-        return _drain(Path(cache_dir), folder)
-
-
-def _drain(cache_dir: Path, folder: Path) -> int:
-    import pyoxigraph as ox
-
-    pending = (folder / _PENDING).read_text().splitlines() if (folder / _PENDING).exists() else []
-    indexed_path = folder / _INDEXED
-    indexed = set(indexed_path.read_text().splitlines()) if indexed_path.exists() else set()
-    bad_path = folder / _UNREADABLE
-    indexed |= set(bad_path.read_text().splitlines()) if bad_path.exists() else set()
-    candidates = [*pending, *map(str, _environment_files(cache_dir))]
-    todo = [p for p in dict.fromkeys(candidates) if p not in indexed and Path(p).exists()]
-    if not todo:
-        (folder / _PENDING).write_text("")
-        return 0
-    store = _open_writer(folder)
-    if store is None:
-        return 0
-
-    default = ox.DefaultGraph()
-
-    unreadable: list[str] = []
-
-    def quads() -> Iterator[Any]:
-        # Each triple goes into its run's named graph and into the default graph, which is
-        # therefore the union of all runs as a set: shared nodes (roles, plans, agents) that
-        # every run's graph repeats are matched once.
-        for path in todo:
-            try:
-                parsed = list(ox.parse(path=path, format=ox.RdfFormat.TRIG))
-            except (SyntaxError, ValueError, OSError) as err:
-                unreadable.append(path)  # set aside (and reported), never blocking the rest
-                print(f"provgraph: cannot index {path}: {err}", file=sys.stderr)
-                continue
-            for quad in parsed:
-                yield quad
-                yield ox.Quad(quad.subject, quad.predicate, quad.object, default)
-
-    try:
-        store.bulk_extend(quads())  # one bulk write for all the files
-        store.flush()
-    finally:
-        del store
-    if unreadable:
-        with open(folder / _UNREADABLE, "a") as fh:
-            fh.writelines(f"{p}\n" for p in unreadable)
-    with open(indexed_path, "a") as fh:
-        fh.writelines(f"{p}\n" for p in todo if p not in unreadable)
-    (folder / _PENDING).write_text("")
-    return len(todo)
+        return _index.rebuild(Path(cache_dir))
+    return _index.catch_up(Path(cache_dir))
 
 
 def rebuild_index(cache_dir: Path) -> int:
-    """Drop the index and load every provenance file again; returns how many were loaded."""
-    cache_dir = Path(cache_dir).absolute()
-    folder = _folder(cache_dir)
-    with _locked(folder):
-        shutil.rmtree(folder / _INDEX, ignore_errors=True)
-        (folder / _INDEXED).unlink(missing_ok=True)
-        (folder / _UNREADABLE).unlink(missing_ok=True)
-        (folder / _PENDING).write_text("".join(f"{p}\n" for p in all_files(Path(cache_dir))))
-        return _drain(Path(cache_dir), folder)
+    """Load every record on disk into a new index and switch to it atomically; returns how many
+    files were loaded."""
+    return _index.rebuild(Path(cache_dir))
 
 
 class ProvenanceStore:
@@ -219,14 +97,16 @@ class ProvenanceStore:
             raise ProvenanceError(f"backend={backend!r}; expected 'oxigraph' or 'memory'")
         self.backend = backend
         self._memory: Any = None
+        self._index = _index.Index(self.cache_dir)
         self._reader: Any = None  # the read-only Oxigraph store, while the index is unchanged
-        self._reader_stamp: tuple[int, int] | None = None
+        self._reader_state: dict[str, Any] | None = None
         self.refresh()
 
     def refresh(self, *, scan: bool = False) -> int:
         """Index what is pending (or, in memory, read every file again); returns files loaded.
 
-        ``scan=True`` also finds records that were never queued (a killed submission's).
+        ``scan=True`` rebuilds the index from every record on disk, journaled or not (records
+        written by hand or by other tools).
         """
         if self.backend == "memory":
             import rdflib
@@ -238,20 +118,14 @@ class ProvenanceStore:
             self._memory = dataset
             return len(files)
         if scan:
-            return index_files(self.cache_dir, [], scan=True)
-        folder = _folder(self.cache_dir)
-        with _locked(folder):
-            return _drain(self.cache_dir, folder)
+            return _index.rebuild(self.cache_dir)
+        return _index.catch_up(self.cache_dir)
 
     def _catch_up(self) -> None:
-        """Index what submissions queued since the last question (cheap when nothing did)."""
-        pending = _folder(self.cache_dir) / _PENDING
-        try:
-            if pending.stat().st_size == 0:
-                return
-        except FileNotFoundError:
-            return
-        self.refresh()
+        """Index what was recorded since the last question (a few ``stat`` calls when nothing
+        was)."""
+        if self._index.behind():
+            self.refresh()
 
     def oxigraph(self) -> Any:
         """The read-only pyoxigraph store behind the default backend (None for ``memory``),
@@ -271,23 +145,18 @@ class ProvenanceStore:
         import rdflib
         from oxrdflib import OxigraphStore
 
-        folder = _folder(self.cache_dir)
-        path = folder / _INDEX
-        if not path.exists():
+        state = self._index.state()
+        if state is None:
             return rdflib.Dataset(default_union=True)
-        try:
-            stat = (folder / _INDEXED).stat()
-            stamp = (stat.st_size, stat.st_mtime_ns)
-        except FileNotFoundError:
-            stamp = (0, 0)
-        if self._reader is None or stamp != self._reader_stamp:
-            # a read-only opening sees the index as it is then: reopen when it has grown
+        if self._reader is None or state is not self._reader_state:
+            # a read-only opening sees the index as it is then: reopen when it has changed
+            path = self._index.folder / state["store"]
             try:
                 self._reader = ox.Store.read_only(str(path))
             except OSError as err:
                 raise ProvenanceError(f"cannot open the provenance index {path}: {err}") from err
-            self._reader_stamp = stamp
-        # the default graph already holds the union of all runs (see _drain)
+            self._reader_state = state
+        # the default graph already holds the union of all runs (see index._load)
         return rdflib.Dataset(store=OxigraphStore(store=self._reader))
 
     def query(self, sparql: str, **bindings: Any) -> Any:

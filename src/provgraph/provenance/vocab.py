@@ -25,8 +25,10 @@ __all__ = [
     "definition_iri",
     "environment_iri",
     "file_iri",
+    "location_iri",
     "ontology_path",
     "output_iri",
+    "relative_locations",
     "role_iri",
     "run_iri",
     "user_iri",
@@ -88,6 +90,29 @@ def user_iri() -> tuple[str, str]:
 def file_iri(path: str | os.PathLike[str]) -> str:
     """A file or directory: its absolute ``file:`` IRI."""
     return Path(os.path.abspath(path)).as_uri()
+
+
+# While a record is built, a place inside the cache is named under this stand-in for the cache's
+# own folder; when the record is written, the stand-in becomes a path relative to the record's
+# file (``../`` from a job directory), so the record moves with the cache: a TriG parser
+# resolves it against the file's location (see docs/design/provenance.md, "Relocation").
+CACHE_ROOT = "file:///.provgraph-cache-root/"
+
+
+def location_iri(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str]) -> str:
+    """A file or directory's IRI in a record: relative to the cache when inside it (through
+    :data:`CACHE_ROOT`), its absolute ``file:`` IRI when outside."""
+    full = os.path.abspath(path)
+    root = os.path.abspath(cache_dir)
+    if full.startswith(root + os.sep):
+        return CACHE_ROOT + urllib.parse.quote(os.path.relpath(full, root))
+    return Path(full).as_uri()
+
+
+def relative_locations(data: bytes, depth: int) -> bytes:
+    """Serialized TriG with the cache's stand-in made relative to a file ``depth`` folders
+    below the cache (1 for a job directory)."""
+    return data.replace(f"<{CACHE_ROOT}".encode(), b"<" + b"../" * depth)
 
 
 def ontology_path(name: str) -> Path:

@@ -1,0 +1,235 @@
+"""The recorder: the submitter hook that turns a submission's events into records.
+
+In the submitting process, before a job is sent, :meth:`Recorder.prepare_job` names the job's
+record in the journal and hands the worker the plain data the record needs, with
+:func:`provgraph.provenance.record.write_job_run` to write it there. Workflow runs and the
+submission are recorded as they start (their own graphs under ``.provenance/runs/``, before any
+job that is ``pg:partOf`` them can be written) and completed when the submission ends (one file
+under ``.provenance/submissions/``: end times, statuses, and the earlier runs it reused).
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pyoxigraph as ox
+
+from .. import cache
+from ..cache import atomic_write
+from ..engine import events
+from ..engine.runtime import JobRun, input_sources
+from . import journal
+from . import vocab as V
+from .record import (
+    A,
+    G,
+    P,
+    _agents,
+    _n,
+    _time,
+    _trig,
+    describe_value,
+    pickle_definition,
+    record_path,
+    recover,
+    write_job_run,
+)
+
+__all__ = ["Recorder"]
+
+
+def _now() -> float:
+    return datetime.datetime.now(tz=datetime.UTC).timestamp()
+
+
+class Recorder:
+    """Submitter hook recording provenance: journal, per-job context, workflow runs, the
+    submission."""
+
+    def __init__(self, cache_dir: Path, *, index: bool = True) -> None:
+        self.cache_dir = cache_dir
+        self.index = index
+        self.user, self.login = V.user_iri()
+        self._definitions: set[str] = set()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.submission = ""
+        self.root_name = ""
+        self.started = 0.0
+        self.workflow_runs: dict[str, dict[str, Any]] = {}
+        self.workflow_ends: dict[str, tuple[bool, float]] = {}  # nested ones, as they finish
+        self.reused: set[str] = set()
+
+    # -- in the submitting process, before each job is sent ---------------------------------
+    def prepare_job(self, job: JobRun) -> tuple[dict[str, Any], Any]:
+        """Journal the job's record; the plain data the worker-side writer needs, and it."""
+        task_cls = type(job.node.task)
+        sources = input_sources(job)
+        inputs: dict[str, dict[str, Any]] = {}
+        for field, value in (job.inputs or {}).items():
+            if field in sources:
+                inputs[field] = {"sources": sources[field]}
+            else:
+                inputs[field] = describe_value(value)
+        self._workflow_run(job.node.instance.run_id, job.node.instance)
+        definition_file = self._store_definition(task_cls)
+        assert job.output_dir is not None and job.run_id is not None
+        journal.append(self.cache_dir, [record_path(job.output_dir, job.run_id)])
+        context = {
+            "cache_dir": str(self.cache_dir),
+            "workflow_run": job.node.instance.run_id,
+            "node": job.node.path,
+            "task_name": task_cls._task_name,
+            "definition": task_cls._definition_hash.hex(),
+            "definition_text": task_cls._definition_text,
+            "kind": task_cls._kind,
+            "definition_file": definition_file,
+            "inputs": inputs,
+            "user": self.user,
+            "login": self.login,
+            "container": getattr(job, "environment_info", None),
+        }
+        return context, write_job_run
+
+    def _store_definition(self, task_cls: Any) -> str:
+        """The task class, pickled once per definition beside the index, for reruns."""
+        digest = task_cls._definition_hash.hex()
+        path = self.cache_dir / ".provenance" / "definitions" / f"{digest}.pkl"
+        if digest not in self._definitions and not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                atomic_write(path, pickle_definition(task_cls))
+            except Exception:  # a definition that cannot be pickled can still be recorded
+                return ""
+        self._definitions.add(digest)
+        return str(path)
+
+    def _record_lost_failure(self, job: Any, outcome: Any) -> None:
+        """A failure the worker could not record (its process died, or never got the job)."""
+        work = job.job
+        if work is None or work.context is None:
+            return
+        final = record_path(work.output_dir, work.run_id)
+        if work.output_dir.is_dir():  # a record it left aside is finished, not written twice
+            stored = cache.read_result(work.output_dir)
+            recover(work.output_dir, stored.run_id if stored is not None else None)
+        if final.exists():
+            return
+        started = outcome.started or _now()
+        ended = outcome.ended or _now()
+        work.output_dir.mkdir(parents=True, exist_ok=True)  # it may have died before making it
+        publish = write_job_run(
+            work, attrs.evolve(outcome, started=started, ended=max(started, ended))
+        )
+        publish()
+
+    def _reused(self, job: Any, run_id: str) -> None:
+        """A result taken from the cache: its run is reused; a record its process left aside
+        (killed between saving the result and publishing) is published now."""
+        if not run_id:
+            return
+        self.reused.add(run_id)
+        directory = job.output_dir
+        if directory is not None and not record_path(directory, run_id).exists():
+            recover(directory, run_id)
+
+    def _workflow_run(self, run_id: str, instance: Any) -> None:
+        """Record a workflow run when it is first seen, before any of its jobs runs."""
+        if run_id in self.workflow_runs:
+            return
+        parent = instance.parent
+        if parent is None:
+            name, part_of = self.root_name, self.submission
+        else:
+            name = type(parent.node.task)._task_name
+            part_of = parent.node.instance.run_id
+            self._workflow_run(part_of, parent.node.instance)
+        self.workflow_runs[run_id] = {"name": name, "part_of": part_of}
+        run = _n(V.run_iri(run_id))
+        self._write_start(
+            run,
+            [
+                ox.Quad(run, A, G("WorkflowRun"), run),
+                ox.Quad(run, G("taskName"), ox.Literal(name), run),
+                ox.Quad(run, G("partOf"), _n(V.run_iri(part_of)), run),
+            ],
+        )
+
+    def _write_start(self, run: ox.NamedNode, quads: list[ox.Quad]) -> None:
+        """A run's own graph as it starts: an activity, its start time and what it is."""
+        quads = [
+            ox.Quad(run, A, P("Activity"), run),
+            ox.Quad(run, P("startedAtTime"), _time(_now()), run),
+            ox.Quad(run, P("wasAssociatedWith"), _n(V.agent_iri()), run),
+            *quads,
+        ]
+        quads += _agents(run, {"user": self.user, "login": self.login})
+        path = self.cache_dir / ".provenance" / "runs" / f"{run.value.rsplit(':', 1)[-1]}.trig"
+        journal.append(self.cache_dir, [path])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, _trig(quads, depth=2))
+
+    # -- events ---------------------------------------------------------------------------
+    def __call__(self, event: events.Event) -> None:
+        if isinstance(event, events.RunStarted):
+            self._reset()
+            self.submission = event.run_id
+            self.root_name = event.task_name
+            self.started = _now()
+            sub = _n(V.run_iri(self.submission))
+            self._write_start(
+                sub,
+                [
+                    ox.Quad(sub, A, G("Submission"), sub),
+                    ox.Quad(sub, G("taskName"), ox.Literal(self.root_name), sub),
+                ],
+            )
+        elif isinstance(event, events.JobReused):
+            self._reused(event.job, getattr(event.outcome, "run_id", ""))
+        elif isinstance(event, events.JobFinished) and not event.outcome.executed:
+            # another process ran it meanwhile: the record journaled for this run never comes
+            work = event.job.job
+            if work is not None and work.run_id != event.outcome.run_id:
+                journal.append(
+                    self.cache_dir, [record_path(work.output_dir, work.run_id)], withdraw=True
+                )
+            self._reused(event.job, event.outcome.run_id)
+        elif isinstance(event, events.JobFinished) and not event.outcome.ok:
+            self._record_lost_failure(event.job, event.outcome)
+        elif isinstance(event, events.WorkflowFinished):
+            if event.job.inner is not None:  # recorded even when every job in it was cached
+                self._workflow_run(event.job.run_id, event.job.inner)
+            self.workflow_ends[event.job.run_id] = (event.ok, _now())
+        elif isinstance(event, events.RunFinished):
+            self._write_end(event.failed == 0)
+
+    def _write_end(self, ok: bool) -> None:
+        """The submission's end: end times and statuses of it and its workflow runs, and the
+        earlier runs it reused (one file, each run's triples in its own graph)."""
+        ended = _now()
+        now = _time(ended)
+        sub = _n(V.run_iri(self.submission))
+        quads = [
+            ox.Quad(sub, A, P("Activity"), sub),
+            ox.Quad(sub, A, G("Submission"), sub),
+            ox.Quad(sub, P("endedAtTime"), now, sub),
+            ox.Quad(sub, G("status"), ox.Literal("succeeded" if ok else "failed"), sub),
+        ]
+        for run_id in self.workflow_runs:
+            run = _n(V.run_iri(run_id))
+            done, when = self.workflow_ends.get(run_id, (ok, ended))
+            quads += [
+                ox.Quad(run, P("endedAtTime"), _time(when), run),
+                ox.Quad(run, G("status"), ox.Literal("succeeded" if done else "failed"), run),
+            ]
+        for run_id in sorted(self.reused):
+            quads.append(ox.Quad(sub, G("reused"), _n(V.run_iri(run_id)), sub))
+        folder = self.cache_dir / ".provenance" / "submissions"
+        path = folder / f"{self.submission.rsplit(':', 1)[-1]}.trig"
+        journal.append(self.cache_dir, [path])
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, _trig(quads, depth=2))
