@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-from provgraph import python
+from provgraph import python, workflow
 
 
 @python.define
@@ -31,3 +31,29 @@ def Suicidal(x: int, marks: str, always: bool = False) -> int:
         mark.touch()
         os.kill(os.getpid(), signal.SIGKILL)
     return x + 1
+
+
+@python.define
+def Doomed(x: int, marks: str) -> int:
+    """On an ``x`` listed in ``marks/kills.txt``, once (leaving a mark), kills its whole process
+    group: the submitter and every pool process, wherever each of them is. (The list is read
+    from a file so that which jobs die is not part of their hash.)"""
+    listed = Path(marks) / "kills.txt"
+    kills = listed.read_text().split() if listed.exists() else []
+    mark = Path(marks) / f"killed-{x}"
+    if str(x) in kills and not mark.exists():
+        mark.touch()
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+    return x * 2
+
+
+@python.define
+def Add(values: list[int]) -> int:
+    return sum(values)
+
+
+@workflow.define
+def DoomedSum(xs: list[int], marks: str) -> int:
+    """A split of Doomed jobs inside a workflow, summed."""
+    doomed = workflow.add(Doomed(marks=marks).split(x=xs).combine("x"), name="doomed")
+    return workflow.add(Add(values=doomed.out), name="add").out

@@ -1,0 +1,292 @@
+"""The provenance record under faults: kills, a full disk, planted results, killed index
+rebuilds, and moved caches (issue 11). Every process death here is real (SIGKILL)."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from crash_tasks import Doomed, Slow
+from prov_tasks import Study, make_inputs
+from provgraph import ProvenanceStore, Submitter, cache
+from provgraph.exceptions import CacheError
+from provgraph.provenance.store import all_files
+
+TESTS = str(Path(__file__).parent)
+
+CHILD = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+import provgraph.cache
+from provgraph import Submitter
+from crash_tasks import Doomed, DoomedSum
+if {die_at_commit!r}:  # a real death between the record written aside and the result saved
+    provgraph.cache.commit_result = lambda d, data: os.killpg(os.getpgid(0), signal.SIGKILL)
+task = (
+    DoomedSum(xs=list(range({n})), marks={marks!r}) if {workflow!r}
+    else Doomed(marks={marks!r}).split(x=list(range({n})))
+)
+options = {{"n_procs": 2}} if {worker!r} == "cf" else {{}}
+with Submitter(cache_dir={cache!r}, worker={worker!r}, progress=False, **options) as sub:
+    sub(task)
+"""
+
+
+def _submit_and_die(
+    cache_dir: Path,
+    marks: Path,
+    *,
+    n: int,
+    kills: list[int],
+    worker: str = "serial",
+    workflow: bool = False,
+    die_at_commit: bool = False,
+) -> int:
+    """Run a submission in its own process group; its return code (-9 when it was killed)."""
+    (marks / "kills.txt").write_text(" ".join(map(str, kills)))
+    code = CHILD.format(
+        tests=TESTS,
+        cache=str(cache_dir),
+        marks=str(marks),
+        n=n,
+        worker=worker,
+        workflow=workflow,
+        die_at_commit=die_at_commit,
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, start_new_session=True
+    )
+    assert proc.returncode in (0, -signal.SIGKILL), proc.stderr
+    return proc.returncode
+
+
+def _records(cache_dir: Path) -> list[Path]:
+    return list(cache_dir.glob("*/_prov-*.trig"))
+
+
+def _job_runs(store: ProvenanceStore) -> Counter[tuple[str, str]]:
+    """(job hash, status) -> how many job runs the store has."""
+    rows = store.query(
+        "SELECT ?run ?hash ?status WHERE { ?run a pg:JobRun ; pg:jobHash ?hash ; "
+        "pg:status ?status }"
+    )
+    return Counter((str(h), str(s)) for _, h, s in rows)
+
+
+def _dangling(store: ProvenanceStore, prop: str) -> list[tuple[str, str]]:
+    rows = store.query(
+        f"SELECT ?a ?b WHERE {{ ?a {prop} ?b FILTER NOT EXISTS {{ ?b a prov:Activity }} }}"
+    )
+    return [(str(a), str(b)) for a, b in rows]
+
+
+def _check_invariants(cache_dir: Path) -> Counter[tuple[str, str]]:
+    """What must hold after any fault: the store answers every record on disk, no job has
+    two successes, no link points to a run that was never recorded."""
+    store = ProvenanceStore(cache_dir)
+    runs = _job_runs(store)
+    assert sum(runs.values()) == len(_records(cache_dir))
+    assert all(count == 1 for (_, status), count in runs.items() if status == "succeeded")
+    assert _dangling(store, "pg:partOf") == []
+    assert _dangling(store, "pg:reused") == []
+    return runs
+
+
+def test_killed_submission_is_visible_without_an_index_step(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """Item 1: after SIGKILL, every record on disk is answered, and later reuses point to them."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    assert _submit_and_die(cache_dir, marks, n=20, kills=[12]) == -signal.SIGKILL
+    before = _records(cache_dir)
+    assert len(before) == 12  # jobs 0..11 ran and were recorded; job 12 died
+    store = ProvenanceStore(cache_dir)  # no refresh(scan=True), no provgraph index
+    assert sum(_job_runs(store).values()) == 12
+    assert _submit_and_die(cache_dir, marks, n=20, kills=[12]) == 0
+    runs = _check_invariants(cache_dir)
+    assert Counter(s for _, s in runs.elements()) == Counter(succeeded=20, interrupted=1)
+    reused = store.query("SELECT ?r WHERE { ?s pg:reused ?r }")
+    assert len(list(reused)) == 12
+
+
+def test_death_between_record_and_result_is_interrupted(tmp_path: Path, cache_dir: Path) -> None:
+    """Item 2: a process that dies after writing its record but before saving its result leaves
+    no "succeeded" run; the rerun records one success and the dead run as interrupted."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    assert _submit_and_die(cache_dir, marks, n=3, kills=[], die_at_commit=True) == -signal.SIGKILL
+    store = ProvenanceStore(cache_dir)
+    assert _job_runs(store) == Counter()  # nothing claims success: no result was saved
+    (job,) = [d for d in cache_dir.iterdir() if d.name.startswith("Doomed-")]
+    assert cache.read_result(job) is None
+    assert _submit_and_die(cache_dir, marks, n=3, kills=[]) == 0
+    runs = _check_invariants(cache_dir)
+    hash0 = cache.job_hash_of(job)
+    assert runs[(hash0, "succeeded")] == 1 and runs[(hash0, "interrupted")] == 1
+    ((message,),) = store.query(
+        "SELECT ?m WHERE { ?r pg:status 'interrupted' ; pg:error/pg:errorMessage ?m }"
+    )
+    assert "died before its result was saved" in str(message)
+
+
+def test_full_disk_at_saving_fails_the_run(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Item 2: a result that cannot be saved (ENOSPC) makes a failed run, never a success."""
+
+    def full(directory: Path, data: bytes) -> None:
+        raise CacheError(
+            f"cannot write {directory}/_result.pkl: [Errno 28] No space left on device"
+        )
+
+    monkeypatch.setattr(cache, "commit_result", full)
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        result = sub(Doomed(marks=str(cache_dir)).split(x=[1, 2]))
+    assert result.errored and "No space left" in result.errors[0].message
+    monkeypatch.undo()
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        assert sub(Doomed(marks=str(cache_dir)).split(x=[1, 2])).outputs.out == [2, 4]
+    runs = _check_invariants(cache_dir)
+    assert Counter(s for _, s in runs.elements()) == Counter(failed=2, succeeded=2)
+
+
+def test_another_jobs_result_is_not_reused(
+    tmp_path: Path, cache_dir: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Item 3: a result copied from another job's directory is a miss, with a warning."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        one = sub(Slow(x=1, marks=str(marks), pause=0.0))
+        five = sub(Slow(x=5, marks=str(marks), pause=0.0))
+    shutil.copy(five.output_dir / cache.RESULT_NAME, one.output_dir / cache.RESULT_NAME)
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        again = sub(Slow(x=1, marks=str(marks), pause=0.0))
+    assert again.outputs.out == 10 and again.stats["executed"] == 1
+    assert f"not of {one.output_dir.name!r}" in capfd.readouterr().err
+
+
+KILLED_REBUILD = """
+import os, shutil, signal, sys
+import pyoxigraph
+from provgraph.provenance.store import rebuild_index
+if sys.argv[2] == "load":
+    def die(self, quads):
+        for _ in quads:  # a part of the load, then death
+            os.kill(os.getpid(), signal.SIGKILL)
+    pyoxigraph.Store.bulk_extend = die
+else:  # as soon as the rebuild removes a folder
+    remove = shutil.rmtree
+    def die(*args, **kwargs):
+        remove(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+    shutil.rmtree = die
+rebuild_index(sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("where", ["load", "remove"])
+def test_killed_rebuild_keeps_the_previous_answers(
+    tmp_path: Path, cache_dir: Path, where: str
+) -> None:
+    """Item 4: a rebuild killed half-way (loading, or removing a folder) leaves the index that
+    was there, and the next rebuild completes."""
+    inputs = make_inputs(tmp_path / "inputs")
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        sub(Study(files=inputs))
+    runs = sum(_job_runs(ProvenanceStore(cache_dir)).values())
+    assert runs == 7
+    killed = [sys.executable, "-c", KILLED_REBUILD, str(cache_dir), where]
+    assert subprocess.run(killed, check=False).returncode == -signal.SIGKILL
+    assert sum(_job_runs(ProvenanceStore(cache_dir)).values()) == runs
+    assert ProvenanceStore(cache_dir).refresh(scan=True) == len(all_files(cache_dir))
+    assert sum(_job_runs(ProvenanceStore(cache_dir)).values()) == runs
+
+
+def test_killed_workflow_leaves_no_dangling_part_of(tmp_path: Path, cache_dir: Path) -> None:
+    """Item 5: the workflow runs of a killed submission are recorded: nothing points nowhere."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    assert _submit_and_die(cache_dir, marks, n=8, kills=[5], workflow=True) == -signal.SIGKILL
+    store = ProvenanceStore(cache_dir)
+    assert sum(_job_runs(store).values()) == 5
+    assert _dangling(store, "pg:partOf") == []
+    rows = store.query("SELECT ?w WHERE { ?w a pg:WorkflowRun ; prov:startedAtTime ?t }")
+    assert len(list(rows)) >= 1
+
+
+@pytest.mark.parametrize("how", ["mv", "cp -a"])
+def test_moved_cache_keeps_its_provenance(tmp_path: Path, how: str) -> None:
+    """Item 6: a moved or copied cache is reused, and its provenance answers the new place."""
+    inputs = make_inputs(tmp_path / "inputs")
+    old = tmp_path / "old" / "cache"
+    with Submitter(cache_dir=old, progress=False) as sub:
+        first = sub(Study(files=inputs))
+    new = tmp_path / "elsewhere" / "moved"
+    new.parent.mkdir()
+    if how == "mv":
+        old.rename(new)
+    else:
+        subprocess.run(["cp", "-a", str(old), str(new)], check=True)
+        shutil.rmtree(old)
+    with Submitter(cache_dir=new, progress=False) as sub:
+        again = sub(Study(files=inputs))
+    assert again.outputs.out == first.outputs.out and again.stats["executed"] == 0
+    store = ProvenanceStore(new)
+    dirs = [str(d) for (d,) in store.query("SELECT DISTINCT ?d WHERE { ?r pg:outputDir ?d }")]
+    assert dirs and all(d.startswith(new.as_uri() + "/") for d in dirs)
+    places = store.query("SELECT ?p WHERE { ?e prov:wasGeneratedBy ?r ; prov:atLocation ?p }")
+    assert all(Path(str(p).removeprefix("file://")).exists() for (p,) in places)
+    (copy,) = store.runs_of("Copy")[:1]
+    result = store.rerun(copy["run"], into=tmp_path / "scratch")
+    assert result.all_reproduced
+    shown = subprocess.run(
+        [sys.executable, "-m", "provgraph.cli", "show", str(new), copy["job"]],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert str(new) in shown and str(old) not in shown
+
+
+def test_rerun_is_recorded_in_the_cache(cache_dir: Path) -> None:
+    """Item 7: a rerun's record lives in the cache (its scratch folder is removed)."""
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        done = sub(Doomed(x=3, marks=str(cache_dir)))
+    store = ProvenanceStore(cache_dir)
+    result = store.rerun(done.output_dir.name)
+    assert result.all_reproduced and not result.output_dir.exists()
+    store.refresh(scan=True)  # a rebuild from the files on disk still has it
+    ((original,),) = store.query(
+        "SELECT ?o WHERE { ?r pg:rerunOf ?o }", r=__import__("rdflib").URIRef(result.run)
+    )
+    assert str(original) == result.rerun_of
+    assert len(list(done.output_dir.glob("_prov-*.trig"))) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("worker", ["serial", "cf"])
+def test_ten_random_kills_of_a_300_job_split(tmp_path: Path, cache_dir: Path, worker: str) -> None:
+    """Kill a 300-job split ten times at random points; after each, the store answers every
+    record, no job has two successes and no link dangles; in the end each job has one."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    rng = random.Random(f"faults-{worker}")
+    kills = sorted(rng.sample(range(300), 10))
+    deaths = 0
+    for k in kills:
+        code = _submit_and_die(cache_dir, marks, n=300, kills=[k], worker=worker)
+        deaths += code == -signal.SIGKILL
+        _check_invariants(cache_dir)
+    assert deaths >= (10 if worker == "serial" else 1)
+    assert _submit_and_die(cache_dir, marks, n=300, kills=[], worker=worker) == 0
+    runs = _check_invariants(cache_dir)
+    assert len({h for h, s in runs if s == "succeeded"}) == 300
