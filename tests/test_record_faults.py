@@ -290,3 +290,29 @@ def test_ten_random_kills_of_a_300_job_split(tmp_path: Path, cache_dir: Path, wo
     assert _submit_and_die(cache_dir, marks, n=300, kills=[], worker=worker) == 0
     runs = _check_invariants(cache_dir)
     assert len({h for h, s in runs if s == "succeeded"}) == 300
+
+
+def test_interrupted_records_conform_to_the_shapes(tmp_path: Path, cache_dir: Path) -> None:
+    """The interrupted runs (from a pending record, and from a dead lock holder) validate."""
+    import pyshacl
+    import rdflib
+
+    from provgraph.provenance import vocab
+    from provgraph.provenance.store import load_trig
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    assert _submit_and_die(cache_dir, marks, n=3, kills=[], die_at_commit=True) == -9
+    assert _submit_and_die(cache_dir, marks, n=6, kills=[4]) == -9
+    assert _submit_and_die(cache_dir, marks, n=6, kills=[]) == 0
+    runs = _check_invariants(cache_dir)
+    assert Counter(s for _, s in runs.elements())["interrupted"] == 2
+    dataset = rdflib.Dataset()
+    for record in all_files(cache_dir):
+        load_trig(dataset, record)
+    union = rdflib.Graph()
+    for s, p, o, _ in dataset.quads():
+        union.add((s, p, o))
+    shapes = rdflib.Graph().parse(vocab.ontology_path("shapes.ttl"))
+    conforms, _, text = pyshacl.validate(union, shacl_graph=shapes)
+    assert conforms, text
