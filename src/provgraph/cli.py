@@ -232,7 +232,8 @@ def _rerun(args: argparse.Namespace) -> int:
     )
     for job in getattr(result, "jobs", [result]):
         print(f"rerun {job.run} of {job.rerun_of}")
-        print(f"  outputs in {job.output_dir}")
+        if args.into is not None:
+            print(f"  outputs in {job.output_dir}")
         for field, same in sorted(job.reproduced.items()):
             print(f"  {field}: {'reproduced' if same else 'NOT reproduced'}")
     return 0 if not args.verify or result.all_reproduced else 1
@@ -295,7 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rerun.add_argument(
         "--verify", action="store_true", help="compare outputs; exit 1 if any differ"
     )
-    rerun.add_argument("--into", help="folder for the rerun's outputs (default: a scratch folder)")
+    rerun.add_argument(
+        "--into", help="folder to keep the rerun's outputs in (default: a scratch folder, removed)"
+    )
     args = parser.parse_args(argv)
     handlers = {
         "rerun": _rerun,

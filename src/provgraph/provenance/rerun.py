@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 
+from ..cache import job_dir, job_hash_of
 from ..exceptions import ProvenanceError
 from . import vocab as V
 
@@ -52,8 +53,8 @@ def _recorded(store: Any, run: str) -> dict[str, Any]:
 
     rows = list(
         store.query(
-            "SELECT ?task ?node ?defile ?inputs ?envfile ?digest ?dir WHERE { ?run a pg:JobRun ; "
-            "pg:taskName ?task ; pg:nodeName ?node ; pg:outputDir ?dir ; "
+            "SELECT ?task ?node ?defile ?inputs ?envfile ?digest ?hash WHERE { ?run a pg:JobRun ; "
+            "pg:taskName ?task ; pg:nodeName ?node ; pg:jobHash ?hash ; "
             "prov:qualifiedAssociation/prov:hadPlan ?plan . "
             "OPTIONAL { ?plan pg:definitionFile ?defile } "
             "OPTIONAL { ?run pg:inputsFile ?inputs } "
@@ -64,7 +65,7 @@ def _recorded(store: Any, run: str) -> dict[str, Any]:
     )
     if not rows:
         raise ProvenanceError(f"no job run {run} is recorded")
-    task, node, definition_file, inputs_file, environment_file, digest, job_dir = rows[0]
+    task, node, definition_file, inputs_file, environment_file, digest, job_hash = rows[0]
     if definition_file is None or inputs_file is None:
         raise ProvenanceError(
             f"run {run} of {task} cannot be rerun: its record has no stored definition or inputs"
@@ -89,7 +90,8 @@ def _recorded(store: Any, run: str) -> dict[str, Any]:
     return {
         "task": str(task),
         "node": str(node),
-        "job_dir": _path(job_dir),
+        # the job's own directory (not the run's: a rerun's was a scratch folder)
+        "job_dir": job_dir(store.cache_dir, str(task), str(job_hash)),
         "definition_file": _path(definition_file),
         "inputs_file": _path(inputs_file),
         "environment_file": _path(environment_file) if environment_file is not None else None,
@@ -244,7 +246,7 @@ def _record_rerun(
     new_job = Job(
         task_cls=task_cls,
         inputs=inputs,
-        job_hash=_job_hash(store, old_run),
+        job_hash=job_hash_of(record["job_dir"]),
         output_dir=output_dir,
         run_id=new_id,
         context=context,
@@ -253,6 +255,7 @@ def _record_rerun(
     outcome = Outcome(
         job_hash=new_job.job_hash, status="succeeded", outputs=outputs, started=started, ended=ended
     )
+    record["job_dir"].mkdir(parents=True, exist_ok=True)  # its folder may have been removed
     journal.append(store.cache_dir, [record_path(record["job_dir"], new_id)])
     write_job_run(new_job, outcome)()
     return RerunResult(
@@ -307,10 +310,3 @@ def rerun_workflow(
         rerun_of=workflow_run,
         jobs=[rerun(store, job, into=base, verify=verify) for job in jobs],
     )
-
-
-def _job_hash(store: Any, run: str) -> str:
-    import rdflib
-
-    rows = list(store.query("SELECT ?h WHERE { ?run pg:jobHash ?h }", run=rdflib.URIRef(run)))
-    return str(rows[0][0])
