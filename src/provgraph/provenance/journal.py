@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["JOURNAL", "append", "read_from", "relative"]
+__all__ = ["JOURNAL", "Writer", "append", "read_from", "relative"]
 
 JOURNAL = "journal"
 
@@ -47,6 +47,31 @@ def append(
         os.write(fd, text.encode())
     finally:
         os.close(fd)
+
+
+class Writer:
+    """Appends to one cache's journal through a file kept open (a submission's many lines)."""
+
+    def __init__(self, cache_dir: str | os.PathLike[str]) -> None:
+        self.cache_dir = cache_dir
+        self._fd: int | None = None
+
+    def add_relative(self, line: str) -> None:
+        """Name one record, given by its path relative to the cache."""
+        if self._fd is None:
+            folder = Path(self.cache_dir) / ".provenance"
+            folder.mkdir(exist_ok=True)
+            self._fd = os.open(folder / JOURNAL, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(self._fd, f"{line}\n".encode())
+
+    def close(self) -> None:
+        """Close the file (it is opened again when needed)."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
 
 
 def read_from(cache_dir: str | os.PathLike[str], offset: int) -> tuple[list[str], list[str], int]:

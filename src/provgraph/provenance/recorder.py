@@ -54,6 +54,7 @@ class Recorder:
         self.index = index
         self.user, self.login = V.user_iri()
         self._definitions: set[str] = set()
+        self._journal = journal.Writer(cache_dir)
         self._reset()
 
     def _reset(self) -> None:
@@ -78,7 +79,8 @@ class Recorder:
         self._workflow_run(job.node.instance.run_id, job.node.instance)
         definition_file = self._store_definition(task_cls)
         assert job.output_dir is not None and job.run_id is not None
-        journal.append(self.cache_dir, [record_path(job.output_dir, job.run_id)])
+        # job directories lie right under the cache: the record's path relative to it
+        self._journal.add_relative(f"{job.output_dir.name}/_prov-{job.run_id}.trig")
         context = {
             "cache_dir": str(self.cache_dir),
             "workflow_run": job.node.instance.run_id,
@@ -206,6 +208,7 @@ class Recorder:
             self.workflow_ends[event.job.run_id] = (event.ok, _now())
         elif isinstance(event, events.RunFinished):
             self._write_end(event.failed == 0)
+            self._journal.close()
 
     def _write_end(self, ok: bool) -> None:
         """The submission's end: end times and statuses of it and its workflow runs, and the

@@ -102,10 +102,12 @@ CACHE_ROOT = "file:///.provgraph-cache-root/"
 def location_iri(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str]) -> str:
     """A file or directory's IRI in a record: relative to the cache when inside it (through
     :data:`CACHE_ROOT`), its absolute ``file:`` IRI when outside."""
-    full = os.path.abspath(path)
-    root = os.path.abspath(cache_dir)
-    if full.startswith(root + os.sep):
-        return CACHE_ROOT + urllib.parse.quote(os.path.relpath(full, root))
+    full = os.fspath(path)
+    if not os.path.isabs(full) or "/.." in full or "/./" in full:
+        full = os.path.abspath(full)
+    root = os.fspath(cache_dir)  # absolute and normalised, as the recorder passes it
+    if full.startswith(root) and full[len(root) : len(root) + 1] == os.sep:
+        return CACHE_ROOT + urllib.parse.quote(full[len(root) + 1 :])
     return Path(full).as_uri()
 
 
