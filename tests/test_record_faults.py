@@ -255,6 +255,11 @@ def test_moved_cache_keeps_its_provenance(tmp_path: Path, how: str) -> None:
         check=True,
     ).stdout
     assert str(new) in shown and str(old) not in shown
+    assert "Copy" in store.why(copy["job"]).text()
+    first_copy, second_copy = store.runs_of("Copy")[:2]
+    assert store.diff(first_copy["run"], second_copy["run"])
+    exported = store.export(tmp_path / "moved.ttl", "turtle").read_text()
+    assert new.as_uri() in exported and old.as_uri() not in exported
 
 
 def test_rerun_is_recorded_in_the_cache(cache_dir: Path) -> None:

@@ -179,7 +179,7 @@ def run_job(job: Job) -> Outcome:
             for written in publishers:
                 getattr(written, "discard", lambda: None)()
             return _failed(job, err, started, None)
-        _publish(outcome, publishers)
+        outcome = _publish(outcome, publishers)
     return outcome
 
 

@@ -49,9 +49,8 @@ class Recorder:
     """Submitter hook recording provenance: journal, per-job context, workflow runs, the
     submission."""
 
-    def __init__(self, cache_dir: Path, *, index: bool = True) -> None:
+    def __init__(self, cache_dir: Path) -> None:
         self.cache_dir = cache_dir
-        self.index = index
         self.user, self.login = V.user_iri()
         self._definitions: set[str] = set()
         self._journal = journal.Writer(cache_dir)
