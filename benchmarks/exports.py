@@ -87,7 +87,12 @@ NATIVE_QUADS = "SELECT ?s ?p ?o WHERE { VALUES ?g { %s } GRAPH ?g { ?s ?p ?o } }
 
 def index_path(cache_dir: Path) -> Path:
     """The Oxigraph index of a cache (``ProvenanceStore``'s, under ``.provenance``)."""
-    return cache_dir / ".provenance" / "oxigraph"
+    from provgraph.provenance.index import Index
+
+    path = Index(cache_dir).store_path()
+    check(path is not None, f"no index in {cache_dir}")
+    assert path is not None
+    return path
 
 
 def count_triples(path: Path, fmt: ox.RdfFormat) -> int:

@@ -305,9 +305,12 @@ def child_index(cache_dir: Path) -> dict[str, float]:
     files = prov_store.all_files(cache_dir)
     check(loaded == len(files), f"rebuild_index loaded {loaded} of {len(files)} files")
     parse_seconds, quads = timed(partial(count_quads, files))
-    index_bytes = sum(
-        p.stat().st_size for p in (cache_dir / ".provenance" / "oxigraph").rglob("*") if p.is_file()
-    )
+    from provgraph.provenance.index import Index
+
+    folder = Index(cache_dir).store_path()
+    check(folder is not None, "rebuild_index left no index")
+    assert folder is not None
+    index_bytes = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     return {
         "seconds": seconds,
         "parse_seconds": parse_seconds,
