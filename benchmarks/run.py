@@ -365,6 +365,45 @@ def bench_files(root: Path, size: int, repeats: int, calls: int) -> list[Row]:
     ]
 
 
+# -- 6: the MAC that seals every stored pickle -----------------------------------------------------
+
+
+def bench_mac(calls: int) -> list[Row]:
+    """Sealing and checking a small result (what every job's ``_result.pkl`` pays), beside
+    the unkeyed xxh3-128 checksum results carried before they were sealed."""
+    from provgraph import _signing
+
+    payload = pickle.dumps({"outputs": {"out": 2}, "task_name": "Inc", "job_hash": "0" * 32})
+    sealed = _signing.seal(payload)
+    check(_signing.unseal(sealed) == payload, "MAC: a sealed result did not verify")
+    forged = sealed[:-1] + bytes([sealed[-1] ^ 1])
+    check(_signing.unseal(forged) is None, "MAC: a changed result verified")
+    seal = per_call(lambda: _signing.seal(payload), calls, 5)
+    unseal = per_call(lambda: _signing.unseal(sealed), calls, 5)
+    checksum = per_call(lambda: xxhash.xxh3_128_digest(payload), calls, 5)
+    size = f"{len(payload)} B result"
+    return [
+        Row(
+            "6",
+            f"seal a {size} (keyed BLAKE2b MAC)",
+            fmt_us(seal),
+            f"{fmt_us(checksum)} xxh3-128 checksum",
+            fmt_ratio(seal, checksum),
+            "<= 5 us",
+            verdict(seal <= 5e-6),
+        ),
+        Row(
+            "6a",
+            f"  verify a {size}",
+            fmt_us(unseal),
+            f"{fmt_us(checksum)} xxh3-128 checksum",
+            fmt_ratio(unseal, checksum),
+            "<= 5 us",
+            verdict(unseal <= 5e-6),
+        ),
+    ]
+
+
 # -- the table ----------------------------------------------------------------------------------
 
 HEADER = Row("#", "measure", "figure", "baseline", "ratio", "target", "result")
@@ -446,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     def measure(root: Path) -> list[Row]:
         rows = bench_serial(root, job_repeats)
         rows += bench_cf(root, job_repeats)
-        return rows + bench_files(root, size, file_repeats, calls)
+        return rows + bench_files(root, size, file_repeats, calls) + bench_mac(calls)
 
     footer = "ratio = figure / baseline (row 4: hashing throughput / raw throughput)"
     return run_suite("benchmarks", args.quick, about, "provgraph-bench-", measure, footer)

@@ -32,6 +32,8 @@ ROWS = {
     "4": "file_content_digest, 128 MiB",
     "5": "cached file hash",
     "5a": "new FileHashCache, same folder",
+    "6": "seal a",
+    "6a": "verify a",
 }
 
 WORKFLOW_ROWS = {

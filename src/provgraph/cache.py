@@ -2,8 +2,9 @@
 
 Layout of ``<cache_dir>/<TaskName>-<hash>/``:
 
-``_result.pkl``   the outputs, written to a temporary name and renamed, with a checksum header;
-                  a file that is missing, truncated or garbled is a cache miss, never a crash
+``_result.pkl``   the outputs, written to a temporary name and renamed, sealed with a keyed MAC
+                  (``provgraph._signing``); a file that is missing, truncated, garbled, forged
+                  or sealed with another key is a cache miss, never unpickled
 ``_error.json``   type, message and traceback of the last failed attempt
 ``_lock``         held (``flock``) while a process runs the job; it holds the holder's pid, host
                   and start time, and is emptied on release, so a lock that is free but not
@@ -32,8 +33,8 @@ from typing import Any
 
 import attrs
 import cloudpickle
-import xxhash
 
+from . import _signing
 from ._filetypes import Directory, File
 from .exceptions import CacheError
 
@@ -53,7 +54,6 @@ __all__ = [
 RESULT_NAME = "_result.pkl"
 ERROR_NAME = "_error.json"
 LOCK_NAME = "_lock"
-_MAGIC = b"PGR1\n"
 _KEEP_ON_CLEAR = (LOCK_NAME,)
 _KEEP_PREFIXES = ("_prov",)
 
@@ -154,7 +154,7 @@ def encode_result(directory: Path, result: StoredResult) -> bytes:
     record = attrs.asdict(result, recurse=False)
     record["outputs"] = _to_stored(result.outputs, directory)
     payload = _dumps(record)
-    return _MAGIC + xxhash.xxh3_128_digest(payload) + payload
+    return _signing.seal(payload)
 
 
 def commit_result(directory: Path, data: bytes) -> None:
@@ -180,25 +180,31 @@ def read_result(directory: Path) -> StoredResult | None:
             data = fh.read()
     except OSError:
         return None
-    head = len(_MAGIC) + 16
-    if len(data) < head or not data.startswith(_MAGIC):
-        return None
-    payload = data[head:]
-    if xxhash.xxh3_128_digest(payload) != data[len(_MAGIC) : head]:
+    payload = _signing.unseal(data)
+    if payload is None:  # never unpickled: it may run anything
+        _warn(
+            directory,
+            "is not sealed with this user's key (forged, damaged, written before "
+            "results were sealed, or by a user with another key): ignored, the job runs again",
+        )
         return None
     try:
         record = pickle.loads(payload)
         if record["job_hash"] != job_hash_of(directory):
-            print(
-                f"provgraph: warning: {directory / RESULT_NAME} holds the result of job "
-                f"{record['job_hash']!r}, not of {directory.name!r}: ignored, the job runs again",
-                file=sys.stderr,
+            _warn(
+                directory,
+                f"holds the result of job {record['job_hash']!r}, not of "
+                f"{directory.name!r}: ignored, the job runs again",
             )
             return None
         record["outputs"] = _from_stored(record["outputs"], directory)
         return StoredResult(**record)
     except Exception:
         return None
+
+
+def _warn(directory: Path, what: str) -> None:
+    print(f"provgraph: warning: {directory / RESULT_NAME} {what}", file=sys.stderr)
 
 
 def write_error(directory: Path, info: dict[str, Any]) -> None:

@@ -6,6 +6,9 @@ Only :meth:`Config.from_env` reads ``os.environ``; ``docs/configuration.md`` lis
 ``PROVGRAPH_WORKER``     default worker name (default: ``serial``)
 ``PROVGRAPH_ENVIRONMENT_IN_HASH``  ``1``/``true`` puts shell jobs' container in their hash
                                    (default: ``0``; see ``docs/environments.md``)
+``PROVGRAPH_KEY``        the secret that authenticates the cache's pickles (default: the key file)
+``PROVGRAPH_KEY_FILE``   where the key is kept (default: ``$XDG_CONFIG_HOME/provgraph/key``, or
+                         ``~/.config/provgraph/key``; made on first use; see ``docs/security.md``)
 """
 
 from __future__ import annotations
@@ -27,6 +30,14 @@ class Config:
     cache_dir: Path = attrs.field(factory=lambda: Path("provgraph-cache"))
     worker: str = "serial"
     environment_in_hash: bool = False
+    key: str | None = None
+    key_file: Path = attrs.field(factory=lambda: _config_home() / "provgraph" / "key")
+
+    @staticmethod
+    def key_source() -> tuple[str | None, ...]:
+        """The variables the key depends on, cheaply (the MAC of every result asks)."""
+        env = os.environ
+        return env.get("PROVGRAPH_KEY"), env.get("PROVGRAPH_KEY_FILE"), env.get("XDG_CONFIG_HOME")
 
     @classmethod
     def from_env(cls) -> Config:
@@ -37,6 +48,10 @@ class Config:
             kwargs["cache_dir"] = Path(env["PROVGRAPH_CACHE_DIR"])
         if env.get("PROVGRAPH_WORKER"):
             kwargs["worker"] = env["PROVGRAPH_WORKER"]
+        if env.get("PROVGRAPH_KEY"):
+            kwargs["key"] = env["PROVGRAPH_KEY"]
+        if env.get("PROVGRAPH_KEY_FILE"):
+            kwargs["key_file"] = Path(env["PROVGRAPH_KEY_FILE"]).expanduser()
         flag = env.get("PROVGRAPH_ENVIRONMENT_IN_HASH", "").strip().lower()
         if flag:
             if flag not in _BOOLEANS:
@@ -48,6 +63,12 @@ class Config:
                 )
             kwargs["environment_in_hash"] = _BOOLEANS[flag]
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def _config_home() -> Path:
+    """Where per-user configuration lives (``XDG_CONFIG_HOME``, else ``~/.config``)."""
+    folder = os.environ.get("XDG_CONFIG_HOME")
+    return Path(folder) if folder else Path.home() / ".config"
 
 
 _BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}

@@ -29,7 +29,7 @@ import attrs
 import pyoxigraph as ox
 import xxhash
 
-from .. import __version__
+from .. import __version__, _signing
 from .._filetypes import Directory, File
 from ..cache import atomic_write
 from ..engine.job import ErrorInfo
@@ -374,7 +374,7 @@ def _pickled_beside(
     import cloudpickle
 
     try:
-        atomic_write(path, cloudpickle.dumps(value))
+        atomic_write(path, _signing.seal(cloudpickle.dumps(value)))
     except Exception:
         return
     yield ox.Quad(g, G(prop), _place(path, root), g)

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 import pyoxigraph as ox
 
-from .. import cache
+from .. import _signing, cache
 from ..cache import atomic_write
 from ..engine import events
 from ..engine.runtime import JobRun, input_sources
@@ -43,6 +43,14 @@ __all__ = ["Recorder"]
 
 def _now() -> float:
     return datetime.datetime.now(tz=datetime.UTC).timestamp()
+
+
+def _sealed(path: Path) -> bool:
+    """True when ``path`` holds data sealed with this user's key (else it is written anew)."""
+    try:
+        return _signing.unseal(path.read_bytes()) is not None
+    except OSError:
+        return False
 
 
 class Recorder:
@@ -100,10 +108,10 @@ class Recorder:
         """The task class, pickled once per definition beside the index, for reruns."""
         digest = task_cls._definition_hash.hex()
         path = self.cache_dir / ".provenance" / "definitions" / f"{digest}.pkl"
-        if digest not in self._definitions and not path.exists():
+        if digest not in self._definitions and not _sealed(path):
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                atomic_write(path, pickle_definition(task_cls))
+                atomic_write(path, _signing.seal(pickle_definition(task_cls)))
             except Exception:  # a definition that cannot be pickled can still be recorded
                 return ""
         self._definitions.add(digest)

@@ -101,6 +101,23 @@ def _recorded(store: Any, run: str) -> dict[str, Any]:
     }
 
 
+def verified(path: Path, what: str) -> bytes:
+    """The bytes of a stored pickle whose MAC verifies; else a ``ProvenanceError`` naming it
+    (it is never unpickled: it could run anything)."""
+    from .._signing import unseal
+
+    try:
+        data = unseal(path.read_bytes())
+    except OSError as err:
+        raise ProvenanceError(f"cannot read the stored {what} {str(path)!r}: {err}") from err
+    if data is None:
+        raise ProvenanceError(
+            f"the stored {what} {str(path)!r} is not sealed with your key (planted, damaged, "
+            "or written by a user with another key): it is not loaded; see docs/security.md"
+        )
+    return data
+
+
 def _environment(record: dict[str, Any], run: str) -> tuple[Any, dict[str, str] | None]:
     """The container the job ran in, checked to hold the image it had (by digest)."""
     import cloudpickle
@@ -109,7 +126,9 @@ def _environment(record: dict[str, Any], run: str) -> tuple[Any, dict[str, str] 
     if where is None:
         return None, None
     try:
-        environment = cloudpickle.loads(where.read_bytes())
+        environment = cloudpickle.loads(verified(where, "environment"))
+    except ProvenanceError:
+        raise
     except Exception as err:
         raise ProvenanceError(f"cannot load the stored environment of {run}: {err}") from err
     info = environment.describe()  # a missing runtime or image raises ContainerError here
@@ -154,8 +173,10 @@ def rerun(
     old_run = _resolve_run(store, job)
     record = _recorded(store, old_run)
     try:
-        task_cls = cloudpickle.loads(record["definition_file"].read_bytes())
-        inputs = dict(cloudpickle.loads(record["inputs_file"].read_bytes()))
+        task_cls = cloudpickle.loads(verified(record["definition_file"], "task definition"))
+        inputs = dict(cloudpickle.loads(verified(record["inputs_file"], "inputs")))
+    except ProvenanceError:
+        raise
     except Exception as err:
         raise ProvenanceError(
             f"cannot load the stored definition or inputs of {old_run}: {err}"

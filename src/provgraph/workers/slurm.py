@@ -41,6 +41,7 @@ from typing import Any
 import attrs
 import cloudpickle
 
+from .. import _signing
 from ..cache import atomic_write
 from ..engine.job import Job, Outcome
 from ..exceptions import SpecError, WorkerError
@@ -343,7 +344,8 @@ class SlurmWorker(BufferedWorker):
         first = items[0][0]
         try:
             batch = self._batch_dir(first)
-            atomic_write(batch / "task.pkl", self._packer.class_blob(first.task_cls)[1])
+            blob = self._packer.class_blob(first.task_cls)[1]
+            atomic_write(batch / "task.pkl", _signing.seal(blob))
             # the modules the submitting process can import, the job can import too
             paths = [os.path.abspath(p or os.getcwd()) for p in sys.path]  # '' is the cwd
             paths = [p for p in dict.fromkeys(paths) if os.path.isdir(p)]
@@ -351,7 +353,7 @@ class SlurmWorker(BufferedWorker):
             elements = []
             for index, (job, future) in enumerate(items):
                 payload = cloudpickle.dumps(self._packer.fields(job, {"worker": self.name}))
-                atomic_write(batch / f"{index}.job.pkl", payload)
+                atomic_write(batch / f"{index}.job.pkl", _signing.seal(payload))
                 elements.append(_Element(job, future, batch, index, resources))
         except Exception as err:
             for job, future in items:
@@ -579,7 +581,11 @@ class SlurmWorker(BufferedWorker):
 
     def _read_outcome(self, element: _Element) -> Outcome:
         try:
-            outcome = cloudpickle.loads(element.outcome_path.read_bytes())
+            data = _signing.unseal(element.outcome_path.read_bytes())
+            if data is None:
+                why = "its outcome file is not sealed with your key"
+                return self._failure(element, "FAILED", why)
+            outcome = cloudpickle.loads(data)
         except Exception as err:
             return self._failure(element, "FAILED", f"its outcome file cannot be read ({err})")
         if not isinstance(outcome, Outcome):

@@ -21,6 +21,7 @@ from typing import Any
 
 import cloudpickle
 
+from .. import _signing
 from ..cache import atomic_write
 from ..engine.job import run_job
 from ._payload import failed_outcome, unpack
@@ -33,6 +34,14 @@ def _slurm_job_id() -> str:
     if array_job and task:
         return f"{array_job}_{task}"
     return os.environ.get("SLURM_JOB_ID", "")
+
+
+def _verified(path: Path) -> bytes:
+    """A file the submitting process sealed; one that does not verify is never unpickled."""
+    data = _signing.unseal(path.read_bytes())
+    if data is None:
+        raise SystemExit(f"slurm_run: {path} is not sealed with this user's key: not loaded")
+    return data
 
 
 def _terminated(signum: int, frame: Any) -> None:
@@ -64,14 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     paths_file = batch / "sys_path.json"
     if paths_file.exists():  # what the submitting process could import
         sys.path.extend(p for p in json.loads(paths_file.read_text()) if p not in sys.path)
-    key, fields = cloudpickle.loads((batch / f"{index}.job.pkl").read_bytes())
+    key, fields = cloudpickle.loads(_verified(batch / f"{index}.job.pkl"))
     fields["placement"] = {
         **(fields.get("placement") or {}),
         "slurm_job_id": _slurm_job_id(),
         "log": str(batch / f"{index}{attempt}.err"),
     }
     try:
-        job = unpack(lambda _: (batch / "task.pkl").read_bytes(), key, fields)
+        job = unpack(lambda _: _verified(batch / "task.pkl"), key, fields)
     except Exception as err:  # the task cannot be rebuilt here (a missing module...)
         from ..engine.job import Job
 
@@ -80,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         outcome = failed_outcome(stub, "WorkerError", message, **fields["placement"])
     else:
         outcome = run_job(job)
-    atomic_write(batch / f"{index}{attempt}.outcome.pkl", cloudpickle.dumps(outcome))
+    sealed = _signing.seal(cloudpickle.dumps(outcome))
+    atomic_write(batch / f"{index}{attempt}.outcome.pkl", sealed)
     return 0
 
 

@@ -1,0 +1,102 @@
+"""Keyed MACs over every pickle provgraph writes to disk and later loads.
+
+Unpickling runs code: a result, a stored task definition or input values, or a SLURM job's
+payload, planted by anyone who can write to the cache, would run as the next user who reads it.
+So each such file carries a MAC (BLAKE2b keyed with the cache user's secret, 32 bytes) over its
+bytes, and :func:`unseal` returns the bytes only when the MAC verifies; nothing unverified is
+ever unpickled. The key comes from ``PROVGRAPH_KEY`` or from a key file
+(``PROVGRAPH_KEY_FILE``, default ``$XDG_CONFIG_HOME/provgraph/key`` or
+``~/.config/provgraph/key``), created with 32 random bytes and mode 0600 on first use. Users who
+share a cache share a key (see ``docs/security.md``).
+
+Sealed layout: ``PGS1`` + the 32-byte MAC + the data.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from .config import Config
+from .exceptions import CacheError
+
+__all__ = ["MAC_SIZE", "key", "mac", "seal", "unseal"]
+
+MAGIC = b"PGS1"
+MAC_SIZE = 32
+
+
+_known: tuple[tuple[str | None, ...], bytes] | None = None
+
+
+def key() -> bytes:
+    """The secret key of this user (from the environment or the key file)."""
+    global _known
+    source = Config.key_source()
+    if _known is None or _known[0] != source:
+        config = Config.from_env()
+        _known = (source, _key(config.key, str(config.key_file)))
+    return _known[1]
+
+
+@functools.lru_cache(maxsize=8)
+def _key(given: str | None, key_file: str) -> bytes:
+    if given:
+        return hashlib.blake2b(given.encode(), digest_size=32, person=b"provgraph-key").digest()
+    path = Path(key_file)
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        text = _create_key_file(path)
+    except OSError as err:
+        raise CacheError(f"cannot read the provgraph key file {key_file!r}: {err}") from err
+    try:
+        secret = bytes.fromhex(text)
+    except ValueError:
+        secret = b""
+    if len(secret) < 16:
+        raise CacheError(
+            f"the provgraph key file {key_file!r} does not hold a key (expected at least 32 hex "
+            "digits); remove it to have a new one made, or set PROVGRAPH_KEY"
+        )
+    return secret
+
+
+def _create_key_file(path: Path) -> str:
+    text = secrets.token_hex(32)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it meanwhile
+        return path.read_text().strip()
+    except OSError as err:
+        raise CacheError(
+            f"cannot create the provgraph key file {str(path)!r}: {err}; set PROVGRAPH_KEY or "
+            "PROVGRAPH_KEY_FILE"
+        ) from err
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text + "\n")
+    return text
+
+
+def mac(data: bytes) -> bytes:
+    """The MAC of ``data`` under this user's key."""
+    return hashlib.blake2b(data, key=key(), digest_size=MAC_SIZE).digest()
+
+
+def seal(data: bytes) -> bytes:
+    """``data`` with its MAC in front."""
+    return MAGIC + mac(data) + data
+
+
+def unseal(blob: bytes) -> bytes | None:
+    """The data of a sealed blob, or None when it is not sealed or its MAC does not verify."""
+    head = len(MAGIC) + MAC_SIZE
+    if len(blob) < head or not blob.startswith(MAGIC):
+        return None
+    data = blob[head:]
+    return data if hmac.compare_digest(blob[len(MAGIC) : head], mac(data)) else None
