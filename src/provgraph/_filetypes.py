@@ -10,6 +10,29 @@ __all__ = ["Directory", "File"]
 _PathBase = type(pathlib.Path())
 
 
+def _what_is(path: os.PathLike[str]) -> str:
+    """What is at ``path``, said for an error: a directory, a FIFO, a socket..., or nothing."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as err:
+        return f"cannot be read ({err.strerror})"
+    for test, what in (
+        (stat.S_ISDIR, "is a directory"),
+        (stat.S_ISREG, "is a regular file"),
+        (stat.S_ISFIFO, "is a named pipe (FIFO)"),
+        (stat.S_ISSOCK, "is a socket"),
+        (stat.S_ISCHR, "is a character device"),
+        (stat.S_ISBLK, "is a block device"),
+    ):
+        if test(mode):
+            return what
+    return "is not a regular file"
+
+
 class File(_PathBase):  # type: ignore[valid-type, misc]
     """A path to a regular file. Hashed by its bytes, never by its name or location."""
 
@@ -20,7 +43,7 @@ class File(_PathBase):  # type: ignore[valid-type, misc]
         from .exceptions import InputFileError
 
         if not os.path.isfile(self):
-            what = "is a directory" if os.path.isdir(self) else "does not exist"
+            what = _what_is(self)
             raise InputFileError(
                 f"input {field!r}: file {str(self)!r} {what}; expected an existing file",
                 field=field,
@@ -38,7 +61,7 @@ class Directory(_PathBase):  # type: ignore[valid-type, misc]
         from .exceptions import InputFileError
 
         if not os.path.isdir(self):
-            what = "is a file" if os.path.exists(self) else "does not exist"
+            what = _what_is(self)
             raise InputFileError(
                 f"input {field!r}: directory {str(self)!r} {what}; expected an existing directory",
                 field=field,

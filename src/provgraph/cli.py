@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import runpy
 import shutil
 import subprocess
@@ -316,6 +317,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except provgraph.ProvgraphError as err:
         print(f"provgraph: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (``provgraph show CACHE | head``): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the exit's flush cannot fail again
+        return 141
 
 
 if __name__ == "__main__":

@@ -120,7 +120,10 @@ _TRUE, _FALSE = H(b"bool", b"1"), H(b"bool", b"0")
 
 @hash_value.register(int)
 def _(obj: int) -> bytes:
-    return H(b"int", str(int(obj)).encode())
+    try:
+        return H(b"int", str(int(obj)).encode())
+    except ValueError:  # beyond Python's digit limit for str(): hashed by its hex digits
+        return H(b"int-hex", format(int(obj), "x").encode())
 
 
 @hash_value.register(float)

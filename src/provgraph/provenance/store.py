@@ -18,6 +18,7 @@ backend ``"memory"``: plain rdflib, reading every file at each :meth:`Provenance
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -81,8 +82,15 @@ class ProvenanceStore:
     runs could not (the store was busy), and reloads the memory backend.
     """
 
-    def __init__(self, cache_dir: str | os.PathLike[str], *, backend: str | None = None) -> None:
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike[str],
+        *,
+        backend: str | None = None,
+        allow_service: bool = False,
+    ) -> None:
         self.cache_dir = Path(cache_dir).absolute()
+        self.allow_service = allow_service
         if not self.cache_dir.is_dir():
             raise ProvenanceError(f"cache directory {str(self.cache_dir)!r} does not exist")
         if backend is None:
@@ -168,6 +176,12 @@ class ProvenanceStore:
         from . import vocab as V
 
         namespaces = {"prov": V.PROV, "pg": V.PG, "rdfs": V.RDFS, "xsd": V.XSD}
+        if not self.allow_service and _uses_service(sparql):
+            raise ProvenanceError(
+                "SPARQL query refused: it uses SERVICE, which would send requests to other "
+                "servers; open the store with ProvenanceStore(cache, allow_service=True) to allow "
+                "federated queries"
+            )
         if bindings:
             sparql = _with_values(sparql, bindings)
         if self.backend == "oxigraph":
@@ -269,13 +283,25 @@ class ProvenanceStore:
         return failed_runs(self)
 
 
+# what cannot hold the SERVICE keyword: strings, IRIs and comments (blanked before looking)
+_NOT_KEYWORDS = re.compile(
+    r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\''
+    r"|<[^<>\"{}|^`\\\s]*>|#[^\n]*"
+)
+_SERVICE = re.compile(r"\bSERVICE\b", re.IGNORECASE)
+
+
+def _uses_service(sparql: str) -> bool:
+    """True when the query has a ``SERVICE`` clause (federation)."""
+    return _SERVICE.search(_NOT_KEYWORDS.sub(" ", sparql)) is not None
+
+
 def _with_values(sparql: str, bindings: dict[str, Any]) -> str:
     """Bind variables with a VALUES block opening the query's WHERE group.
 
     Placed there (not after the query), the bindings are seen by the group's FILTERs too; and
     it behaves the same on every backend.
     """
-    import re
 
     import rdflib
 

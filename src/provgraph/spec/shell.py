@@ -103,7 +103,7 @@ class ShellTask(TaskDef):
                     f"{o.path_template!r} cannot be filled ({err})",
                     field=o.name,
                 ) from err
-            paths[o.name] = output_dir / rel
+            paths[o.name] = output_dir / _inside_job(rel, o.name, o.path_template)
         return paths
 
     @classmethod
@@ -219,6 +219,21 @@ class ShellTask(TaskDef):
                         return_code=0,
                     )
         return found
+
+
+def _inside_job(rel: str, name: str, template: str) -> str:
+    """``rel``, a filled output path, if it stays inside the job's directory; else a
+    ``SpecError`` before the command runs (an output never lands outside its job)."""
+    normal = os.path.normpath(rel) if rel else ""
+    if not normal or os.path.isabs(normal) or normal == "." or normal.split(os.sep)[0] == "..":
+        raise SpecError(
+            f"output {name!r}: path template {template!r} gives {rel!r}, which is outside the "
+            "job's directory; expected a relative path inside it (no leading '/', no '..' "
+            "leading out)",
+            field=name,
+            value=rel,
+        )
+    return normal
 
 
 def _as_type(tp: Any, path: Path) -> Any:
@@ -400,6 +415,13 @@ def out(
     """
     if (path_template is None) == (glob is None):
         raise SpecError("shell.out() needs exactly one of path_template= or glob=", field="out")
+    if glob is not None and (os.path.isabs(glob) or ".." in Path(glob).parts):
+        raise SpecError(
+            f"shell.out(glob={glob!r}): expected a pattern inside the job's directory "
+            "(no leading '/', no '..')",
+            field="glob",
+            value=glob,
+        )
     return _OutSpec(
         path_template=path_template, glob=glob, argstr=argstr, position=position, help=help
     )
