@@ -57,3 +57,12 @@ def DoomedSum(xs: list[int], marks: str) -> int:
     """A split of Doomed jobs inside a workflow, summed."""
     doomed = workflow.add(Doomed(marks=marks).split(x=xs).combine("x"), name="doomed")
     return workflow.add(Add(values=doomed.out), name="add").out
+
+
+@python.define
+def Sleepy(x: int, marks: str) -> int:
+    """Writes its pid, then sleeps long enough to be interrupted."""
+    (Path(marks) / f"pid-{x}").write_text(str(os.getpid()))
+    if not (Path(marks) / "quick").exists():
+        time.sleep(30)
+    return x

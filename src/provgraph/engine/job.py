@@ -159,6 +159,9 @@ def run_job(job: Job) -> Outcome:
             data = cache.encode_result(directory, stored)  # unpicklable outputs fail the job
         except (Exception, SystemExit) as err:  # sys.exit() in a task fails that job only
             return _failed(job, err, started, lock.broken_stale)
+        except KeyboardInterrupt as err:  # recorded as interrupted, then the interrupt goes on
+            _failed(job, err, started, lock.broken_stale, status="interrupted")
+            raise
         outcome, publishers = _after(
             job,
             Outcome(
@@ -183,15 +186,17 @@ def run_job(job: Job) -> Outcome:
     return outcome
 
 
-def _failed(job: Job, err: BaseException, started: float, stale: str | None) -> Outcome:
-    """A failed run: its error saved beside the job and its record published."""
+def _failed(
+    job: Job, err: BaseException, started: float, stale: str | None, status: str = "failed"
+) -> Outcome:
+    """A failed (or interrupted) run: its error saved beside the job, its record published."""
     ended = time.time()
     info = error_info(err)
     with contextlib.suppress(CacheError):  # a full disk may refuse this too
         cache.write_error(job.output_dir, {**attrs.asdict(info), "job": job.name, "ended": ended})
     outcome = Outcome(
         job_hash=job.job_hash,
-        status="failed",
+        status=status,
         error=info,
         started=started,
         ended=ended,

@@ -131,6 +131,9 @@ class Submitter:
             run = _Run(self, task, environment)
             try:
                 return run.execute()
+            except KeyboardInterrupt:  # stop now: running jobs are stopped, not waited for
+                self.worker.abort()
+                raise
             finally:
                 if self.progress is not None:
                     self.progress.close()

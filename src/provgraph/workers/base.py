@@ -26,6 +26,11 @@ class Worker(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release processes, clients or clusters held by the worker."""
 
+    def abort(self) -> None:
+        """Stop at once (the user interrupted the submission): running jobs are stopped, not
+        waited for. By default, the same as :meth:`close`."""
+        self.close()
+
     def __enter__(self) -> Worker:
         return self
 

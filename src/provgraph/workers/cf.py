@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -66,11 +68,13 @@ class ConcurrentFuturesWorker(BufferedWorker):
         self._attempts: dict[str, int] = {}
         self._packer = Packer()
         self.pools_replaced = 0
+        self._aborted = False  # interrupted: no pool is started again
 
     # -- the contract ---------------------------------------------------------------------------
     def flush(self) -> None:
         buffer = self.take_buffer()
         with self._lock:
+            self._aborted = False  # a new round: a submission after an interrupted one
             size = batch_size(len(buffer), self.n_procs, self.max_batch)
             for i in range(0, len(buffer), size):
                 self._queue.append(buffer[i : i + size])
@@ -81,6 +85,23 @@ class ConcurrentFuturesWorker(BufferedWorker):
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def abort(self) -> None:
+        """Kill the pool's processes (their jobs' locks are freed by the kernel, and the next
+        run of each records it as interrupted), then let the pool go without waiting."""
+        with self._lock:
+            self._aborted = True
+            pool, self._pool = self._pool, None
+            self._queue.clear()
+        if pool is None:
+            return
+        processes = list(getattr(pool, "_processes", {}).values())
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+        for process in processes:
+            process.join(timeout=5)
+        pool.shutdown(wait=False, cancel_futures=True)
 
     # -- dispatch -------------------------------------------------------------------------------
     def _pump(self) -> None:
@@ -107,8 +128,18 @@ class ConcurrentFuturesWorker(BufferedWorker):
             for job, future in batch:
                 future.set_result(_failed(job, "cannot send the job to a pool process", err))
             return
+        if self._aborted:
+            for job, future in batch:
+                error = WorkerError("the submission was interrupted")
+                future.set_result(_failed(job, "the job was not run", error))
+            return
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.n_procs, mp_context=self._ctx)
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.n_procs,
+                mp_context=self._ctx,
+                initializer=_pool_process_setup,
+                initargs=(os.getpid(),),
+            )
         pool = self._pool
         try:
             pool_future = pool.submit(run_packed, payload)
@@ -174,6 +205,22 @@ class ConcurrentFuturesWorker(BufferedWorker):
             if resend:
                 self._queue.appendleft(resend)
             self._pump()
+
+
+_WATCH_SECONDS = 0.5
+
+
+def _pool_process_setup(parent: int) -> None:
+    """In each pool process: leave Ctrl-C to the submitter (which stops the pool), and exit
+    when the submitter is gone (killed), instead of living on holding its pipes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_WATCH_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="provgraph-parent-watch", daemon=True).start()
 
 
 def _failed(job: Job, what: str, err: BaseException) -> Outcome:
