@@ -320,6 +320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C: one line, and the shell's code for it
         print("provgraph: interrupted", file=sys.stderr)
         return 130
+    except PermissionError as err:  # a cache or file this user may not write
+        print(f"provgraph: error: {err}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # the reader went away (``provgraph show CACHE | head``): stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so that the exit's flush cannot fail again

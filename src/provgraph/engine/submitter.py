@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import importlib
 import json
+import os
 import sys
 import uuid
 from collections.abc import Callable, Iterable
@@ -63,6 +64,10 @@ class Submitter:
     and its digest) part of each shell job's hash, so another image means another job; by
     default (or ``PROVGRAPH_ENVIRONMENT_IN_HASH=0``) it is not, as a result should not depend
     on where it was computed.
+
+    ``readonly_caches=[...]`` are further caches (a lab's shared one) where a job's result is
+    looked up when ``cache_dir`` has none; they are never written. The provenance of a result
+    taken from one is copied into ``cache_dir``'s store, so lineage stays whole there.
     """
 
     def __init__(
@@ -75,6 +80,7 @@ class Submitter:
         provenance: bool = True,
         environment: Any = None,
         environment_in_hash: bool | None = None,
+        readonly_caches: Iterable[str | Path] = (),
         **worker_options: Any,
     ) -> None:
         config = Config.from_env()
@@ -93,6 +99,12 @@ class Submitter:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise CacheError(f"cache_dir {str(self.cache_dir)!r} cannot be created: {err}") from err
+        if not os.access(self.cache_dir, os.W_OK | os.X_OK):
+            raise CacheError(
+                f"cache_dir {str(self.cache_dir)!r} is not writable by you; give a cache of "
+                "your own, and this one as Submitter(readonly_caches=[...]) to reuse its results"
+            )
+        self.readonly_caches = _readonly_caches(readonly_caches, self.cache_dir)
         self.worker = get_worker(worker if worker is not None else config.worker, **worker_options)
         self.hooks: list[Hook] = list(hooks)
         if provenance:
@@ -289,6 +301,8 @@ class _Run:
                 return
         assert job.output_dir is not None
         stored = cache.read_result(job.output_dir)
+        if stored is None and self.sub.readonly_caches:
+            stored = self._read_only_hit(job)
         if stored is not None:
             job.outputs = stored.outputs
             job.run_id = stored.run_id
@@ -331,6 +345,17 @@ class _Run:
             self._finish_atomic(job, future.result())
         else:
             self.waiting[future] = job
+
+    def _read_only_hit(self, job: rt.JobRun) -> cache.StoredResult | None:
+        """The job's result in a read-only cache, if one has it; the job then points there."""
+        assert job.output_dir is not None
+        for other in self.sub.readonly_caches:
+            directory = other / job.output_dir.name
+            stored = cache.read_result(directory)
+            if stored is not None:
+                job.output_dir = directory
+                return stored
+        return None
 
     def _finish_atomic(self, job: rt.JobRun, outcome: Outcome) -> None:
         job.outcome = outcome
@@ -556,6 +581,24 @@ class _Run:
         if not root.expansion_is_single:
             _write_split_record(self, result)
         return result
+
+
+def _readonly_caches(given: Iterable[str | Path], own: Path) -> tuple[Path, ...]:
+    """The read-only caches, checked: existing directories, other than ``own``."""
+    if isinstance(given, (str, Path)):
+        raise SpecError(
+            f"readonly_caches={given!r}; expected a list of cache directories",
+            field="readonly_caches",
+            value=given,
+        )
+    found = []
+    for item in given:
+        path = Path(item).absolute()
+        if not path.is_dir():
+            raise CacheError(f"readonly_caches: {str(path)!r} is not a directory")
+        if path != own:
+            found.append(path)
+    return tuple(found)
 
 
 def _write_split_record(run: _Run, result: Result) -> None:

@@ -10,6 +10,7 @@ under ``.provenance/submissions/``: end times, statuses, and the earlier runs it
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from ..engine import events
 from ..engine.runtime import JobRun, input_sources
 from . import journal
 from . import vocab as V
+from .index import file_base
 from .record import (
     A,
     G,
@@ -143,8 +145,37 @@ class Recorder:
             return
         self.reused.add(run_id)
         directory = job.output_dir
-        if directory is not None and not record_path(directory, run_id).exists():
+        if directory is None:
+            return
+        if directory.parent != self.cache_dir:  # from a read-only cache: its record comes along
+            with contextlib.suppress(OSError, SyntaxError, ValueError):  # unreadable: not copied
+                self._import(directory, run_id)
+        elif not record_path(directory, run_id).exists():
             recover(directory, run_id)
+
+    def _import(self, directory: Path, run_id: str) -> None:
+        """Copy the record of a run of another (read-only) cache (a job's, or a reused
+        workflow's), and the workflow runs and submission it is part of, into this cache's
+        store: locations stay where they are (absolute). The job runs inside a reused workflow
+        stay in that cache's own store."""
+        runs = directory.parent / ".provenance" / "runs"  # that cache's workflow runs
+        record = record_path(directory, run_id)
+        if not record.exists():
+            record = runs / f"{run_id.rsplit(':', 1)[-1]}.trig"
+        while record.exists():
+            run = record.name.removeprefix("_prov-").removesuffix(".trig")
+            copy = self.cache_dir / ".provenance" / "imported" / f"{run}.trig"
+            if copy.exists():
+                return
+            base = file_base(record)
+            quads = list(ox.parse(path=record, format=ox.RdfFormat.TRIG, base_iri=base))
+            journal.append(self.cache_dir, [copy])
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(copy, _trig(quads, depth=2))
+            part_of = next((q.object for q in quads if q.predicate == G("partOf")), None)
+            if part_of is None:
+                return
+            record = runs / f"{part_of.value.rsplit(':', 1)[-1]}.trig"
 
     def _workflow_run(self, run_id: str, instance: Any) -> None:
         """Record a workflow run when it is first seen, before any of its jobs runs."""

@@ -125,6 +125,13 @@ class ProvenanceStore:
                 load_trig(dataset, path)
             self._memory = dataset
             return len(files)
+        if not _writable(self.cache_dir):
+            if scan or self._index.behind():
+                # a cache you cannot write: its index cannot be brought up to date, so every
+                # record is read (in memory) instead, and no lock is needed
+                self.backend = "memory"
+                return self.refresh()
+            return 0
         if scan:
             return _index.rebuild(self.cache_dir)
         return _index.catch_up(self.cache_dir)
@@ -289,6 +296,12 @@ _NOT_KEYWORDS = re.compile(
     r"|<[^<>\"{}|^`\\\s]*>|#[^\n]*"
 )
 _SERVICE = re.compile(r"\bSERVICE\b", re.IGNORECASE)
+
+
+def _writable(cache_dir: Path) -> bool:
+    """True when this user can write the cache's provenance folder (or make it)."""
+    folder = cache_dir / ".provenance"
+    return os.access(folder if folder.exists() else cache_dir, os.W_OK | os.X_OK)
 
 
 def _uses_service(sparql: str) -> bool:
