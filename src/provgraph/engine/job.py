@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import socket
 import time
 import traceback
@@ -56,6 +57,7 @@ class ErrorInfo:
     type: str
     message: str
     traceback: str
+    exit_code: int | None = None  # a shell command's, when it ran and failed
 
 
 @attrs.frozen(kw_only=True)
@@ -75,6 +77,9 @@ class Outcome:
     run_id: str = ""
     warnings: tuple[str, ...] = ()
     placement: dict[str, str] | None = None  # the worker, where it ran, its log (from the Job)
+    # what the job consumed: CPU seconds (user, system) of its process and the commands it ran,
+    # and peak resident memory in bytes (see resource_usage)
+    usage: dict[str, float] | None = None
 
     @property
     def ok(self) -> bool:
@@ -104,11 +109,34 @@ def outcome_from_stored(stored: cache.StoredResult, *, executed: bool = False) -
 
 def error_info(err: BaseException) -> ErrorInfo:
     """Capture an exception as text."""
+    code = getattr(err, "return_code", None)
     return ErrorInfo(
         type=type(err).__name__,
         message=str(err),
         traceback="".join(traceback.format_exception(err)),
+        exit_code=code if isinstance(code, int) else None,
     )
+
+
+def _cpu() -> tuple[float, float, int]:
+    """CPU seconds (user, system) used so far by this process and its waited-for children,
+    and the larger of their peak resident sizes (bytes)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak = max(me.ru_maxrss, kids.ru_maxrss) * 1024  # Linux reports KiB
+    return me.ru_utime + kids.ru_utime, me.ru_stime + kids.ru_stime, peak
+
+
+def resource_usage(before: tuple[float, float, int]) -> dict[str, float]:
+    """What the job consumed since ``before`` (a :func:`_cpu` reading): CPU user and system
+    seconds, and the peak resident memory, which is the process's (or its largest command's)
+    peak so far: exact for a job run alone in its process, an upper bound otherwise."""
+    user, system, peak = _cpu()
+    return {
+        "cpu_user": max(0.0, user - before[0]),
+        "cpu_system": max(0.0, system - before[1]),
+        "peak_rss": float(peak),
+    }
 
 
 def run_job(job: Job) -> Outcome:
@@ -141,6 +169,7 @@ def run_job(job: Job) -> Outcome:
         if not fresh or lock.waited or lock.broken_stale:
             cache.clear_for_run(directory)  # what an earlier attempt left behind
         started = time.time()
+        before = _cpu()
         try:
             if job.environment is None:
                 outputs = job.task_cls._execute(dict(job.inputs), directory)
@@ -158,10 +187,11 @@ def run_job(job: Job) -> Outcome:
             )
             data = cache.encode_result(directory, stored)  # unpicklable outputs fail the job
         except (Exception, SystemExit) as err:  # sys.exit() in a task fails that job only
-            return _failed(job, err, started, lock.broken_stale)
+            return _failed(job, err, started, lock.broken_stale, usage=resource_usage(before))
         except KeyboardInterrupt as err:  # recorded as interrupted, then the interrupt goes on
             _failed(job, err, started, lock.broken_stale, status="interrupted")
             raise
+        usage = resource_usage(before)
         outcome, publishers = _after(
             job,
             Outcome(
@@ -174,6 +204,7 @@ def run_job(job: Job) -> Outcome:
                 stale_lock=lock.broken_stale,
                 run_id=job.run_id,
                 placement=job.placement,
+                usage=usage,
             ),
         )
         try:
@@ -181,13 +212,18 @@ def run_job(job: Job) -> Outcome:
         except CacheError as err:  # the result is lost: so is the success
             for written in publishers:
                 getattr(written, "discard", lambda: None)()
-            return _failed(job, err, started, None)
+            return _failed(job, err, started, None, usage=usage)
         outcome = _publish(outcome, publishers)
     return outcome
 
 
 def _failed(
-    job: Job, err: BaseException, started: float, stale: str | None, status: str = "failed"
+    job: Job,
+    err: BaseException,
+    started: float,
+    stale: str | None,
+    status: str = "failed",
+    usage: dict[str, float] | None = None,
 ) -> Outcome:
     """A failed (or interrupted) run: its error saved beside the job, its record published."""
     ended = time.time()
@@ -204,6 +240,7 @@ def _failed(
         stale_lock=stale,
         run_id=job.run_id,
         placement=job.placement,
+        usage=usage,
     )
     return _publish(*_after(job, outcome))
 

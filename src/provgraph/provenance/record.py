@@ -286,6 +286,47 @@ def _run_core(job: Any, outcome: Any, g: ox.NamedNode, root: str) -> Iterator[ox
     yield ox.Quad(run, G("workerHost"), ox.Literal(outcome.host), g)
     yield ox.Quad(run, G("workerPid"), _lit(outcome.pid), g)
     yield from _placement(g, run, getattr(outcome, "placement", None) or {}, root)
+    yield from _consumption(g, job, outcome, root)
+
+
+_USAGE = {"cpu_user": "cpuUserTime", "cpu_system": "cpuSystemTime"}
+
+
+def _consumption(g: ox.NamedNode, job: Any, outcome: Any, root: str) -> Iterator[ox.Quad]:
+    """What the run consumed (CPU, peak memory), its command's exit code and executable."""
+    usage = getattr(outcome, "usage", None) or {}
+    for key, prop in _USAGE.items():
+        if key in usage:
+            yield ox.Quad(g, G(prop), _lit(round(float(usage[key]), 6)), g)
+    if "peak_rss" in usage:
+        yield ox.Quad(g, G("peakMemory"), _lit(int(usage["peak_rss"])), g)
+    code = (outcome.outputs or {}).get("return_code") if outcome.ok else None
+    if code is None and outcome.error is not None:
+        code = getattr(outcome.error, "exit_code", None)
+    if isinstance(code, int) and not isinstance(code, bool):
+        yield ox.Quad(g, G("exitCode"), _lit(code), g)
+    task_cls = getattr(job, "task_cls", None)
+    if getattr(task_cls, "_kind", "") == "shell" and getattr(job, "environment", None) is None:
+        yield from _executable(g, task_cls, root)
+
+
+def _executable(g: ox.NamedNode, task_cls: Any, root: str) -> Iterator[ox.Quad]:
+    """The program a native shell command ran: its resolved path and content hash."""
+    import shutil
+
+    words = getattr(task_cls, "_executable", ())
+    found = shutil.which(words[0]) if words else None
+    if found is None:
+        return
+    path = os.path.realpath(found)
+    try:
+        digest = file_content_digest(path).hex()
+    except (HashingError, OSError):
+        return
+    exe = _n(V.content_iri(digest))
+    yield ox.Quad(g, G("executable"), exe, g)
+    yield from _entity(g, exe, {"kind": "File", "hash": digest, "location": path}, root)
+    yield ox.Quad(exe, A, G("Executable"), g)
 
 
 def _association(g: ox.NamedNode, context: dict[str, Any]) -> Iterator[ox.Quad]:
