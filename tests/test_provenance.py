@@ -487,3 +487,22 @@ def test_captured_packages_are_those_importlib_metadata_reports() -> None:
     packages = capture()["packages"]
     assert packages == dict(sorted(expected.items()))
     assert "rdflib" in packages and "attrs" in packages
+
+
+def test_each_record_file_conforms_alone(study: dict[str, Any]) -> None:
+    """Every record file of a realistic run validates against shapes.ttl on its own."""
+    import pyshacl
+
+    from provgraph.provenance.store import all_files
+
+    shapes = rdflib.Graph().parse(vocab.ontology_path("shapes.ttl"))
+    files = all_files(study["cache"])
+    assert len(files) > 10
+    for path in files:
+        dataset = rdflib.Dataset()
+        load_trig(dataset, path)
+        graph = rdflib.Graph()
+        for s, p, o, _ in dataset.quads():
+            graph.add((s, p, o))
+        conforms, _, report = pyshacl.validate(graph, shacl_graph=shapes)
+        assert conforms, f"{path.name}:\n{report}"

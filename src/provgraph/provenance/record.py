@@ -355,6 +355,8 @@ def _usages(
         if d.get("sources"):
             entities = [_n(V.output_iri(V.run_iri(r), f)) for r, f in d["sources"] if r]
             informed.update(V.run_iri(r) for r, _ in d["sources"] if r)
+            for entity in entities:  # typed here too, so that this record validates alone
+                yield ox.Quad(entity, A, P("Entity"), g)
         else:
             entity = _n(V.content_iri(d["hash"]))
             yield from _entity(g, entity, d, root)

@@ -201,10 +201,14 @@ class Recorder:
 
     def _write_start(self, run: ox.NamedNode, quads: list[ox.Quad]) -> None:
         """A run's own graph as it starts: an activity, its start time and what it is."""
+        association = ox.BlankNode()
         quads = [
             ox.Quad(run, A, P("Activity"), run),
             ox.Quad(run, P("startedAtTime"), _time(_now()), run),
             ox.Quad(run, P("wasAssociatedWith"), _n(V.agent_iri()), run),
+            ox.Quad(run, P("qualifiedAssociation"), association, run),
+            ox.Quad(association, A, P("Association"), run),
+            ox.Quad(association, P("agent"), _n(V.agent_iri()), run),
             *quads,
         ]
         quads += _agents(run, {"user": self.user, "login": self.login})
