@@ -506,3 +506,27 @@ def test_each_record_file_conforms_alone(study: dict[str, Any]) -> None:
             graph.add((s, p, o))
         conforms, _, report = pyshacl.validate(graph, shacl_graph=shapes)
         assert conforms, f"{path.name}:\n{report}"
+
+
+def test_workflow_runs_are_complete_activities(study: dict[str, Any]) -> None:
+    """Every workflow run and submission, a fully reused one included, has start and end times
+    and a status; the reused submission's workflow run is part of it."""
+    store = ProvenanceStore(study["cache"])
+    rows = list(
+        store.query(
+            "SELECT ?run ?kind ?start ?end ?status WHERE { ?run a ?kind ; "
+            "prov:startedAtTime ?start ; prov:endedAtTime ?end ; pg:status ?status "
+            "FILTER (?kind IN (pg:WorkflowRun, pg:Submission)) }"
+        )
+    )
+    kinds = sorted(str(k).rsplit("#", 1)[-1] for _, k, _, _, _ in rows)
+    assert kinds == ["Submission", "Submission", "WorkflowRun", "WorkflowRun", "WorkflowRun"]
+    assert all(str(s) == "succeeded" and e.toPython() >= t.toPython() for _, _, t, e, s in rows)
+    reused_submission = list(
+        store.query(
+            "SELECT ?wf WHERE { ?sub a pg:Submission ; pg:reused ?earlier . "
+            "?wf a pg:WorkflowRun ; pg:partOf ?sub . "
+            "FILTER NOT EXISTS { ?job a pg:JobRun ; pg:partOf+ ?wf } }"
+        )
+    )
+    assert len(reused_submission) == 1

@@ -38,6 +38,7 @@ class RunStarted(Event):
     task_name: str
     output_dir: Path
     n_jobs: int
+    workflow_run: str = ""  # the run of the submitted task as a whole (its root instance)
 
 
 @attrs.frozen(kw_only=True)

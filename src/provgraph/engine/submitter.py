@@ -189,6 +189,7 @@ class _Run:
                 task_name=root.name,
                 output_dir=self._root_dir(),
                 n_jobs=len(root.jobs),
+                workflow_run=root.instance.run_id,
             )
         )
         self._expanded(root)

@@ -181,7 +181,7 @@ class Recorder:
         """Record a workflow run when it is first seen, before any of its jobs runs."""
         if run_id in self.workflow_runs:
             return
-        parent = instance.parent
+        parent = instance.parent if instance is not None else None
         if parent is None:
             name, part_of = self.root_name, self.submission
         else:
@@ -232,6 +232,8 @@ class Recorder:
                     ox.Quad(sub, G("taskName"), ox.Literal(self.root_name), sub),
                 ],
             )
+            if event.workflow_run:  # recorded even when every job is taken from the cache
+                self._workflow_run(event.workflow_run, None)
         elif isinstance(event, events.JobReused):
             self._reused(event.job, getattr(event.outcome, "run_id", ""))
         elif isinstance(event, events.JobFinished) and not event.outcome.executed:
