@@ -189,3 +189,11 @@ def test_every_declared_term_has_a_short_name_in_the_context() -> None:
         if isinstance(v, (str, dict))
     }
     assert declared and declared <= named, declared - named
+
+
+def test_the_docs_state_the_frame_limit() -> None:
+    """docs/exports.md names the same nesting limit as the code."""
+    from provgraph.provenance.export import FRAME_LIMIT
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "exports.md").read_text()
+    assert f"more than {FRAME_LIMIT:,} triples" in docs
