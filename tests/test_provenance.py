@@ -530,3 +530,27 @@ def test_workflow_runs_are_complete_activities(study: dict[str, Any]) -> None:
         )
     )
     assert len(reused_submission) == 1
+
+
+def test_roles_are_parameters_of_each_task(study: dict[str, Any]) -> None:
+    """Each role is a formal parameter of one task definition (not one global role per field
+    name), with its field name, direction and type; the field-name query still works."""
+    store = ProvenanceStore(study["cache"])
+    rows = {
+        (str(task), str(field), str(direction), str(kind), str(role))
+        for task, field, direction, kind, role in store.query(
+            "SELECT DISTINCT ?task ?field ?dir ?type ?role WHERE { "
+            "?run a pg:JobRun ; pg:taskName ?task ; prov:qualifiedAssociation/prov:hadPlan ?plan . "
+            "{ ?run prov:qualifiedUsage/prov:hadRole ?role } UNION "
+            "{ ?e prov:wasGeneratedBy ?run ; prov:qualifiedGeneration/prov:hadRole ?role } "
+            "?role a pg:Parameter ; rdfs:label ?field ; pg:direction ?dir ; "
+            "pg:parameterType ?type ; pg:parameterOf ?plan }"
+        )
+    }
+    fields = {(t, f, d, k) for t, f, d, k, _ in rows}
+    assert ("Copy", "in_file", "input", "File") in fields
+    assert ("CountWords", "in_file", "input", "File") in fields
+    assert ("CountWords", "out", "output", "int") in fields
+    assert ("Total", "counts", "input", "list[int]") in fields
+    in_file_roles = {r for t, f, d, _, r in rows if f == "in_file"}
+    assert len(in_file_roles) == 2  # Copy's and CountWords', not one shared role

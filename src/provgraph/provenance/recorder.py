@@ -34,6 +34,7 @@ from .record import (
     _time,
     _trig,
     describe_value,
+    field_types,
     pickle_definition,
     record_path,
     recover,
@@ -98,6 +99,7 @@ class Recorder:
             "definition": task_cls._definition_hash.hex(),
             "definition_text": task_cls._definition_text,
             "kind": task_cls._kind,
+            "types": field_types(task_cls),  # type: ignore[arg-type]
             "definition_file": definition_file,
             "inputs": inputs,
             "user": self.user,

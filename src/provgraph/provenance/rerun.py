@@ -239,7 +239,7 @@ def _record_rerun(
     """The rerun's record, in the original job's directory in the cache."""
     from ..engine.job import Job, Outcome
     from . import journal
-    from .record import describe_value, record_path, write_job_run
+    from .record import describe_value, field_types, record_path, write_job_run
 
     started, ended = times
     reproduced = {
@@ -255,6 +255,7 @@ def _record_rerun(
         "definition": task_cls._definition_hash.hex(),
         "definition_text": task_cls._definition_text,
         "kind": task_cls._kind,
+        "types": field_types(task_cls),
         "definition_file": str(record["definition_file"]),
         "record_dir": str(record["job_dir"]),
         "inputs": {field: describe_value(value) for field, value in inputs.items()},

@@ -28,8 +28,8 @@ __all__ = [
     "location_iri",
     "ontology_path",
     "output_iri",
+    "parameter_iri",
     "relative_locations",
-    "role_iri",
     "run_iri",
     "user_iri",
 ]
@@ -67,9 +67,11 @@ def environment_iri(hex_digest: str) -> str:
     return f"urn:provgraph:env:xxh3-128:{hex_digest}"
 
 
-def role_iri(field: str) -> str:
-    """The role a value plays for a run: the field's name."""
-    return f"urn:provgraph:role:{urllib.parse.quote(field, safe='')}"
+def parameter_iri(definition_hex: str, direction: str, field: str) -> str:
+    """A formal parameter of a task definition: one per (definition, input or output, field),
+    the role its values play (``prov:hadRole``)."""
+    quoted = urllib.parse.quote(field, safe="")
+    return f"urn:provgraph:parameter:xxh3-128:{definition_hex}:{direction}:{quoted}"
 
 
 def agent_iri() -> str:
