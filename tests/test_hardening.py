@@ -57,6 +57,31 @@ def test_sparql_service_is_refused_unless_allowed(tmp_path: Path, cache_dir: Pat
     assert "allow_service" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        r"PREFIX ex: <http://e/> SELECT * WHERE { BIND(ex:a\#b AS ?q) "
+        r"SERVICE <http://127.0.0.1:9/x> { ?s ?p ?o } }",
+        r"SELECT * WHERE { \u0053ERVICE <http://127.0.0.1:9/x> { ?s ?p ?o } }",
+        r'SELECT * WHERE { ?s ?p "a\"b" . service silent <http://127.0.0.1:9/x> { ?s ?p ?o } }',
+    ],
+)
+def test_disguised_service_is_refused(tmp_path: Path, query: str) -> None:
+    """SERVICE hidden behind an escaped prefixed name, a codepoint escape or a quoted quote is
+    still found and refused."""
+    (tmp_path / "c").mkdir()
+    with pytest.raises(ProvenanceError, match="allow_service=True"):
+        ProvenanceStore(tmp_path / "c").query(query)
+
+
+def test_a_variable_named_service_is_not_federation(tmp_path: Path) -> None:
+    """?service and ex:service are not the SERVICE keyword."""
+    (tmp_path / "c").mkdir()
+    store = ProvenanceStore(tmp_path / "c")
+    assert list(store.query("SELECT ?service WHERE { ?service pg:taskName 'x' }")) == []
+    assert list(store.query("PREFIX ex: <http://e/> ASK { ?s ex:service ?o }")) == [False]
+
+
 def test_a_huge_integer_hashes() -> None:
     """An integer beyond str()'s digit limit hashes (and stays distinct), never a ValueError."""
     assert hash_value(10**5000) != hash_value(10**5000 + 1)

@@ -115,3 +115,33 @@ def test_pool_processes_end_with_their_submitter(tmp_path: Path, cache_dir: Path
     proc.kill()
     proc.communicate(timeout=60)  # returns only once no process holds the pipes
     assert _gone(_pool_pids(marks)) == []
+
+
+COMMANDS = """
+import sys
+sys.path.insert(0, {tests!r})
+from provgraph import shell
+Hold = shell.define("sh -c <script:str> <x:int>", name="Hold")
+task = Hold(script='echo $$ > {marks}/cmd-$0; exec sleep 60').split(x=[1, 2, 3, 4])
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_commands_of_a_cf_run(tmp_path: Path, cache_dir: Path) -> None:
+    """Ctrl-C to the process group also stops the commands shell jobs started in the pool."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    script = tmp_path / "hold.py"
+    script.write_text(COMMANDS.format(tests=str(TESTS), marks=str(marks)))
+    command = [sys.executable, "-m", "provgraph.cli", "run", f"{script}:task", "--worker", "cf"]
+    command += ["--cache-dir", str(cache_dir), "-w", "n_procs=2"]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(list(marks.glob("cmd-*"))) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    pids = [int(p.read_text()) for p in marks.glob("cmd-*")]
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert _gone(pids) == []

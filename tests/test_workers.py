@@ -173,3 +173,16 @@ def test_failures_keep_provenance_on_every_worker(tmp_path: Path) -> None:
              pg:worker ?worker ; pg:error/pg:errorMessage ?message }"""
     )
     assert [tuple(map(str, r)) for r in rows] == [("failed", "exploded on 2", "dask")]
+
+
+def test_cf_with_a_fork_server(cache_dir: Path) -> None:
+    """The cf worker runs on the forkserver start method (Python 3.14's default on Linux):
+    its pool processes watch their submitter, not only their own parent."""
+    from crash_tasks import Doomed
+
+    with Submitter(
+        cache_dir=cache_dir, worker="cf", n_procs=2, mp_context="forkserver", progress=False
+    ) as sub:
+        result = sub(Doomed(marks=str(cache_dir)).split(x=[1, 2, 3]))
+    assert not result.errored, result.errors
+    assert result.outputs.out == [2, 4, 6]

@@ -67,19 +67,26 @@ def _key(given: str | None, key_file: str) -> bytes:
 
 
 def _create_key_file(path: Path) -> str:
+    """A new key, written aside and linked into place: a concurrent reader never sees a
+    half-written key file, and of two processes making one at once, one key wins."""
     text = secrets.token_hex(32)
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it meanwhile
-        return path.read_text().strip()
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:  # another process made it meanwhile: theirs is the key
+            text = path.read_text().strip()
+        finally:
+            tmp.unlink(missing_ok=True)
     except OSError as err:
         raise CacheError(
             f"cannot create the provgraph key file {str(path)!r}: {err}; set PROVGRAPH_KEY or "
             "PROVGRAPH_KEY_FILE"
         ) from err
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text + "\n")
     return text
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "lock_was_abandoned",
     "read_error",
     "read_result",
+    "unlocked_job",
     "write_error",
     "write_result",
 ]
@@ -265,13 +266,15 @@ class JobLock:
         self._fd = fd
         return self
 
-    def release(self) -> None:
-        """Empty and release the lock."""
+    def release(self, *, keep: bool = False) -> None:
+        """Empty and release the lock; ``keep=True`` leaves what it says (a run that ended
+        abnormally: the next run sees it was abandoned, and by which run)."""
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
         try:
-            os.ftruncate(fd, 0)
+            if not keep:
+                os.ftruncate(fd, 0)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
@@ -279,8 +282,35 @@ class JobLock:
     def __enter__(self) -> JobLock:
         return self.acquire()
 
-    def __exit__(self, *exc: Any) -> None:
-        self.release()
+    def __exit__(self, kind: Any, *exc: Any) -> None:
+        self.release(keep=kind is not None)  # an interrupt or crash leaves its trace
+
+
+@contextlib.contextmanager
+def unlocked_job(directory: Path) -> Any:
+    """Hold the job's lock, if no process holds it, without changing what it says (so a dead
+    holder's trace stays for the next run); yields whether it was free. For tidying a job's
+    directory from outside a run (finishing records a killed process left)."""
+    try:
+        fd = os.open(directory / LOCK_NAME, os.O_RDWR)
+    except FileNotFoundError:  # no lock (nor, maybe, directory) yet: nobody holds it
+        yield True
+        return
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def lock_was_abandoned(directory: Path) -> bool:

@@ -19,6 +19,7 @@ __all__ = [
     "JobSubmitted",
     "NodeExpanded",
     "RunFinished",
+    "RunInterrupted",
     "RunStarted",
     "WorkflowFinished",
 ]
@@ -86,6 +87,11 @@ class WorkflowFinished(Event):
 
     job: Any
     ok: bool
+
+
+@attrs.frozen(kw_only=True)
+class RunInterrupted(Event):
+    """The submission was interrupted (Ctrl-C): the worker was stopped, no more jobs run."""
 
 
 @attrs.frozen(kw_only=True)

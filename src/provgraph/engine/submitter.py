@@ -94,7 +94,9 @@ class Submitter:
                 value=environment_in_hash,
             )
         self.environment_in_hash = environment_in_hash
-        self.cache_dir = Path(cache_dir if cache_dir is not None else config.cache_dir).absolute()
+        self.cache_dir = Path(
+            os.path.abspath(cache_dir if cache_dir is not None else config.cache_dir)
+        )
         try:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -145,6 +147,7 @@ class Submitter:
                 return run.execute()
             except KeyboardInterrupt:  # stop now: running jobs are stopped, not waited for
                 self.worker.abort()
+                self.emit(events.RunInterrupted(run_id=run.run_id))
                 raise
             finally:
                 if self.progress is not None:
@@ -594,7 +597,7 @@ def _readonly_caches(given: Iterable[str | Path], own: Path) -> tuple[Path, ...]
         )
     found = []
     for item in given:
-        path = Path(item).absolute()
+        path = Path(os.path.abspath(item))
         if not path.is_dir():
             raise CacheError(f"readonly_caches: {str(path)!r} is not a directory")
         if path != own:

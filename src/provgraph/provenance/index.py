@@ -158,7 +158,7 @@ def _unreadable(folder: Path) -> set[str]:
 def catch_up(cache_dir: Path) -> int:
     """Index what the journal names since the last catch-up (rebuilding when there is no index
     for this place); returns how many files were loaded now."""
-    cache_dir = Path(cache_dir).absolute()
+    cache_dir = Path(os.path.abspath(cache_dir))
     folder = cache_dir / ".provenance"
     folder.mkdir(exist_ok=True)
     with _locked(folder):
@@ -169,10 +169,8 @@ def catch_up(cache_dir: Path) -> int:
             or not (folder / state["store"]).is_dir()
         ):
             return _rebuild(cache_dir, folder, state)
-        added, withdrawn, offset = journal.read_from(cache_dir, state["offset"])
-        candidates = dict.fromkeys([*state["waiting"], *added])
-        for path in withdrawn:
-            candidates.pop(path, None)
+        entries, offset = journal.read_from(cache_dir, state["offset"])
+        candidates = dict.fromkeys(journal.replay(state["waiting"], entries))
         envs = _environments_stamp(cache_dir)
         if envs != state["environments"]:
             candidates.update(dict.fromkeys(_environment_files(cache_dir)))
@@ -191,7 +189,7 @@ def catch_up(cache_dir: Path) -> int:
 def rebuild(cache_dir: Path) -> int:
     """Load every record on disk into a new store generation, then switch to it; returns how
     many files were loaded."""
-    cache_dir = Path(cache_dir).absolute()
+    cache_dir = Path(os.path.abspath(cache_dir))
     folder = cache_dir / ".provenance"
     folder.mkdir(exist_ok=True)
     with _locked(folder):
@@ -203,12 +201,11 @@ def _rebuild(cache_dir: Path, folder: Path, old: dict[str, Any] | None) -> int:
     store = f"oxigraph-{number}"
     shutil.rmtree(folder / store, ignore_errors=True)  # a killed earlier attempt's
     # what the journal named and is not on disk yet (jobs still running) stays awaited
-    added, withdrawn, offset = journal.read_from(cache_dir, 0)
+    entries, offset = journal.read_from(cache_dir, 0)
     envs = _environments_stamp(cache_dir)
     files = [str(p) for p in all_files(cache_dir)]
     on_disk = set(files)
-    gone = set(withdrawn)
-    waiting = [p for p in dict.fromkeys(added) if p not in on_disk and p not in gone]
+    waiting = [p for p in journal.replay([], entries) if p not in on_disk]
     (folder / _UNREADABLE).unlink(missing_ok=True)
     unreadable = _load(folder / store, files)
     if unreadable is None:  # pragma: no cover - a fresh generation is never held by another
@@ -237,7 +234,7 @@ class Index:
     """What a reader needs of the index: whether it must catch up, and the store to read."""
 
     def __init__(self, cache_dir: Path) -> None:
-        self.cache_dir = Path(cache_dir).absolute()
+        self.cache_dir = Path(os.path.abspath(cache_dir))
         self.folder = self.cache_dir / ".provenance"
         self._state: dict[str, Any] | None = None
         self._stamp: tuple[int, int] | None = None

@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["JOURNAL", "Writer", "append", "read_from", "relative"]
+__all__ = ["JOURNAL", "Writer", "append", "read_from", "relative", "replay"]
 
 JOURNAL = "journal"
 
@@ -74,25 +74,35 @@ class Writer:
         self.close()
 
 
-def read_from(cache_dir: str | os.PathLike[str], offset: int) -> tuple[list[str], list[str], int]:
-    """The paths named and withdrawn since ``offset``, as absolute paths, and the offset after
-    the last complete line (a line being written is left for the next reader)."""
+def read_from(cache_dir: str | os.PathLike[str], offset: int) -> tuple[list[tuple[bool, str]], int]:
+    """The lines since ``offset``, in order, as ``(named, absolute path)`` (``named`` False for
+    a withdrawal), and the offset after the last complete line (a line being written is left
+    for the next reader)."""
     try:
         with open(Path(cache_dir) / ".provenance" / JOURNAL, "rb") as fh:
             fh.seek(offset)
             data = fh.read()
     except FileNotFoundError:
-        return [], [], 0
+        return [], 0
     end = data.rfind(b"\n") + 1
-    added: list[str] = []
-    withdrawn: list[str] = []
     root = os.path.abspath(cache_dir)
-    for line in data[:end].decode(errors="replace").splitlines():
-        if not line:
-            continue
-        target = withdrawn if line.startswith("-") else added
-        target.append(os.path.join(root, line.removeprefix("-")))
-    return added, withdrawn, offset + end
+    entries = [
+        (not line.startswith("-"), os.path.join(root, line.removeprefix("-")))
+        for line in data[:end].decode(errors="replace").splitlines()
+        if line
+    ]
+    return entries, offset + end
+
+
+def replay(known: list[str], entries: list[tuple[bool, str]]) -> list[str]:
+    """The paths still named after ``entries`` are applied, in order, to ``known``."""
+    named = dict.fromkeys(known)
+    for add, path in entries:
+        if add:
+            named[path] = None
+        else:
+            named.pop(path, None)
+    return list(named)
 
 
 def size(cache_dir: str | os.PathLike[str]) -> int:

@@ -35,6 +35,7 @@ from ..cache import atomic_write
 from ..engine.job import ErrorInfo
 from ..exceptions import HashingError
 from ..hashing import file_content_digest, hash_value
+from . import journal
 from . import vocab as V
 from .environment import capture
 
@@ -559,6 +560,7 @@ def _interrupt(pending: Path, final: Path) -> None:
     kept = [q for q in quads if q.subject not in dropped and q.predicate not in (status, error)]
     kept.append(ox.Quad(run, status, ox.Literal(INTERRUPTED), run))
     kept += _error(run, ErrorInfo(type="Interrupted", message=_DIED, traceback=""))
+    journal.append(final.parent.parent, [final])  # named again: a withdrawal may have come
     atomic_write(final, _trig(kept))
     pending.unlink(missing_ok=True)
 
@@ -580,6 +582,7 @@ def _record_dead_holder(folder: Path, job: Any, stale_lock: str) -> None:
     error = ErrorInfo(type="Interrupted", message=_DIED, traceback="")
     dead = attrs.evolve(job, run_id=run_id, context={**job.context, "workflow_run": workflow_run})
     outcome = _Interrupted(started=started, ended=started, error=error, host=words[1])
+    journal.append(folder.parent, [final])  # named again: its submission may have withdrawn it
     atomic_write(final, _trig(job_run_quads(dead, outcome, folder)))
 
 

@@ -74,6 +74,7 @@ class Recorder:
         self.workflow_runs: dict[str, dict[str, Any]] = {}
         self.workflow_ends: dict[str, tuple[bool, float]] = {}  # nested ones, as they finish
         self.reused: set[str] = set()
+        self.open_records: dict[str, Path] = {}  # journaled, their job not finished yet
 
     # -- in the submitting process, before each job is sent ---------------------------------
     def prepare_job(self, job: JobRun) -> tuple[dict[str, Any], Any]:
@@ -91,6 +92,7 @@ class Recorder:
         assert job.output_dir is not None and job.run_id is not None
         # job directories lie right under the cache: the record's path relative to it
         self._journal.add_relative(f"{job.output_dir.name}/_prov-{job.run_id}.trig")
+        self.open_records[job.run_id] = job.output_dir
         context = {
             "cache_dir": str(self.cache_dir),
             "workflow_run": job.node.instance.run_id,
@@ -127,11 +129,17 @@ class Recorder:
         if work is None or work.context is None:
             return
         final = record_path(work.output_dir, work.run_id)
-        if work.output_dir.is_dir():  # a record it left aside is finished, not written twice
-            stored = cache.read_result(work.output_dir)
-            recover(work.output_dir, stored.run_id if stored is not None else None)
-        if final.exists():
-            return
+        with cache.unlocked_job(work.output_dir) as free:
+            if not free:  # another process is running the job now: it will record itself
+                return
+            if work.output_dir.is_dir():  # a record it left aside is finished, not written twice
+                stored = cache.read_result(work.output_dir)
+                recover(work.output_dir, stored.run_id if stored is not None else None)
+            if not final.exists():
+                self._write_lost(work, outcome)
+
+    def _write_lost(self, work: Any, outcome: Any) -> None:
+        """The failed record of a job whose process could not write it."""
         started = outcome.started or _now()
         ended = outcome.ended or _now()
         work.output_dir.mkdir(parents=True, exist_ok=True)  # it may have died before making it
@@ -153,7 +161,9 @@ class Recorder:
             with contextlib.suppress(OSError, SyntaxError, ValueError):  # unreadable: not copied
                 self._import(directory, run_id)
         elif not record_path(directory, run_id).exists():
-            recover(directory, run_id)
+            with cache.unlocked_job(directory) as free:
+                if free:  # none running it now: what a killed process left is finished
+                    recover(directory, run_id)
 
     def _import(self, directory: Path, run_id: str) -> None:
         """Copy the record of a run of another (read-only) cache (a job's, or a reused
@@ -190,6 +200,11 @@ class Recorder:
             name = type(parent.node.task)._task_name
             part_of = parent.node.instance.run_id
             self._workflow_run(part_of, parent.node.instance)
+        self._record_workflow_run(run_id, name, part_of)
+
+    def _record_workflow_run(self, run_id: str, name: str, part_of: str) -> None:
+        if run_id in self.workflow_runs:
+            return
         self.workflow_runs[run_id] = {"name": name, "part_of": part_of}
         run = _n(V.run_iri(run_id))
         self._write_start(
@@ -221,6 +236,8 @@ class Recorder:
 
     # -- events ---------------------------------------------------------------------------
     def __call__(self, event: events.Event) -> None:
+        if isinstance(event, events.JobFinished) and event.job.job is not None:
+            self.open_records.pop(event.job.job.run_id, None)  # its record is settled
         if isinstance(event, events.RunStarted):
             self._reset()
             self.submission = event.run_id
@@ -236,6 +253,15 @@ class Recorder:
             )
             if event.workflow_run:  # recorded even when every job is taken from the cache
                 self._workflow_run(event.workflow_run, None)
+        elif (
+            isinstance(event, events.JobSubmitted) and type(event.job.node.task)._kind == "workflow"
+        ):
+            # a workflow job opens: its run is recorded before any result can name it
+            job = event.job
+            self._workflow_run(job.node.instance.run_id, job.node.instance)
+            self._record_workflow_run(
+                job.run_id, type(job.node.task)._task_name, job.node.instance.run_id
+            )
         elif isinstance(event, events.JobReused):
             self._reused(event.job, getattr(event.outcome, "run_id", ""))
         elif isinstance(event, events.JobFinished) and not event.outcome.executed:
@@ -253,10 +279,25 @@ class Recorder:
                 self._workflow_run(event.job.run_id, event.job.inner)
             self.workflow_ends[event.job.run_id] = (event.ok, _now())
         elif isinstance(event, events.RunFinished):
-            self._write_end(event.failed == 0)
+            self._write_end("succeeded" if event.failed == 0 else "failed")
+            self._journal.close()
+        elif isinstance(event, events.RunInterrupted):
+            self._withdraw_unstarted()
+            self._write_end("interrupted")
             self._journal.close()
 
-    def _write_end(self, ok: bool) -> None:
+    def _withdraw_unstarted(self) -> None:
+        """Withdraw the journaled records of jobs that never ran (the interrupt came first):
+        no reader waits for them. A job that was running is recorded by its next run, which
+        names that record in the journal again."""
+        withdrawn = []
+        for run_id, directory in self.open_records.items():
+            if not record_path(directory, run_id).exists():
+                withdrawn.append(record_path(directory, run_id))
+        self.open_records.clear()
+        journal.append(self.cache_dir, withdrawn, withdraw=True)
+
+    def _write_end(self, status: str) -> None:
         """The submission's end: end times and statuses of it and its workflow runs, and the
         earlier runs it reused (one file, each run's triples in its own graph)."""
         ended = _now()
@@ -264,14 +305,18 @@ class Recorder:
         sub = _n(V.run_iri(self.submission))
         quads = [  # what it is was said when it started: said twice, it would count twice
             ox.Quad(sub, P("endedAtTime"), now, sub),
-            ox.Quad(sub, G("status"), ox.Literal("succeeded" if ok else "failed"), sub),
+            ox.Quad(sub, G("status"), ox.Literal(status), sub),
         ]
         for run_id in self.workflow_runs:
             run = _n(V.run_iri(run_id))
-            done, when = self.workflow_ends.get(run_id, (ok, ended))
+            if run_id in self.workflow_ends:
+                done, when = self.workflow_ends[run_id]
+                state = "succeeded" if done else "failed"
+            else:
+                state, when = status, ended
             quads += [
                 ox.Quad(run, P("endedAtTime"), _time(when), run),
-                ox.Quad(run, G("status"), ox.Literal("succeeded" if done else "failed"), run),
+                ox.Quad(run, G("status"), ox.Literal(state), run),
             ]
         for run_id in sorted(self.reused):
             quads.append(ox.Quad(sub, G("reused"), _n(V.run_iri(run_id)), sub))

@@ -89,7 +89,7 @@ class ProvenanceStore:
         backend: str | None = None,
         allow_service: bool = False,
     ) -> None:
-        self.cache_dir = Path(cache_dir).absolute()
+        self.cache_dir = Path(os.path.abspath(cache_dir))
         self.allow_service = allow_service
         if not self.cache_dir.is_dir():
             raise ProvenanceError(f"cache directory {str(self.cache_dir)!r} does not exist")
@@ -290,23 +290,28 @@ class ProvenanceStore:
         return failed_runs(self)
 
 
-# what cannot hold the SERVICE keyword: strings, IRIs and comments (blanked before looking)
+# SPARQL reads \uXXXX and \UXXXXXXXX escapes anywhere in a query before parsing it
+_CODEPOINT = re.compile(r"\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})")
+# what cannot hold the SERVICE keyword: strings, IRIs, escaped characters of prefixed names
+# (``ex:a\#b``) and comments, blanked before looking
 _NOT_KEYWORDS = re.compile(
     r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\''
-    r"|<[^<>\"{}|^`\\\s]*>|#[^\n]*"
+    r"|<[^<>\"{}|^`\\\s]*>|\\.|#[^\n]*"
 )
-_SERVICE = re.compile(r"\bSERVICE\b", re.IGNORECASE)
+# the keyword, not a variable (?service) nor part of a prefixed name (ex:service, service:x)
+_SERVICE = re.compile(r"(?<![?$:\w])SERVICE(?![\w:])", re.IGNORECASE)
+
+
+def _uses_service(sparql: str) -> bool:
+    """True when the query has a ``SERVICE`` clause (federation)."""
+    text = _CODEPOINT.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), sparql)
+    return _SERVICE.search(_NOT_KEYWORDS.sub(" ", text)) is not None
 
 
 def _writable(cache_dir: Path) -> bool:
     """True when this user can write the cache's provenance folder (or make it)."""
     folder = cache_dir / ".provenance"
     return os.access(folder if folder.exists() else cache_dir, os.W_OK | os.X_OK)
-
-
-def _uses_service(sparql: str) -> bool:
-    """True when the query has a ``SERVICE`` clause (federation)."""
-    return _SERVICE.search(_NOT_KEYWORDS.sub(" ", sparql)) is not None
 
 
 def _with_values(sparql: str, bindings: dict[str, Any]) -> str:

@@ -189,8 +189,9 @@ class ConcurrentFuturesWorker(BufferedWorker):
             resend: list[_Item] = []
             for job, future in batch:
                 stored = cache.read_result(job.output_dir)
-                if stored is not None:
-                    future.set_result(outcome_from_stored(stored, executed=True))
+                if stored is not None:  # ours, or another process's that finished it
+                    ours = stored.run_id == job.run_id
+                    future.set_result(outcome_from_stored(stored, executed=ours))
                 elif cache.lock_was_abandoned(job.output_dir):
                     attempts = self._attempts[job.job_hash] = (
                         self._attempts.get(job.job_hash, 0) + 1
@@ -210,13 +211,32 @@ class ConcurrentFuturesWorker(BufferedWorker):
 _WATCH_SECONDS = 0.5
 
 
-def _pool_process_setup(parent: int) -> None:
+def _dropped(signum: int, frame: Any) -> None:
+    """Ctrl-C in a pool process: nothing (the submitter stops the pool)."""
+
+
+def _pool_process_setup(submitter: int) -> None:
     """In each pool process: leave Ctrl-C to the submitter (which stops the pool), and exit
-    when the submitter is gone (killed), instead of living on holding its pipes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    when the submitter is gone (killed), instead of living on holding its pipes.
+
+    Ctrl-C is caught and dropped rather than ignored: an ignored signal stays ignored in the
+    commands a shell task starts, a caught one is reset for them, so they stop on Ctrl-C. The
+    watch follows this process's own parent (the submitter, or a fork server that ends with
+    it) and the submitter itself."""
+    signal.signal(signal.SIGINT, _dropped)
+    parent = os.getppid()
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
 
     def watch() -> None:
-        while os.getppid() == parent:
+        while os.getppid() == parent and not gone(submitter):
             time.sleep(_WATCH_SECONDS)
         os._exit(1)
 

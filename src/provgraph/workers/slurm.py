@@ -349,7 +349,7 @@ class SlurmWorker(BufferedWorker):
             # the modules the submitting process can import, the job can import too
             paths = [os.path.abspath(p or os.getcwd()) for p in sys.path]  # '' is the cwd
             paths = [p for p in dict.fromkeys(paths) if os.path.isdir(p)]
-            atomic_write(batch / "sys_path.json", json.dumps(paths).encode())
+            atomic_write(batch / "sys_path.json", _signing.seal(json.dumps(paths).encode()))
             elements = []
             for index, (job, future) in enumerate(items):
                 payload = cloudpickle.dumps(self._packer.fields(job, {"worker": self.name}))
@@ -367,7 +367,9 @@ class SlurmWorker(BufferedWorker):
         self, elements: list[_Element], name: str, resources: dict[str, Any], *, array: bool
     ) -> None:
         batch = elements[0].batch
-        command = [self.python, "-m", "provgraph.workers.slurm_run", str(batch)]
+        # -P: the job's folder (its working directory, in the cache) is not put on sys.path,
+        # so nothing planted there is imported; what is, comes from the sealed sys_path.json
+        command = [self.python, "-P", "-m", "provgraph.workers.slurm_run", str(batch)]
         # a name of its own: finds the job if sbatch's answer is lost
         name = f"{name}-{uuid.uuid4().hex[:12]}"
         argv = [self.sbatch, "--parsable", f"--job-name={name}", f"--chdir={batch}"]

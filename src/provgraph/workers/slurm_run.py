@@ -71,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     # no outcome, so that the worker reports the job by its SLURM state
     signal.signal(signal.SIGTERM, _terminated)
     paths_file = batch / "sys_path.json"
-    if paths_file.exists():  # what the submitting process could import
-        sys.path.extend(p for p in json.loads(paths_file.read_text()) if p not in sys.path)
+    if paths_file.exists():  # what the submitting process could import (sealed like the rest)
+        paths = json.loads(_verified(paths_file))
+        sys.path.extend(p for p in paths if p not in sys.path)
     key, fields = cloudpickle.loads(_verified(batch / f"{index}.job.pkl"))
     fields["placement"] = {
         **(fields.get("placement") or {}),
