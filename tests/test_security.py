@@ -119,3 +119,24 @@ def test_the_key_file_is_made_private_on_first_use(
     monkeypatch.setenv("PROVGRAPH_KEY_FILE", str(tmp_path / "broken"))
     with pytest.raises(cache.CacheError, match="does not hold a key"):
         _signing.key()
+
+
+def test_a_swapped_sealed_definition_is_refused(tmp_path: Path, cache_dir: Path) -> None:
+    """A definition file sealed with the right key but holding another task (swapped by a
+    writer of the cache) is not run: its definition hash is not the recorded one."""
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        sub(Study(files=make_inputs(tmp_path / "inputs")))
+    first, second = sorted((cache_dir / ".provenance" / "definitions").glob("*.pkl"))[:2]
+    a, b = first.read_bytes(), second.read_bytes()
+    first.write_bytes(b)
+    second.write_bytes(a)
+    store = ProvenanceStore(cache_dir)
+    runs = [r for t in ("Copy", "CountWords", "Total") for r in store.runs_of(t)]
+    refused = 0
+    for run in runs:
+        try:
+            store.rerun(run["run"], into=tmp_path / "scratch")
+        except ProvenanceError as err:
+            assert "is not the one" in str(err)
+            refused += 1
+    assert refused >= 2  # every run whose definition file was swapped

@@ -53,9 +53,9 @@ def _recorded(store: Any, run: str) -> dict[str, Any]:
 
     rows = list(
         store.query(
-            "SELECT ?task ?node ?defile ?inputs ?envfile ?digest ?hash WHERE { ?run a pg:JobRun ; "
-            "pg:taskName ?task ; pg:nodeName ?node ; pg:jobHash ?hash ; "
-            "prov:qualifiedAssociation/prov:hadPlan ?plan . "
+            "SELECT ?task ?node ?defile ?inputs ?envfile ?digest ?hash ?def WHERE { "
+            "?run a pg:JobRun ; pg:taskName ?task ; pg:nodeName ?node ; pg:jobHash ?hash ; "
+            "prov:qualifiedAssociation/prov:hadPlan ?plan . ?plan pg:definitionHash ?def . "
             "OPTIONAL { ?plan pg:definitionFile ?defile } "
             "OPTIONAL { ?run pg:inputsFile ?inputs } "
             "OPTIONAL { ?run pg:environmentFile ?envfile } "
@@ -65,7 +65,7 @@ def _recorded(store: Any, run: str) -> dict[str, Any]:
     )
     if not rows:
         raise ProvenanceError(f"no job run {run} is recorded")
-    task, node, definition_file, inputs_file, environment_file, digest, job_hash = rows[0]
+    task, node, definition_file, inputs_file, environment_file, digest, job_hash, plan = rows[0]
     if definition_file is None or inputs_file is None:
         raise ProvenanceError(
             f"run {run} of {task} cannot be rerun: its record has no stored definition or inputs"
@@ -93,6 +93,7 @@ def _recorded(store: Any, run: str) -> dict[str, Any]:
         # the job's own directory (not the run's: a rerun's was a scratch folder)
         "job_dir": job_dir(store.cache_dir, str(task), str(job_hash)),
         "definition_file": _path(definition_file),
+        "definition_hash": str(plan).removeprefix("xxh3-128:"),
         "inputs_file": _path(inputs_file),
         "environment_file": _path(environment_file) if environment_file is not None else None,
         "container_digest": str(digest) if digest is not None else None,
@@ -181,6 +182,12 @@ def rerun(
         raise ProvenanceError(
             f"cannot load the stored definition or inputs of {old_run}: {err}"
         ) from err
+    if task_cls._definition_hash.hex() != record["definition_hash"]:
+        raise ProvenanceError(
+            f"the stored task definition {str(record['definition_file'])!r} is not the one "
+            f"{old_run} ran (definition hash {task_cls._definition_hash.hex()}, recorded "
+            f"{record['definition_hash']}): it is not run"
+        )
     _check_files(record, inputs)
     environment, environment_info = _environment(record, old_run)
     new_id = str(uuid.uuid4())

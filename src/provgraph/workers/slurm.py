@@ -592,6 +592,8 @@ class SlurmWorker(BufferedWorker):
             return self._failure(element, "FAILED", f"its outcome file cannot be read ({err})")
         if not isinstance(outcome, Outcome):
             return self._failure(element, "FAILED", f"its outcome file holds {type(outcome)}")
+        if outcome.job_hash != element.job.job_hash:  # another job's outcome, sealed or not
+            return self._failure(element, "FAILED", "its outcome file is another job's")
         return outcome
 
     def _failure(
