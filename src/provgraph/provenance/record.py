@@ -330,6 +330,23 @@ def _executable(g: ox.NamedNode, task_cls: Any, root: str) -> Iterator[ox.Quad]:
     yield ox.Quad(exe, A, G("Executable"), g)
 
 
+_ENVIRONMENT_ROLE = _n(V.PG + "environmentRole")
+
+
+def _environment_usage(g: ox.NamedNode, env: ox.NamedNode) -> Iterator[ox.Quad]:
+    """The environment the run used, plainly and qualified (its role: the environment)."""
+    usage = ox.BlankNode()
+    yield ox.Quad(g, P("used"), env, g)
+    yield ox.Quad(env, A, P("Entity"), g)
+    yield ox.Quad(env, A, G("Environment"), g)
+    yield ox.Quad(g, P("qualifiedUsage"), usage, g)
+    yield ox.Quad(usage, A, P("Usage"), g)
+    yield ox.Quad(usage, P("entity"), env, g)
+    yield ox.Quad(usage, P("hadRole"), _ENVIRONMENT_ROLE, g)
+    yield ox.Quad(_ENVIRONMENT_ROLE, A, P("Role"), g)
+    yield ox.Quad(_ENVIRONMENT_ROLE, LABEL, ox.Literal("environment"), g)
+
+
 def _association(g: ox.NamedNode, context: dict[str, Any]) -> Iterator[ox.Quad]:
     """The engine acting with the task definition as plan, on the user's behalf."""
     agent = _n(V.agent_iri())
@@ -457,11 +474,7 @@ def job_run_quads(job: Any, outcome: Any, folder: Path) -> list[ox.Quad]:
     env = _with_container(capture(), context.get("container"))
     env_iri = _n(V.environment_iri(env["hash"]))
     quads = list(_run_core(job, outcome, g, root))
-    quads += [
-        ox.Quad(g, P("used"), env_iri, g),
-        ox.Quad(env_iri, A, P("Entity"), g),
-        ox.Quad(env_iri, A, G("Environment"), g),
-    ]
+    quads += _environment_usage(g, env_iri)
     quads += _association(g, context)
     used: list[ox.NamedNode] = []
     quads += _usages(g, context, root, used)
