@@ -554,3 +554,44 @@ def test_roles_are_parameters_of_each_task(study: dict[str, Any]) -> None:
     assert ("Total", "counts", "input", "list[int]") in fields
     in_file_roles = {r for t, f, d, _, r in rows if f == "in_file"}
     assert len(in_file_roles) == 2  # Copy's and CountWords', not one shared role
+
+
+def test_a_workflow_run_used_its_inputs_and_generated_its_outputs(study: dict[str, Any]) -> None:
+    """The Study workflow's run used the workflow's inputs (the very entities its first node
+    used), followed the workflow definition, and generated its output, derived from the output
+    of the node that computed it."""
+    store = ProvenanceStore(study["cache"])
+    ((wf,),) = list(
+        store.query(
+            "SELECT ?wf WHERE { ?wf a pg:WorkflowRun ; pg:taskName 'Study' ; "
+            "prov:qualifiedAssociation/prov:hadPlan ?plan . ?plan pg:taskKind 'workflow' }"
+        )
+    )
+    used = {
+        str(e)
+        for (e,) in store.query(
+            "SELECT ?e WHERE { ?wf prov:qualifiedUsage ?u . ?u prov:entity ?e ; "
+            "prov:hadRole ?role . ?role rdfs:label 'files' ; pg:direction 'input' . "
+            "?role pg:parameterOf ?plan . ?wf prov:qualifiedAssociation/prov:hadPlan ?plan }",
+            wf=wf,
+        )
+    }
+    copied = {
+        str(e)
+        for (e,) in store.query(
+            "SELECT ?e WHERE { ?run pg:taskName 'Copy' ; pg:partOf ?wf ; prov:used ?e . "
+            "?e a pg:File }",
+            wf=wf,
+        )
+    }
+    assert len(copied) == 3 and copied <= used
+    rows = list(
+        store.query(
+            "SELECT ?out ?value ?node WHERE { ?out prov:wasGeneratedBy ?wf ; "
+            "prov:qualifiedGeneration/prov:hadRole/rdfs:label 'out' ; prov:value ?value ; "
+            "prov:wasDerivedFrom ?from . ?from prov:wasGeneratedBy ?node . "
+            "?node pg:nodeName 'Study/total' }",
+            wf=wf,
+        )
+    )
+    assert len(rows) == 1 and int(rows[0][1]) == study["first"].outputs.out

@@ -30,9 +30,13 @@ from .record import (
     G,
     P,
     _agents,
+    _generated,
     _n,
+    _parameter,
+    _plan,
     _time,
     _trig,
+    _usages,
     describe_value,
     field_types,
     pickle_definition,
@@ -75,10 +79,27 @@ class Recorder:
         self.workflow_ends: dict[str, tuple[bool, float]] = {}  # nested ones, as they finish
         self.reused: set[str] = set()
         self.open_records: dict[str, Path] = {}  # journaled, their job not finished yet
+        self.workflow_contexts: dict[str, dict[str, Any]] = {}  # workflow jobs' task contexts
+        self.workflow_outputs: dict[str, list[ox.Quad]] = {}  # what each generated
 
     # -- in the submitting process, before each job is sent ---------------------------------
     def prepare_job(self, job: JobRun) -> tuple[dict[str, Any], Any]:
         """Journal the job's record; the plain data the worker-side writer needs, and it."""
+        self._workflow_run(job.node.instance.run_id, job.node.instance)
+        assert job.output_dir is not None and job.run_id is not None
+        # job directories lie right under the cache: the record's path relative to it
+        self._journal.add_relative(f"{job.output_dir.name}/_prov-{job.run_id}.trig")
+        self.open_records[job.run_id] = job.output_dir
+        context = {
+            **self._task_context(job),
+            "workflow_run": job.node.instance.run_id,
+            "node": job.node.path,
+            "container": getattr(job, "environment_info", None),
+        }
+        return context, write_job_run
+
+    def _task_context(self, job: JobRun) -> dict[str, Any]:
+        """What a record says of a job's task and inputs (a task's job, or a workflow's)."""
         task_cls = type(job.node.task)
         sources = input_sources(job)
         inputs: dict[str, dict[str, Any]] = {}
@@ -87,28 +108,18 @@ class Recorder:
                 inputs[field] = {"sources": sources[field]}
             else:
                 inputs[field] = describe_value(value)
-        self._workflow_run(job.node.instance.run_id, job.node.instance)
-        definition_file = self._store_definition(task_cls)
-        assert job.output_dir is not None and job.run_id is not None
-        # job directories lie right under the cache: the record's path relative to it
-        self._journal.add_relative(f"{job.output_dir.name}/_prov-{job.run_id}.trig")
-        self.open_records[job.run_id] = job.output_dir
-        context = {
+        return {
             "cache_dir": str(self.cache_dir),
-            "workflow_run": job.node.instance.run_id,
-            "node": job.node.path,
             "task_name": task_cls._task_name,
             "definition": task_cls._definition_hash.hex(),
             "definition_text": task_cls._definition_text,
             "kind": task_cls._kind,
             "types": field_types(task_cls),  # type: ignore[arg-type]
-            "definition_file": definition_file,
+            "definition_file": self._store_definition(task_cls),
             "inputs": inputs,
             "user": self.user,
             "login": self.login,
-            "container": getattr(job, "environment_info", None),
         }
-        return context, write_job_run
 
     def _store_definition(self, task_cls: Any) -> str:
         """The task class, pickled once per definition beside the index, for reruns."""
@@ -202,22 +213,32 @@ class Recorder:
             self._workflow_run(part_of, parent.node.instance)
         self._record_workflow_run(run_id, name, part_of)
 
-    def _record_workflow_run(self, run_id: str, name: str, part_of: str) -> None:
+    def _record_workflow_run(
+        self, run_id: str, name: str, part_of: str, context: dict[str, Any] | None = None
+    ) -> None:
+        """A workflow run's start record; given its workflow job's ``context``, also the
+        workflow's inputs it used (the same entities its first nodes use, with the workflow's
+        parameters as roles) and the workflow definition it followed, as plan."""
         if run_id in self.workflow_runs:
             return
         self.workflow_runs[run_id] = {"name": name, "part_of": part_of}
         run = _n(V.run_iri(run_id))
-        self._write_start(
-            run,
-            [
-                ox.Quad(run, A, G("WorkflowRun"), run),
-                ox.Quad(run, G("taskName"), ox.Literal(name), run),
-                ox.Quad(run, G("partOf"), _n(V.run_iri(part_of)), run),
-            ],
-        )
+        quads = [
+            ox.Quad(run, A, G("WorkflowRun"), run),
+            ox.Quad(run, G("taskName"), ox.Literal(name), run),
+            ox.Quad(run, G("partOf"), _n(V.run_iri(part_of)), run),
+        ]
+        if context is not None:
+            quads += _usages(run, context, str(self.cache_dir), [])
+            quads += _plan(run, context)
+            self.workflow_contexts[run_id] = context
+        self._write_start(run, quads, plan=context["definition"] if context else None)
 
-    def _write_start(self, run: ox.NamedNode, quads: list[ox.Quad]) -> None:
-        """A run's own graph as it starts: an activity, its start time and what it is."""
+    def _write_start(
+        self, run: ox.NamedNode, quads: list[ox.Quad], plan: str | None = None
+    ) -> None:
+        """A run's own graph as it starts: an activity, its start time, what it is, and the
+        engine's association with it (with the definition it follows as plan, if any)."""
         association = ox.BlankNode()
         quads = [
             ox.Quad(run, A, P("Activity"), run),
@@ -228,6 +249,8 @@ class Recorder:
             ox.Quad(association, P("agent"), _n(V.agent_iri()), run),
             *quads,
         ]
+        if plan is not None:
+            quads.append(ox.Quad(association, P("hadPlan"), _n(V.definition_iri(plan)), run))
         quads += _agents(run, {"user": self.user, "login": self.login})
         path = self.cache_dir / ".provenance" / "runs" / f"{run.value.rsplit(':', 1)[-1]}.trig"
         journal.append(self.cache_dir, [path])
@@ -260,7 +283,10 @@ class Recorder:
             job = event.job
             self._workflow_run(job.node.instance.run_id, job.node.instance)
             self._record_workflow_run(
-                job.run_id, type(job.node.task)._task_name, job.node.instance.run_id
+                job.run_id,
+                type(job.node.task)._task_name,
+                job.node.instance.run_id,
+                context=self._task_context(job),
             )
         elif isinstance(event, events.JobReused):
             self._reused(event.job, getattr(event.outcome, "run_id", ""))
@@ -278,6 +304,8 @@ class Recorder:
             if event.job.inner is not None:  # recorded even when every job in it was cached
                 self._workflow_run(event.job.run_id, event.job.inner)
             self.workflow_ends[event.job.run_id] = (event.ok, _now())
+            if event.ok:
+                self.workflow_outputs[event.job.run_id] = self._workflow_outputs(event.job)
         elif isinstance(event, events.RunFinished):
             self._write_end("succeeded" if event.failed == 0 else "failed")
             self._journal.close()
@@ -285,6 +313,27 @@ class Recorder:
             self._withdraw_unstarted()
             self._write_end("interrupted")
             self._journal.close()
+
+    def _workflow_outputs(self, job: Any) -> list[ox.Quad]:
+        """The outputs a workflow run generated: entities of its own, each derived from the
+        node output it is (described now, while their files are where the run left them)."""
+        run = _n(V.run_iri(job.run_id))
+        context = self.workflow_contexts.get(job.run_id)
+        if context is None or job.outputs is None:
+            return []
+        quads: list[ox.Quad] = []
+        for field, value in job.outputs.items():
+            role = _n(V.parameter_iri(context["definition"], "output", field))
+            sources = (job.output_sources or {}).get(field, [])
+            derived = [_n(V.output_iri(V.run_iri(r), f)) for r, f in sources if r]
+            quads += _parameter(run, role, context, "output", field)
+            for source in derived:
+                quads.append(ox.Quad(source, A, P("Entity"), run))
+            entity = _n(V.output_iri(run.value, field))
+            quads += _generated(
+                run, entity, describe_value(value), run, role, derived, str(self.cache_dir)
+            )
+        return quads
 
     def _withdraw_unstarted(self) -> None:
         """Withdraw the journaled records of jobs that never ran (the interrupt came first):
@@ -317,6 +366,7 @@ class Recorder:
             quads += [
                 ox.Quad(run, P("endedAtTime"), _time(when), run),
                 ox.Quad(run, G("status"), ox.Literal(state), run),
+                *self.workflow_outputs.get(run_id, []),
             ]
         for run_id in sorted(self.reused):
             quads.append(ox.Quad(sub, G("reused"), _n(V.run_iri(run_id)), sub))
