@@ -595,3 +595,37 @@ def test_a_workflow_run_used_its_inputs_and_generated_its_outputs(study: dict[st
         )
     )
     assert len(rows) == 1 and int(rows[0][1]) == study["first"].outputs.out
+
+
+@pytest.mark.parametrize(
+    ("prop", "where"),
+    [
+        ("used", "?o pg:contentHash ?h"),
+        ("qualifiedUsage", "?o prov:entity/pg:contentHash ?h"),
+        ("wasInformedBy", ""),
+        ("qualifiedDerivation", ""),
+        ("actedOnBehalfOf", ""),
+    ],
+)
+def test_plain_and_qualified_forms_come_in_pairs(
+    study: dict[str, Any], prop: str, where: str
+) -> None:
+    """Every plain relation has its qualified form and the converse: the shapes say so, and a
+    record with one half removed no longer conforms."""
+    import pyshacl
+
+    graph = _union(study["cache"])
+    shapes = rdflib.Graph().parse(vocab.ontology_path("shapes.ttl"))
+    assert pyshacl.validate(graph, shacl_graph=shapes)[0]
+    predicate = rdflib.URIRef(vocab.PROV + prop)
+    rows = list(
+        graph.query(
+            f"SELECT ?s ?o WHERE {{ ?s ?p ?o . {where} }} LIMIT 1",
+            initNs={"prov": vocab.PROV, "pg": vocab.PG},
+            initBindings={"p": predicate},
+        )
+    )
+    assert rows, prop
+    graph.remove((rows[0][0], predicate, rows[0][1]))
+    conforms, _, report = pyshacl.validate(graph, shacl_graph=shapes)
+    assert not conforms and "qualified" in report

@@ -156,7 +156,12 @@ def _generated(
     yield ox.Quad(generation, P("activity"), run, g)
     yield ox.Quad(generation, P("hadRole"), role, g)
     for source in sources:
+        derivation = ox.BlankNode()
         yield ox.Quad(entity, P("wasDerivedFrom"), source, g)
+        yield ox.Quad(entity, P("qualifiedDerivation"), derivation, g)
+        yield ox.Quad(derivation, A, P("Derivation"), g)
+        yield ox.Quad(derivation, P("entity"), source, g)
+        yield ox.Quad(derivation, P("hadActivity"), run, g)
 
 
 def _agents(g: ox.NamedNode, context: dict[str, Any]) -> Iterator[ox.Quad]:
@@ -166,6 +171,10 @@ def _agents(g: ox.NamedNode, context: dict[str, Any]) -> Iterator[ox.Quad]:
     yield ox.Quad(agent, A, P("SoftwareAgent"), g)
     yield ox.Quad(agent, LABEL, ox.Literal(f"provgraph {__version__}"), g)
     yield ox.Quad(agent, P("actedOnBehalfOf"), user, g)
+    delegation = _n(V.delegation_iri(agent.value, user.value))  # one, however many records
+    yield ox.Quad(agent, P("qualifiedDelegation"), delegation, g)
+    yield ox.Quad(delegation, A, P("Delegation"), g)
+    yield ox.Quad(delegation, P("agent"), user, g)
     yield ox.Quad(user, A, P("Agent"), g)
     yield ox.Quad(user, A, P("Person"), g)
     yield ox.Quad(user, LABEL, ox.Literal(context["login"]), g)
@@ -392,7 +401,11 @@ def _usages(
             yield ox.Quad(usage, P("hadRole"), role, g)
             used.append(entity)
     for upstream in sorted(informed):
+        communication = ox.BlankNode()
         yield ox.Quad(g, P("wasInformedBy"), _n(upstream), g)
+        yield ox.Quad(g, P("qualifiedCommunication"), communication, g)
+        yield ox.Quad(communication, A, P("Communication"), g)
+        yield ox.Quad(communication, P("activity"), _n(upstream), g)
 
 
 @functools.lru_cache(maxsize=1024)

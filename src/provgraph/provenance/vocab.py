@@ -23,6 +23,7 @@ __all__ = [
     "agent_iri",
     "content_iri",
     "definition_iri",
+    "delegation_iri",
     "environment_iri",
     "file_iri",
     "location_iri",
@@ -72,6 +73,14 @@ def parameter_iri(definition_hex: str, direction: str, field: str) -> str:
     the role its values play (``prov:hadRole``)."""
     quoted = urllib.parse.quote(field, safe="")
     return f"urn:provgraph:parameter:xxh3-128:{definition_hex}:{direction}:{quoted}"
+
+
+def delegation_iri(agent: str, person: str) -> str:
+    """The delegation of ``agent`` acting for ``person``: one IRI for the pair."""
+    import xxhash
+
+    digest = xxhash.xxh3_128_hexdigest(f"{agent} {person}".encode())
+    return f"urn:provgraph:delegation:xxh3-128:{digest}"
 
 
 def agent_iri() -> str:
