@@ -118,29 +118,20 @@ def _union(dataset: Any) -> Any:
     return graph
 
 
-# Nesting (JSON-LD framing, by pyld) grows faster than the selection (0.4 ms per triple at 740
-# triples, 1.1 ms at 30k, measured by benchmarks/exports.py): above this size the report is
-# written flat (compact JSON-LD, every node at the top level) instead.
-FRAME_LIMIT = 2_000
-
-
 def jsonld_report(graph: Any) -> dict[str, Any]:
-    """A JSON-LD report with its context inlined (readable offline): the runs at the top, each
-    with its usages, generated outputs (``generated``), plan and agents nested inside it; or,
-    for selections of more than ``FRAME_LIMIT`` triples, the flat compact form."""
-    from pyld import jsonld
-
+    """A compact JSON-LD report with its context inlined (readable offline): every node (run,
+    entity, usage, plan, agent, environment) described once, at the top level under ``@graph``
+    (the flattened form, which generic consumers such as ro-crate-py read), in a stable order;
+    nodes refer to each other by ``id``."""
     context = json.loads(V.ontology_path("context.jsonld").read_text())["@context"]
-    if len(graph) > FRAME_LIMIT:
-        flat = json.loads(graph.serialize(format="json-ld", context=context, auto_compact=True))
-        return flat if "@context" in flat else {"@context": context, "graph": [flat]}
-    expanded = json.loads(graph.serialize(format="json-ld"))
-    frame = {
-        "@context": context,
-        "@type": ["JobRun", "WorkflowRun", "Submission", "Environment"],
-        "generated": {},
-    }
-    return dict(jsonld.frame(expanded, frame))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # rdflib's own serializer
+        data = json.loads(graph.serialize(format="json-ld", context=context, auto_compact=True))
+    nodes = data.get("@graph")
+    if nodes is None:  # a single node: rdflib writes it as the document itself
+        nodes = [{k: v for k, v in data.items() if k != "@context"}] if len(graph) else []
+    nodes.sort(key=lambda node: str(node.get("id", "")))
+    return {"@context": context, "@graph": nodes}
 
 
 def export(
