@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 import warnings
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -178,3 +180,48 @@ def test_every_declared_term_has_a_short_name_in_the_context() -> None:
         if isinstance(v, (str, dict))
     }
     assert declared and declared <= named, declared - named
+
+
+PROV_SCRIPT = """
+import sys
+from provgraph import ProvenanceStore
+store = ProvenanceStore(sys.argv[1])
+store.export(sys.argv[2], sys.argv[3])
+"""
+
+
+def test_prov_formats_are_lossless_and_deterministic(tmp_path: Path) -> None:
+    """PROV-JSON/XML/N keep error messages, tracebacks and package versions, give one
+    relation per recorded relation (not one per form), are read back and unified by prov, and
+    two exports, from two processes, are byte-identical."""
+    import prov
+
+    from prov_tasks import Explode
+
+    cache = tmp_path / "cache"
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        sub(Study(files=make_inputs(tmp_path / "inputs")))
+        assert sub(Explode(x=3)).errored
+    store = ProvenanceStore(cache)
+    for fmt, reader in (("provjson", "json"), ("provxml", "xml"), ("provn", None)):
+        paths = [tmp_path / f"{i}.{fmt}" for i in (1, 2)]
+        for path in paths:  # each from a process of its own (another hash seed)
+            subprocess.run(
+                [sys.executable, "-c", PROV_SCRIPT, str(cache), str(path), fmt], check=True
+            )
+        assert paths[0].read_bytes() == paths[1].read_bytes(), fmt
+        text = paths[0].read_text()
+        assert "exploded on 3" in text and "RuntimeError" in text  # the error, kept
+        assert "Traceback (most recent call last)" in text
+        assert metadata.version("xxhash") in text  # the packages, kept
+        if reader is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                document = prov.read(str(paths[0]), format=reader)
+                assert len(document.unified().get_records()) == len(document.get_records())
+    document = json.loads((tmp_path / "1.provjson").read_text())
+    for relation in ("used", "wasGeneratedBy", "wasAssociatedWith", "wasDerivedFrom"):
+        ((count,),) = list(
+            store.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ ?a prov:{relation} ?b }}")
+        )
+        assert len(document[relation]) == int(count), relation

@@ -7,7 +7,6 @@ content hash or entity). Environment graphs used by the selected runs come along
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import warnings
@@ -174,15 +173,8 @@ def export(
         what = f"lineage of {output}" if output is not None else (run or "all runs")
         target.write_text(html_report(graph, f"provgraph report: {what}"))
     else:
-        import prov
+        from ._provdm import prov_document_text
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # prov notes the terms it does not model
-            document = prov.read(
-                io.StringIO(graph.serialize(format="turtle")), format="rdf", rdf_format="turtle"
-            )
-            kind = {"provn": "provn", "provjson": "json", "provxml": "xml"}[format]
-            if document is None:
-                raise ProvenanceError("the prov package could not read the selection")
-            target.write_text(str(document.serialize(format=kind)))
+        kind = {"provn": "provn", "provjson": "json", "provxml": "xml"}[format]
+        target.write_text(prov_document_text(graph, kind))
     return target
