@@ -629,3 +629,33 @@ def test_plain_and_qualified_forms_come_in_pairs(
     graph.remove((rows[0][0], predicate, rows[0][1]))
     conforms, _, report = pyshacl.validate(graph, shacl_graph=shapes)
     assert not conforms and "qualified" in report
+
+
+def test_which_step_fed_this_parameter(study: dict[str, Any]) -> None:
+    """The workflow definition's structure is recorded: its steps, and which step's output (or
+    which workflow input) feeds each step's input parameter."""
+    store = ProvenanceStore(study["cache"])
+    rows = {
+        (str(target), str(param), str(source) if source is not None else None, str(out))
+        for target, param, source, out in store.query(
+            "SELECT DISTINCT ?target ?param ?source ?out WHERE { "
+            "?plan a pg:TaskDefinition ; rdfs:label 'Study' ; pg:hasConnection ?c . "
+            "?c pg:targetStep/rdfs:label ?target ; pg:targetParameter/rdfs:label ?param ; "
+            "pg:sourceParameter/rdfs:label ?out . "
+            "OPTIONAL { ?c pg:sourceStep/rdfs:label ?source } }"
+        )
+    }
+    assert rows == {
+        ("copy", "in_file", None, "files"),  # the workflow's own input
+        ("count", "in_file", "copy", "out_file"),
+        ("total", "counts", "count", "out"),
+    }
+    steps = store.query(
+        "SELECT ?name ?task WHERE { ?plan rdfs:label 'Study' ; pg:hasStep ?s . "
+        "?s rdfs:label ?name ; pg:stepDefinition/rdfs:label ?task }"
+    )
+    assert {(str(n), str(t)) for n, t in steps} == {
+        ("copy", "Copy"),
+        ("count", "CountWords"),
+        ("total", "Total"),
+    }

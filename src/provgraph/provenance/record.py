@@ -435,6 +435,36 @@ def _parameter(
         yield ox.Quad(role, G("parameterType"), ox.Literal(kind), g)
 
 
+def workflow_structure(g: ox.NamedNode, workflow: str, nodes: dict[str, Any]) -> Iterator[ox.Quad]:
+    """A workflow definition's structure (ProvONE's program, ports and channels): a step per
+    node, following its task's definition, and a connection per input fed from another node's
+    output or from the workflow's own input, from parameter to parameter."""
+    from ..graph import lazy_inputs
+
+    plan = _n(V.definition_iri(workflow))
+    for name, task in nodes.items():
+        step = _n(V.step_iri(workflow, name))
+        definition = type(task)._definition_hash.hex()
+        yield ox.Quad(plan, G("hasStep"), step, g)
+        yield ox.Quad(step, A, G("Step"), g)
+        yield ox.Quad(step, LABEL, ox.Literal(name), g)
+        yield ox.Quad(step, G("stepDefinition"), _n(V.definition_iri(definition)), g)
+        for field, lazy in lazy_inputs(task):
+            link = _n(V.connection_iri(workflow, name, field))
+            target = _n(V.parameter_iri(definition, "input", field))
+            if lazy.node is None:  # from the workflow's own input
+                source = _n(V.parameter_iri(workflow, "input", lazy.field))
+            else:
+                upstream = type(nodes[lazy.node])._definition_hash.hex()
+                source = _n(V.parameter_iri(upstream, "output", lazy.field))
+                yield ox.Quad(link, G("sourceStep"), _n(V.step_iri(workflow, lazy.node)), g)
+            yield ox.Quad(plan, G("hasConnection"), link, g)
+            yield ox.Quad(link, A, G("Connection"), g)
+            yield ox.Quad(link, G("sourceParameter"), source, g)
+            yield ox.Quad(link, G("targetStep"), step, g)
+            yield ox.Quad(link, G("targetParameter"), target, g)
+
+
 def _generations(
     g: ox.NamedNode, outcome: Any, context: dict[str, Any], root: str, used: list[ox.NamedNode]
 ) -> Iterator[ox.Quad]:

@@ -42,6 +42,7 @@ from .record import (
     pickle_definition,
     record_path,
     recover,
+    workflow_structure,
     write_job_run,
 )
 
@@ -304,8 +305,13 @@ class Recorder:
             if event.job.inner is not None:  # recorded even when every job in it was cached
                 self._workflow_run(event.job.run_id, event.job.inner)
             self.workflow_ends[event.job.run_id] = (event.ok, _now())
-            if event.ok:
-                self.workflow_outputs[event.job.run_id] = self._workflow_outputs(event.job)
+            quads = self._workflow_outputs(event.job) if event.ok else []
+            if event.job.inner is not None:  # the definition's structure, as this run built it
+                run = _n(V.run_iri(event.job.run_id))
+                nodes = {name: node.task for name, node in event.job.inner.nodes.items()}
+                definition = type(event.job.node.task)._definition_hash.hex()
+                quads += workflow_structure(run, definition, nodes)
+            self.workflow_outputs[event.job.run_id] = quads
         elif isinstance(event, events.RunFinished):
             self._write_end("succeeded" if event.failed == 0 else "failed")
             self._journal.close()

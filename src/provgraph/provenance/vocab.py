@@ -21,6 +21,7 @@ __all__ = [
     "RDFS",
     "XSD",
     "agent_iri",
+    "connection_iri",
     "content_iri",
     "definition_iri",
     "delegation_iri",
@@ -32,6 +33,7 @@ __all__ = [
     "parameter_iri",
     "relative_locations",
     "run_iri",
+    "step_iri",
     "user_iri",
 ]
 
@@ -73,6 +75,17 @@ def parameter_iri(definition_hex: str, direction: str, field: str) -> str:
     the role its values play (``prov:hadRole``)."""
     quoted = urllib.parse.quote(field, safe="")
     return f"urn:provgraph:parameter:xxh3-128:{definition_hex}:{direction}:{quoted}"
+
+
+def step_iri(workflow_hex: str, node: str) -> str:
+    """A step of a workflow definition: one of its nodes."""
+    return f"urn:provgraph:step:xxh3-128:{workflow_hex}:{urllib.parse.quote(node, safe='')}"
+
+
+def connection_iri(workflow_hex: str, node: str, field: str) -> str:
+    """The connection feeding input ``field`` of ``node`` in a workflow definition."""
+    quoted = urllib.parse.quote(f"{node}.{field}", safe="")
+    return f"urn:provgraph:connection:xxh3-128:{workflow_hex}:{quoted}"
 
 
 def delegation_iri(agent: str, person: str) -> str:
