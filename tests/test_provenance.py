@@ -659,3 +659,19 @@ def test_which_step_fed_this_parameter(study: dict[str, Any]) -> None:
         ("count", "CountWords"),
         ("total", "Total"),
     }
+
+
+def test_a_reused_workflow_is_a_workflow_run_that_reused_the_earlier_one(
+    study: dict[str, Any],
+) -> None:
+    """The second, fully cached submission has a workflow run of its own, which pg:reused the
+    earlier run of the Study workflow."""
+    store = ProvenanceStore(study["cache"])
+    rows = list(
+        store.query(
+            "SELECT ?wf ?earlier WHERE { ?sub a pg:Submission ; pg:reused ?earlier . "
+            "?wf a pg:WorkflowRun ; pg:partOf ?sub ; pg:reused ?earlier . "
+            "?earlier a pg:WorkflowRun ; pg:taskName 'Study' }"
+        )
+    )
+    assert len(rows) == 1

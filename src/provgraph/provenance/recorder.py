@@ -82,6 +82,7 @@ class Recorder:
         self.open_records: dict[str, Path] = {}  # journaled, their job not finished yet
         self.workflow_contexts: dict[str, dict[str, Any]] = {}  # workflow jobs' task contexts
         self.workflow_outputs: dict[str, list[ox.Quad]] = {}  # what each generated
+        self.reused_in: dict[str, set[str]] = {}  # workflow run -> earlier runs it reused
 
     # -- in the submitting process, before each job is sent ---------------------------------
     def prepare_job(self, job: JobRun) -> tuple[dict[str, Any], Any]:
@@ -166,6 +167,7 @@ class Recorder:
         if not run_id:
             return
         self.reused.add(run_id)
+        self.reused_in.setdefault(job.node.instance.run_id, set()).add(run_id)
         directory = job.output_dir
         if directory is None:
             return
@@ -374,6 +376,8 @@ class Recorder:
                 ox.Quad(run, G("status"), ox.Literal(state), run),
                 *self.workflow_outputs.get(run_id, []),
             ]
+            for earlier in sorted(self.reused_in.get(run_id, ())):
+                quads.append(ox.Quad(run, G("reused"), _n(V.run_iri(earlier)), run))
         for run_id in sorted(self.reused):
             quads.append(ox.Quad(sub, G("reused"), _n(V.run_iri(run_id)), sub))
         folder = self.cache_dir / ".provenance" / "submissions"
