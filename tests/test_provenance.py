@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -675,3 +676,35 @@ def test_a_reused_workflow_is_a_workflow_run_that_reused_the_earlier_one(
         )
     )
     assert len(rows) == 1
+
+
+def test_prov_constraints_hold_on_a_realistic_run(study: dict[str, Any], tmp_path: Path) -> None:
+    """The PROV-CONSTRAINTS shapes of tests/prov_constraints.ttl (start before end, one
+    generation per entity, generation before usage) and the project's shapes (qualified and
+    plain forms in pairs) hold on the study runs plus a failed one; a violation is caught."""
+    import pyshacl
+
+    from prov_tasks import Explode
+
+    cache = tmp_path / "cache"  # a copy: the study's own cache stays as the other tests expect
+    shutil.copytree(study["cache"], cache, symlinks=True)
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        assert sub(Explode(x=1)).errored
+    graph = _union(cache)
+    constraints = rdflib.Graph().parse(Path(__file__).parent / "prov_constraints.ttl")
+    shapes = rdflib.Graph().parse(vocab.ontology_path("shapes.ttl"))
+    for rules in (constraints, shapes):
+        conforms, _, report = pyshacl.validate(graph, shacl_graph=rules)
+        assert conforms, report
+    (run,) = next(
+        iter(graph.query("SELECT ?r WHERE { ?r a pg:JobRun } LIMIT 1", initNs={"pg": vocab.PG}))
+    )
+    start = next(graph.objects(run, rdflib.URIRef(vocab.PROV + "startedAtTime")))
+    graph.set(
+        (
+            run,
+            rdflib.URIRef(vocab.PROV + "endedAtTime"),
+            rdflib.Literal(start.toPython().replace(year=2000), datatype=rdflib.XSD.dateTime),
+        )
+    )
+    assert not pyshacl.validate(graph, shacl_graph=constraints)[0]
