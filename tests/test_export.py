@@ -76,6 +76,8 @@ def test_jsonld_report_reads_offline(recorded: dict[str, Any]) -> None:
         warnings.simplefilter("ignore", DeprecationWarning)  # rdflib's own JSON-LD parser
         back = rdflib.Graph().parse(data=text, format="json-ld")
     assert isomorphic(back, _expected(store))
+    nquads = jsonld.to_rdf(report, {"format": "application/n-quads"})
+    assert isomorphic(rdflib.Graph().parse(data=nquads, format="nt"), _expected(store))  # pyld too
     turtle = store.export(recorded["root"] / "size.ttl", "turtle").stat().st_size
     assert path.stat().st_size <= 2 * turtle
 

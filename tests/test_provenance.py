@@ -708,3 +708,35 @@ def test_prov_constraints_hold_on_a_realistic_run(study: dict[str, Any], tmp_pat
         )
     )
     assert not pyshacl.validate(graph, shacl_graph=constraints)[0]
+
+
+def test_a_task_submitted_alone_has_a_complete_run_of_the_whole(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """A split task submitted alone: the run of the whole used the task's inputs (the files its
+    jobs used) and followed the task's definition."""
+    from prov_tasks import CountWords
+
+    files = make_inputs(tmp_path / "inputs")
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        sub(CountWords().split(in_file=files))
+    store = ProvenanceStore(cache_dir)
+    ((run, task),) = list(
+        store.query(
+            "SELECT ?run ?task WHERE { ?run a pg:WorkflowRun ; "
+            "prov:qualifiedAssociation/prov:hadPlan/rdfs:label ?task }"
+        )
+    )
+    assert str(task) == "CountWords"
+    used = {
+        str(e)
+        for (e,) in store.query("SELECT ?e WHERE { ?run prov:used/prov:hadMember ?e }", run=run)
+    }
+    by_jobs = {
+        str(e)
+        for (e,) in store.query(
+            "SELECT ?e WHERE { ?job a pg:JobRun ; pg:partOf ?run ; prov:used ?e . ?e a pg:File }",
+            run=run,
+        )
+    }
+    assert len(by_jobs) == 3 and by_jobs == used

@@ -113,7 +113,7 @@ def test_killed_submission_is_visible_without_an_index_step(
     assert _submit_and_die(cache_dir, marks, n=20, kills=[12]) == 0
     runs = _check_invariants(cache_dir)
     assert Counter(s for _, s in runs.elements()) == Counter(succeeded=20, interrupted=1)
-    reused = store.query("SELECT ?r WHERE { ?s pg:reused ?r }")
+    reused = store.query("SELECT ?r WHERE { ?s a pg:Submission ; pg:reused ?r }")
     assert len(list(reused)) == 12
 
 

@@ -40,6 +40,7 @@ class RunStarted(Event):
     output_dir: Path
     n_jobs: int
     workflow_run: str = ""  # the run of the submitted task as a whole (its root instance)
+    task: Any = None  # the task submitted (its definition and input values)
 
 
 @attrs.frozen(kw_only=True)

@@ -193,6 +193,7 @@ class _Run:
                 output_dir=self._root_dir(),
                 n_jobs=len(root.jobs),
                 workflow_run=root.instance.run_id,
+                task=self.task,
             )
         )
         self._expanded(root)

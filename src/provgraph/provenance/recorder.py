@@ -102,7 +102,6 @@ class Recorder:
 
     def _task_context(self, job: JobRun) -> dict[str, Any]:
         """What a record says of a job's task and inputs (a task's job, or a workflow's)."""
-        task_cls = type(job.node.task)
         sources = input_sources(job)
         inputs: dict[str, dict[str, Any]] = {}
         for field, value in (job.inputs or {}).items():
@@ -110,13 +109,17 @@ class Recorder:
                 inputs[field] = {"sources": sources[field]}
             else:
                 inputs[field] = describe_value(value)
+        return self._definition_context(type(job.node.task), inputs)
+
+    def _definition_context(self, task_cls: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+        """What a record says of a task definition, given its described inputs."""
         return {
             "cache_dir": str(self.cache_dir),
             "task_name": task_cls._task_name,
             "definition": task_cls._definition_hash.hex(),
             "definition_text": task_cls._definition_text,
             "kind": task_cls._kind,
-            "types": field_types(task_cls),  # type: ignore[arg-type]
+            "types": field_types(task_cls),
             "definition_file": self._store_definition(task_cls),
             "inputs": inputs,
             "user": self.user,
@@ -278,7 +281,16 @@ class Recorder:
                 ],
             )
             if event.workflow_run:  # recorded even when every job is taken from the cache
-                self._workflow_run(event.workflow_run, None)
+                context = None
+                # a task submitted alone: the run of the whole used its inputs and followed its
+                # definition (a workflow's own run, inside, says so for a workflow)
+                if event.task is not None and type(event.task)._kind != "workflow":
+                    values = {k: v for k, v in event.task._values.items() if v is not None}
+                    described = {k: describe_value(v) for k, v in values.items()}
+                    context = self._definition_context(type(event.task), described)
+                self._record_workflow_run(
+                    event.workflow_run, self.root_name, self.submission, context=context
+                )
         elif (
             isinstance(event, events.JobSubmitted) and type(event.job.node.task)._kind == "workflow"
         ):
