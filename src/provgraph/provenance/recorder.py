@@ -327,7 +327,8 @@ class Recorder:
                 quads += workflow_structure(run, definition, nodes)
             self.workflow_outputs[event.job.run_id] = quads
         elif isinstance(event, events.RunFinished):
-            self._write_end("succeeded" if event.failed == 0 else "failed")
+            done = event.executed + event.reused
+            self._write_end("succeeded" if event.failed == 0 else "partial" if done else "failed")
             self._journal.close()
         elif isinstance(event, events.RunInterrupted):
             self._withdraw_unstarted()
