@@ -263,6 +263,35 @@ def bench_cf(root: Path, repeats: int) -> list[Row]:
     ]
 
 
+def bench_cf_scaling(root: Path, big: int, repeats: int) -> list[Row]:
+    """The cf worker's cost per job at ``big`` jobs against at 1,000, provenance off: a loop
+    that looks at every waiting job per round would grow with the square of the jobs."""
+    times: dict[int, float] = {}
+    for n in (N_JOBS, big):
+        xs = list(range(n))
+        best = math.inf
+        for _ in range(repeats):
+            with scratch_dir(root, f"cf-{n}") as cache_dir:
+                seconds, stats = timed(
+                    partial(run_provgraph, cache_dir, xs, "cf", n_procs=N_PROCS, provenance=False)
+                )
+            check(stats["executed"] == n, f"cf {n}: expected all executed, got {stats}")
+            best = min(best, seconds)
+        times[n] = best
+    per_small, per_big = times[N_JOBS] / N_JOBS, times[big] / big
+    return [
+        Row(
+            "3d",
+            f"cf cost per job, {big:,} jobs (provenance off)",
+            fmt_us(per_big),
+            f"{fmt_us(per_small)} per job at {N_JOBS:,} jobs, same run",
+            fmt_ratio(per_big, per_small),
+            "<= 1.17x (30k/1k <= 35x)",
+            verdict(per_big <= 1.17 * per_small),
+        )
+    ]
+
+
 # -- 4 and 5: file hashing -----------------------------------------------------------------------
 
 
@@ -485,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     def measure(root: Path) -> list[Row]:
         rows = bench_serial(root, job_repeats)
         rows += bench_cf(root, job_repeats)
+        rows += bench_cf_scaling(root, 10_000 if args.quick else 30_000, job_repeats)
         return rows + bench_files(root, size, file_repeats, calls) + bench_mac(calls)
 
     footer = "ratio = figure / baseline (row 4: hashing throughput / raw throughput)"

@@ -29,6 +29,7 @@ ROWS = {
     "3a": "bare pool.map, chunked",
     "3b": "bare pool.map, one by one",
     "3c": "bare pool.map, storing results",
+    "3d": "cf cost per job",
     "4": "file_content_digest, 128 MiB",
     "5": "cached file hash",
     "5a": "new FileHashCache, same folder",

@@ -5,6 +5,9 @@ State of one submission (:class:`_Run`), as plain data changed by the small meth
 ``ready``    deque of jobs whose inputs all exist, not yet looked up or sent (newly ready
              downstream jobs go to the front, so one element flows down the graph first)
 ``waiting``  dict ``Future -> job`` of jobs handed to the worker and not finished
+``completed`` queue of the futures of ``waiting`` that finished, in the order they did (each
+             future puts itself there when done: the loop takes the next one in constant time,
+             however many are waiting)
 ``nodes``    each node knows its jobs, how many are unfinished, and its downstream nodes,
              which are expanded as soon as what they need is known
 
@@ -20,10 +23,11 @@ import collections
 import importlib
 import json
 import os
+import queue
 import sys
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +177,7 @@ class _Run:
         self.env_digests: dict[int, bytes | None] = {}  # per task class, when in the hash
         self.ready: collections.deque[rt.JobRun] = collections.deque()
         self.waiting: dict[Future[Any], rt.JobRun] = {}
+        self.completed: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self.failures: list[JobFailure] = []
         self._to_expand: collections.deque[rt.NodeRun] = collections.deque()
         self._expanding = False
@@ -206,9 +211,13 @@ class _Run:
             self.sub.worker.flush()
             if not self.waiting:
                 break
-            done, _ = wait(self.waiting, return_when=FIRST_COMPLETED)
-            for future in done:
+            future = self.completed.get()  # the next job to finish
+            while True:
                 self._finish_atomic(self.waiting.pop(future), future.result())
+                try:  # and every other that finished meanwhile
+                    future = self.completed.get_nowait()
+                except queue.Empty:
+                    break
         if not root.complete:  # pragma: no cover - a scheduling bug, never a user error
             raise ProvgraphError(f"internal error: submission of {root.name} stopped unfinished")
         result = self._result()
@@ -350,6 +359,7 @@ class _Run:
             self._finish_atomic(job, future.result())
         else:
             self.waiting[future] = job
+            future.add_done_callback(self.completed.put)
 
     def _read_only_hit(self, job: rt.JobRun) -> cache.StoredResult | None:
         """The job's result in a read-only cache, if one has it; the job then points there."""
