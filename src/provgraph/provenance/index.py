@@ -104,9 +104,11 @@ def _write_state(folder: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, folder / STATE)
 
 
-def _load(store_path: Path, paths: list[str]) -> list[str] | None:
-    """Load record files into the store at ``store_path``; the unreadable ones are returned
-    (and reported), never blocking the rest. None when another process holds the store."""
+def _load(store_path: Path, paths: list[str]) -> tuple[list[str], list[str]] | None:
+    """Load record files into the store at ``store_path``; returns the unreadable ones (not
+    valid TriG: reported and set aside, never blocking the rest) and those that could not be
+    read now (an I/O error: tried again next time). None when another process holds the
+    store."""
     import pyoxigraph as ox
 
     try:
@@ -115,6 +117,7 @@ def _load(store_path: Path, paths: list[str]) -> list[str] | None:
         return None
     default = ox.DefaultGraph()
     unreadable: list[str] = []
+    retry: list[str] = []
 
     def quads() -> Iterator[Any]:
         # Each triple goes into its run's named graph and into the default graph, which is
@@ -125,9 +128,12 @@ def _load(store_path: Path, paths: list[str]) -> list[str] | None:
                 parsed = list(
                     ox.parse(path=path, format=ox.RdfFormat.TRIG, base_iri=file_base(path))
                 )
-            except (SyntaxError, ValueError, OSError) as err:
+            except (SyntaxError, ValueError) as err:
                 unreadable.append(path)
                 print(f"provgraph: cannot index {path}: {err}", file=sys.stderr)
+                continue
+            except OSError:  # gone or unreadable for now (NFS, permissions): next time
+                retry.append(path)
                 continue
             for quad in parsed:
                 yield quad
@@ -138,7 +144,7 @@ def _load(store_path: Path, paths: list[str]) -> list[str] | None:
         store.flush()
     finally:
         del store
-    return unreadable
+    return unreadable, retry
 
 
 def _set_aside(folder: Path, unreadable: Iterable[str]) -> None:
@@ -178,10 +184,12 @@ def catch_up(cache_dir: Path) -> int:
         todo = [p for p in candidates if p not in bad and os.path.exists(p)]
         waiting = [p for p in candidates if p not in bad and p not in todo]
         if todo:
-            unreadable = _load(folder / state["store"], todo)
-            if unreadable is None:  # another process holds the store: next time
+            loaded = _load(folder / state["store"], todo)
+            if loaded is None:  # another process holds the store: next time
                 return 0
+            unreadable, retry = loaded
             _set_aside(folder, unreadable)
+            waiting += retry
         _write_state(folder, {**state, "offset": offset, "waiting": waiting, "environments": envs})
         return len(todo)
 
@@ -207,10 +215,12 @@ def _rebuild(cache_dir: Path, folder: Path, old: dict[str, Any] | None) -> int:
     on_disk = set(files)
     waiting = [p for p in journal.replay([], entries) if p not in on_disk]
     (folder / _UNREADABLE).unlink(missing_ok=True)
-    unreadable = _load(folder / store, files)
-    if unreadable is None:  # pragma: no cover - a fresh generation is never held by another
+    loaded = _load(folder / store, files)
+    if loaded is None:  # pragma: no cover - a fresh generation is never held by another
         return 0
+    unreadable, retry = loaded
     _set_aside(folder, unreadable)
+    waiting += retry
     _write_state(
         folder,
         {

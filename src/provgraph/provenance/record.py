@@ -222,6 +222,7 @@ def _environment_file(cache_dir: Path, env: dict[str, Any]) -> None:
     if env.get("container"):
         quads += _container_quads(g, iri, env["container"])
     folder.mkdir(parents=True, exist_ok=True)
+    journal.append(cache_dir, [path])  # named too (the folder's mtime may be too coarse)
     atomic_write(path, _trig(quads, depth=2))
 
 

@@ -177,10 +177,17 @@ class Recorder:
         if directory.parent != self.cache_dir:  # from a read-only cache: its record comes along
             with contextlib.suppress(OSError, SyntaxError, ValueError):  # unreadable: not copied
                 self._import(directory, run_id)
-        elif not record_path(directory, run_id).exists():
+        elif not (
+            record_path(directory, run_id).exists()
+            or self._run_file(run_id).exists()  # a reused workflow's run: no job record
+        ):
             with cache.unlocked_job(directory) as free:
                 if free:  # none running it now: what a killed process left is finished
                     recover(directory, run_id)
+
+    def _run_file(self, run_id: str) -> Path:
+        """Where a workflow run's or submission's start record is."""
+        return self.cache_dir / ".provenance" / "runs" / f"{run_id.rsplit(':', 1)[-1]}.trig"
 
     def _import(self, directory: Path, run_id: str) -> None:
         """Copy the record of a run of another (read-only) cache (a job's, or a reused
@@ -258,7 +265,7 @@ class Recorder:
         if plan is not None:
             quads.append(ox.Quad(association, P("hadPlan"), _n(V.definition_iri(plan)), run))
         quads += _agents(run, {"user": self.user, "login": self.login})
-        path = self.cache_dir / ".provenance" / "runs" / f"{run.value.rsplit(':', 1)[-1]}.trig"
+        path = self._run_file(run.value)
         journal.append(self.cache_dir, [path])
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, _trig(quads, depth=2))
