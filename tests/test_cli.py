@@ -139,3 +139,13 @@ def test_run_with_worker_options(tmp_path: Path) -> None:
     assert (
         worse.returncode == 2 and "--worker-option 'n_procs': expected name=value" in worse.stderr
     )
+
+
+def test_python_dash_m_provgraph() -> None:
+    """``python -m provgraph`` is the provgraph command."""
+    done = subprocess.run(
+        [sys.executable, "-m", "provgraph", "--version"], capture_output=True, text=True
+    )
+    from provgraph import __version__
+
+    assert done.returncode == 0 and done.stdout.strip().endswith(__version__)
