@@ -24,7 +24,7 @@ from pathlib import Path
 from .config import Config
 from .exceptions import CacheError
 
-__all__ = ["MAC_SIZE", "key", "mac", "seal", "unseal"]
+__all__ = ["MAC_SIZE", "key", "mac", "seal", "unseal", "unseal_file"]
 
 MAGIC = b"PGS1"
 MAC_SIZE = 32
@@ -107,3 +107,9 @@ def unseal(blob: bytes) -> bytes | None:
         return None
     data = blob[head:]
     return data if hmac.compare_digest(blob[len(MAGIC) : head], mac(data)) else None
+
+
+def unseal_file(path: str | os.PathLike[str]) -> bytes | None:
+    """The data of a sealed file, or None when it does not verify (read errors propagate)."""
+    with open(path, "rb") as fh:
+        return unseal(fh.read())

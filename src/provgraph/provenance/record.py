@@ -32,7 +32,7 @@ import xxhash
 from .. import __version__, _signing
 from .._filetypes import Directory, File
 from ..cache import atomic_write
-from ..engine.job import ErrorInfo
+from ..engine.job import ErrorInfo, Outcome
 from ..exceptions import HashingError
 from ..hashing import file_content_digest, hash_value
 from . import journal
@@ -276,7 +276,12 @@ INTERRUPTED = "interrupted"
 
 def record_path(directory: str | os.PathLike[str], run_id: str) -> Path:
     """Where the record of run ``run_id`` of the job in ``directory`` is published."""
-    return Path(directory) / f"_prov-{run_id}.trig"
+    return Path(directory) / record_name(run_id)
+
+
+def record_name(run_id: str) -> str:
+    """The file name of a job run's record in its job's directory."""
+    return f"_prov-{run_id}.trig"
 
 
 def _run_core(job: Any, outcome: Any, g: ox.NamedNode, root: str) -> Iterator[ox.Quad]:
@@ -638,24 +643,17 @@ def _record_dead_holder(folder: Path, job: Any, stale_lock: str) -> None:
         return
     error = ErrorInfo(type="Interrupted", message=_DIED, traceback="")
     dead = attrs.evolve(job, run_id=run_id, context={**job.context, "workflow_run": workflow_run})
-    outcome = _Interrupted(started=started, ended=started, error=error, host=words[1])
+    outcome = Outcome(
+        job_hash=job.job_hash,
+        status=INTERRUPTED,
+        error=error,
+        started=started,
+        ended=started,
+        host=words[1],
+        executed=False,
+    )
     journal.append(folder.parent, [final])  # named again: its submission may have withdrawn it
     atomic_write(final, _trig(job_run_quads(dead, outcome, folder)))
-
-
-@attrs.frozen(kw_only=True)
-class _Interrupted:
-    """The outcome of a run whose process died: what its lock still told."""
-
-    started: float
-    ended: float
-    error: Any
-    host: str
-    status: str = INTERRUPTED
-    pid: int = 0
-    outputs: Any = None
-    placement: Any = None
-    ok: bool = False
 
 
 def pickle_definition(task_cls: Any) -> bytes:

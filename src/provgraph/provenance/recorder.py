@@ -40,6 +40,7 @@ from .record import (
     describe_value,
     field_types,
     pickle_definition,
+    record_name,
     record_path,
     recover,
     workflow_structure,
@@ -56,7 +57,7 @@ def _now() -> float:
 def _sealed(path: Path) -> bool:
     """True when ``path`` holds data sealed with this user's key (else it is written anew)."""
     try:
-        return _signing.unseal(path.read_bytes()) is not None
+        return _signing.unseal_file(path) is not None
     except OSError:
         return False
 
@@ -90,7 +91,7 @@ class Recorder:
         self._workflow_run(job.node.instance.run_id, job.node.instance)
         assert job.output_dir is not None and job.run_id is not None
         # job directories lie right under the cache: the record's path relative to it
-        self._journal.add_relative(f"{job.output_dir.name}/_prov-{job.run_id}.trig")
+        self._journal.add_relative(f"{job.output_dir.name}/{record_name(job.run_id)}")
         self.open_records[job.run_id] = job.output_dir
         context = {
             **self._task_context(job),

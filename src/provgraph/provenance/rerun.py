@@ -105,10 +105,10 @@ def _recorded(store: Any, run: str) -> dict[str, Any]:
 def verified(path: Path, what: str) -> bytes:
     """The bytes of a stored pickle whose MAC verifies; else a ``ProvenanceError`` naming it
     (it is never unpickled: it could run anything)."""
-    from .._signing import unseal
+    from .._signing import unseal_file
 
     try:
-        data = unseal(path.read_bytes())
+        data = unseal_file(path)
     except OSError as err:
         raise ProvenanceError(f"cannot read the stored {what} {str(path)!r}: {err}") from err
     if data is None:

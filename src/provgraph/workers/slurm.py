@@ -583,7 +583,7 @@ class SlurmWorker(BufferedWorker):
 
     def _read_outcome(self, element: _Element) -> Outcome:
         try:
-            data = _signing.unseal(element.outcome_path.read_bytes())
+            data = _signing.unseal_file(element.outcome_path)
             if data is None:
                 why = "its outcome file is not sealed with your key"
                 return self._failure(element, "FAILED", why)

@@ -38,7 +38,7 @@ def _slurm_job_id() -> str:
 
 def _verified(path: Path) -> bytes:
     """A file the submitting process sealed; one that does not verify is never unpickled."""
-    data = _signing.unseal(path.read_bytes())
+    data = _signing.unseal_file(path)
     if data is None:
         raise SystemExit(f"slurm_run: {path} is not sealed with this user's key: not loaded")
     return data
