@@ -19,6 +19,7 @@ import contextvars
 import dataclasses
 import enum
 import functools
+import hashlib
 import os
 import pathlib
 import stat
@@ -203,8 +204,8 @@ def _numpy_hash(obj: Any) -> bytes | None:
 # file content hashing, with a persistent cache keyed by (path, size, mtime_ns, inode)
 
 
-def _stream_digest(path: str | os.PathLike[str]) -> bytes:
-    hasher = xxhash.xxh3_128()
+def _stream_digest(path: str | os.PathLike[str], algorithm: str = "xxh3-128") -> bytes:
+    hasher: Any = xxhash.xxh3_128() if algorithm == "xxh3-128" else hashlib.new(algorithm)
     buf = bytearray(_CHUNK)
     view = memoryview(buf)
     with open(path, "rb", buffering=0) as fh:
@@ -225,12 +226,18 @@ class FileHashCache:
         self.folder = pathlib.Path(folder) if folder is not None else None
         self._memo: dict[str, tuple[tuple[int, int, int], bytes]] = {}
 
-    def digest(self, path: str | os.PathLike[str]) -> bytes:
-        """The xxh3-128 digest of the bytes of ``path``."""
-        key_path = os.path.abspath(path)
-        st = os.stat(key_path)
+    def digest(self, path: str | os.PathLike[str], algorithm: str = "xxh3-128") -> bytes:
+        """The digest of the bytes of ``path``: xxh3-128 (what provgraph hashes with), or
+        ``"sha256"`` (what exports such as RO-Crate publish), each remembered separately."""
+        if algorithm not in ("xxh3-128", "sha256"):
+            raise HashingError(
+                f"file digest algorithm {algorithm!r}; expected 'xxh3-128' or 'sha256'"
+            )
+        file_path = os.path.abspath(path)
+        key_path = file_path if algorithm == "xxh3-128" else f"{algorithm}:{file_path}"
+        st = os.stat(file_path)
         if not stat.S_ISREG(st.st_mode):
-            raise HashingError(f"cannot hash {key_path!r} as a file: it is not a regular file")
+            raise HashingError(f"cannot hash {file_path!r} as a file: it is not a regular file")
         sig = (st.st_size, st.st_mtime_ns, st.st_ino)
         hit = self._memo.get(key_path)
         if hit is not None and hit[0] == sig:
@@ -238,7 +245,7 @@ class FileHashCache:
         entry = self._entry_path(key_path)
         digest = self._read_entry(entry, sig) if entry is not None else None
         if digest is None:
-            digest = _stream_digest(key_path)
+            digest = _stream_digest(file_path, algorithm)
             if time.time() - st.st_mtime_ns / 1e9 < _RACY_SECONDS:
                 return digest
             if entry is not None:

@@ -18,7 +18,7 @@ from . import vocab as V
 
 __all__ = ["FORMATS", "export"]
 
-FORMATS = ("jsonld", "turtle", "trig", "nt", "provn", "provjson", "provxml", "html")
+FORMATS = ("jsonld", "turtle", "trig", "nt", "provn", "provjson", "provxml", "html", "ro-crate")
 
 
 def _graph_names(store: Any, run: str | None, output: Any) -> list[str] | None:
@@ -52,11 +52,51 @@ def _graph_names(store: Any, run: str | None, output: Any) -> list[str] | None:
     return sorted(graphs)
 
 
-def selected_quads(store: Any, run: str | None = None, output: Any = None) -> list[Any]:
+def _crate_graph_names(store: Any, run: str | None, output: Any) -> list[str] | None:
+    """What a crate holds: the selection, made whole. A run selection also takes in the earlier
+    runs its jobs and workflows reused (how its results were made); a lineage also takes in the
+    workflow runs and submissions its runs were part of (which steps ran them)."""
+    import rdflib
+
+    names = _graph_names(store, run, output)
+    if names is None:
+        return None
+    runs = " ".join(f"<{n}>" for n in names)
+    if output is None:
+        sparql = (
+            "SELECT DISTINCT ?g WHERE { VALUES ?r { " + runs + " } ?r pg:reused ?used . "
+            "{ ?g pg:partOf* ?used } UNION { ?used pg:partOf+ ?g . ?g a pg:Submission } }"
+        )
+    else:
+        sparql = "SELECT DISTINCT ?g WHERE { VALUES ?r { " + runs + " } ?r pg:partOf+ ?g }"
+    extra = {str(g) for (g,) in store.query(sparql) if isinstance(g, rdflib.URIRef)}
+    if not extra - set(names):
+        return names
+    more = set(names) | extra
+    for (g,) in store.query(
+        "SELECT DISTINCT ?g WHERE { VALUES ?r { " + " ".join(f"<{r}>" for r in more) + " } "
+        "?r prov:used ?g . ?g a pg:Environment }"
+    ):
+        more.add(str(g))
+    return sorted(more)
+
+
+def crate_quads(store: Any, run: str | None = None, output: Any = None) -> list[Any]:
+    """The quads an RO-Crate of the selection describes (see :func:`_crate_graph_names`)."""
+    return selected_quads(store, run, output, names=_crate_graph_names(store, run, output))
+
+
+_UNSET: Any = object()
+
+
+def selected_quads(
+    store: Any, run: str | None = None, output: Any = None, *, names: Any = _UNSET
+) -> list[Any]:
     """The selected run graphs (and their environments) as pyoxigraph quads."""
     import pyoxigraph as ox
 
-    names = _graph_names(store, run, output)
+    if names is _UNSET:
+        names = _graph_names(store, run, output)
     native = store.oxigraph()
     if native is None:  # the memory backend: its dataset, handed over as N-Quads
         with warnings.catch_warnings():
@@ -140,10 +180,21 @@ def export(
     *,
     run: str | None = None,
     output: Any = None,
+    **crate: Any,
 ) -> Path:
-    """Write the selected provenance to ``path`` in ``format``; returns the path."""
+    """Write the selected provenance to ``path`` in ``format``; returns the path. The
+    ``ro-crate`` format takes the options of :func:`provgraph.provenance.rocrate.write_crate`
+    (``data``, ``agent_name``, ``agent_orcid``, ``license``, ``name``)."""
     if format not in FORMATS:
         raise ProvenanceError(f"export format {format!r}; expected one of {list(FORMATS)}")
+    if format == "ro-crate":
+        from .rocrate import write_crate
+
+        return write_crate(store, path, run=run, output=output, **crate)
+    if crate:
+        raise ProvenanceError(
+            f"export: {sorted(crate)} are options of the ro-crate format, not of {format!r}"
+        )
     import pyoxigraph as ox
 
     target = Path(path)

@@ -245,13 +245,17 @@ class ProvenanceStore:
         *,
         run: str | None = None,
         output: Any = None,
+        **options: Any,
     ) -> Path:
         """Write provenance to ``path``: everything, one submission (``run``) or one result's
         lineage (``output``: a file, content hash or entity), as ``jsonld`` (default),
-        ``turtle``, ``trig``, ``nt``, ``provn``, ``provjson`` or ``provxml``."""
+        ``turtle``, ``trig``, ``nt``, ``provn``, ``provjson``, ``provxml``, ``html`` or
+        ``ro-crate`` (a Workflow Run RO-Crate folder, or zip if ``path`` ends in ``.zip``; its
+        ``options``: ``data="copy"|"link"|"none"``, ``agent_name``, ``agent_orcid``,
+        ``license``, ``name``; see docs/exports.md)."""
         from .export import export
 
-        return export(self, path, format, run=run, output=output)
+        return export(self, path, format, run=run, output=output, **options)
 
     def rerun(
         self, job: str, *, verify: bool = True, into: str | os.PathLike[str] | None = None
