@@ -13,7 +13,8 @@ recorded in CACHE; ``provgraph show CACHE [JOB]`` summarises it, or one job's ru
 ``provgraph index CACHE [--rebuild]`` indexes pending records (or rebuilds the index);
 ``provgraph why CACHE JOB`` says why a job ran: what differs from the nearest earlier run;
 ``provgraph diff CACHE RUN_A RUN_B [--format json]`` classifies how two runs differ;
-``provgraph export CACHE [--run IRI | --of FILE] --format F -o PATH`` writes provenance out;
+``provgraph export CACHE [--run IRI | --of FILE] --format F -o PATH`` writes provenance out
+(``--format ro-crate -o DIR|x.zip [--data copy|link|none]``: a Workflow Run RO-Crate);
 ``provgraph rerun CACHE JOB [--verify] [--into DIR]`` reruns a job from its record.
 """
 
@@ -222,7 +223,20 @@ def _diff(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     store = provgraph.ProvenanceStore(args.cache)
-    path = store.export(args.output, args.format, run=args.run, output=args.of)
+    options: dict[str, Any] = {}
+    if args.format == "ro-crate":
+        options = {
+            "data": args.data,
+            "agent_name": args.agent_name,
+            "agent_orcid": args.agent_orcid,
+            "license": args.license,
+        }
+    elif any(v is not None for v in (args.data, args.agent_name, args.agent_orcid, args.license)):
+        raise provgraph.ProvgraphError(
+            "export: --data, --agent-name, --agent-orcid and --license are options of "
+            f"--format ro-crate, not of --format {args.format}"
+        )
+    path = store.export(args.output, args.format, run=args.run, output=args.of, **options)
     print(f"wrote {path}")
     return 0
 
@@ -288,9 +302,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     export.add_argument(
         "--format",
         default="jsonld",
-        choices=["jsonld", "turtle", "trig", "nt", "provn", "provjson", "provxml", "html"],
+        choices=[
+            "jsonld",
+            "turtle",
+            "trig",
+            "nt",
+            "provn",
+            "provjson",
+            "provxml",
+            "html",
+            "ro-crate",
+        ],
     )
-    export.add_argument("-o", "--output", required=True, help="file to write")
+    export.add_argument(
+        "-o", "--output", required=True, help="file to write (ro-crate: a new folder, or x.zip)"
+    )
+    crate = export.add_argument_group("ro-crate options")
+    crate.add_argument(
+        "--data",
+        choices=["copy", "link", "none"],
+        help="files: copied in (default with --of), linked at their location (default "
+        "otherwise), or described only",
+    )
+    crate.add_argument("--agent-name", help="who ran it (default: PROVGRAPH_AGENT_NAME, login)")
+    crate.add_argument("--agent-orcid", help="their ORCID (default: PROVGRAPH_AGENT_ORCID)")
+    crate.add_argument("--license", help="the crate's licence, e.g. an SPDX URL")
     rerun = commands.add_parser("rerun", help="rerun a recorded job and check its outputs")
     rerun.add_argument("cache", help="cache directory")
     rerun.add_argument("job", help="job hash (or prefix), job directory or run IRI")

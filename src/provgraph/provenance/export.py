@@ -82,8 +82,39 @@ def _crate_graph_names(store: Any, run: str | None, output: Any) -> list[str] | 
 
 
 def crate_quads(store: Any, run: str | None = None, output: Any = None) -> list[Any]:
-    """The quads an RO-Crate of the selection describes (see :func:`_crate_graph_names`)."""
-    return selected_quads(store, run, output, names=_crate_graph_names(store, run, output))
+    """The quads an RO-Crate of the selection describes (see :func:`_crate_graph_names`), with
+    the description of every task definition a selected workflow names as a step (a lineage
+    selects only some of a workflow's runs, but the crate describes the whole workflow)."""
+    quads = selected_quads(store, run, output, names=_crate_graph_names(store, run, output))
+    described = {q.subject.value for q in quads if q.predicate.value == V.PG + "definitionHash"}
+    named = {
+        q.object.value for q in quads if q.predicate.value == V.PG + "stepDefinition"
+    } - described
+    return quads + _descriptions(store, sorted(named)) if named else quads
+
+
+def _descriptions(store: Any, definitions: list[str]) -> list[Any]:
+    """The facts recorded about some task definitions and their parameters, in any graph."""
+    import pyoxigraph as ox
+    import rdflib
+
+    def term(value: Any) -> Any:
+        if isinstance(value, rdflib.URIRef):
+            return ox.NamedNode(str(value))
+        if isinstance(value, rdflib.BNode):
+            return ox.BlankNode(str(value))
+        if value.language:
+            return ox.Literal(str(value), language=value.language)
+        datatype = value.datatype or rdflib.XSD.string
+        return ox.Literal(str(value), datatype=ox.NamedNode(str(datatype)))
+
+    rows = store.query(
+        "SELECT DISTINCT ?s ?p ?o WHERE { VALUES ?d { "
+        + " ".join(f"<{d}>" for d in definitions)
+        + " } { ?d ?p ?o BIND(?d AS ?s) } UNION { ?s pg:parameterOf ?d ; ?p ?o } }"
+    )
+    graph = ox.NamedNode("urn:provgraph:definitions")
+    return [ox.Quad(term(s), term(p), term(o), graph) for s, p, o in rows]
 
 
 _UNSET: Any = object()

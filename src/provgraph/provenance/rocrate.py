@@ -19,6 +19,7 @@ import datetime
 import json
 import mimetypes
 import os
+import re
 import shutil
 import tempfile
 import urllib.parse
@@ -51,6 +52,7 @@ _CONTEXT_FILES = {  # the published contexts, shipped so that a crate can be rea
     f"{WORKFLOW_RUN_TERMS}/context": "workflow-run.jsonld",
     WORKFLOW_RUN_TERMS: "workflow-run.jsonld",
 }
+_NO_LICENSE = "#no-licence-chosen"
 _COMPLETED = "http://schema.org/CompletedActionStatus"
 _FAILED = "http://schema.org/FailedActionStatus"
 _UNITS = {  # resource usage recorded per job run: property -> (name, QUDT unit)
@@ -228,7 +230,8 @@ def _language(crate: _Crate, kind: str) -> str:
 
 def tool(crate: _Crate, definition: str) -> str:
     """The crate entity of a task definition: a file holding its source (or its command line),
-    typed ``SoftwareSourceCode``, with its parameters; workflows also get their steps."""
+    typed ``SoftwareSourceCode``, with its parameters. A workflow that ran in the crate becomes
+    a ``ComputationalWorkflow`` when its run is described (:func:`_orchestrate`)."""
     if definition in crate._tools:
         return crate._tools[definition]
     facts = crate.facts
@@ -245,7 +248,7 @@ def tool(crate: _Crate, definition: str) -> str:
     path = f"definitions/{safe}-{_short_hash(facts, definition)}{suffix}"
     crate._tools[definition] = path
     crate.texts[path] = text + "\n"
-    entity = crate.add(
+    crate.add(
         {
             "@id": path,
             "@type": ["File", "SoftwareSourceCode"],
@@ -263,8 +266,6 @@ def tool(crate: _Crate, definition: str) -> str:
         }
     )
     crate.part(path)
-    if kind == "workflow":
-        _as_workflow(crate, definition, entity)
     return path
 
 
@@ -307,7 +308,7 @@ def _as_workflow(crate: _Crate, definition: str, entity: dict[str, Any]) -> None
             }
         )
     entity["step"] = _refs(steps)
-    entity["hasPart"] = _refs(tools)
+    entity["hasPart"] = _refs(tools)  # pruned to the tools that ran once all runs are in
     outward = [c for c in connections if facts.one(c, G("targetStep")) is None]
     if outward:
         entity["connection"] = _refs(_connection(crate, c) for c in outward)
@@ -420,7 +421,7 @@ def _iso(when: str) -> str:
     except ValueError:
         return str(when)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
+        moment = moment.replace(tzinfo=datetime.UTC)
     return moment.isoformat(timespec="milliseconds").replace("Z", "+00:00")
 
 
@@ -717,6 +718,20 @@ def _engine(crate: _Crate) -> str:
     return engine
 
 
+_ORCID = re.compile(r"(https://orcid\.org/)?(\d{4}-\d{4}-\d{4}-\d{3}[\dX])")
+
+
+def _orcid(value: str) -> str:
+    """An ORCID as its https IRI; anything else is refused, saying what was expected."""
+    match = _ORCID.fullmatch(value.strip())
+    if match is None:
+        raise ProvenanceError(
+            f"export ro-crate: agent_orcid (or PROVGRAPH_AGENT_ORCID) {value!r} is not an ORCID; "
+            "expected 0000-0002-1825-0097 or https://orcid.org/0000-0002-1825-0097"
+        )
+    return f"https://orcid.org/{match.group(2)}"
+
+
 def _agent(crate: _Crate) -> str:
     """The person who ran it: an ORCID when given, else provgraph's login@host IRI."""
     facts = crate.facts
@@ -728,9 +743,9 @@ def _agent(crate: _Crate) -> str:
         or os.environ.get("PROVGRAPH_AGENT_NAME")
         or facts.label(login, "unknown")
     )
-    identifier = login
+    identifier: str = login
     if orcid:
-        identifier = orcid if orcid.startswith("https://") else f"https://orcid.org/{orcid}"
+        identifier = _orcid(orcid)
     crate.add(
         {
             "@id": identifier,
@@ -778,6 +793,7 @@ def crate_metadata(facts: Facts, options: CrateOptions, records: str) -> _Crate:
     )
     crate.part(records)
     crate.main, crate.agent = main, agent
+    _prune_parts(crate)
     crate.texts["README.md"] = _readme(crate)
     crate.add(
         {
@@ -790,6 +806,18 @@ def crate_metadata(facts: Facts, options: CrateOptions, records: str) -> _Crate:
     )
     crate.part("README.md")
     return crate
+
+
+def _prune_parts(crate: _Crate) -> None:
+    """A workflow's ``hasPart`` names the tools it orchestrated in this crate: those some
+    action ran (a lineage or a failed run may not have run every step)."""
+    ran = set()
+    for entity in crate.entities.values():
+        if entity.get("@type") == "CreateAction" and "instrument" in entity:
+            ran.add(entity["instrument"]["@id"])
+    for entity in crate.entities.values():
+        if isinstance(entity.get("@type"), list) and "ComputationalWorkflow" in entity["@type"]:
+            entity["hasPart"] = [p for p in entity.get("hasPart", []) if p["@id"] in ran]
 
 
 def _readme(crate: _Crate) -> str:
@@ -816,8 +844,8 @@ def _readme(crate: _Crate) -> str:
 
 def _document(crate: _Crate, title: str) -> dict[str, Any]:
     options = crate.options
-    license_id = options.license or "https://spdx.org/licenses/CC-BY-4.0"
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    license_id = options.license or os.environ.get("PROVGRAPH_CRATE_LICENSE") or _NO_LICENSE
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     root = {
         "@id": "./",
         "@type": "Dataset",
@@ -841,7 +869,15 @@ def _document(crate: _Crate, title: str) -> dict[str, Any]:
         {"@id": iri, "@type": "CreativeWork", "name": name, "version": version}
         for iri, (name, version) in PROFILES.items()
     ]
-    licence = {"@id": license_id, "@type": "CreativeWork", "name": license_id.rsplit("/", 1)[-1]}
+    licence = {
+        "@id": license_id,
+        "@type": "CreativeWork",
+        "name": "no licence chosen" if license_id == _NO_LICENSE else license_id.rsplit("/", 1)[-1],
+        "description": "The person exporting this crate chose no licence for it (provgraph's "
+        "license= option or PROVGRAPH_CRATE_LICENSE)"
+        if license_id == _NO_LICENSE
+        else f"The licence of this crate: {license_id}",
+    }
     entities = [_clean(e) for e in crate.entities.values()]
     return {"@context": CONTEXT, "@graph": [descriptor, root, *profiles, licence, *entities]}
 
@@ -877,6 +913,9 @@ def write_crate(
     mode = data if data is not None else ("copy" if output is not None else "link")
     if mode not in DATA_MODES:
         raise ProvenanceError(f"export ro-crate: data={mode!r}; expected one of {list(DATA_MODES)}")
+    orcid = agent_orcid or os.environ.get("PROVGRAPH_AGENT_ORCID")
+    if orcid:
+        _orcid(orcid)
     target = Path(path)
     zipped = target.suffix == ".zip"
     if zipped and target.exists():
