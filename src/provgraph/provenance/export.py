@@ -55,7 +55,8 @@ def _graph_names(store: Any, run: str | None, output: Any) -> list[str] | None:
 def _crate_graph_names(store: Any, run: str | None, output: Any) -> list[str] | None:
     """What a crate holds: the selection, made whole. A run selection also takes in the earlier
     runs its jobs and workflows reused (how its results were made); a lineage also takes in the
-    workflow runs and submissions its runs were part of (which steps ran them)."""
+    workflow runs and submissions its runs were part of (which steps ran them). Reused runs
+    come with the runs they were part of, up to their own submission (who first ran them)."""
     import rdflib
 
     names = _graph_names(store, run, output)
@@ -65,7 +66,7 @@ def _crate_graph_names(store: Any, run: str | None, output: Any) -> list[str] | 
     if output is None:
         sparql = (
             "SELECT DISTINCT ?g WHERE { VALUES ?r { " + runs + " } ?r pg:reused ?used . "
-            "{ ?g pg:partOf* ?used } UNION { ?used pg:partOf+ ?g . ?g a pg:Submission } }"
+            "{ ?g pg:partOf* ?used } UNION { ?used pg:partOf+ ?g } }"
         )
     else:
         sparql = "SELECT DISTINCT ?g WHERE { VALUES ?r { " + runs + " } ?r pg:partOf+ ?g }"

@@ -23,6 +23,7 @@ import re
 import shutil
 import tempfile
 import urllib.parse
+import warnings
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -1012,7 +1013,11 @@ def crate_graph(path: str | os.PathLike[str]) -> Any:
         document = json.loads((folder / "ro-crate-metadata.json").read_text())
     document["@context"] = _local_context(document.get("@context"))
     graph = rdflib.Graph()
-    graph.parse(data=json.dumps(document), format="json-ld", base=source.resolve().as_uri() + "/")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # rdflib's own JSON-LD parser
+        graph.parse(
+            data=json.dumps(document), format="json-ld", base=source.resolve().as_uri() + "/"
+        )
     return graph
 
 
