@@ -24,8 +24,9 @@ contexts="$root/src/provgraph/provenance/contexts"
 if [ ! -x "$venv/bin/rocrate-validator" ] || [ ! -x "$venv/bin/runcrate" ]; then
   log "installing roc-validator, rocrate, runcrate into $venv"
   python3 -m venv "$venv"
+  # (pip's warnings about this machine's extra package indexes are not ours to show)
   "$venv/bin/pip" install -q --disable-pip-version-check roc-validator rocrate runcrate requests-cache \
-    || die "pip could not install the validator tools"
+    2> >(grep -v "^WARNING: Location" >&2) || die "pip could not install the validator tools"
 fi
 
 log "seeding the offline HTTP cache $venv/http-cache"

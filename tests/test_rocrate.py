@@ -19,12 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import rdflib
 
 from conftest import skip_unless_ci
-from provgraph import File, ProvenanceError, ProvenanceStore, Submitter, python, shell, workflow
+from provgraph import (
+    ContainerError,
+    File,
+    ProvenanceError,
+    ProvenanceStore,
+    Submitter,
+    python,
+    read_crate,
+    shell,
+    workflow,
+)
 from provgraph.cli import main as cli
-from provgraph.provenance.rocrate import crate_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("ROCRATE_VENV", ROOT / ".rcvenv"))
@@ -231,9 +239,7 @@ def test_crate_of_a_reused_submission_includes_the_runs_it_reused(
 
 def test_failed_runs_say_why(recorded: dict[str, Any], tmp_path: Path) -> None:
     """A split task with one failing element: a workflow of one step, the failure recorded."""
-    crate = recorded["store"].export(
-        tmp_path / "crate", "ro-crate", run=recorded["submissions"][2]
-    )
+    crate = recorded["store"].export(tmp_path / "crate", "ro-crate", run=recorded["submissions"][2])
     assert validate(crate)["passed"]
     entities = _metadata(crate)
     organize = entities[recorded["submissions"][2]]
@@ -293,7 +299,7 @@ def test_zipped_crate(recorded: dict[str, Any], tmp_path: Path) -> None:
         timeout=600,
     )  # (its JSON report fails on zips: the text report and exit status say it all)
     assert done.returncode == 0 and "is a valid provenance-run-crate-0.5" in done.stdout
-    assert len(crate_graph(target)) > 100
+    assert len(read_crate(target)) > 100
 
 
 RO_CRATE_PY = """
@@ -339,10 +345,10 @@ def test_ro_crate_py_and_runcrate_read_it(recorded: dict[str, Any], tmp_path: Pa
 def test_competency_questions_on_the_crate(recorded: dict[str, Any], tmp_path: Path) -> None:
     """The eleven workflow-run questions of docs/questions.md, answered on the crate alone."""
     crate = recorded["store"].export(tmp_path / "crate", "ro-crate", data="none")
-    graph = crate_graph(crate)
+    graph = read_crate(crate)
 
     def ask(sparql: str) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in graph.query(PREFIXES + sparql)]  # type: ignore[arg-type]
+        return [tuple(row) for row in graph.query(PREFIXES + sparql)]
 
     (study_run,) = [
         r
@@ -432,9 +438,7 @@ def test_competency_questions_on_the_crate(recorded: dict[str, Any], tmp_path: P
         ("count", "total", "counts"),
     }
     # CQ11 who ran it, and what the second submission reused
-    people = ask(
-        f"SELECT DISTINCT ?name WHERE {{ <{study_run}> schema:agent/schema:name ?name }}"
-    )
+    people = ask(f"SELECT DISTINCT ?name WHERE {{ <{study_run}> schema:agent/schema:name ?name }}")
     assert len(people) == 1 and str(people[0][0])
     reused = ask("SELECT ?r WHERE { ?org a schema:OrganizeAction ; pg:reused ?r }")
     assert [r for (r,) in reused] == [study_run]
@@ -528,3 +532,34 @@ def test_export_command(recorded: dict[str, Any], tmp_path: Path, capsys: Any) -
     assert not [e for e in _metadata(target).values() if str(e["@id"]).startswith("data/")]
     code = cli(["export", str(recorded["cache"]), "--format", "trig", "--data", "copy", "-o", "x"])
     assert code != 0 and "options of --format ro-crate" in capsys.readouterr().err
+
+
+def test_container_image_with_its_digest(tmp_path: Path) -> None:
+    """A job run in a container names its image, with the digest it ran, as a ContainerImage."""
+    from provgraph.environments import Podman
+
+    image = Podman("localhost/localtest:latest")
+    try:
+        image.describe()
+    except ContainerError as err:
+        skip_unless_ci(f"{err} (run scripts/setup-containers.sh as root to prepare it)")
+    source = tmp_path / "in.txt"
+    source.write_text("hello\n")
+    cache = tmp_path / "cache"
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        sub(Copy(in_file=source), environment=image)
+    crate = ProvenanceStore(cache).export(tmp_path / "crate", "ro-crate", data="copy")
+    assert validate(crate)["passed"]
+    entities = _metadata(crate)
+    (job,) = [e for e in entities.values() if "pg:jobHash" in e]
+    container = entities[job["containerImage"]["@id"]]
+    assert container["@type"] == "ContainerImage"
+    assert container["additionalType"] == {
+        "@id": "https://w3id.org/ro/terms/workflow-run#DockerImage"
+    }
+    assert (container["registry"], container["name"], container["tag"]) == (
+        "localhost",
+        "localtest",
+        "latest",
+    )
+    assert len(container["sha256"]) == 64

@@ -34,6 +34,7 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
 
 
 if _typing.TYPE_CHECKING:
+    from .provenance.rocrate import read_crate
     from .provenance.store import ProvenanceStore
 
 
@@ -43,6 +44,10 @@ def __getattr__(name: str) -> object:
         from .provenance.store import ProvenanceStore
 
         return ProvenanceStore
+    if name == "read_crate":
+        from .provenance.rocrate import read_crate
+
+        return read_crate
     raise AttributeError(f"module 'provgraph' has no attribute {name!r}")
 
 
@@ -69,6 +74,7 @@ __all__ = [
     "environments",
     "hash_value",
     "python",
+    "read_crate",
     "shell",
     "workflow",
 ]

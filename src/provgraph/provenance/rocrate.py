@@ -36,7 +36,7 @@ from ..exceptions import ProvenanceError
 from . import vocab as V
 from ._facts import Facts, Ref
 
-__all__ = ["DATA_MODES", "PROFILES", "crate_graph", "write_crate"]
+__all__ = ["DATA_MODES", "PROFILES", "read_crate", "write_crate"]
 
 DATA_MODES = ("copy", "link", "none")
 RO_CRATE = "https://w3id.org/ro/crate/1.1"
@@ -999,7 +999,7 @@ def _zip(folder: Path, target: Path) -> None:
     os.replace(partial, target)
 
 
-def crate_graph(path: str | os.PathLike[str]) -> Any:
+def read_crate(path: str | os.PathLike[str]) -> Any:
     """A crate's ``ro-crate-metadata.json`` (in a folder or a zip) as an rdflib Graph, read
     offline: the RO-Crate 1.1 and Workflow Run contexts come from provgraph's own copies."""
     import rdflib
