@@ -18,6 +18,7 @@ WORKFLOWS_SCRIPT = BENCHMARKS / "workflows.py"
 PROVENANCE_SCRIPT = BENCHMARKS / "provenance.py"
 EXPORTS_SCRIPT = BENCHMARKS / "exports.py"
 DASK_SCRIPT = BENCHMARKS / "dask_worker.py"
+CRATE_SCRIPT = BENCHMARKS / "rocrate.py"
 SLURM_SCRIPT = BENCHMARKS / "slurm_worker.py"
 
 needs_slurm = requires("sbatch", "start a one-node cluster with scripts/start-slurm.sh")
@@ -87,6 +88,14 @@ EXPORT_ROWS = {
     "4c": "one result's report: size",
 }
 
+CRATE_ROWS = {  # --quick: 200 jobs
+    "1": "crate of 200 jobs, data='none'",
+    "1a": "its size",
+    "2": "crate of 200 jobs, data='copy', first export",
+    "2a": "crate of 200 jobs, data='copy', exported again",
+    "2b": "its size",
+}
+
 DASK_ROWS = {
     "1": "dask(n_workers=2) cold, 1,000 jobs",
     "1a": "dask(n_workers=2) cold, 1,000 jobs, provenance=False",
@@ -138,6 +147,11 @@ def test_quick_provenance_benchmark_prints_the_table() -> None:
 @pytest.mark.slow
 def test_quick_export_benchmark_prints_the_table() -> None:
     check_quick_table(EXPORTS_SCRIPT, EXPORT_ROWS)
+
+
+@pytest.mark.slow
+def test_quick_crate_benchmark_prints_the_table() -> None:
+    check_quick_table(CRATE_SCRIPT, CRATE_ROWS)
 
 
 @pytest.mark.slow

@@ -245,7 +245,11 @@ class FileHashCache:
         entry = self._entry_path(key_path)
         digest = self._read_entry(entry, sig) if entry is not None else None
         if digest is None:
-            digest = _stream_digest(file_path, algorithm)
+            digest = (
+                _stream_digest(file_path)
+                if algorithm == "xxh3-128"
+                else _stream_digest(file_path, algorithm)
+            )
             if time.time() - st.st_mtime_ns / 1e9 < _RACY_SECONDS:
                 return digest
             if entry is not None:

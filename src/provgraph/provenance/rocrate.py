@@ -16,6 +16,7 @@ along in ``provenance/records.trig``. See docs/exports.md and docs/design/proven
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import mimetypes
 import os
@@ -156,6 +157,17 @@ def _refs(identifiers: Iterable[str]) -> list[dict[str, str]]:
 def _short_hash(facts: Facts, definition: str) -> str:
     digest = str(facts.one(definition, G("definitionHash"), definition))
     return digest.rsplit(":", 1)[-1][:8]
+
+
+_SMALL_FILE = 1 << 20  # below this, hashing a file again costs less than remembering its hash
+
+
+def _sha256(crate: _Crate, path: Path) -> str:
+    """A file's sha256: large files through the cache's file-hash cache (an unchanged file is
+    hashed once), small ones directly."""
+    if path.stat().st_size < _SMALL_FILE:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    return str(crate.options.hashes.digest(path, "sha256").hex())
 
 
 def _media_type(name: str) -> str:
@@ -401,7 +413,7 @@ def _data(crate: _Crate, entity: str) -> str:
     }
     if path is not None and not folder and path.is_file():
         described["contentSize"] = str(path.stat().st_size)
-        described["sha256"] = crate.options.hashes.digest(path, "sha256").hex()
+        described["sha256"] = _sha256(crate, path)
     elif size is not None:
         described["contentSize"] = str(size)
     if location is not None and mode != "link":
@@ -988,7 +1000,15 @@ def _fill(folder: Path, crate: _Crate, document: dict[str, Any], records: str, t
             shutil.copy2(placement.source, destination)
     (folder / records).parent.mkdir(parents=True, exist_ok=True)
     (folder / records).write_bytes(trig)
-    (folder / "ro-crate-metadata.json").write_text(json.dumps(document, indent=2))
+    (folder / "ro-crate-metadata.json").write_text(_json(document))
+
+
+def _json(document: dict[str, Any]) -> str:
+    """The metadata file: one entity per line (readable, diffable, and written by the json
+    module's C encoder, which an indented dump would not use)."""
+    entities = ",\n    ".join(json.dumps(e, ensure_ascii=False) for e in document["@graph"])
+    context = json.dumps(document["@context"])
+    return f'{{\n  "@context": {context},\n  "@graph": [\n    {entities}\n  ]\n}}\n'
 
 
 def _zip(folder: Path, target: Path) -> None:
