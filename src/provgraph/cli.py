@@ -15,7 +15,8 @@ recorded in CACHE; ``provgraph show CACHE [JOB]`` summarises it, or one job's ru
 ``provgraph diff CACHE RUN_A RUN_B [--format json]`` classifies how two runs differ;
 ``provgraph export CACHE [--run IRI | --of FILE] --format F -o PATH`` writes provenance out
 (``--format ro-crate -o DIR|x.zip [--data copy|link|none]``: a Workflow Run RO-Crate);
-``provgraph rerun CACHE JOB [--verify] [--into DIR]`` reruns a job from its record.
+``provgraph rerun CACHE JOB [--verify] [--into DIR]`` reruns a job from its record;
+``provgraph serve CACHE [--host H] [--port P]`` serves the provenance as a SPARQL endpoint.
 """
 
 from __future__ import annotations
@@ -221,6 +222,13 @@ def _diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    store = provgraph.ProvenanceStore(args.cache)
+    store.serve(args.host, args.port, announce=lambda line: print(line, flush=True))
+    print("provgraph: server stopped", flush=True)
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     store = provgraph.ProvenanceStore(args.cache)
     options: dict[str, Any] = {}
@@ -281,6 +289,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     query.add_argument("sparql", nargs="?", help="the query (or use -f)")
     query.add_argument("-f", "--file", help="read the query from a file")
     query.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    serve = commands.add_parser("serve", help="serve the provenance as a SPARQL endpoint")
+    serve.add_argument("cache", help="cache directory")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=7878, help="port (7878; 0: a free one)")
     show = commands.add_parser("show", help="summarise recorded runs, or one job's")
     show.add_argument("cache", help="cache directory")
     show.add_argument("job", nargs="?", help="job hash (or prefix), job directory or run IRI")
@@ -344,6 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": _run,
         "graph": _graph,
         "query": _query,
+        "serve": _serve,
         "show": _show,
         "index": _index,
         "why": _why,

@@ -257,6 +257,14 @@ class ProvenanceStore:
 
         return export(self, path, format, run=run, output=output, **options)
 
+    def serve(self, host: str = "127.0.0.1", port: int = 7878, *, announce: Any = print) -> None:
+        """Serve this store as a read-only SPARQL 1.1 endpoint at ``http://host:port/sparql``
+        until SIGINT or SIGTERM (``port=0``: a free port, told to ``announce``). Needs
+        ``pip install 'provgraph[server]'``; see docs/sharing.md."""
+        from .server import serve
+
+        serve(self, host, port, announce=announce)
+
     def rerun(
         self, job: str, *, verify: bool = True, into: str | os.PathLike[str] | None = None
     ) -> Any:
