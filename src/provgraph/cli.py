@@ -16,7 +16,8 @@ recorded in CACHE; ``provgraph show CACHE [JOB]`` summarises it, or one job's ru
 ``provgraph export CACHE [--run IRI | --of FILE] --format F -o PATH`` writes provenance out
 (``--format ro-crate -o DIR|x.zip [--data copy|link|none]``: a Workflow Run RO-Crate);
 ``provgraph rerun CACHE JOB [--verify] [--into DIR]`` reruns a job from its record;
-``provgraph serve CACHE [--host H] [--port P]`` serves the provenance as a SPARQL endpoint.
+``provgraph serve CACHE [--host H] [--port P]`` serves the provenance as a SPARQL endpoint;
+``provgraph push CACHE [URL]`` sends the records a SPARQL server has not got yet.
 """
 
 from __future__ import annotations
@@ -222,6 +223,18 @@ def _diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _push(args: argparse.Namespace) -> int:
+    report = provgraph.ProvenanceStore(args.cache).push(args.url)
+    print(
+        f"pushed {report.graphs} graph(s) from {report.files} record file(s); "
+        f"{report.pending} record file(s) not written yet"
+    )
+    if report.error is not None:
+        print(f"provgraph: error: push stopped: {report.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     store = provgraph.ProvenanceStore(args.cache)
     store.serve(args.host, args.port, announce=lambda line: print(line, flush=True))
@@ -289,6 +302,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     query.add_argument("sparql", nargs="?", help="the query (or use -f)")
     query.add_argument("-f", "--file", help="read the query from a file")
     query.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    push = commands.add_parser("push", help="send the records a SPARQL server lacks")
+    push.add_argument("cache", help="cache directory")
+    push.add_argument("url", nargs="?", help="server (default: PROVGRAPH_PROVENANCE_STORE)")
     serve = commands.add_parser("serve", help="serve the provenance as a SPARQL endpoint")
     serve.add_argument("cache", help="cache directory")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
@@ -356,6 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": _run,
         "graph": _graph,
         "query": _query,
+        "push": _push,
         "serve": _serve,
         "show": _show,
         "index": _index,

@@ -9,6 +9,9 @@ Only :meth:`Config.from_env` reads ``os.environ``; ``docs/configuration.md`` lis
 ``PROVGRAPH_KEY``        the secret that authenticates the cache's pickles (default: the key file)
 ``PROVGRAPH_KEY_FILE``   where the key is kept (default: ``$XDG_CONFIG_HOME/provgraph/key``, or
                          ``~/.config/provgraph/key``; made on first use; see ``docs/security.md``)
+``PROVGRAPH_PROVENANCE_STORE``  a SPARQL server each submission's records are sent to (default:
+                         none; ``..._TOKEN``, or ``..._USER`` and ``..._PASSWORD``, authenticate;
+                         see ``docs/sharing.md``)
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class Config:
     environment_in_hash: bool = False
     key: str | None = None
     key_file: Path = attrs.field(factory=lambda: _config_home() / "provgraph" / "key")
+    provenance_store: str | None = None
 
     @staticmethod
     def key_source() -> tuple[str | None, ...]:
@@ -62,6 +66,8 @@ class Config:
                     value=env["PROVGRAPH_ENVIRONMENT_IN_HASH"],
                 )
             kwargs["environment_in_hash"] = _BOOLEANS[flag]
+        if env.get("PROVGRAPH_PROVENANCE_STORE"):
+            kwargs["provenance_store"] = env["PROVGRAPH_PROVENANCE_STORE"]
         return cls(**kwargs)  # type: ignore[arg-type]
 
 

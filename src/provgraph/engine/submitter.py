@@ -69,6 +69,11 @@ class Submitter:
     default (or ``PROVGRAPH_ENVIRONMENT_IN_HASH=0``) it is not, as a result should not depend
     on where it was computed.
 
+    ``provenance_store="http://host:7878"`` (or ``PROVGRAPH_PROVENANCE_STORE``) sends each
+    submission's records, at its end, to that SPARQL server (one named graph per run, replaced
+    when sent again); a server that is down costs a warning, never the run, and the next
+    submission (or ``provgraph push``) sends what is pending. See docs/sharing.md.
+
     ``readonly_caches=[...]`` are further caches (a lab's shared one) where a job's result is
     looked up when ``cache_dir`` has none; they are never written. The provenance of a result
     taken from one is copied into ``cache_dir``'s store, so lineage stays whole there.
@@ -85,6 +90,7 @@ class Submitter:
         environment: Any = None,
         environment_in_hash: bool | None = None,
         readonly_caches: Iterable[str | Path] = (),
+        provenance_store: str | None = None,
         **worker_options: Any,
     ) -> None:
         config = Config.from_env()
@@ -116,7 +122,8 @@ class Submitter:
         if provenance:
             # imported by name: the engine knows the recorder only as a hook
             recorder = importlib.import_module("provgraph.provenance.recorder")
-            self.hooks.append(recorder.Recorder(self.cache_dir))
+            remote = provenance_store if provenance_store is not None else config.provenance_store
+            self.hooks.append(recorder.Recorder(self.cache_dir, remote=remote))
         self.progress = make_progress(progress)
         if self.progress is not None:
             self.hooks.append(self.progress)

@@ -219,6 +219,10 @@ def export(
     (``data``, ``agent_name``, ``agent_orcid``, ``license``, ``name``)."""
     if format not in FORMATS:
         raise ProvenanceError(f"export format {format!r}; expected one of {list(FORMATS)}")
+    if getattr(store, "remote", None) is not None:  # exports read the records themselves
+        from .store import ProvenanceStore
+
+        store = ProvenanceStore(store.cache_dir)
     if format == "ro-crate":
         from .rocrate import write_crate
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,11 @@ class Recorder:
     """Submitter hook recording provenance: journal, per-job context, workflow runs, the
     submission."""
 
-    def __init__(self, cache_dir: Path) -> None:
+    def __init__(self, cache_dir: Path, *, remote: str | None = None) -> None:
+        from .remote import remote_url
+
         self.cache_dir = cache_dir
+        self.remote = remote_url(remote)
         self.user, self.login = V.user_iri()
         self._definitions: set[str] = set()
         self._journal = journal.Writer(cache_dir)
@@ -338,10 +342,28 @@ class Recorder:
             done = event.executed + event.reused
             self._write_end("succeeded" if event.failed == 0 else "partial" if done else "failed")
             self._journal.close()
+            self._push()
         elif isinstance(event, events.RunInterrupted):
             self._withdraw_unstarted()
             self._write_end("interrupted")
             self._journal.close()
+            self._push()
+
+    def _push(self) -> None:
+        """Send what the server has not got yet; a failure is a warning, never the run's."""
+        if self.remote is None:
+            return
+        from .remote import push
+
+        report = push(self.cache_dir, self.remote)
+        if report.error is not None:
+            print(
+                f"provgraph: warning: provenance not sent: {report.error}; the records stay in "
+                f"the cache, and the next submission (or provgraph push {self.cache_dir} URL) "
+                "sends them",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def _workflow_outputs(self, job: Any) -> list[ox.Quad]:
         """The outputs a workflow run generated: entities of its own, each derived from the

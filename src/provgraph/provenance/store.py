@@ -84,15 +84,38 @@ class ProvenanceStore:
 
     def __init__(
         self,
-        cache_dir: str | os.PathLike[str],
+        cache_dir: str | os.PathLike[str] | None = None,
         *,
         backend: str | None = None,
         allow_service: bool = False,
+        remote: str | None = None,
     ) -> None:
-        self.cache_dir = Path(os.path.abspath(cache_dir))
+        from .remote import Remote, remote_url
+
         self.allow_service = allow_service
-        if not self.cache_dir.is_dir():
-            raise ProvenanceError(f"cache directory {str(self.cache_dir)!r} does not exist")
+        if (
+            remote is None
+            and isinstance(cache_dir, str)
+            and cache_dir.startswith(("http:", "https:"))
+        ):
+            remote, cache_dir = cache_dir, None
+        self.remote = Remote(remote_url(remote) or "") if remote is not None else None
+        self._cache_dir: Path | None = None
+        self._memory: Any = None
+        self._reader: Any = None  # the read-only Oxigraph store, while the index is unchanged
+        self._reader_state: dict[str, Any] | None = None
+        if cache_dir is not None:
+            self._cache_dir = Path(os.path.abspath(cache_dir))
+            if not self._cache_dir.is_dir():
+                raise ProvenanceError(f"cache directory {str(self._cache_dir)!r} does not exist")
+        elif self.remote is None:
+            raise ProvenanceError("ProvenanceStore needs a cache directory or a server URL")
+        if self.remote is not None:
+            if backend not in (None, "remote"):
+                raise ProvenanceError(f"backend={backend!r} with a server: it is 'remote'")
+            self.backend = "remote"
+            self._remote_graph: Any = None
+            return
         if backend is None:
             try:
                 import oxrdflib  # noqa: F401
@@ -104,11 +127,19 @@ class ProvenanceStore:
         if backend not in ("oxigraph", "memory"):
             raise ProvenanceError(f"backend={backend!r}; expected 'oxigraph' or 'memory'")
         self.backend = backend
-        self._memory: Any = None
         self._index = _index.Index(self.cache_dir)
-        self._reader: Any = None  # the read-only Oxigraph store, while the index is unchanged
-        self._reader_state: dict[str, Any] | None = None
         self.refresh()
+
+    @property
+    def cache_dir(self) -> Path:
+        """The cache directory whose records this store reads."""
+        if self._cache_dir is None:
+            raise ProvenanceError(
+                f"this store is the server {self.remote.base if self.remote else ''}, not a "
+                "cache: what needs the records' files (exports, reruns) needs "
+                "ProvenanceStore(CACHE)"
+            )
+        return self._cache_dir
 
     def refresh(self, *, scan: bool = False) -> int:
         """Index what is pending (or, in memory, read every file again); returns files loaded.
@@ -116,6 +147,8 @@ class ProvenanceStore:
         ``scan=True`` rebuilds the index from every record on disk, journaled or not (records
         written by hand or by other tools).
         """
+        if self.backend == "remote":
+            return 0
         if self.backend == "memory":
             import rdflib
 
@@ -139,13 +172,15 @@ class ProvenanceStore:
     def _catch_up(self) -> None:
         """Index what was recorded since the last question (a few ``stat`` calls when nothing
         was)."""
-        if self._index.behind():
+        if self.backend == "oxigraph" and self._index.behind():
             self.refresh()
 
     def oxigraph(self) -> Any:
         """The read-only pyoxigraph store behind the default backend (None for ``memory``),
         up to date with everything queued; for fast bulk reads such as exports."""
         if self.backend != "oxigraph":
+            if self.backend == "remote":
+                self.cache_dir  # noqa: B018 - a server alone: says exports need the cache
             return None
         self._catch_up()
         self.graph  # noqa: B018 - opens (or renews) the read-only store
@@ -156,6 +191,8 @@ class ProvenanceStore:
         """An rdflib dataset over everything indexed (its default graph is the union)."""
         if self._memory is not None:
             return self._memory
+        if self.remote is not None:
+            return self._remote()
         import pyoxigraph as ox
         import rdflib
         from oxrdflib import OxigraphStore
@@ -173,6 +210,22 @@ class ProvenanceStore:
             self._reader_state = state
         # the default graph already holds the union of all runs (see index._load)
         return rdflib.Dataset(store=OxigraphStore(store=self._reader))
+
+    def _remote(self) -> Any:
+        """An rdflib graph whose queries go to the server (SPARQL 1.1 Protocol, POST)."""
+        if self._remote_graph is None:
+            import rdflib
+            from rdflib.plugins.stores.sparqlstore import SPARQLStore
+
+            assert self.remote is not None
+            store = SPARQLStore(
+                self.remote.query_endpoint,
+                returnFormat="json",
+                method="POST",
+                headers=self.remote.headers(),
+            )
+            self._remote_graph = rdflib.Graph(store=store)
+        return self._remote_graph
 
     def query(self, sparql: str, **bindings: Any) -> Any:
         """Run a SPARQL 1.1 query (SELECT, ASK, CONSTRUCT); rdflib results.
@@ -256,6 +309,17 @@ class ProvenanceStore:
         from .export import export
 
         return export(self, path, format, run=run, output=output, **options)
+
+    def push(self, url: str | None = None) -> Any:
+        """Send this cache's records that the server at ``url`` (default: this store's
+        ``remote``, else ``PROVGRAPH_PROVENANCE_STORE``) has not got yet; returns a
+        :class:`provgraph.provenance.remote.PushReport` (its ``error`` says why it stopped)."""
+        from .remote import ENV_URL, push
+
+        target = url or (self.remote.url if self.remote is not None else os.environ.get(ENV_URL))
+        if not target:
+            raise ProvenanceError(f"push: no server given (a URL, or {ENV_URL})")
+        return push(self.cache_dir, target)
 
     def serve(self, host: str = "127.0.0.1", port: int = 7878, *, announce: Any = print) -> None:
         """Serve this store as a read-only SPARQL 1.1 endpoint at ``http://host:port/sparql``

@@ -1,0 +1,226 @@
+"""A remote provenance store: a SPARQL 1.1 server that a cache's records are pushed to.
+
+Each record graph (one per run, environment...) is sent with a Graph Store Protocol ``PUT`` of
+its named graph, so sending it again replaces it and never duplicates it (blank nodes
+included). What to send is read from the cache's journal, from where the last push to that
+server stopped (a cursor per server in ``.provenance/push/``); a graph's content is taken from
+the cache's index, where the files that make one graph (a workflow run's start and end) are
+already merged. A server that is down costs nothing but a warning: the records stay in the
+cache, and the next push (the next submission, or ``provgraph push``) sends them.
+
+The server layout is Oxigraph's (``/store`` for graphs, ``/query`` for queries): start it with
+``oxigraph serve --location DIR --union-default-graph``. Credentials come from the environment
+(``PROVGRAPH_PROVENANCE_STORE_TOKEN``, or ``..._USER`` and ``..._PASSWORD``) or the URL, and
+are never written into records, cursors or messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import xxhash
+
+from ..exceptions import ProvenanceError
+from . import index as _index
+from . import journal
+from .index import file_base
+
+__all__ = ["PushReport", "Remote", "push", "remote_url"]
+
+ENV_URL = "PROVGRAPH_PROVENANCE_STORE"
+_ATTEMPTS = 4
+_FIRST_DELAY = 0.25  # seconds; doubled after each failed attempt
+
+
+def remote_url(value: Any) -> str | None:
+    """A remote store's URL (http or https), checked; None for None or ''."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ProvenanceError(
+            f"provenance_store={_safe(text)!r}; expected the URL of a SPARQL server, "
+            "e.g. 'http://127.0.0.1:7878'"
+        )
+    return text
+
+
+def _safe(url: str) -> str:
+    """The URL without credentials, for messages and cursors."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+
+@attrs.define
+class Remote:
+    """A SPARQL server with Oxigraph's layout: graphs at ``/store``, queries at ``/query``."""
+
+    url: str
+    timeout: float = 10.0
+
+    @property
+    def base(self) -> str:
+        return _safe(self.url).rstrip("/")
+
+    @property
+    def query_endpoint(self) -> str:
+        return f"{self.base}/query"
+
+    def headers(self) -> dict[str, str]:
+        """The authorisation header, from the environment or the URL."""
+        token = os.environ.get(f"{ENV_URL}_TOKEN")
+        if token:
+            return {"Authorization": f"Bearer {token}"}
+        parts = urllib.parse.urlsplit(self.url)
+        user = os.environ.get(f"{ENV_URL}_USER") or parts.username
+        password = os.environ.get(f"{ENV_URL}_PASSWORD") or parts.password or ""
+        if user:
+            pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}".encode()
+            return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+        return {}
+
+    def put_graph(self, graph: str, ntriples: bytes) -> None:
+        """Replace one named graph (retried with backoff; raises ProvenanceError at the end)."""
+        target = f"{self.base}/store?graph={urllib.parse.quote(graph, safe='')}"
+        headers = {"Content-Type": "application/n-triples", **self.headers()}
+        delay = _FIRST_DELAY
+        for attempt in range(1, _ATTEMPTS + 1):
+            request = urllib.request.Request(target, data=ntriples, headers=headers, method="PUT")
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                    answer.read()
+                return
+            except urllib.error.HTTPError as err:
+                if err.code < 500 and err.code != 429:  # refused: retrying will not help
+                    raise ProvenanceError(
+                        f"provenance server {self.base} refused graph {graph}: HTTP {err.code} "
+                        f"{err.read()[:200].decode(errors='replace').strip()}"
+                    ) from None
+                problem = f"HTTP {err.code}"
+            except (urllib.error.URLError, OSError) as err:
+                problem = str(getattr(err, "reason", err))
+            if attempt == _ATTEMPTS:
+                raise ProvenanceError(
+                    f"provenance server {self.base} unreachable after {_ATTEMPTS} attempts "
+                    f"({problem})"
+                )
+            time.sleep(delay)
+            delay *= 2
+
+
+@attrs.define
+class PushReport:
+    """What one push did."""
+
+    graphs: int = 0  # graphs sent
+    files: int = 0  # record files they came from
+    pending: int = 0  # record files named but not written yet (sent next time)
+    error: str | None = None  # why the push stopped early, if it did
+
+
+@contextlib.contextmanager
+def _cursor_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _cursor_path(cache_dir: Path, remote: Remote) -> Path:
+    name = xxhash.xxh3_64_hexdigest(remote.base.encode())
+    return cache_dir / ".provenance" / "push" / f"{name}.json"
+
+
+def _graphs_of(paths: list[str]) -> list[str]:
+    """The named graphs the record files hold, in order."""
+    import pyoxigraph as ox
+
+    found: dict[str, None] = {}
+    for path in paths:
+        try:
+            quads = ox.parse(path=path, format=ox.RdfFormat.TRIG, base_iri=file_base(path))
+            for quad in quads:
+                if isinstance(quad.graph_name, ox.NamedNode):
+                    found[quad.graph_name.value] = None
+        except (SyntaxError, ValueError, OSError) as err:
+            print(f"provgraph: push: cannot read {path}: {err}", flush=True)
+    return list(found)
+
+
+def push(cache_dir: str | os.PathLike[str], url: str) -> PushReport:
+    """Send the cache's records not yet on the server at ``url``; never raises for a server
+    that cannot be reached (the report says why it stopped)."""
+    import pyoxigraph as ox
+
+    cache = Path(os.path.abspath(cache_dir))
+    remote = Remote(remote_url(url) or "")
+    cursor = _cursor_path(cache, remote)
+    report = PushReport()
+    with _cursor_lock(cursor):
+        try:
+            state = json.loads(cursor.read_text())
+        except (OSError, ValueError):
+            state = {"url": remote.base, "offset": 0, "waiting": []}
+        entries, offset = journal.read_from(cache, state["offset"])
+        named = journal.replay([str(cache / p) for p in state["waiting"]], entries)
+        ready = [p for p in named if os.path.exists(p)]
+        waiting = [p for p in named if p not in ready]
+        report.pending = len(waiting)
+        if not ready:
+            _save(cursor, state, offset, waiting, cache)
+            return report
+        _index.catch_up(cache)
+        indexed = _index.read_state(cache / ".provenance")
+        if indexed is None or indexed["offset"] < offset or set(ready) & set(indexed["waiting"]):
+            report.error = "the cache's index is busy (another process is indexing); try again"
+            return report
+        store = ox.Store.read_only(str(cache / ".provenance" / indexed["store"]))
+        graphs = _graphs_of(ready)
+        try:
+            for graph in graphs:
+                quads = store.quads_for_pattern(None, None, None, ox.NamedNode(graph))
+                triples = [ox.Triple(q.subject, q.predicate, q.object) for q in quads]
+                data = ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES) or b""
+                remote.put_graph(graph, data)
+                report.graphs += 1
+        except ProvenanceError as err:
+            report.error = str(err)
+            return report
+        finally:
+            del store
+        report.files = len(ready)
+        _save(cursor, state, offset, waiting, cache)
+    return report
+
+
+def _save(
+    cursor: Path, state: dict[str, Any], offset: int, waiting: list[str], cache: Path
+) -> None:
+    state = {
+        "url": state["url"],
+        "offset": offset,
+        "waiting": [journal.relative(cache, p) for p in waiting],
+    }
+    tmp = cursor.with_name(f"{cursor.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, cursor)
