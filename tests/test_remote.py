@@ -1,0 +1,223 @@
+"""The remote provenance store: a real Oxigraph server (PyPI ``oxigraph``) on 127.0.0.1 and a
+free port, fed by submissions and ``provgraph push``, queried by ``ProvenanceStore(url)``."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import skip_unless_ci
+from provgraph import ProvenanceError, ProvenanceStore, Submitter, python
+from provgraph.cli import main as cli
+
+OXIGRAPH = Path(sys.executable).with_name("oxigraph")
+JOB_RUNS = "SELECT DISTINCT ?r WHERE { ?r a pg:JobRun }"
+
+
+@python.define
+def Twice(x: int) -> int:
+    return 2 * x
+
+
+@python.define
+def Plus(a: int, b: int) -> int:
+    return a + b
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Oxigraph:
+    """``oxigraph serve`` (read-write) in a temporary folder, on a free port."""
+
+    def __init__(self, folder: Path, port: int | None = None) -> None:
+        if not OXIGRAPH.exists():
+            skip_unless_ci(f"no {OXIGRAPH}: pip install oxigraph (the test extra has it)")
+        self.folder, self.port = folder, port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Oxigraph:
+        self.process = subprocess.Popen(
+            [
+                str(OXIGRAPH),
+                "serve",
+                "--location",
+                str(self.folder),
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--union-default-graph",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(600):  # ready when it answers (polled, not timed)
+            try:
+                with urllib.request.urlopen(f"{self.url}/query?query=ASK%7B%7D", timeout=5):
+                    return self
+            except (urllib.error.URLError, OSError):
+                if self.process.poll() is not None:
+                    raise RuntimeError("oxigraph serve exited") from None
+                time.sleep(0.05)
+        raise RuntimeError("oxigraph serve did not answer")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=60)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Oxigraph]:
+    running = Oxigraph(tmp_path / "oxigraph").start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _runs(store: ProvenanceStore) -> set[str]:
+    return {str(r) for (r,) in store.query(JOB_RUNS)}
+
+
+def _graph_sizes(store: ProvenanceStore, runs: set[str]) -> dict[str, int]:
+    values = " ".join(f"<{r}>" for r in runs)
+    rows = store.query(
+        f"SELECT ?g (COUNT(*) AS ?n) WHERE {{ VALUES ?g {{ {values} }} GRAPH ?g {{ ?s ?p ?o }} }} "
+        "GROUP BY ?g"
+    )
+    return {str(g): int(n) for g, n in rows}
+
+
+@pytest.mark.parametrize("worker", ["serial", "cf"])
+def test_server_holds_what_the_cache_holds(server: Oxigraph, tmp_path: Path, worker: str) -> None:
+    """A workflow's records reach the server as they are in the cache: the same job runs, each
+    graph with the same number of triples, and the helpers answer the same from both."""
+    cache = tmp_path / "cache"
+    options = {"n_procs": 2} if worker == "cf" else {}
+    with Submitter(
+        cache_dir=cache, worker=worker, progress=False, provenance_store=server.url, **options
+    ) as sub:
+        result = sub(Twice().split(x=[1, 2, 3, 4]))
+        again = sub(Plus(a=1, b=2))
+    assert not result.errored and again.outputs.out == 3
+    local, remote = ProvenanceStore(cache), ProvenanceStore(server.url)
+    runs = _runs(local)
+    assert len(runs) == 5 and _runs(remote) == runs
+    assert _graph_sizes(remote, runs) == _graph_sizes(local, runs)
+    assert remote.runs_of("Twice") == local.runs_of("Twice")
+    assert len(remote.failed_runs()) == 0
+
+
+def test_server_down_then_push_catches_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the server down the run completes (a warning says so); the next submission, then
+    ``provgraph push``, send what was pending, with nothing duplicated."""
+    oxigraph = Oxigraph(tmp_path / "oxigraph")  # not started yet: nobody listens on its port
+    cache = tmp_path / "cache"
+    with Submitter(cache_dir=cache, progress=False, provenance_store=oxigraph.url) as sub:
+        result = sub(Twice().split(x=[1, 2, 3]))
+    assert not result.errored and result.outputs.out == [2, 4, 6]
+    assert "provenance not sent" in capsys.readouterr().err
+    oxigraph.start()
+    try:
+        with Submitter(cache_dir=cache, progress=False, provenance_store=oxigraph.url) as sub:
+            sub(Twice(x=10))
+        local, remote = ProvenanceStore(cache), ProvenanceStore(oxigraph.url)
+        runs = _runs(local)
+        assert len(runs) == 4 and _runs(remote) == runs
+        assert cli(["push", str(cache), oxigraph.url]) == 0
+        assert "pushed 0 graph(s)" in capsys.readouterr().out  # nothing left to send
+        sizes = _graph_sizes(local, runs)
+        (cursor,) = (cache / ".provenance" / "push").glob("*.json")
+        cursor.unlink()  # everything is sent again: PUT replaces, nothing doubles
+        assert cli(["push", str(cache), oxigraph.url]) == 0
+        assert _graph_sizes(remote, runs) == sizes
+    finally:
+        oxigraph.stop()
+
+
+def test_server_stopped_mid_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The server goes away between two submissions of one Submitter: no run fails."""
+    oxigraph = Oxigraph(tmp_path / "oxigraph").start()
+    cache = tmp_path / "cache"
+    try:
+        with Submitter(cache_dir=cache, progress=False, provenance_store=oxigraph.url) as sub:
+            sub(Twice().split(x=[1, 2]))
+            oxigraph.stop()
+            late = sub(Twice().split(x=[3, 4]))
+        assert not late.errored
+        assert "provenance not sent" in capsys.readouterr().err
+        oxigraph.start()
+        assert ProvenanceStore(cache).push(oxigraph.url).error is None
+        assert _runs(ProvenanceStore(oxigraph.url)) == _runs(ProvenanceStore(cache))
+    finally:
+        oxigraph.stop()
+
+
+PUSHER = """
+import sys
+from provgraph import Submitter, python
+
+@python.define
+def Square(x: int) -> int:
+    return x * x
+
+with Submitter(cache_dir=sys.argv[1], progress=False, provenance_store=sys.argv[2]) as sub:
+    result = sub(Square().split(x=list(range(int(sys.argv[3])))))
+assert not result.errored
+"""
+
+
+def test_many_processes_push_at_once(server: Oxigraph, tmp_path: Path) -> None:
+    """Four processes, 500 runs each, pushing to one server at the same time: none lost."""
+    script = tmp_path / "pusher.py"
+    script.write_text(PUSHER)
+    caches = [tmp_path / f"cache{i}" for i in range(4)]
+    processes = [
+        subprocess.Popen([sys.executable, str(script), str(c), server.url, "500"]) for c in caches
+    ]
+    assert [p.wait(timeout=900) for p in processes] == [0, 0, 0, 0]
+    expected = set().union(*(_runs(ProvenanceStore(c)) for c in caches))
+    assert len(expected) == 2000
+    assert _runs(ProvenanceStore(server.url)) == expected
+
+
+def test_credentials_stay_out_of_records(
+    server: Oxigraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token from the environment, or a password in the URL, is sent but never written."""
+    monkeypatch.setenv("PROVGRAPH_PROVENANCE_STORE_TOKEN", "s3cret-token")
+    cache = tmp_path / "cache"
+    url = server.url.replace("http://", "http://ana:pa55word@")
+    with Submitter(cache_dir=cache, progress=False, provenance_store=url) as sub:
+        sub(Twice(x=3))
+    assert len(_runs(ProvenanceStore(server.url))) == 1
+    for path in cache.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert b"s3cret-token" not in data and b"pa55word" not in data, path
+
+
+def test_bad_server_urls(tmp_path: Path) -> None:
+    with pytest.raises(ProvenanceError, match=r"provenance_store='ftp://x'; expected the URL"):
+        Submitter(cache_dir=tmp_path / "c", provenance_store="ftp://x")
+    with pytest.raises(ProvenanceError, match=r"'ftp://x'; expected the URL of a SPARQL server"):
+        ProvenanceStore("ftp://x", remote="ftp://x")
+    remote = ProvenanceStore(f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(ProvenanceError, match="SPARQL query failed"):
+        remote.query(JOB_RUNS)
+    with pytest.raises(ProvenanceError, match="needs ProvenanceStore\\(CACHE\\)"):
+        remote.export(tmp_path / "x.ttl", "turtle")
