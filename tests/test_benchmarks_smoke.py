@@ -19,6 +19,7 @@ PROVENANCE_SCRIPT = BENCHMARKS / "provenance.py"
 EXPORTS_SCRIPT = BENCHMARKS / "exports.py"
 DASK_SCRIPT = BENCHMARKS / "dask_worker.py"
 CRATE_SCRIPT = BENCHMARKS / "rocrate.py"
+SHARING_SCRIPT = BENCHMARKS / "sharing.py"
 SLURM_SCRIPT = BENCHMARKS / "slurm_worker.py"
 
 needs_slurm = requires("sbatch", "start a one-node cluster with scripts/start-slurm.sh")
@@ -96,6 +97,13 @@ CRATE_ROWS = {  # --quick: 200 jobs
     "2b": "its size",
 }
 
+SHARING_ROWS = {
+    "0": "store:",
+    "1": "lookup: what produced a content hash, over HTTP",
+    "2": "lineage, 10 runs upstream, over HTTP",
+    "3": "push",
+}
+
 DASK_ROWS = {
     "1": "dask(n_workers=2) cold, 1,000 jobs",
     "1a": "dask(n_workers=2) cold, 1,000 jobs, provenance=False",
@@ -152,6 +160,11 @@ def test_quick_export_benchmark_prints_the_table() -> None:
 @pytest.mark.slow
 def test_quick_crate_benchmark_prints_the_table() -> None:
     check_quick_table(CRATE_SCRIPT, CRATE_ROWS)
+
+
+@pytest.mark.slow
+def test_quick_sharing_benchmark_prints_the_table() -> None:
+    check_quick_table(SHARING_SCRIPT, SHARING_ROWS)
 
 
 @pytest.mark.slow

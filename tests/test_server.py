@@ -178,6 +178,14 @@ def test_rdflib_sparqlstore_and_new_runs(served: tuple[Path, Server]) -> None:
     assert _count(server.url) == 5
 
 
+def test_provenance_store_over_the_endpoint(served: tuple[Path, Server]) -> None:
+    """``ProvenanceStore(url)`` asks the endpoint (at ``/query``) with the same helpers."""
+    cache, server = served
+    remote = ProvenanceStore(server.url.removesuffix("/sparql"))
+    local = ProvenanceStore(cache)
+    assert remote.runs_of("Add") == local.runs_of("Add") and len(local.runs_of("Add")) == 3
+
+
 def test_stops_cleanly_on_sigint(served: tuple[Path, Server]) -> None:
     _, server = served
     code, out = server.stop(signal.SIGINT)

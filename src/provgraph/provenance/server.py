@@ -1,5 +1,8 @@
 """``provgraph serve``: a read-only SPARQL 1.1 Protocol endpoint over a cache's provenance.
 
+The endpoint answers at ``/sparql``, and at ``/query`` as the Oxigraph server does, so that
+``ProvenanceStore("http://host:port")`` reads either.
+
 The endpoint is a Starlette application run by uvicorn, answering from the cache's own Oxigraph
 index (read-only): before each query the store catches up with the journal, so runs recorded
 after the server started are seen at once, without a restart. Results are negotiated from the
@@ -181,6 +184,7 @@ def make_app(store: Any) -> Any:
     routes = [
         Route("/", page, methods=["GET"]),
         Route("/sparql", sparql, methods=["GET", "POST"]),
+        Route("/query", sparql, methods=["GET", "POST"]),  # Oxigraph's name: one client for both
         Route("/sparql", refuse, methods=["PUT", "DELETE", "PATCH"]),
         Route("/update", refuse, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         Route("/store", refuse, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
