@@ -14,10 +14,12 @@ import hashlib
 import json
 import os
 import subprocess
+import urllib.parse
 import zipfile
 from pathlib import Path
 from typing import Any
 
+import pyoxigraph as ox
 import pytest
 
 from conftest import skip_unless_ci
@@ -563,3 +565,163 @@ def test_container_image_with_its_digest(tmp_path: Path) -> None:
         "latest",
     )
     assert len(container["sha256"]) == 64
+
+
+# -- regressions found by review: each failed before its fix -----------------------------------
+
+
+@python.define
+def Inc(x: int) -> int:
+    return x + 1
+
+
+@workflow.define
+def Inner(x: int) -> int:
+    return workflow.add(Inc(x=x), name="inc").out
+
+
+@workflow.define
+def TwoInners(x: int) -> int:
+    one = workflow.add(Inner(x=x), name="one")
+    return workflow.add(Inner(x=one.out), name="two").out
+
+
+@workflow.define
+def SameTwice(x: int) -> int:
+    first = workflow.add(Inc(x=x), name="first")
+    return workflow.add(Inc(x=first.out), name="second").out
+
+
+def _named(entities: dict[str, dict[str, Any]], refs: Any) -> list[str]:
+    return sorted(entities[r["@id"]]["name"] for r in _as_list(refs))
+
+
+def test_same_nested_workflow_in_two_steps(tmp_path: Path) -> None:
+    """Each step's ControlAction holds the run of its own node, not both."""
+    cache = tmp_path / "cache"
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        assert sub(TwoInners(x=1)).outputs.out == 3
+    crate = ProvenanceStore(cache).export(tmp_path / "crate", "ro-crate", data="none")
+    assert validate(crate)["passed"]
+    entities = _metadata(crate)
+    controls = {
+        e["name"]: _named(entities, e["object"])
+        for e in entities.values()
+        if e.get("@type") == "ControlAction"
+        and e["name"] in ("Orchestration of step one", "Orchestration of step two")
+    }
+    assert controls == {
+        "Orchestration of step one": ["Run of TwoInners/one"],
+        "Orchestration of step two": ["Run of TwoInners/two"],
+    }
+
+
+def test_partly_reused_submission(tmp_path: Path) -> None:
+    """Jobs a workflow took from the cache are that workflow's steps, not top-level runs, and
+    the submitted workflow is the main entity."""
+    cache = tmp_path / "cache"
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        sub(SameTwice(x=1))
+        second = sub(TwoInners(x=1))  # both of its Inc jobs ran in SameTwice already
+    assert second.stats["reused"] == 2
+    store = ProvenanceStore(cache)
+    (_, submission) = [
+        str(s)
+        for (s,) in store.query(
+            "SELECT ?s WHERE { ?s a pg:Submission ; prov:startedAtTime ?t } ORDER BY ?t"
+        )
+    ]
+    crate = store.export(tmp_path / "crate", "ro-crate", run=submission, data="none")
+    assert validate(crate)["passed"]
+    entities = _metadata(crate)
+    assert entities[entities["./"]["mainEntity"]["@id"]]["name"] == "TwoInners"
+    organize = entities[submission]
+    assert _named(entities, organize["result"]) == ["Run of TwoInners"]
+    workflows = [
+        e["name"] for e in entities.values() if "ComputationalWorkflow" in _as_list(e["@type"])
+    ]
+    assert sorted(workflows) == ["Inner", "SameTwice", "TwoInners"]  # SameTwice made the jobs
+    (first,) = [
+        e
+        for e in entities.values()
+        if e.get("@type") == "OrganizeAction" and e["@id"] != submission
+    ]
+    assert _named(entities, first["result"]) == ["Run of SameTwice"]
+
+
+def test_run_selection_of_a_workflow_run(recorded: dict[str, Any], tmp_path: Path) -> None:
+    """``run=`` a workflow run (not its submission) gives a crate of that run."""
+    store = recorded["store"]
+    ((study,),) = list(
+        store.query(
+            "SELECT ?w WHERE { ?w a pg:WorkflowRun ; "
+            "prov:qualifiedAssociation/prov:hadPlan/rdfs:label 'Study' } LIMIT 1"
+        )
+    )
+    crate = store.export(tmp_path / "crate", "ro-crate", run=str(study), data="none")
+    assert validate(crate)["passed"]
+    entities = _metadata(crate)
+    assert entities[str(study)]["@type"] == "CreateAction"
+    # its place in the submission stays whole: the chain of pg:partOf reaches the submission
+    graph = read_crate(crate)
+    chained = graph.query(
+        PREFIXES + "ASK { ?job pg:jobHash ?h ; pg:partOf+ ?sub . ?sub a schema:OrganizeAction }"
+    )
+    assert chained.askAnswer
+
+
+def test_special_file_names_and_changed_files(tmp_path: Path) -> None:
+    """Names with spaces, %, # are percent-encoded in @id and kept on disk; a file changed
+    since its run is refused with data='copy' and described without new hashes otherwise."""
+    names = ["with space.txt", "pct%41.txt", "hash#1.txt"]
+    sources = []
+    for name in names:
+        path = tmp_path / name
+        path.write_text(f"{name}\n")
+        sources.append(path)
+    cache = tmp_path / "cache"
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        sub(CountWords().split(in_file=sources))
+    store = ProvenanceStore(cache)
+    crate = store.export(tmp_path / "crate", "ro-crate", data="copy")
+    assert validate(crate)["passed"]
+    entities = _metadata(crate)
+    copied = {e["name"]: e["@id"] for e in entities.values() if str(e["@id"]).startswith("data/")}
+    assert set(copied) == set(names)
+    for name, identifier in copied.items():
+        assert (crate / urllib.parse.unquote(identifier)).read_text() == f"{name}\n"
+    graph = read_crate(crate)
+    inputs = graph.query(
+        PREFIXES
+        + "SELECT ?f WHERE { ?job pg:jobHash ?h ; schema:object ?f . ?f a schema:MediaObject }"
+    )
+    assert len(list(inputs)) == 3  # none lost by JSON-LD parsing
+    assert oct((crate).stat().st_mode & 0o777) != oct(
+        0o700
+    )  # readable by others, as the umask says
+    sources[0].write_text("changed after the run\n")
+    with pytest.raises(ProvenanceError, match=r"1 file\(s\) changed since their run"):
+        store.export(tmp_path / "again", "ro-crate", data="copy")
+    linked = _metadata(store.export(tmp_path / "linked", "ro-crate", data="link"))
+    (changed,) = [e for e in linked.values() if e.get("pg:changedSinceRun")]
+    assert changed["name"] == "with space.txt" and "sha256" not in changed
+
+
+def test_crates_are_the_same_from_either_backend(recorded: dict[str, Any], tmp_path: Path) -> None:
+    """The memory and Oxigraph backends give the same crate, but for its date."""
+    cache = recorded["cache"]
+    submission = recorded["submissions"][0]
+    texts = []
+    for backend in ("oxigraph", "memory"):
+        crate = ProvenanceStore(cache, backend=backend).export(
+            tmp_path / backend, "ro-crate", run=submission, data="none"
+        )
+        document = json.loads((crate / "ro-crate-metadata.json").read_text())
+        for entity in document["@graph"]:
+            entity.pop("datePublished", None)
+        quads = list(
+            ox.parse(path=str(crate / "provenance" / "records.trig"), format=ox.RdfFormat.TRIG)
+        )
+        graphs = sorted({str(q.graph_name) for q in quads})
+        texts.append((json.dumps(document), len(quads), graphs))
+    assert texts[0] == texts[1]  # (the records' blank nodes are named by each backend its way)

@@ -12,6 +12,9 @@ Only :meth:`Config.from_env` reads ``os.environ``; ``docs/configuration.md`` lis
 ``PROVGRAPH_PROVENANCE_STORE``  a SPARQL server each submission's records are sent to (default:
                          none; ``..._TOKEN``, or ``..._USER`` and ``..._PASSWORD``, authenticate;
                          see ``docs/sharing.md``)
+``PROVGRAPH_AGENT_NAME``, ``PROVGRAPH_AGENT_ORCID``  who ran the runs an RO-Crate export
+                         describes (default: the login recorded)
+``PROVGRAPH_CRATE_LICENSE``  an RO-Crate export's licence, e.g. an SPDX URL (default: none chosen)
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ class Config:
     key: str | None = None
     key_file: Path = attrs.field(factory=lambda: _config_home() / "provgraph" / "key")
     provenance_store: str | None = None
+    agent_name: str | None = None
+    agent_orcid: str | None = None
+    crate_license: str | None = None
 
     @staticmethod
     def key_source() -> tuple[str | None, ...]:
@@ -68,6 +74,9 @@ class Config:
             kwargs["environment_in_hash"] = _BOOLEANS[flag]
         if env.get("PROVGRAPH_PROVENANCE_STORE"):
             kwargs["provenance_store"] = env["PROVGRAPH_PROVENANCE_STORE"]
+        for name in ("agent_name", "agent_orcid", "crate_license"):
+            if env.get(f"PROVGRAPH_{name.upper()}"):
+                kwargs[name] = env[f"PROVGRAPH_{name.upper()}"]
         return cls(**kwargs)  # type: ignore[arg-type]
 
 

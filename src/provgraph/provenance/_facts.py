@@ -49,8 +49,13 @@ def _python(term: Any) -> Any:
     return term.value  # strings, and dateTime kept as its ISO 8601 text
 
 
+def _order(value: Any) -> tuple[str, str]:
+    return (type(value).__name__, str(value))
+
+
 class Facts:
-    """Selected quads, indexed by subject (graph names dropped: a node's facts are merged)."""
+    """Selected quads, indexed by subject (graph names dropped: a node's facts are merged),
+    every list in a stable order (sorted), whatever order the store gave the quads in."""
 
     def __init__(self, quads: list[Any]) -> None:
         self._by_subject: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
@@ -68,14 +73,20 @@ class Facts:
             self._by_subject[subject][predicate].append(value)
             if predicate == V.RDF + "type":
                 self._by_type[value].append(subject)
+        # one order whatever the backend handed the quads in: crates must not differ by store
+        for node in self._by_subject.values():
+            for values in node.values():
+                values.sort(key=_order)
+        for subjects in self._by_type.values():
+            subjects.sort()
 
     def all(self, subject: str, predicate: str) -> list[Any]:
-        """Every object of ``subject predicate``, in the order first seen."""
+        """Every object of ``subject predicate``, in a stable order."""
         node = self._by_subject.get(subject)
         return list(node.get(predicate, ())) if node is not None else []
 
     def one(self, subject: str, predicate: str, default: Any = None) -> Any:
-        """One object of ``subject predicate`` (the first seen), or ``default``."""
+        """One object of ``subject predicate`` (the first in that order), or ``default``."""
         values = self.all(subject, predicate)
         return values[0] if values else default
 
@@ -88,7 +99,7 @@ class Facts:
         return cls in self.all(subject, V.RDF + "type")
 
     def of_type(self, cls: str) -> list[Ref]:
-        """Every subject recorded as an instance of ``cls``, in the order first seen."""
+        """Every subject recorded as an instance of ``cls``, sorted."""
         return list(self._by_type.get(cls, ()))
 
     def subjects(self, predicate: str, value: Any) -> list[Ref]:
@@ -96,8 +107,8 @@ class Facts:
         index = self._inverse.get(predicate)
         if index is None:
             index = defaultdict(list)
-            for subject, node in self._by_subject.items():
-                for obj in node.get(predicate, ()):
+            for subject in sorted(self._by_subject):
+                for obj in self._by_subject[subject].get(predicate, ()):
                     index[obj].append(Ref(subject))
             self._inverse[predicate] = index
         return list(index.get(value, ()))

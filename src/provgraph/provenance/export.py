@@ -53,8 +53,9 @@ def _graph_names(store: Any, run: str | None, output: Any) -> list[str] | None:
 
 
 def _crate_graph_names(store: Any, run: str | None, output: Any) -> list[str] | None:
-    """What a crate holds: the selection, made whole. A run selection also takes in the earlier
-    runs its jobs and workflows reused (how its results were made); a lineage also takes in the
+    """What a crate holds: the selection, made whole. A run selection also takes in the runs it
+    is part of, up to its submission (who ran it, when), and the earlier runs its jobs and
+    workflows reused (how its results were made); a lineage also takes in the
     workflow runs and submissions its runs were part of (which steps ran them). Reused runs
     come with the runs they were part of, up to their own submission (who first ran them)."""
     import rdflib
@@ -65,8 +66,8 @@ def _crate_graph_names(store: Any, run: str | None, output: Any) -> list[str] | 
     runs = " ".join(f"<{n}>" for n in names)
     if output is None:
         sparql = (
-            "SELECT DISTINCT ?g WHERE { VALUES ?r { " + runs + " } ?r pg:reused ?used . "
-            "{ ?g pg:partOf* ?used } UNION { ?used pg:partOf+ ?g } }"
+            "SELECT DISTINCT ?g WHERE { VALUES ?r { " + runs + " } { ?r pg:partOf+ ?g } UNION "
+            "{ ?r pg:reused ?used . { ?g pg:partOf* ?used } UNION { ?used pg:partOf+ ?g } } }"
         )
     else:
         sparql = "SELECT DISTINCT ?g WHERE { VALUES ?r { " + runs + " } ?r pg:partOf+ ?g }"

@@ -232,7 +232,12 @@ class Recorder:
         self._record_workflow_run(run_id, name, part_of)
 
     def _record_workflow_run(
-        self, run_id: str, name: str, part_of: str, context: dict[str, Any] | None = None
+        self,
+        run_id: str,
+        name: str,
+        part_of: str,
+        context: dict[str, Any] | None = None,
+        node: str | None = None,
     ) -> None:
         """A workflow run's start record; given its workflow job's ``context``, also the
         workflow's inputs it used (the same entities its first nodes use, with the workflow's
@@ -246,6 +251,8 @@ class Recorder:
             ox.Quad(run, G("taskName"), ox.Literal(name), run),
             ox.Quad(run, G("partOf"), _n(V.run_iri(part_of)), run),
         ]
+        if node is not None:  # the workflow node it runs (a nested workflow: its step)
+            quads.append(ox.Quad(run, G("nodeName"), ox.Literal(node), run))
         if context is not None:
             quads += _usages(run, context, str(self.cache_dir), [])
             quads += _plan(run, context)
@@ -314,6 +321,7 @@ class Recorder:
                 type(job.node.task)._task_name,
                 job.node.instance.run_id,
                 context=self._task_context(job),
+                node=job.node.path,
             )
         elif isinstance(event, events.JobReused):
             self._reused(event.job, getattr(event.outcome, "run_id", ""))

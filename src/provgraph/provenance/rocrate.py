@@ -35,7 +35,7 @@ import attrs
 from .. import __version__
 from ..exceptions import ProvenanceError
 from . import vocab as V
-from ._facts import Facts, Ref
+from ._facts import Facts
 
 __all__ = ["DATA_MODES", "PROFILES", "read_crate", "write_crate"]
 
@@ -88,11 +88,11 @@ def G(name: str) -> str:
     return V.PG + name
 
 
-@attrs.define
+@attrs.frozen(kw_only=True)
 class CrateOptions:
     """What the caller chose: data handling, who ran it, the licence of the crate."""
 
-    data: str = "copy"
+    data: str = attrs.field(default="copy", validator=attrs.validators.in_(DATA_MODES))
     agent_name: str | None = None
     agent_orcid: str | None = None
     license: str | None = None
@@ -119,7 +119,8 @@ class _Crate:
         self.mentions: list[str] = []  # actions, for the root's mentions
         self.copies: list[_Placement] = []
         self.texts: dict[str, str] = {}  # files generated for the crate: path -> text
-        self.missing: list[str] = []
+        self.missing: list[str] = []  # files data="copy" cannot copy
+        self.changed: list[str] = []  # files whose bytes are no longer those the run saw
         self._tools: dict[str, str] = {}
         self.main = ""  # the main workflow's @id
         self.agent = ""  # the person's @id
@@ -168,6 +169,16 @@ def _sha256(crate: _Crate, path: Path) -> str:
     if path.stat().st_size < _SMALL_FILE:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     return str(crate.options.hashes.digest(path, "sha256").hex())
+
+
+def _changed(crate: _Crate, path: Path, digest: str) -> bool:
+    """Whether a file's bytes differ from the content hash its run recorded."""
+    if not digest or not path.is_file():
+        return False
+    try:
+        return bool(crate.options.hashes.digest(path).hex() != digest)
+    except OSError:
+        return True
 
 
 def _media_type(name: str) -> str:
@@ -241,13 +252,35 @@ def _language(crate: _Crate, kind: str) -> str:
     )["@id"]
 
 
-def tool(crate: _Crate, definition: str) -> str:
+def _undescribed(crate: _Crate, definition: str, name: str | None) -> str:
+    """A task definition the selection names (as a workflow step) but no record describes:
+    named only, by its IRI; it ran nowhere in the crate."""
+    crate._tools[definition] = definition
+    crate.add(
+        {
+            "@id": definition,
+            "@type": "SoftwareApplication",
+            "name": name or facts_label(crate, definition),
+            "description": "a task definition no record of this crate describes: it did not run",
+            "identifier": definition,
+        }
+    )
+    return definition
+
+
+def facts_label(crate: _Crate, definition: str) -> str:
+    return crate.facts.label(definition, definition.rsplit(":", 1)[-1][:8])
+
+
+def tool(crate: _Crate, definition: str, name: str | None = None) -> str:
     """The crate entity of a task definition: a file holding its source (or its command line),
     typed ``SoftwareSourceCode``, with its parameters. A workflow that ran in the crate becomes
     a ``ComputationalWorkflow`` when its run is described (:func:`_orchestrate`)."""
     if definition in crate._tools:
         return crate._tools[definition]
     facts = crate.facts
+    if facts.one(definition, G("source")) is None and facts.one(definition, G("command")) is None:
+        return _undescribed(crate, definition, name)
     label = facts.label(definition, "task")
     kind = str(
         facts.one(
@@ -307,7 +340,7 @@ def _as_workflow(crate: _Crate, definition: str, entity: dict[str, Any]) -> None
     tools: list[str] = []
     for step in sorted(steps):
         runs = facts.one(step, G("stepDefinition"))
-        used = tool(crate, runs) if runs is not None else None
+        used = tool(crate, runs, facts.label(step)) if runs is not None else None
         if used is not None:
             tools.append(used)
         into = [c for c in connections if facts.one(c, G("targetStep")) == step]
@@ -392,12 +425,17 @@ def _data(crate: _Crate, entity: str) -> str:
     digest = str(facts.one(entity, G("contentHash"), "")).rsplit(":", 1)[-1]
     path = _path_of(location) if location is not None else None
     mode = crate.options.data
+    changed = path is not None and not folder and _changed(crate, path, digest)
     if mode == "copy":
         if path is None or not path.exists():
             crate.missing.append(str(path) if path is not None else entity)
             return entity
-        identifier = f"data/{digest[:16] or 'unhashed'}/{path.name}" + ("/" if folder else "")
-        crate.copies.append(_Placement(path, identifier))
+        if changed:
+            crate.changed.append(str(path))
+            return entity
+        where = f"data/{digest[:16] or 'unhashed'}/{path.name}"
+        identifier = urllib.parse.quote(where) + ("/" if folder else "")
+        crate.copies.append(_Placement(path, where))
     elif mode == "link" and location is not None:
         identifier = str(location) + ("/" if folder and not str(location).endswith("/") else "")
     else:
@@ -411,11 +449,14 @@ def _data(crate: _Crate, entity: str) -> str:
         **({} if folder else {"encodingFormat": _media_type(name)}),
         "pg:contentHash": facts.one(entity, G("contentHash")),
     }
-    if path is not None and not folder and path.is_file():
+    if path is not None and not folder and path.is_file() and not changed:
         described["contentSize"] = str(path.stat().st_size)
         described["sha256"] = _sha256(crate, path)
     elif size is not None:
         described["contentSize"] = str(size)
+    if changed:
+        described["description"] = "changed since the run used it: its bytes are not described"
+        described["pg:changedSinceRun"] = True
     if location is not None and mode != "link":
         described["pg:location"] = ref(str(location))
     crate.add(described)
@@ -467,9 +508,22 @@ def _pg_facts(facts: Facts, run: str) -> dict[str, Any]:
             found[f"pg:{name}"] = value
     for name in _LINKS:
         targets = facts.all(run, G(name))
+        if name == "partOf":  # through the runs that only group a split's elements
+            targets = [t for t in (_described_parent(facts, t) for t in targets) if t]
         if targets:
             found[f"pg:{name}"] = _refs(targets)
     return found
+
+
+def _described_parent(facts: Facts, run: str) -> str | None:
+    """The nearest run at or above ``run`` that the crate describes as an action."""
+    seen: set[str] = set()
+    while run and run not in seen and facts.has(run):
+        seen.add(run)
+        if not (facts.is_a(run, G("WorkflowRun")) and facts.plan(run) is None):
+            return run
+        run = facts.one(run, G("partOf"))
+    return None
 
 
 def _inputs_outputs(crate: _Crate, run: str) -> dict[str, Any]:
@@ -478,13 +532,13 @@ def _inputs_outputs(crate: _Crate, run: str) -> dict[str, Any]:
         (facts.one(u, P("entity")), facts.one(u, P("hadRole")))
         for u in facts.all(run, P("qualifiedUsage"))
     ]
-    usages = [
+    usages = sorted(  # by entity, not by usage node: blank node labels differ by backend
         (entity, role if facts.is_a(role, G("Parameter")) else None)
         for entity, role in usages
         if entity is not None
         and role != G("environmentRole")
         and not facts.is_a(entity, G("Environment"))
-    ]
+    )
     # the members of a list a run used are used too (and listed), but the parameter is the list's
     members = {(m, role) for entity, role in usages for m in facts.all(entity, P("hadMember"))}
     used = [
@@ -568,7 +622,7 @@ def _resources(crate: _Crate, run: str) -> dict[str, Any]:
     return {"resourceUsage": _refs(usage)} if usage else {}
 
 
-def _run_action(crate: _Crate, run: str, agent: str) -> str:
+def _run_action(crate: _Crate, run: str) -> str:
     """A job run or workflow run as a ``CreateAction`` whose instrument is its definition."""
     facts = crate.facts
     plan = facts.plan(run)
@@ -581,7 +635,7 @@ def _run_action(crate: _Crate, run: str, agent: str) -> str:
             "name": f"Run of {label}",
             "description": f"provgraph {kind} run of {label}",
             **({"instrument": ref(tool(crate, plan))} if plan is not None else {}),
-            "agent": ref(agent),
+            "agent": ref(_person(crate, run)),
             **_times(facts, run),
             **_status(facts, run),
             **_inputs_outputs(crate, run),
@@ -601,10 +655,21 @@ def _run_action(crate: _Crate, run: str, agent: str) -> str:
 
 def _children(facts: Facts, run: str, seen: set[str] | None = None) -> list[str]:
     """The runs directly inside ``run`` (or reused by it), looking through the plan-less runs
-    that only group the elements of a split."""
+    that only group the elements of a split. A job a workflow run reused is that workflow
+    run's, not also its submission's (which lists it too)."""
     seen = set() if seen is None else seen
     found: list[str] = []
-    for child in [*facts.subjects(G("partOf"), run), *facts.all(run, G("reused"))]:
+    reused = [
+        r
+        for r in facts.all(run, G("reused"))
+        if facts.is_a(r, G("WorkflowRun"))
+        or not [
+            w
+            for w in facts.subjects(G("reused"), r)
+            if w != run and facts.is_a(w, G("WorkflowRun"))
+        ]
+    ]
+    for child in [*facts.subjects(G("partOf"), run), *reused]:
         if child in seen or not facts.has(child):
             continue
         seen.add(child)
@@ -615,26 +680,42 @@ def _children(facts: Facts, run: str, seen: set[str] | None = None) -> list[str]
     return sorted(found, key=lambda r: (str(facts.one(r, P("startedAtTime"), "")), r))
 
 
-def _step_of(facts: Facts, definition: str, run: str) -> str | None:
-    """Which step of a workflow definition a run inside one of its runs ran."""
+def _step_of(crate: _Crate, definition: str, run: str) -> str | None:
+    """Which step of a workflow definition a run inside one of its runs ran: by its node name,
+    else by the step's definition. A workflow whose structure was never recorded (its run was
+    interrupted) gets its steps from the node names of the runs inside it."""
+    facts = crate.facts
     steps = facts.all(definition, G("hasStep"))
     node = facts.one(run, G("nodeName"))
-    if node is not None:
-        name = str(node).rsplit("/", 1)[-1]
-        for step in steps:
-            if facts.label(step) == name:
-                return str(step)
+    name = str(node).rsplit("/", 1)[-1] if node is not None else None
+    for step in steps:
+        if name is not None and facts.label(step) == name:
+            return str(step)
     plan = facts.plan(run)
     for step in steps:
-        if facts.one(step, G("stepDefinition")) == plan:
+        if name is None and facts.one(step, G("stepDefinition")) == plan:
             return str(step)
-    return None
+    if steps or name is None:
+        return None
+    digest = str(facts.one(definition, G("definitionHash"), "")).rsplit(":", 1)[-1]
+    step = V.step_iri(digest, name)
+    entity: dict[str, Any] = {"@id": step, "@type": "HowToStep", "name": name}
+    if plan is not None:
+        entity["workExample"] = ref(tool(crate, plan))
+    crate.add(entity)
+    workflow = crate.entities[tool(crate, definition)]
+    workflow.setdefault("step", [])
+    if ref(step) not in workflow["step"]:
+        workflow["step"].append(ref(step))
+        if plan is not None:
+            workflow.setdefault("hasPart", []).append(ref(tool(crate, plan)))
+    return step
 
 
-def _orchestrate(crate: _Crate, run: str, agent: str) -> list[str]:
+def _orchestrate(crate: _Crate, run: str) -> list[str]:
     """The run as an action, its steps as ControlActions (returned), recursively."""
     facts = crate.facts
-    _run_action(crate, run, agent)
+    _run_action(crate, run)
     plan = facts.plan(run)
     if plan is None:
         return []
@@ -643,14 +724,14 @@ def _orchestrate(crate: _Crate, run: str, agent: str) -> list[str]:
     if "ComputationalWorkflow" not in workflow["@type"]:
         _as_workflow(crate, plan, workflow)
     by_step: dict[str, list[str]] = {}
-    if facts.is_a(run, G("JobRun")):
+    if facts.is_a(run, G("JobRun")):  # a task submitted alone
         by_step[f"{plan}#step"] = [run]
-    elif not facts.all(plan, G("hasStep")):
+    elif facts.one(plan, G("taskKind")) != "workflow":  # a task split over inputs
         for child in _children(facts, run):
             by_step.setdefault(f"{plan}#step", []).append(child)
     else:
         for child in _children(facts, run):
-            step = _step_of(facts, plan, child)
+            step = _step_of(crate, plan, child)
             if step is not None:
                 by_step.setdefault(step, []).append(child)
     controls: list[str] = []
@@ -659,49 +740,61 @@ def _orchestrate(crate: _Crate, run: str, agent: str) -> list[str]:
             if child == run:
                 continue
             if facts.is_a(child, G("WorkflowRun")):
-                controls.extend(_orchestrate(crate, child, agent))
+                controls.extend(_orchestrate(crate, child))
             else:
-                _run_action(crate, child, agent)
+                _run_action(crate, child)
         controls.append(_control(crate, run, step, runs))
+    action = crate.entities[run]
+    if not action.get("result") and facts.one(plan, G("taskKind")) != "workflow":
+        # the run of a task submitted alone or split made what its jobs made
+        made = [
+            r
+            for child in by_step.get(f"{plan}#step", [])
+            if child != run
+            for r in crate.entities[child].get("result", [])
+        ]
+        action["result"] = made
     return controls
 
 
 def _control(crate: _Crate, run: str, step: str, runs: list[str]) -> str:
     facts = crate.facts
-    identifier = f"{run}#control:{urllib.parse.quote(crate.facts.label(step, 'step'), safe='')}"
-    failed = [r for r in runs if facts.one(r, G("status")) not in (None, "succeeded")]
+    name = str(crate.entities.get(step, {}).get("name") or facts.label(step, "step"))
+    identifier = f"{run}#control:{urllib.parse.quote(name, safe='')}"
+    failed = [r for r in runs if facts.one(r, G("status")) != "succeeded"]
     starts = [s for r in runs if (s := facts.one(r, P("startedAtTime"))) is not None]
     ends = [e for r in runs if (e := facts.one(r, P("endedAtTime"))) is not None]
+    problem = f"{len(failed)} of {len(runs)} runs did not succeed (or never ended)"
     crate.add(
         {
             "@id": identifier,
             "@type": "ControlAction",
-            "name": f"Orchestration of step {crate.entities.get(step, {}).get('name', step)}",
+            "name": f"Orchestration of step {name}",
             "instrument": ref(step),
             "object": _refs(runs),
             **({"startTime": _iso(min(starts))} if starts else {}),
             **({"endTime": _iso(max(ends))} if ends else {}),
             "actionStatus": _FAILED if failed else _COMPLETED,
-            **({"error": f"{len(failed)} of {len(runs)} runs did not succeed"} if failed else {}),
+            **({"error": problem} if failed else {}),
         }
     )
     return identifier
 
 
-def _organize(crate: _Crate, submission: str, engine: str, agent: str) -> list[str]:
+def _organize(crate: _Crate, submission: str) -> list[str]:
     """A submission as the engine's OrganizeAction; returns its top-level runs."""
     facts = crate.facts
     tops = _children(facts, submission)
     controls: list[str] = []
     for top in tops:
-        controls.extend(_orchestrate(crate, top, agent))
+        controls.extend(_orchestrate(crate, top))
     crate.add(
         {
             "@id": submission,
             "@type": "OrganizeAction",
             "name": f"provgraph submission of {facts.one(submission, G('taskName'), 'a task')}",
-            "instrument": ref(engine),
-            "agent": ref(agent),
+            "instrument": ref(_engine(crate, submission, tops)),
+            "agent": ref(_person(crate, submission)),
             "object": _refs(controls),
             "result": _refs(tops),
             **_times(facts, submission),
@@ -713,10 +806,20 @@ def _organize(crate: _Crate, submission: str, engine: str, agent: str) -> list[s
     return tops
 
 
-def _engine(crate: _Crate) -> str:
+def _software_agent(facts: Facts, run: str) -> str | None:
+    agents = [
+        a for a in facts.all(run, P("wasAssociatedWith")) if facts.is_a(a, P("SoftwareAgent"))
+    ]
+    return agents[0] if agents else None
+
+
+def _engine(crate: _Crate, submission: str, tops: list[str]) -> str:
+    """The provgraph that ran a submission (the agent its runs were associated with)."""
     facts = crate.facts
-    agents = facts.of_type(P("SoftwareAgent")) or [Ref(V.agent_iri())]
-    engine = sorted(agents)[-1]
+    engine = _software_agent(facts, submission)
+    for top in tops:
+        engine = engine or _software_agent(facts, top)
+    engine = engine or V.agent_iri()
     label = facts.label(engine, f"provgraph {__version__}")
     crate.add(
         {
@@ -745,28 +848,27 @@ def _orcid(value: str) -> str:
     return f"https://orcid.org/{match.group(2)}"
 
 
-def _agent(crate: _Crate) -> str:
-    """The person who ran it: an ORCID when given, else provgraph's login@host IRI."""
+def _person(crate: _Crate, run: str) -> str:
+    """Who ran ``run``: the person its engine acted for (login@host), or, when the exporter
+    says who that is (name, ORCID), that person."""
     facts = crate.facts
-    people = facts.of_type(P("Person"))
-    login = sorted(people)[0] if people else Ref(V.user_iri()[0])
-    orcid = crate.options.agent_orcid or os.environ.get("PROVGRAPH_AGENT_ORCID")
-    name = (
-        crate.options.agent_name
-        or os.environ.get("PROVGRAPH_AGENT_NAME")
-        or facts.label(login, "unknown")
-    )
-    identifier: str = login
-    if orcid:
-        identifier = _orcid(orcid)
+    engine = _software_agent(facts, run)
+    login = facts.one(engine, P("actedOnBehalfOf")) if engine is not None else None
+    if login is None:
+        people = facts.of_type(P("Person"))
+        login = people[0] if people else V.user_iri()[0]
+    options = crate.options
+    identifier = _orcid(options.agent_orcid) if options.agent_orcid else str(login)
     crate.add(
         {
             "@id": identifier,
             "@type": "Person",
-            "name": name,
-            **({"identifier": login} if identifier != login else {}),
+            "name": options.agent_name or facts.label(login, "unknown"),
+            **({"identifier": [str(login)]} if identifier != login else {}),
         }
     )
+    if not crate.agent:
+        crate.agent = identifier
     return identifier
 
 
@@ -777,18 +879,16 @@ def _agent(crate: _Crate) -> str:
 def crate_metadata(facts: Facts, options: CrateOptions, records: str) -> _Crate:
     """Build every entity of the crate from the selected facts."""
     crate = _Crate(facts, options)
-    engine, agent = _engine(crate), _agent(crate)
     submissions = sorted(
         facts.of_type(G("Submission")), key=lambda s: (str(facts.one(s, P("startedAtTime"), "")), s)
     )
     if not submissions:
         raise ProvenanceError("export ro-crate: the selection holds no submission")
     main: str | None = None
-    for submission in submissions:
-        for top in _organize(crate, submission, engine, agent):
-            plan = facts.plan(top)
-            if plan is not None:
-                main = tool(crate, plan)
+    for submission in submissions:  # the main workflow: the latest submission's first task
+        plans = [p for top in _organize(crate, submission) if (p := facts.plan(top)) is not None]
+        if plans:
+            main = tool(crate, plans[0])
     if main is None:
         raise ProvenanceError("export ro-crate: no run of the selection says what task it ran")
     crate.add(
@@ -805,7 +905,7 @@ def crate_metadata(facts: Facts, options: CrateOptions, records: str) -> _Crate:
         {"@id": "http://www.w3.org/TR/trig/", "@type": "CreativeWork", "name": "RDF 1.1 TriG"}
     )
     crate.part(records)
-    crate.main, crate.agent = main, agent
+    crate.main = main
     _prune_parts(crate)
     crate.texts["README.md"] = _readme(crate)
     crate.add(
@@ -857,7 +957,7 @@ def _readme(crate: _Crate) -> str:
 
 def _document(crate: _Crate, title: str) -> dict[str, Any]:
     options = crate.options
-    license_id = options.license or os.environ.get("PROVGRAPH_CRATE_LICENSE") or _NO_LICENSE
+    license_id = options.license or _NO_LICENSE
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     root = {
         "@id": "./",
@@ -919,61 +1019,106 @@ def write_crate(
 ) -> Path:
     """Write the selection as a Provenance Run Crate: a folder, or a zip file if ``path`` ends
     in ``.zip``. Nothing is left at ``path`` if the export fails."""
-    import pyoxigraph as ox
-
+    from ..config import Config
+    from ..hashing import FileHashCache
     from .export import crate_quads
 
+    config = Config.from_env()
     mode = data if data is not None else ("copy" if output is not None else "link")
     if mode not in DATA_MODES:
         raise ProvenanceError(f"export ro-crate: data={mode!r}; expected one of {list(DATA_MODES)}")
-    orcid = agent_orcid or os.environ.get("PROVGRAPH_AGENT_ORCID")
+    orcid = agent_orcid or config.agent_orcid
     if orcid:
         _orcid(orcid)
     target = Path(path)
-    zipped = target.suffix == ".zip"
-    if zipped and target.exists():
+    _check_target(target)
+    quads = crate_quads(store, run, output)
+    hashes = FileHashCache(store.cache_dir / ".file-hashes" if _writable(store) else None)
+    options = CrateOptions(
+        data=mode,
+        agent_name=agent_name or config.agent_name,
+        agent_orcid=orcid,
+        license=license or config.crate_license,
+        name=name,
+        hashes=hashes,
+    )
+    records = "provenance/records.trig"
+    crate = crate_metadata(Facts(quads), options, records)
+    _refuse_unfaithful(crate)
+    title = f"provgraph run of {_title(crate)}" if output is None else f"lineage of {output}"
+    document = _document(crate, title)
+    _write(target, crate, document, records, _trig(quads))
+    return target
+
+
+def _check_target(target: Path) -> None:
+    if not target.parent.is_dir():
+        raise ProvenanceError(f"export ro-crate: folder {str(target.parent)!r} does not exist")
+    if target.suffix == ".zip" and target.exists():
         raise ProvenanceError(
             f"export ro-crate: {str(target)!r} already exists; give a new zip file"
         )
-    if not zipped and target.exists() and (not target.is_dir() or any(target.iterdir())):
+    if (
+        target.suffix != ".zip"
+        and target.exists()
+        and (not target.is_dir() or any(target.iterdir()))
+    ):
         raise ProvenanceError(
             f"export ro-crate: target {str(target)!r} exists and is not an empty folder"
         )
-    from ..hashing import FileHashCache
 
-    quads = crate_quads(store, run, output)
-    hashes = (
-        FileHashCache(Path(store.cache_dir) / ".file-hashes")
-        if _writable(store)
-        else FileHashCache()
-    )
-    options = CrateOptions(mode, agent_name, agent_orcid, license, name, hashes)
-    records = "provenance/records.trig"
-    crate = crate_metadata(Facts(quads), options, records)
+
+def _refuse_unfaithful(crate: _Crate) -> None:
+    """A crate that says it holds the files its runs used must hold exactly those bytes."""
     if crate.missing:
         listed = ", ".join(sorted(set(crate.missing))[:5])
         raise ProvenanceError(
             f"export ro-crate: data='copy' but {len(set(crate.missing))} file(s) of the selection "
             f"are missing: {listed}; export with data='link' or data='none' to describe them only"
         )
-    title = f"provgraph run of {_title(crate)}" if output is None else f"lineage of {output}"
-    document = _document(crate, title)
+    if crate.changed:
+        listed = ", ".join(sorted(set(crate.changed))[:5])
+        raise ProvenanceError(
+            f"export ro-crate: data='copy' but {len(set(crate.changed))} file(s) changed since "
+            f"their run used or made them (their content hash differs): {listed}; export with "
+            "data='link' or data='none' to describe them only"
+        )
+
+
+def _trig(quads: list[Any]) -> bytes:
+    """The selection's records, in a stable order whatever the backend."""
+    import pyoxigraph as ox
+
     prefixes = {"prov": V.PROV, "pg": V.PG, "rdfs": V.RDFS, "xsd": V.XSD}
-    trig = ox.serialize(quads, format=ox.RdfFormat.TRIG, prefixes=prefixes) or b""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    ordered = sorted(
+        quads, key=lambda q: (str(q.graph_name), str(q.subject), str(q.predicate), str(q.object))
+    )
+    return ox.serialize(ordered, format=ox.RdfFormat.TRIG, prefixes=prefixes) or b""
+
+
+def _write(
+    target: Path, crate: _Crate, document: dict[str, Any], records: str, trig: bytes
+) -> None:
+    """Fill a scratch folder beside the target, then rename it (or its zip) into place."""
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    partial = target.with_name(f".{target.name}.partial")
     try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(scratch, 0o777 & ~mask)  # mkdtemp's 0700 would keep a shared crate private
         _fill(scratch, crate, document, records, trig)
-        if zipped:
-            _zip(scratch, target)
+        if target.suffix == ".zip":
+            _zip(scratch, partial)
+            os.replace(partial, target)
         else:
             if target.exists():
                 target.rmdir()
             os.replace(scratch, target)
+    except (OSError, shutil.Error) as err:
+        raise ProvenanceError(f"export ro-crate: cannot write {str(target)!r}: {err}") from err
     finally:
-        if scratch.exists():
-            shutil.rmtree(scratch, ignore_errors=True)
-    return target
+        shutil.rmtree(scratch, ignore_errors=True)
+        partial.unlink(missing_ok=True)
 
 
 def _title(crate: _Crate) -> str:
@@ -981,26 +1126,25 @@ def _title(crate: _Crate) -> str:
 
 
 def _writable(store: Any) -> bool:
-    folder = Path(store.cache_dir)
-    return os.access(folder, os.W_OK)
+    return os.access(store.cache_dir, os.W_OK)
 
 
 def _fill(folder: Path, crate: _Crate, document: dict[str, Any], records: str, trig: bytes) -> None:
     for relative, text in crate.texts.items():
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-        (folder / relative).write_text(text)
+        (folder / relative).write_text(text, encoding="utf-8")
     for placement in crate.copies:
         destination = folder / placement.target
         if destination.exists():
             continue
         destination.parent.mkdir(parents=True, exist_ok=True)
         if placement.source.is_dir():
-            shutil.copytree(placement.source, destination)
+            shutil.copytree(placement.source, destination, symlinks=True)
         else:
             shutil.copy2(placement.source, destination)
     (folder / records).parent.mkdir(parents=True, exist_ok=True)
     (folder / records).write_bytes(trig)
-    (folder / "ro-crate-metadata.json").write_text(_json(document))
+    (folder / "ro-crate-metadata.json").write_text(_json(document), encoding="utf-8")
 
 
 def _json(document: dict[str, Any]) -> str:
@@ -1012,11 +1156,9 @@ def _json(document: dict[str, Any]) -> str:
 
 
 def _zip(folder: Path, target: Path) -> None:
-    partial = target.with_name(f".{target.name}.partial")
-    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for item in sorted(folder.rglob("*")):
             archive.write(item, item.relative_to(folder).as_posix())
-    os.replace(partial, target)
 
 
 def read_crate(path: str | os.PathLike[str]) -> Any:
@@ -1027,10 +1169,10 @@ def read_crate(path: str | os.PathLike[str]) -> Any:
     source = Path(path)
     if source.suffix == ".zip":
         with zipfile.ZipFile(source) as archive:
-            document = json.loads(archive.read("ro-crate-metadata.json"))
+            document = json.loads(archive.read("ro-crate-metadata.json").decode("utf-8"))
     else:
         folder = source.parent if source.name == "ro-crate-metadata.json" else source
-        document = json.loads((folder / "ro-crate-metadata.json").read_text())
+        document = json.loads((folder / "ro-crate-metadata.json").read_text(encoding="utf-8"))
     document["@context"] = _local_context(document.get("@context"))
     graph = rdflib.Graph()
     with warnings.catch_warnings():
@@ -1047,7 +1189,8 @@ def _local_context(context: Any) -> Any:
     local = []
     for item in items:
         if isinstance(item, str) and item in _CONTEXT_FILES:
-            local.append(json.loads((here / _CONTEXT_FILES[item]).read_text())["@context"])
+            text = (here / _CONTEXT_FILES[item]).read_text(encoding="utf-8")
+            local.append(json.loads(text)["@context"])
         else:
             local.append(item)
     return local
