@@ -252,7 +252,7 @@ class Recorder:
             ox.Quad(run, G("partOf"), _n(V.run_iri(part_of)), run),
         ]
         if node is not None:  # the workflow node it runs (a nested workflow: its step)
-            quads.append(ox.Quad(run, G("nodeName"), ox.Literal(node), run))
+            quads.append(ox.Quad(run, G("workflowNode"), ox.Literal(node), run))
         if context is not None:
             quads += _usages(run, context, str(self.cache_dir), [])
             quads += _plan(run, context)

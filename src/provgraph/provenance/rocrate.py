@@ -68,7 +68,16 @@ _ENVIRONMENT = {  # environment facts written as PropertyValues of each action's
     "hostname": "hostname",
     "cpuCount": "cpu_count",
 }
-_RUN_FACTS = ("jobHash", "nodeName", "taskName", "status", "worker", "workerHost", "elementIndex")
+_RUN_FACTS = (
+    "jobHash",
+    "nodeName",
+    "workflowNode",
+    "taskName",
+    "status",
+    "worker",
+    "workerHost",
+    "elementIndex",
+)
 _LINKS = ("reused", "rerunOf", "reproduced", "partOf")
 _SIMPLE_TYPES = {
     "int": "Integer",
@@ -626,7 +635,12 @@ def _run_action(crate: _Crate, run: str) -> str:
     """A job run or workflow run as a ``CreateAction`` whose instrument is its definition."""
     facts = crate.facts
     plan = facts.plan(run)
-    label = str(facts.one(run, G("nodeName")) or facts.one(run, G("taskName")) or "task")
+    label = str(
+        facts.one(run, G("nodeName"))
+        or facts.one(run, G("workflowNode"))
+        or facts.one(run, G("taskName"))
+        or "task"
+    )
     kind = "workflow" if facts.is_a(run, G("WorkflowRun")) else "job"
     crate.add(
         {
@@ -686,7 +700,7 @@ def _step_of(crate: _Crate, definition: str, run: str) -> str | None:
     interrupted) gets its steps from the node names of the runs inside it."""
     facts = crate.facts
     steps = facts.all(definition, G("hasStep"))
-    node = facts.one(run, G("nodeName"))
+    node = facts.one(run, G("nodeName")) or facts.one(run, G("workflowNode"))
     name = str(node).rsplit("/", 1)[-1] if node is not None else None
     for step in steps:
         if name is not None and facts.label(step) == name:
