@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import skip_unless_ci
+from conftest import requires, skip_unless_ci
 from provgraph import ProvenanceError, ProvenanceStore, Submitter, python
 from provgraph.cli import main as cli
 
@@ -118,6 +118,11 @@ def test_server_holds_what_the_cache_holds(server: Oxigraph, tmp_path: Path, wor
     assert _graph_sizes(remote, runs) == _graph_sizes(local, runs)
     assert remote.runs_of("Twice") == local.runs_of("Twice")
     assert len(remote.failed_runs()) == 0
+    # each job's record was sent by the process that ran the job, as it was published: the
+    # submitter's own push sent only the workflow runs, submissions and environments
+    (sent,) = (cache / ".provenance" / "push").glob("*.sent")
+    names = [line.split(" ", 1)[1] for line in sent.read_text().splitlines()]
+    assert len(names) == 5 and all("/_prov-" in n for n in names)
 
 
 def test_server_down_then_push_catches_up(
@@ -221,3 +226,26 @@ def test_bad_server_urls(tmp_path: Path) -> None:
         remote.query(JOB_RUNS)
     with pytest.raises(ProvenanceError, match="needs ProvenanceStore\\(CACHE\\)"):
         remote.export(tmp_path / "x.ttl", "turtle")
+
+
+needs_slurm = requires("sbatch", "start a one-node cluster with scripts/start-slurm.sh")
+
+
+@needs_slurm
+def test_slurm_jobs_send_their_records_from_the_node(server: Oxigraph, tmp_path: Path) -> None:
+    """On SLURM, each job's record is sent by the SLURM job itself, as it is published."""
+    from slurm_tasks import Nap
+
+    cache = tmp_path / "cache"
+    with Submitter(
+        cache_dir=cache,
+        worker="slurm",
+        poll_interval=0.3,
+        progress=False,
+        provenance_store=server.url,
+    ) as sub:
+        result = sub(Nap().split(seconds=[0.0, 0.1]))
+    assert not result.errored
+    (sent,) = (cache / ".provenance" / "push").glob("*.sent")
+    assert len(sent.read_text().splitlines()) == 2
+    assert _runs(ProvenanceStore(server.url)) == _runs(ProvenanceStore(cache))

@@ -560,18 +560,25 @@ def write_job_run(job: Any, outcome: Any) -> Any:
     data = _trig(job_run_quads(job, outcome, folder))
     with open(pending, "wb") as fh:
         fh.write(data)
-    return _Pending(pending, final)
+    remote = (context["remote"], context["cache_dir"]) if context.get("remote") else None
+    return _Pending(pending, final, remote)
 
 
 @attrs.frozen
 class _Pending:
-    """A record written aside: called, it is published; discarded, it is gone."""
+    """A record written aside: called, it is published (and, given a provenance server, sent
+    to it from here, the node that ran the job); discarded, it is gone."""
 
     pending: Path
     final: Path
+    remote: tuple[str, str] | None = None  # (server URL, cache directory)
 
     def __call__(self) -> None:
         os.replace(self.pending, self.final)
+        if self.remote is not None:
+            from .remote import send_record
+
+            send_record(self.final, *self.remote)
 
     def discard(self) -> None:
         self.pending.unlink(missing_ok=True)

@@ -47,6 +47,7 @@ from .record import (
     workflow_structure,
     write_job_run,
 )
+from .remote import Remote, remote_url
 
 __all__ = ["Recorder"]
 
@@ -68,8 +69,6 @@ class Recorder:
     submission."""
 
     def __init__(self, cache_dir: Path, *, remote: str | None = None) -> None:
-        from .remote import remote_url
-
         self.cache_dir = cache_dir
         self.remote = remote_url(remote)
         self.user, self.login = V.user_iri()
@@ -103,6 +102,9 @@ class Recorder:
             "node": job.node.path,
             "container": getattr(job, "environment_info", None),
         }
+        if self.remote is not None:  # the node that runs it sends its record (no credentials)
+            context["remote"] = Remote(self.remote).base
+            context["cache_dir"] = str(self.cache_dir)
         return context, write_job_run
 
     def _task_context(self, job: JobRun) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from . import index as _index
 from . import journal
 from .index import file_base
 
-__all__ = ["PushReport", "Remote", "push", "remote_url"]
+__all__ = ["PushReport", "Remote", "push", "remote_url", "send_record"]
 
 ENV_URL = "PROVGRAPH_PROVENANCE_STORE"
 _ATTEMPTS = 4
@@ -96,12 +96,12 @@ class Remote:
             return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
         return {}
 
-    def put_graph(self, graph: str, ntriples: bytes) -> None:
+    def put_graph(self, graph: str, ntriples: bytes, *, attempts: int = _ATTEMPTS) -> None:
         """Replace one named graph (retried with backoff; raises ProvenanceError at the end)."""
         target = f"{self.base}/store?graph={urllib.parse.quote(graph, safe='')}"
         headers = {"Content-Type": "application/n-triples", **self.headers()}
         delay = _FIRST_DELAY
-        for attempt in range(1, _ATTEMPTS + 1):
+        for attempt in range(1, attempts + 1):
             request = urllib.request.Request(target, data=ntriples, headers=headers, method="PUT")
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as answer:
@@ -116,9 +116,9 @@ class Remote:
                 problem = f"HTTP {err.code}"
             except (urllib.error.URLError, OSError) as err:
                 problem = str(getattr(err, "reason", err))
-            if attempt == _ATTEMPTS:
+            if attempt == attempts:
                 raise ProvenanceError(
-                    f"provenance server {self.base} unreachable after {_ATTEMPTS} attempts "
+                    f"provenance server {self.base} unreachable after {attempts} attempt(s) "
                     f"({problem})"
                 )
             time.sleep(delay)
@@ -167,6 +167,64 @@ def _graphs_of(paths: list[str]) -> list[str]:
     return list(found)
 
 
+def send_record(path: Path, url: str, cache_dir: str) -> bool:
+    """From the node that ran a job: send its just-published record (one graph per file), in
+    one attempt; on success note it in the server's sent log, so that the submitter's push
+    skips it. Never raises: what is not sent here, the submitter's push sends."""
+    import pyoxigraph as ox
+
+    remote = Remote(url, timeout=5.0)
+    try:
+        quads = list(ox.parse(path=str(path), format=ox.RdfFormat.TRIG, base_iri=file_base(path)))
+        graphs: dict[str, list[Any]] = {}
+        for quad in quads:
+            if isinstance(quad.graph_name, ox.NamedNode):
+                graphs.setdefault(quad.graph_name.value, []).append(
+                    ox.Triple(quad.subject, quad.predicate, quad.object)
+                )
+        for graph, triples in graphs.items():
+            data = ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES) or b""
+            remote.put_graph(graph, data, attempts=1)
+        mtime = os.stat(path).st_mtime_ns
+    except (ProvenanceError, OSError, SyntaxError, ValueError):
+        return False
+    cache = Path(cache_dir)
+    line = f"{mtime} {journal.relative(cache, path)}\n".encode()
+    sent = _cursor_path(cache, remote).with_suffix(".sent")
+    try:
+        sent.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(sent, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)  # one O_APPEND write: lines from many nodes do not mix
+        finally:
+            os.close(fd)
+    except OSError:
+        return False
+    return True
+
+
+def _already_sent(cache: Path, remote: Remote) -> dict[str, int]:
+    """Files the nodes sent themselves: absolute path -> the mtime they had then."""
+    sent = _cursor_path(cache, remote).with_suffix(".sent")
+    try:
+        text = sent.read_text(errors="replace")
+    except OSError:
+        return {}
+    found: dict[str, int] = {}
+    for line in text.splitlines():
+        stamp, _, relative = line.partition(" ")
+        if relative and stamp.isdigit():
+            found[str(cache / relative)] = int(stamp)
+    return found
+
+
+def _unchanged(path: str, stamp: int | None) -> bool:
+    try:
+        return stamp is not None and os.stat(path).st_mtime_ns == stamp
+    except OSError:
+        return False
+
+
 def push(cache_dir: str | os.PathLike[str], url: str) -> PushReport:
     """Send the cache's records not yet on the server at ``url``; never raises for a server
     that cannot be reached (the report says why it stopped)."""
@@ -195,7 +253,8 @@ def push(cache_dir: str | os.PathLike[str], url: str) -> PushReport:
             report.error = "the cache's index is busy (another process is indexing); try again"
             return report
         store = ox.Store.read_only(str(cache / ".provenance" / indexed["store"]))
-        graphs = _graphs_of(ready)
+        sent = _already_sent(cache, remote)
+        graphs = _graphs_of([p for p in ready if not _unchanged(p, sent.get(p))])
         try:
             for graph in graphs:
                 quads = store.quads_for_pattern(None, None, None, ox.NamedNode(graph))
