@@ -42,6 +42,10 @@ __all__ = ["PushReport", "Remote", "push", "remote_url", "send_record"]
 ENV_URL = "PROVGRAPH_PROVENANCE_STORE"
 _ATTEMPTS = 4
 _FIRST_DELAY = 0.25  # seconds; doubled after each failed attempt
+# A process whose send to a server failed leaves that server alone this long, so that jobs do
+# not each wait for a server that does not answer (what they did not send, the push sends)
+_RESTING = 60.0
+_DOWN_UNTIL: dict[str, float] = {}
 
 
 def remote_url(value: Any) -> str | None:
@@ -73,7 +77,7 @@ class Remote:
     """A SPARQL server with Oxigraph's layout: graphs at ``/store``, queries at ``/query``."""
 
     url: str
-    timeout: float = 10.0
+    timeout: float = 5.0
 
     @property
     def base(self) -> str:
@@ -174,6 +178,8 @@ def send_record(path: Path, url: str, cache_dir: str) -> bool:
     import pyoxigraph as ox
 
     remote = Remote(url, timeout=5.0)
+    if time.monotonic() < _DOWN_UNTIL.get(remote.base, 0.0):
+        return False  # it failed a moment ago: the submitter's push will send this one
     try:
         quads = list(ox.parse(path=str(path), format=ox.RdfFormat.TRIG, base_iri=file_base(path)))
         graphs: dict[str, list[Any]] = {}
@@ -186,7 +192,10 @@ def send_record(path: Path, url: str, cache_dir: str) -> bool:
             data = ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES) or b""
             remote.put_graph(graph, data, attempts=1)
         mtime = os.stat(path).st_mtime_ns
-    except (ProvenanceError, OSError, SyntaxError, ValueError):
+    except ProvenanceError:
+        _DOWN_UNTIL[remote.base] = time.monotonic() + _RESTING
+        return False
+    except (OSError, SyntaxError, ValueError):
         return False
     cache = Path(cache_dir)
     line = f"{mtime} {journal.relative(cache, path)}\n".encode()
