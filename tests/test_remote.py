@@ -249,3 +249,17 @@ def test_slurm_jobs_send_their_records_from_the_node(server: Oxigraph, tmp_path:
     (sent,) = (cache / ".provenance" / "push").glob("*.sent")
     assert len(sent.read_text().splitlines()) == 2
     assert _runs(ProvenanceStore(server.url)) == _runs(ProvenanceStore(cache))
+
+
+def test_endpoints_named_by_the_environment(
+    server: Oxigraph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server whose endpoints are not Oxigraph's layout is named endpoint by endpoint: here
+    the URL given is a placeholder, and the variables say where graphs and queries go."""
+    monkeypatch.setenv("PROVGRAPH_PROVENANCE_STORE_GRAPHS", f"{server.url}/store")
+    monkeypatch.setenv("PROVGRAPH_PROVENANCE_STORE_QUERY", f"{server.url}/query")
+    placeholder = f"http://127.0.0.1:{free_port()}/dataset"  # nothing listens there
+    cache = tmp_path / "cache"
+    with Submitter(cache_dir=cache, progress=False, provenance_store=placeholder) as sub:
+        sub(Twice().split(x=[1, 2]))
+    assert _runs(ProvenanceStore(placeholder)) == _runs(ProvenanceStore(cache))

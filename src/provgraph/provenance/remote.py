@@ -74,7 +74,11 @@ def _safe(url: str) -> str:
 
 @attrs.define
 class Remote:
-    """A SPARQL server with Oxigraph's layout: graphs at ``/store``, queries at ``/query``."""
+    """A SPARQL server. Its Graph Store Protocol endpoint is ``<url>/store`` and its query
+    endpoint ``<url>/query``, as the Oxigraph server has them, unless
+    ``PROVGRAPH_PROVENANCE_STORE_GRAPHS`` and ``PROVGRAPH_PROVENANCE_STORE_QUERY`` name others
+    (Fuseki: ``<dataset>/data`` and ``<dataset>/query``; GraphDB:
+    ``repositories/<id>/rdf-graphs/service`` and ``repositories/<id>``)."""
 
     url: str
     timeout: float = 5.0
@@ -85,7 +89,11 @@ class Remote:
 
     @property
     def query_endpoint(self) -> str:
-        return f"{self.base}/query"
+        return _safe(os.environ.get(f"{ENV_URL}_QUERY") or f"{self.base}/query")
+
+    @property
+    def graph_store(self) -> str:
+        return _safe(os.environ.get(f"{ENV_URL}_GRAPHS") or f"{self.base}/store")
 
     def headers(self) -> dict[str, str]:
         """The authorisation header, from the environment or the URL."""
@@ -102,7 +110,7 @@ class Remote:
 
     def put_graph(self, graph: str, ntriples: bytes, *, attempts: int = _ATTEMPTS) -> None:
         """Replace one named graph (retried with backoff; raises ProvenanceError at the end)."""
-        target = f"{self.base}/store?graph={urllib.parse.quote(graph, safe='')}"
+        target = f"{self.graph_store}?graph={urllib.parse.quote(graph, safe='')}"
         headers = {"Content-Type": "application/n-triples", **self.headers()}
         delay = _FIRST_DELAY
         for attempt in range(1, attempts + 1):
