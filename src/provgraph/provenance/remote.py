@@ -26,6 +26,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ _FIRST_DELAY = 0.25  # seconds; doubled after each failed attempt
 # A process whose send to a server failed leaves that server alone this long, so that jobs do
 # not each wait for a server that does not answer (what they did not send, the push sends)
 _RESTING = 60.0
+_IN_FLIGHT = 4  # requests a push keeps in flight
 _DOWN_UNTIL: dict[str, float] = {}
 
 
@@ -272,18 +274,22 @@ def push(cache_dir: str | os.PathLike[str], url: str) -> PushReport:
         store = ox.Store.read_only(str(cache / ".provenance" / indexed["store"]))
         sent = _already_sent(cache, remote)
         graphs = _graphs_of([p for p in ready if not _unchanged(p, sent.get(p))])
-        try:
-            for graph in graphs:
-                quads = store.quads_for_pattern(None, None, None, ox.NamedNode(graph))
-                triples = [ox.Triple(q.subject, q.predicate, q.object) for q in quads]
-                data = ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES) or b""
-                remote.put_graph(graph, data)
-                report.graphs += 1
+
+        def content(graph: str) -> bytes:
+            quads = store.quads_for_pattern(None, None, None, ox.NamedNode(graph))
+            triples = [ox.Triple(q.subject, q.predicate, q.object) for q in quads]
+            return ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES) or b""
+
+        def send(graph: str) -> None:
+            remote.put_graph(graph, content(graph))
+
+        try:  # a few requests in flight: the server's answer, not the network, is the wait
+            with ThreadPoolExecutor(_IN_FLIGHT) as pool:
+                for _ in pool.map(send, graphs):
+                    report.graphs += 1
         except ProvenanceError as err:
             report.error = str(err)
             return report
-        finally:
-            del store
         report.files = len(ready)
         _save(cursor, state, offset, waiting, cache)
     return report
