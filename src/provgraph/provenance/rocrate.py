@@ -264,14 +264,11 @@ def _refuse_unfaithful(crate: Crate) -> None:
 
 
 def _trig(quads: list[Any]) -> bytes:
-    """The selection's records, in a stable order whatever the backend."""
+    """The selection's records, as TriG."""
     import pyoxigraph as ox
 
     prefixes = {"prov": V.PROV, "pg": V.PG, "rdfs": V.RDFS, "xsd": V.XSD}
-    ordered = sorted(
-        quads, key=lambda q: (str(q.graph_name), str(q.subject), str(q.predicate), str(q.object))
-    )
-    return ox.serialize(ordered, format=ox.RdfFormat.TRIG, prefixes=prefixes) or b""
+    return ox.serialize(quads, format=ox.RdfFormat.TRIG, prefixes=prefixes) or b""
 
 
 def _write(target: Path, crate: Crate, document: dict[str, Any], records: str, trig: bytes) -> None:
