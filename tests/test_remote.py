@@ -263,3 +263,118 @@ def test_endpoints_named_by_the_environment(
     with Submitter(cache_dir=cache, progress=False, provenance_store=placeholder) as sub:
         sub(Twice().split(x=[1, 2]))
     assert _runs(ProvenanceStore(placeholder)) == _runs(ProvenanceStore(cache))
+
+
+class Silent:
+    """A port that accepts connections and never answers (a hung server), counting them."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(64)
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            self.held.append(connection)
+
+    def close(self) -> None:
+        self.socket.close()
+        for connection in self.held:
+            connection.close()
+
+
+def test_a_hung_server_costs_a_few_requests(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A server that never answers: the run succeeds, the first failed send makes this process
+    leave the server alone, and the end of the submission tries once per request in flight."""
+    silent = Silent()
+    try:
+        with Submitter(
+            cache_dir=tmp_path / "cache", progress=False, provenance_store=silent.url
+        ) as sub:
+            result = sub(Twice().split(x=[1, 2, 3, 4, 5, 6]))
+        assert not result.errored and result.outputs.out == [2, 4, 6, 8, 10, 12]
+        assert "provenance not sent" in capsys.readouterr().err
+        assert len(silent.held) <= 1  # one job's send failed; no other job, nor the end, waited
+    finally:
+        silent.close()
+
+
+GARBAGE = b"SSH-2.0-OpenSSH_9.2\r\n"
+
+
+def test_a_server_that_is_not_http_fails_no_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+
+    def answer() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            connection.sendall(GARBAGE)
+            connection.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        with Submitter(cache_dir=tmp_path / "cache", progress=False, provenance_store=url) as sub:
+            result = sub(Twice().split(x=[1, 2]))
+        assert not result.errored and result.outputs.out == [2, 4]
+        assert "provenance not sent" in capsys.readouterr().err
+    finally:
+        listener.close()
+
+
+def test_records_no_journal_names_are_sent_too(server: Oxigraph, tmp_path: Path) -> None:
+    """A cache whose journal is gone (or older than journals): the first push sends every
+    record on disk."""
+    cache = tmp_path / "cache"
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        sub(Twice().split(x=[1, 2, 3]))
+    (cache / ".provenance" / "journal").unlink()
+    report = ProvenanceStore(cache).push(server.url)
+    assert report.error is None and report.graphs >= 3
+    assert len(_runs(ProvenanceStore(server.url))) == 3
+
+
+def test_imported_records_do_not_cut_the_original(server: Oxigraph, tmp_path: Path) -> None:
+    """A lab's results reused through readonly_caches: the user's push leaves the lab's
+    workflow runs and submission on the server whole (end, status)."""
+    lab, mine = tmp_path / "lab", tmp_path / "mine"
+    with Submitter(cache_dir=lab, progress=False, provenance_store=server.url) as sub:
+        sub(Twice().split(x=[1, 2]))
+    ended = (
+        "SELECT (COUNT(?s) AS ?n) WHERE { ?s a pg:Submission ; pg:status 'succeeded' ; "
+        "prov:endedAtTime ?e }"
+    )
+    remote = ProvenanceStore(server.url)
+    assert int(next(iter(remote.query(ended)))[0]) == 1
+    with Submitter(
+        cache_dir=mine, progress=False, readonly_caches=[lab], provenance_store=server.url
+    ) as sub:
+        again = sub(Twice().split(x=[1, 2]))
+    assert again.stats["reused"] == 2
+    assert int(next(iter(remote.query(ended)))[0]) == 2  # the lab's, and mine
+
+
+def test_credentials_are_not_in_reprs() -> None:
+    from provgraph.provenance.remote import Remote
+
+    assert "pa55word" not in repr(Remote("http://ana:pa55word@127.0.0.1:9"))

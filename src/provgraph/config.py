@@ -39,6 +39,11 @@ class Config:
     key: str | None = None
     key_file: Path = attrs.field(factory=lambda: _config_home() / "provgraph" / "key")
     provenance_store: str | None = None
+    provenance_store_token: str | None = attrs.field(default=None, repr=False)
+    provenance_store_user: str | None = None
+    provenance_store_password: str | None = attrs.field(default=None, repr=False)
+    provenance_store_graphs: str | None = None
+    provenance_store_query: str | None = None
     agent_name: str | None = None
     agent_orcid: str | None = None
     crate_license: str | None = None
@@ -74,7 +79,16 @@ class Config:
             kwargs["environment_in_hash"] = _BOOLEANS[flag]
         if env.get("PROVGRAPH_PROVENANCE_STORE"):
             kwargs["provenance_store"] = env["PROVGRAPH_PROVENANCE_STORE"]
-        for name in ("agent_name", "agent_orcid", "crate_license"):
+        for name in (
+            "agent_name",
+            "agent_orcid",
+            "crate_license",
+            "provenance_store_token",
+            "provenance_store_user",
+            "provenance_store_password",
+            "provenance_store_graphs",
+            "provenance_store_query",
+        ):
             if env.get(f"PROVGRAPH_{name.upper()}"):
                 kwargs[name] = env[f"PROVGRAPH_{name.upper()}"]
         return cls(**kwargs)  # type: ignore[arg-type]

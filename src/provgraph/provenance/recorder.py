@@ -290,6 +290,10 @@ class Recorder:
             self.open_records.pop(event.job.job.run_id, None)  # its record is settled
         if isinstance(event, events.RunStarted):
             self._reset()
+            if self.remote is not None:  # each submission tries the server again
+                from .remote import forget_failures
+
+                forget_failures(self.remote)
             self.submission = event.run_id
             self.root_name = event.task_name
             self.started = _now()
@@ -356,16 +360,18 @@ class Recorder:
         elif isinstance(event, events.RunInterrupted):
             self._withdraw_unstarted()
             self._write_end("interrupted")
-            self._journal.close()
-            self._push()
+            self._journal.close()  # (not sent now: who interrupts a run wants it to stop)
 
     def _push(self) -> None:
         """Send what the server has not got yet; a failure is a warning, never the run's."""
         if self.remote is None:
             return
-        from .remote import push
+        from .remote import PushReport, push
 
-        report = push(self.cache_dir, self.remote)
+        try:
+            report = push(self.cache_dir, self.remote, quick=True)
+        except Exception as err:  # whatever goes wrong, the run's results stand
+            report = PushReport(error=f"{type(err).__name__}: {err}")
         if report.error is not None:
             print(
                 f"provgraph: warning: provenance not sent: {report.error}; the records stay in "

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import http.client
 import json
 import os
 import time
@@ -38,7 +39,7 @@ from . import index as _index
 from . import journal
 from .index import file_base
 
-__all__ = ["PushReport", "Remote", "push", "remote_url", "send_record"]
+__all__ = ["PushReport", "Remote", "forget_failures", "push", "remote_url", "send_record"]
 
 ENV_URL = "PROVGRAPH_PROVENANCE_STORE"
 _ATTEMPTS = 4
@@ -82,7 +83,7 @@ class Remote:
     (Fuseki: ``<dataset>/data`` and ``<dataset>/query``; GraphDB:
     ``repositories/<id>/rdf-graphs/service`` and ``repositories/<id>``)."""
 
-    url: str
+    url: str = attrs.field(repr=_safe)  # shown without credentials
     timeout: float = 5.0
 
     @property
@@ -91,24 +92,57 @@ class Remote:
 
     @property
     def query_endpoint(self) -> str:
-        return _safe(os.environ.get(f"{ENV_URL}_QUERY") or f"{self.base}/query")
+        return _safe(_config().provenance_store_query or f"{self.base}/query")
 
     @property
     def graph_store(self) -> str:
-        return _safe(os.environ.get(f"{ENV_URL}_GRAPHS") or f"{self.base}/store")
+        return _safe(_config().provenance_store_graphs or f"{self.base}/store")
 
     def headers(self) -> dict[str, str]:
         """The authorisation header, from the environment or the URL."""
-        token = os.environ.get(f"{ENV_URL}_TOKEN")
-        if token:
-            return {"Authorization": f"Bearer {token}"}
+        config = _config()
+        if config.provenance_store_token:
+            return {"Authorization": f"Bearer {config.provenance_store_token}"}
         parts = urllib.parse.urlsplit(self.url)
-        user = os.environ.get(f"{ENV_URL}_USER") or parts.username
-        password = os.environ.get(f"{ENV_URL}_PASSWORD") or parts.password or ""
+        user = config.provenance_store_user or parts.username
+        password = config.provenance_store_password or parts.password or ""
         if user:
             pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}".encode()
             return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
         return {}
+
+    def query(self, sparql: str, timeout: float = 120.0) -> Any:
+        """Ask the server (SPARQL 1.1 Protocol, POST); an rdflib query Result."""
+        import io
+
+        import rdflib
+        from rdflib.query import Result
+
+        headers = {
+            "Content-Type": "application/sparql-query",
+            "Accept": "application/sparql-results+json, application/n-triples;q=0.9",
+            **self.headers(),
+        }
+        request = urllib.request.Request(
+            self.query_endpoint, data=sparql.encode(), headers=headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
+                kind = answer.headers.get("content-type", "").split(";")[0].strip()
+                body = answer.read()
+        except urllib.error.HTTPError as err:
+            detail = err.read()[:300].decode(errors="replace").strip()
+            raise ProvenanceError(
+                f"SPARQL query failed: {self.base}: HTTP {err.code} {detail}"
+            ) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+            reason = getattr(err, "reason", err)
+            raise ProvenanceError(f"SPARQL query failed: {self.base}: {reason}") from None
+        if "json" in kind:
+            return Result.parse(io.BytesIO(body), format="json")
+        result = Result("CONSTRUCT")
+        result.graph = rdflib.Graph().parse(data=body.decode("utf-8"), format="nt")
+        return result
 
     def put_graph(self, graph: str, ntriples: bytes, *, attempts: int = _ATTEMPTS) -> None:
         """Replace one named graph (retried with backoff; raises ProvenanceError at the end)."""
@@ -128,8 +162,8 @@ class Remote:
                         f"{err.read()[:200].decode(errors='replace').strip()}"
                     ) from None
                 problem = f"HTTP {err.code}"
-            except (urllib.error.URLError, OSError) as err:
-                problem = str(getattr(err, "reason", err))
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+                problem = str(getattr(err, "reason", err)) or type(err).__name__
             if attempt == attempts:
                 raise ProvenanceError(
                     f"provenance server {self.base} unreachable after {attempts} attempt(s) "
@@ -205,7 +239,7 @@ def send_record(path: Path, url: str, cache_dir: str) -> bool:
     except ProvenanceError:
         _DOWN_UNTIL[remote.base] = time.monotonic() + _RESTING
         return False
-    except (OSError, SyntaxError, ValueError):
+    except Exception:  # a record not sent from here is sent by the submitter's push
         return False
     cache = Path(cache_dir)
     line = f"{mtime} {journal.relative(cache, path)}\n".encode()
@@ -244,22 +278,52 @@ def _unchanged(path: str, stamp: int | None) -> bool:
         return False
 
 
-def push(cache_dir: str | os.PathLike[str], url: str) -> PushReport:
+def forget_failures(url: str) -> None:
+    """Try the server again from now on (a new submission starts)."""
+    _DOWN_UNTIL.pop(Remote(url).base, None)
+
+
+def _config() -> Any:
+    from ..config import Config
+
+    return Config.from_env()
+
+
+def _first_cursor(cache: Path, remote: Remote) -> dict[str, Any]:
+    """A server not pushed to yet gets every record on disk, journaled or not (caches older
+    than the journal, records indexed by a scan), then the journal from its present end."""
+    files = [journal.relative(cache, p) for p in _index.all_files(cache)]
+    return {"url": remote.base, "offset": journal.size(cache), "waiting": files}
+
+
+def push(cache_dir: str | os.PathLike[str], url: str, *, quick: bool = False) -> PushReport:
     """Send the cache's records not yet on the server at ``url``; never raises for a server
-    that cannot be reached (the report says why it stopped)."""
+    that cannot be reached (the report says why it stopped). ``quick`` (the end of a
+    submission): one attempt per request, and nothing at all while this process saw the server
+    fail in the last minute, so a dead or hung server costs a run seconds at most.
+
+    Records imported from read-only caches are not sent: they are the other cache's to send,
+    and their workflow-run graphs hold only what was imported (a PUT would cut the original)."""
     import pyoxigraph as ox
 
     cache = Path(os.path.abspath(cache_dir))
     remote = Remote(remote_url(url) or "")
-    cursor = _cursor_path(cache, remote)
     report = PushReport()
+    if quick and time.monotonic() < _DOWN_UNTIL.get(remote.base, 0.0):
+        report.error = f"provenance server {remote.base} failed a moment ago"
+        return report
+    cursor = _cursor_path(cache, remote)
     with _cursor_lock(cursor):
         try:
             state = json.loads(cursor.read_text())
         except (OSError, ValueError):
-            state = {"url": remote.base, "offset": 0, "waiting": []}
+            state = _first_cursor(cache, remote)
+        if state["offset"] > journal.size(cache):  # the journal was made anew
+            state = _first_cursor(cache, remote)
         entries, offset = journal.read_from(cache, state["offset"])
         named = journal.replay([str(cache / p) for p in state["waiting"]], entries)
+        imported = str(cache / ".provenance" / "imported") + os.sep
+        named = [p for p in named if not p.startswith(imported)]
         ready = [p for p in named if os.path.exists(p)]
         waiting = [p for p in named if p not in ready]
         report.pending = len(waiting)
@@ -280,15 +344,24 @@ def push(cache_dir: str | os.PathLike[str], url: str) -> PushReport:
             triples = [ox.Triple(q.subject, q.predicate, q.object) for q in quads]
             return ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES) or b""
 
-        def send(graph: str) -> None:
-            remote.put_graph(graph, content(graph))
+        failed: list[str] = []
 
-        try:  # a few requests in flight: the server's answer, not the network, is the wait
-            with ThreadPoolExecutor(_IN_FLIGHT) as pool:
-                for _ in pool.map(send, graphs):
-                    report.graphs += 1
-        except ProvenanceError as err:
-            report.error = str(err)
+        def send(graph: str) -> None:
+            if failed:  # one request failed: the others are not tried (the next push will)
+                return
+            try:
+                remote.put_graph(graph, content(graph), attempts=1 if quick else _ATTEMPTS)
+            except ProvenanceError as err:
+                failed.append(str(err))
+                return
+            report.graphs += 1
+
+        # a few requests in flight: the server's answer, not the network, is the wait
+        with ThreadPoolExecutor(_IN_FLIGHT) as pool:
+            list(pool.map(send, graphs))
+        if failed:
+            _DOWN_UNTIL[remote.base] = time.monotonic() + _RESTING
+            report.error = failed[0]
             return report
         report.files = len(ready)
         _save(cursor, state, offset, waiting, cache)

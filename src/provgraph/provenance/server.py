@@ -41,6 +41,7 @@ _GRAPHS = {  # media type -> pyoxigraph RdfFormat name
     "application/rdf+xml": "RDF_XML",
     "application/ld+json": "JSON_LD",
 }
+_TEXT = "text/plain"
 _READ_ONLY = (
     "this endpoint is read-only: provgraph records provenance as runs happen; "
     "SPARQL updates are refused"
@@ -66,64 +67,77 @@ def _accepted(header: str, offered: dict[str, str], default: str) -> str | None:
             continue
         if media in offered:
             choices.append((quality, -position, media))
-        elif media in ("*/*", "application/*", "text/*"):
+        elif media == "*/*":
             choices.append((quality - 0.001, -position, default))
+        elif media.endswith("/*"):  # a family: its first offer, the default if it is one
+            family = [m for m in offered if m.startswith(media[:-1])]
+            if family:
+                pick = default if default in family else family[0]
+                choices.append((quality - 0.001, -position, pick))
     return max(choices)[2] if choices else None
 
 
+_NOT_INDEXED = (
+    "serve: the endpoint answers from the cache's Oxigraph index, which this user cannot "
+    "bring up to date (the cache is not writable by you): run provgraph serve as a user who "
+    "can write the cache, or on a copy of it"
+)
+
+
 class _Endpoint:
-    """The store behind the endpoint, asked one query at a time."""
+    """The store behind the endpoint: catching up is one at a time, queries run side by side
+    (a read-only Oxigraph store answers many threads)."""
 
     def __init__(self, store: Any) -> None:
         if store.backend != "oxigraph":
+            from .store import _writable
+
+            if store.remote is None and not _writable(store.cache_dir):
+                raise ProvenanceError(_NOT_INDEXED)
             raise ProvenanceError(
-                "serve: the endpoint answers from the Oxigraph index; open the store with "
-                f"backend='oxigraph', not {store.backend!r}"
+                "serve: the endpoint answers from a cache's Oxigraph index: open the store "
+                f"with backend='oxigraph', not {store.backend!r}"
             )
         self.store = store
         self.lock = threading.Lock()
 
-    def answer(self, sparql: str, accept: str) -> tuple[int, bytes, str]:
-        """(HTTP status, body, media type) for one query."""
+    def answer(
+        self, sparql: str, accept: str, graphs: tuple[list[str], list[str]] = ([], [])
+    ) -> tuple[int, bytes, str]:
+        """(HTTP status, body, media type) for one query; ``graphs``: the protocol's
+        ``default-graph-uri`` and ``named-graph-uri`` values."""
         import pyoxigraph as ox
 
         from .store import _uses_service
 
         if _uses_service(sparql):
-            return (
-                400,
-                b"SERVICE is refused: this endpoint sends no requests elsewhere\n",
-                "text/plain",
-            )
+            return 400, b"SERVICE is refused: this endpoint sends no requests elsewhere\n", _TEXT
         with self.lock:
             native = self.store.oxigraph()
-            if native is None:
-                return 503, b"the provenance index is not available\n", "text/plain"
-            try:
-                result = native.query(sparql, prefixes=_PREFIXES)
-            except SyntaxError as err:
-                return 400, f"SPARQL syntax error: {err}\n".encode(), "text/plain"
-            except (OSError, ValueError, RuntimeError) as err:
-                return 400, f"SPARQL query failed: {err}\n".encode(), "text/plain"
-            if isinstance(result, ox.QueryTriples):
-                media = _accepted(accept, _GRAPHS, "text/turtle")
-                if media is None:
-                    return (
-                        406,
-                        f"CONSTRUCT results come as {sorted(_GRAPHS)}\n".encode(),
-                        "text/plain",
-                    )
-                body = result.serialize(format=getattr(ox.RdfFormat, _GRAPHS[media])) or b""
-                return 200, body, media
-            media = _accepted(accept, _RESULTS, "application/sparql-results+json")
+        if native is None:
+            return 503, (_NOT_INDEXED.removeprefix("serve: ") + "\n").encode(), _TEXT
+        defaults, named = graphs
+        options: dict[str, Any] = {}
+        if defaults:
+            options["default_graph"] = [ox.NamedNode(g) for g in defaults]
+        if named:
+            options["named_graphs"] = [ox.NamedNode(g) for g in named]
+        try:  # outside the lock: queries run side by side
+            result = native.query(sparql, prefixes=_PREFIXES, **options)
+        except SyntaxError as err:
+            return 400, f"SPARQL syntax error: {err}\n".encode(), _TEXT
+        except (OSError, ValueError, RuntimeError) as err:
+            return 400, f"SPARQL query failed: {err}\n".encode(), _TEXT
+        if isinstance(result, ox.QueryTriples):
+            media = _accepted(accept, _GRAPHS, "text/turtle")
             if media is None:
-                return (
-                    406,
-                    f"SELECT and ASK results come as {sorted(_RESULTS)}\n".encode(),
-                    "text/plain",
-                )
-            body = result.serialize(format=getattr(ox.QueryResultsFormat, _RESULTS[media])) or b""
-            return 200, body, media
+                return 406, f"CONSTRUCT results come as {sorted(_GRAPHS)}\n".encode(), _TEXT
+            return 200, result.serialize(format=getattr(ox.RdfFormat, _GRAPHS[media])) or b"", media
+        media = _accepted(accept, _RESULTS, "application/sparql-results+json")
+        if media is None:
+            return 406, f"SELECT and ASK results come as {sorted(_RESULTS)}\n".encode(), _TEXT
+        body = result.serialize(format=getattr(ox.QueryResultsFormat, _RESULTS[media])) or b""
+        return 200, body, media
 
 
 _PAGE = Path(__file__).with_name("server_page.html")
@@ -143,6 +157,7 @@ def make_app(store: Any) -> Any:
     endpoint = _Endpoint(store)
 
     async def sparql(request: Request) -> Response:
+        form: dict[str, list[str]] = {}
         if request.method == "GET":
             params = request.query_params
             if "update" in params:
@@ -170,13 +185,21 @@ def make_app(store: Any) -> Any:
             return PlainTextResponse("no query: give it as query=...\n", status_code=400)
         from starlette.concurrency import run_in_threadpool
 
+        graphs = (
+            [
+                *request.query_params.getlist("default-graph-uri"),
+                *form.get("default-graph-uri", []),
+            ],
+            [*request.query_params.getlist("named-graph-uri"), *form.get("named-graph-uri", [])],
+        )
         status, body, media = await run_in_threadpool(
-            endpoint.answer, query, request.headers.get("accept", "")
+            endpoint.answer, query, request.headers.get("accept", ""), graphs
         )
         return Response(body, status_code=status, media_type=media)
 
     async def refuse(request: Request) -> Response:
-        return PlainTextResponse(_READ_ONLY + "\n", status_code=405, headers={"Allow": "GET, POST"})
+        allowed = "GET, POST" if request.url.path == "/sparql" else ""
+        return PlainTextResponse(_READ_ONLY + "\n", status_code=405, headers={"Allow": allowed})
 
     async def page(request: Request) -> Response:
         return HTMLResponse(_PAGE.read_text())
@@ -221,7 +244,8 @@ def serve(
         raise ProvenanceError(f"serve: cannot listen on {host}:{port}: {err}") from err
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
-    config = uvicorn.Config(app, log_level="warning", lifespan="off")
+    # a stop waits at most this long for queries being answered
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=5)
     # uvicorn shuts down gracefully on SIGINT and SIGTERM, then raises the signal again for
     # the handler it found: for both, that handler ends serve() normally (as it does when the
     # signal comes before uvicorn has taken over)

@@ -114,7 +114,6 @@ class ProvenanceStore:
             if backend not in (None, "remote"):
                 raise ProvenanceError(f"backend={backend!r} with a server: it is 'remote'")
             self.backend = "remote"
-            self._remote_graph: Any = None
             return
         if backend is None:
             try:
@@ -192,7 +191,9 @@ class ProvenanceStore:
         if self._memory is not None:
             return self._memory
         if self.remote is not None:
-            return self._remote()
+            raise ProvenanceError(
+                f"the store is the server {self.remote.base}: ask it with query() and the helpers"
+            )
         import pyoxigraph as ox
         import rdflib
         from oxrdflib import OxigraphStore
@@ -211,22 +212,6 @@ class ProvenanceStore:
         # the default graph already holds the union of all runs (see index._load)
         return rdflib.Dataset(store=OxigraphStore(store=self._reader))
 
-    def _remote(self) -> Any:
-        """An rdflib graph whose queries go to the server (SPARQL 1.1 Protocol, POST)."""
-        if self._remote_graph is None:
-            import rdflib
-            from rdflib.plugins.stores.sparqlstore import SPARQLStore
-
-            assert self.remote is not None
-            store = SPARQLStore(
-                self.remote.query_endpoint,
-                returnFormat="json",
-                method="POST",
-                headers=self.remote.headers(),
-            )
-            self._remote_graph = rdflib.Graph(store=store)
-        return self._remote_graph
-
     def query(self, sparql: str, **bindings: Any) -> Any:
         """Run a SPARQL 1.1 query (SELECT, ASK, CONSTRUCT); rdflib results.
 
@@ -244,6 +229,9 @@ class ProvenanceStore:
             )
         if bindings:
             sparql = _with_values(sparql, bindings)
+        if self.remote is not None:
+            declared = "".join(f"PREFIX {p}: <{ns}>\n" for p, ns in namespaces.items())
+            return self.remote.query(declared + sparql)
         if self.backend == "oxigraph":
             self._catch_up()
         try:
@@ -314,9 +302,11 @@ class ProvenanceStore:
         """Send this cache's records that the server at ``url`` (default: this store's
         ``remote``, else ``PROVGRAPH_PROVENANCE_STORE``) has not got yet; returns a
         :class:`provgraph.provenance.remote.PushReport` (its ``error`` says why it stopped)."""
+        from ..config import Config
         from .remote import ENV_URL, push
 
-        target = url or (self.remote.url if self.remote is not None else os.environ.get(ENV_URL))
+        configured = Config.from_env().provenance_store
+        target = url or (self.remote.url if self.remote is not None else configured)
         if not target:
             raise ProvenanceError(f"push: no server given (a URL, or {ENV_URL})")
         return push(self.cache_dir, target)
@@ -379,9 +369,33 @@ _SERVICE = re.compile(r"(?<![?$:\w])SERVICE(?![\w:])", re.IGNORECASE)
 
 
 def _uses_service(sparql: str) -> bool:
-    """True when the query has a ``SERVICE`` clause (federation)."""
+    """True when the query has a ``SERVICE`` clause (federation), or might have one: a textual
+    check, then the query parsed (rdflib's SPARQL grammar) and its tree searched; a query that
+    does not parse, or that uses ``\\u`` escapes, counts as federated if the word appears
+    anywhere in it."""
     text = _CODEPOINT.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), sparql)
-    return _SERVICE.search(_NOT_KEYWORDS.sub(" ", text)) is not None
+    if _SERVICE.search(_NOT_KEYWORDS.sub(" ", text)) is not None:
+        return True
+    if text != sparql and re.search("service", text, re.IGNORECASE):
+        return True  # escapes and the word: parsers differ on escapes, so no chance is taken
+    from rdflib.plugins.sparql.parser import parseQuery
+
+    try:
+        tree = parseQuery(sparql)
+    except Exception:
+        return re.search("service", text, re.IGNORECASE) is not None
+    return _has_service(tree)
+
+
+def _has_service(node: Any) -> bool:
+    """Whether a parsed query holds a ``ServiceGraphPattern`` anywhere."""
+    if getattr(node, "name", None) == "ServiceGraphPattern":
+        return True
+    if isinstance(node, dict):
+        return any(_has_service(v) for v in node.values())
+    if isinstance(node, (list, tuple)):
+        return any(_has_service(v) for v in node)
+    return False
 
 
 def _writable(cache_dir: Path) -> bool:
