@@ -17,7 +17,8 @@ recorded in CACHE; ``provgraph show CACHE [JOB]`` summarises it, or one job's ru
 (``--format ro-crate -o DIR|x.zip [--data copy|link|none]``: a Workflow Run RO-Crate);
 ``provgraph rerun CACHE JOB [--verify] [--into DIR]`` reruns a job from its record;
 ``provgraph serve CACHE [--host H] [--port P]`` serves the provenance as a SPARQL endpoint;
-``provgraph push CACHE [URL]`` sends the records a SPARQL server has not got yet.
+``provgraph push CACHE [URL]`` sends the records a SPARQL server has not got yet;
+``provgraph runs CACHE [--limit N] [--format table|json]`` lists the submissions, newest first.
 """
 
 from __future__ import annotations
@@ -174,12 +175,36 @@ def _show(args: argparse.Namespace) -> int:
         subs = store.query("SELECT (COUNT(DISTINCT ?s) AS ?n) WHERE { ?s a pg:Submission }")
         print(f"submissions recorded: {next(iter(subs))[0]}")
         return 0
-    from provgraph.provenance.query import place_text, show_job
+    from provgraph.provenance.query import inside, show_job
 
+    if args.job.startswith("urn:"):
+        whole = inside(store, args.job)
+        if whole is not None:  # a submission or workflow run: it, then its jobs
+            kind = "submission" if whole["kind"] == "Submission" else "workflow run"
+            print(f"{kind} {whole['run']}")
+            for key in ("task", "status", "started", "ended"):
+                print(f"  {key + ':':9} {whole.get(key, '-')}")
+            rows = [
+                [j["node"], j["status"], j["job"], j["started"][:19].replace("T", " ")]
+                for j in whole["jobs"]
+            ]
+            _print_table(["node", "status", "job", "started"], rows)
+            failed = [j for j in whole["jobs"] if j["status"] != "succeeded"]
+            for job in failed:
+                print()
+                _show_runs(show_job(store, job["run"]))
+            return 0
     runs = show_job(store, args.job)
     if not runs:
         print(f"no recorded run of job {args.job!r}", file=sys.stderr)
         return 1
+    _show_runs(runs)
+    return 0
+
+
+def _show_runs(runs: list[dict[str, Any]]) -> None:
+    from provgraph.provenance.query import place_text
+
     for run in runs:
         print(f"run {run['run']}")
         for key in ("task", "node", "status", "job", "started", "ended", "dir"):
@@ -195,7 +220,21 @@ def _show(args: argparse.Namespace) -> int:
             for item in run[kind]:
                 shown = item.get("where") or item.get("value") or ""
                 print(f"    {item['field']}: {item['hash']}  {shown}".rstrip())
-    return 0
+        failure = run.get("failure")
+        if failure:
+            code = failure["exit_code"]
+            print(
+                f"  error:    {failure['error']}"
+                + (f" (exit code {code})" if code is not None else "")
+            )
+            for line in failure["message"].splitlines():
+                print(f"    {line}")
+            if failure["traceback"]:
+                print("  traceback (last lines):")
+                for line in failure["traceback"]:
+                    print(f"    {line}")
+            for log in failure["logs"]:
+                print(f"  log:      {log}")
 
 
 def _index(args: argparse.Namespace) -> int:
@@ -220,6 +259,34 @@ def _diff(args: argparse.Namespace) -> int:
 
     report = provgraph.ProvenanceStore(args.cache).diff(args.first, args.second)
     print(json.dumps(report, indent=2) if args.format == "json" else diff_text(report))
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    rows = provgraph.ProvenanceStore(args.cache).runs(args.limit)
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+
+    def count(row: dict[str, Any], name: str) -> str:
+        return "-" if row[name] is None else str(row[name])
+
+    table = [
+        [
+            row["started"][:19].replace("T", " "),
+            "-" if row["seconds"] is None else f"{row['seconds']:.1f} s",
+            row["task"],
+            row["status"],
+            count(row, "executed"),
+            count(row, "reused"),
+            count(row, "failed"),
+            count(row, "skipped"),
+            row["run"],
+        ]
+        for row in rows
+    ]
+    heads = ["started", "took", "task", "status", "ran", "reused", "failed", "skipped", "run"]
+    _print_table(heads, table)
     return 0
 
 
@@ -302,6 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     query.add_argument("sparql", nargs="?", help="the query (or use -f)")
     query.add_argument("-f", "--file", help="read the query from a file")
     query.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    runs = commands.add_parser("runs", help="list the submissions recorded, newest first")
+    runs.add_argument("cache", help="cache directory")
+    runs.add_argument("--limit", type=int, default=None, help="at most this many")
+    runs.add_argument("--format", choices=["table", "json"], default="table")
     push = commands.add_parser("push", help="send the records a SPARQL server lacks")
     push.add_argument("cache", help="cache directory")
     push.add_argument("url", nargs="?", help="server (default: PROVGRAPH_PROVENANCE_STORE)")
@@ -373,6 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "graph": _graph,
         "query": _query,
         "push": _push,
+        "runs": _runs,
         "serve": _serve,
         "show": _show,
         "index": _index,

@@ -97,9 +97,10 @@ class RunInterrupted(Event):
 
 @attrs.frozen(kw_only=True)
 class RunFinished(Event):
-    """The submission ended; counts of jobs executed, reused and failed."""
+    """The submission ended; counts of jobs executed, reused, failed and skipped."""
 
     task_name: str
     executed: int
     reused: int
     failed: int
+    skipped: int = 0

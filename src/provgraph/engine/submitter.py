@@ -235,6 +235,7 @@ class _Run:
                 executed=result.stats["executed"],
                 reused=result.stats["reused"],
                 failed=result.stats["failed"],
+                skipped=result.stats["skipped"],
             )
         )
         return result

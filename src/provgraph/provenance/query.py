@@ -15,7 +15,16 @@ import xxhash
 from ..exceptions import ProvenanceError
 from . import vocab as V
 
-__all__ = ["failed_runs", "impact", "lineage", "produced", "runs_of", "show_job"]
+__all__ = [
+    "failed_runs",
+    "impact",
+    "inside",
+    "lineage",
+    "produced",
+    "runs_of",
+    "show_job",
+    "submissions",
+]
 
 _RUN_FIELDS = """
   ?run pg:taskName ?task ; pg:nodeName ?node ; pg:jobHash ?job ; pg:status ?status ;
@@ -135,8 +144,104 @@ def failed_runs(store: Any) -> list[dict[str, str]]:
     )
 
 
+SUBMISSIONS = """SELECT ?run ?task ?status ?started ?ended
+    ?executed ?reused ?failed ?skipped WHERE {
+  ?run a pg:Submission .
+  OPTIONAL { ?run pg:taskName ?task } OPTIONAL { ?run pg:status ?status }
+  OPTIONAL { ?run prov:startedAtTime ?started } OPTIONAL { ?run prov:endedAtTime ?ended }
+  OPTIONAL { ?run pg:executedJobs ?executed } OPTIONAL { ?run pg:reusedJobs ?reused }
+  OPTIONAL { ?run pg:failedJobs ?failed } OPTIONAL { ?run pg:skippedJobs ?skipped }
+} ORDER BY DESC(?started) ?run"""
+
+
+def submissions(store: Any, limit: int | None = None) -> list[dict[str, Any]]:
+    """One row per recorded submission, newest first: its IRI, top task, status (``running``
+    while it has not ended, if it ever does), start, end, seconds, and counts of jobs executed,
+    reused, failed and skipped (recorded since the counts were; missing before)."""
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ProvenanceError(f"runs: limit={limit!r}; expected a positive integer")
+    rows = []
+    for row in store.query(SUBMISSIONS + (f" LIMIT {limit}" if limit else "")):
+        run, task, status, started, ended, *counts = row
+        seconds = None
+        if started is not None and ended is not None:
+            seconds = (ended.toPython() - started.toPython()).total_seconds()
+        rows.append(
+            {
+                "run": str(run),
+                "task": str(task) if task is not None else "",
+                "status": str(status) if status is not None else "running",
+                "started": str(started) if started is not None else "",
+                "ended": str(ended) if ended is not None else "",
+                "seconds": seconds,
+                **{
+                    name: int(value) if value is not None else None
+                    for name, value in zip(
+                        ("executed", "reused", "failed", "skipped"), counts, strict=True
+                    )
+                },
+            }
+        )
+    return rows
+
+
+RUN_FAILURE = (
+    "SELECT ?error ?message ?traceback ?code WHERE { "
+    "OPTIONAL { ?run pg:error ?e . ?e pg:errorType ?error ; pg:errorMessage ?message . "
+    "OPTIONAL { ?e pg:traceback ?traceback } } OPTIONAL { ?run pg:exitCode ?code } }"
+)
+# files a failed job leaves beside its record, for the user to read
+_LOGS = ("stderr.txt", "stdout.txt", "_error.json", "_worker.log")
+
+
+def _failure(store: Any, iri: Any, directory: str) -> dict[str, Any] | None:
+    """A failed run's error type, message, exit code, last 20 lines of its traceback, and the
+    paths of the logs in its job directory."""
+    import urllib.parse
+    import urllib.request
+
+    rows = _rows(store, RUN_FAILURE, run=iri)
+    row = rows[0] if rows else {}
+    if "error" not in row:
+        return None
+    folder = Path(urllib.request.url2pathname(urllib.parse.urlparse(directory).path))
+    return {
+        "error": row["error"],
+        "message": row.get("message", ""),
+        "exit_code": int(row["code"]) if "code" in row else None,
+        "traceback": row.get("traceback", "").splitlines()[-20:],
+        "logs": [str(folder / n) for n in _LOGS if (folder / n).is_file()],
+    }
+
+
+def inside(store: Any, run: str) -> dict[str, Any] | None:
+    """A submission or workflow run: what it is, and the job runs inside it (at any depth)."""
+    import rdflib
+
+    iri = rdflib.URIRef(run)
+    kinds = {str(k) for (k,) in store.query("SELECT ?k WHERE { ?r a ?k }", r=iri)}
+    kind = next((k for k in ("Submission", "WorkflowRun") if f"{V.PG}{k}" in kinds), None)
+    if kind is None:
+        return None
+    about = _rows(
+        store,
+        "SELECT ?task ?status ?started ?ended WHERE { OPTIONAL { ?run pg:taskName ?task } "
+        "OPTIONAL { ?run pg:status ?status } OPTIONAL { ?run prov:startedAtTime ?started } "
+        "OPTIONAL { ?run prov:endedAtTime ?ended } }",
+        run=iri,
+    )
+    jobs = _rows(
+        store,
+        f"SELECT DISTINCT {_RUN_VARS} WHERE {{ ?run pg:partOf+ ?top . {_RUN_FIELDS} }} "
+        "ORDER BY ?started",
+        top=iri,
+    )
+    return {"run": run, "kind": kind, **(about[0] if about else {}), "jobs": jobs}
+
+
 def show_job(store: Any, job: str) -> list[dict[str, Any]]:
-    """Runs of one job (by job hash, a prefix of it, a directory name, or a run IRI)."""
+    """Runs of one job (by job hash, a prefix of it, a directory name, or a run IRI); a
+    failed one with its ``failure`` (see :func:`_failure`)."""
     import rdflib
 
     text = job.rsplit("-", 1)[-1] if not job.startswith("urn:") else job
@@ -168,6 +273,9 @@ def show_job(store: Any, job: str) -> list[dict[str, Any]]:
                 "environment": env[:1],
                 "placement": placement[:1],
                 "container": container[:1],
+                "failure": _failure(store, iri, run["dir"])
+                if run["status"] != "succeeded"
+                else None,
             }
         )
     return details

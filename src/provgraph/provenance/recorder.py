@@ -354,7 +354,15 @@ class Recorder:
             self.workflow_outputs[event.job.run_id] = quads
         elif isinstance(event, events.RunFinished):
             done = event.executed + event.reused
-            self._write_end("succeeded" if event.failed == 0 else "partial" if done else "failed")
+            counts = {
+                "executedJobs": event.executed,
+                "reusedJobs": event.reused,
+                "failedJobs": event.failed,
+                "skippedJobs": event.skipped,
+            }
+            self._write_end(
+                "succeeded" if event.failed == 0 else "partial" if done else "failed", counts
+            )
             self._journal.close()
             self._push()
         elif isinstance(event, events.RunInterrupted):
@@ -413,7 +421,7 @@ class Recorder:
         self.open_records.clear()
         journal.append(self.cache_dir, withdrawn, withdraw=True)
 
-    def _write_end(self, status: str) -> None:
+    def _write_end(self, status: str, counts: dict[str, int] | None = None) -> None:
         """The submission's end: end times and statuses of it and its workflow runs, and the
         earlier runs it reused (one file, each run's triples in its own graph)."""
         ended = _now()
@@ -423,6 +431,8 @@ class Recorder:
             ox.Quad(sub, P("endedAtTime"), now, sub),
             ox.Quad(sub, G("status"), ox.Literal(status), sub),
         ]
+        for name, count in (counts or {}).items():  # what `provgraph runs` shows
+            quads.append(ox.Quad(sub, G(name), ox.Literal(count), sub))
         for run_id in self.workflow_runs:
             run = _n(V.run_iri(run_id))
             if run_id in self.workflow_ends:

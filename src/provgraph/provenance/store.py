@@ -272,6 +272,14 @@ class ProvenanceStore:
 
         return runs_of(self, task_name)
 
+    def runs(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The recorded submissions, newest first (at most ``limit``): ``run`` (IRI), ``task``,
+        ``status``, ``started``, ``ended``, ``seconds`` and the counts of jobs ``executed``,
+        ``reused``, ``failed`` and ``skipped``; what ``provgraph runs`` prints."""
+        from .query import submissions
+
+        return submissions(self, limit)
+
     def why(self, job: str) -> Any:
         """Why ``job`` (run IRI, job hash or directory) ran: what differs from the nearest
         earlier run of its task (see :class:`provgraph.provenance.why.Explanation`)."""

@@ -1,0 +1,111 @@
+"""Everyday tools (issue 16, part): ``provgraph runs`` and ``provgraph show`` of a submission,
+a workflow run, a failure; on real recorded runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from provgraph import ProvenanceError, ProvenanceStore, Submitter, python, shell, workflow
+from provgraph.cli import main as cli
+
+Complain = shell.define("sh -c <script:str>", name="Complain")
+
+
+@python.define
+def Half(x: int) -> int:
+    if x % 2:
+        raise ValueError(f"{x} is odd")
+    return x // 2
+
+
+@python.define
+def Plus(a: int, b: int) -> int:
+    return a + b
+
+
+@workflow.define
+def Chain(x: int) -> int:
+    half = workflow.add(Half(x=x), name="half")
+    return workflow.add(Plus(a=half.out, b=1), name="plus").out
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("everyday") / "cache"
+    with Submitter(cache_dir=folder, progress=False) as sub:
+        sub(Chain().split(x=[2, 3]))  # one element fails, its downstream job is skipped
+        sub(Chain().split(x=[2, 4]))  # element 2 reused whole, element 4's two jobs run
+        sub(Complain(script="echo out; echo bad news >&2; exit 3"))
+    return folder
+
+
+def test_runs_lists_submissions_newest_first(cache: Path) -> None:
+    rows = ProvenanceStore(cache).runs()
+    assert [r["task"] for r in rows] == ["Complain", "Chain", "Chain"]
+    complain, second, first = rows
+    assert (first["status"], first["executed"], first["failed"], first["skipped"]) == (
+        "partial",
+        2,  # the failed job counts as failed, its downstream job as skipped
+        1,
+        1,
+    )
+    # element 2's whole workflow comes from the cache: one reused job, as Result.stats says
+    assert (second["status"], second["executed"], second["reused"]) == ("succeeded", 2, 1)
+    assert complain["status"] == "failed" and complain["failed"] == 1
+    assert all(r["run"].startswith("urn:uuid:") and r["seconds"] >= 0 for r in rows)
+    assert [r["run"] for r in ProvenanceStore(cache).runs(limit=1)] == [complain["run"]]
+    with pytest.raises(ProvenanceError, match=r"limit=0; expected a positive integer"):
+        ProvenanceStore(cache).runs(limit=0)
+
+
+def test_runs_command(cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(["runs", str(cache)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == [
+        "started",
+        "took",
+        "task",
+        "status",
+        "ran",
+        "reused",
+        "failed",
+        "skipped",
+        "run",
+    ]
+    assert "Complain" in table[2] and "(3 rows)" in table[-1]
+    assert cli(["runs", str(cache), "--limit", "2", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["task"] for r in rows] == ["Complain", "Chain"]
+
+
+def test_show_a_failed_shell_job(cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The error, its exit code, the stderr tail and where the logs are."""
+    (complain, *_) = ProvenanceStore(cache).runs()
+    assert cli(["show", str(cache), complain["run"]]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"submission {complain['run']}")
+    assert "error:    CommandError (exit code 3)" in out and "bad news" in out
+    logs = [line.split(":", 1)[1].strip() for line in out.splitlines() if "  log:" in line]
+    assert {Path(p).name for p in logs} >= {"stderr.txt", "stdout.txt"}
+    assert all(Path(p).is_file() for p in logs)
+    assert "bad news" in (Path(logs[0]).parent / "stderr.txt").read_text()
+
+
+def test_show_a_workflow_run_with_a_python_failure(
+    cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = ProvenanceStore(cache)
+    ((run,),) = list(
+        store.query(
+            "SELECT ?w WHERE { ?w a pg:WorkflowRun ; pg:status 'failed' ; "
+            "prov:qualifiedAssociation/prov:hadPlan/rdfs:label 'Chain' }"
+        )
+    )
+    assert cli(["show", str(cache), str(run)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"workflow run {run}")
+    assert "error:    ValueError" in out and "3 is odd" in out
+    assert "traceback (last lines):" in out
