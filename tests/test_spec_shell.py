@@ -220,3 +220,29 @@ def test_command_error_survives_pickling() -> None:
     back = pickle.loads(pickle.dumps(err))
     assert (back.command, back.return_code, back.stderr, str(back)) == ("cp a b", 2, "tail", "boom")
     assert os.fspath(File("/x")) == "/x"
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("cp <in_file:File <out|out_file:File>", r"'<in_file:File' at position 3 is not a field"),
+        ("cp <in_file:File> <out|out_file:File", r"'<out\|out_file:File' at position 18"),
+        ("cp in_file:File> <out|out_file:File>", r"'in_file:File>' at position 3"),
+        ("cp <in_file:File> <out|:File>", r"'<out\|:File>' at position 18"),
+        (
+            "cp <in_file:File> <out|copy:File=copy_{nope}.txt>",
+            r"output 'copy' file name 'copy_\{nope\}.txt' uses \{nope\}, which is not an input",
+        ),
+    ],
+    ids=["input-unclosed", "output-unclosed", "unopened", "output-unnamed", "unknown-field"],
+)
+def test_template_typos_are_refused_when_defined(template: str, message: str) -> None:
+    """Each of these used to define a task (one with no inputs, one writing a file named
+    '<out|out_file:File'), or failed only when a job ran."""
+    with pytest.raises(SpecError, match=message):
+        shell.define(template, name="Typo")
+
+
+def test_output_file_names_may_use_inputs() -> None:
+    Copy = shell.define("cp <in_file:File> <out|copy:File=copy_{in_file.stem}{suffix}>", name="C")
+    assert set(Copy._output_fields) >= {"copy"}

@@ -28,6 +28,7 @@ import contextlib
 import os
 import re
 import shlex
+import string
 import subprocess
 import typing
 from pathlib import Path
@@ -323,6 +324,7 @@ def _parse_template(
             continue
         started = True
         if match is None:
+            _refuse_broken_field(template, token)
             if pending_flag is not None:
                 layout.append(_Literal(pending_flag))
             nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
@@ -363,7 +365,57 @@ def _parse_template(
             field="template",
             value=template,
         )
+    for token in command:
+        _refuse_broken_field(template, token)
+    _check_output_templates(f"shell template {template!r}", inputs, outputs)
     return command, inputs, outputs, layout
+
+
+# a word that starts a field but does not end one, or ends one it did not start
+_BROKEN_START = re.compile(r"^<(out\|)?[A-Za-z_|]")
+_BROKEN_END = re.compile(r"^(out\|)?[A-Za-z_]\w*(:[^<>]*)?>$")
+
+
+def _refuse_broken_field(template: str, token: str) -> None:
+    """A word that looks like a field but is not one (a ``<`` or ``>`` missing, ``out|``
+    without a name) is a typo: it would be passed to the command literally."""
+    if _FIELD_RE.match(token) or not (_BROKEN_START.match(token) or _BROKEN_END.match(token)):
+        return
+    where = template.find(token)
+    raise SpecError(
+        f"shell template {template!r}: {token!r} at position {where} is not a field: a field "
+        "is <name>, <name:type>, <name:type=default>, <name?> or <out|name:type[=file name]>, "
+        "with its < and > (unbalanced here)",
+        field="template",
+        value=template,
+    )
+
+
+def _check_output_templates(
+    what: str, inputs: dict[str, Field], outputs: dict[str, OutputField]
+) -> None:
+    """An output's file name template may use {name}, {suffix} and the input fields only."""
+    known = {"name", "suffix", *inputs}
+    for output in outputs.values():
+        if output.path_template is None:
+            continue
+        try:
+            used = [f for _, f, _, _ in string.Formatter().parse(output.path_template) if f]
+        except ValueError as err:
+            raise SpecError(
+                f"{what}: output {output.name!r} file name {output.path_template!r}: {err}",
+                field=output.name,
+                value=output.path_template,
+            ) from err
+        for field in used:
+            root = re.split(r"[.\[]", field, maxsplit=1)[0]
+            if root not in known:
+                raise SpecError(
+                    f"{what}: output {output.name!r} file name {output.path_template!r} uses "
+                    f"{{{root}}}, which is not an input field; expected one of {sorted(known)}",
+                    field=output.name,
+                    value=output.path_template,
+                )
 
 
 # -- class form ----------------------------------------------------------------------------------
@@ -483,6 +535,7 @@ def _from_class(cls: type) -> tuple[list[str], dict[str, Field], dict[str, Outpu
             )
             if spec.path_template is not None and (spec.argstr or spec.position is not None):
                 layout.append(name)
+    _check_output_templates(f"shell class {cls.__name__}", inputs, outputs)
     return command, inputs, outputs, layout
 
 
