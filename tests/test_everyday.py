@@ -109,3 +109,73 @@ def test_show_a_workflow_run_with_a_python_failure(
     assert out.startswith(f"workflow run {run}")
     assert "error:    ValueError" in out and "3 is odd" in out
     assert "traceback (last lines):" in out
+
+
+# -- dry runs ------------------------------------------------------------------------------------
+
+
+@python.define
+def Listing(n: int) -> list[int]:
+    return list(range(n))
+
+
+@workflow.define
+def Fan(n: int) -> list[int]:
+    items = workflow.add(Listing(n=n), name="items")
+    return workflow.add(Half().split(x=items.out), name="halves").out
+
+
+def _snapshot(root: Path) -> list[tuple[str, int]]:
+    if not root.exists():
+        return []
+    return sorted((str(p), p.stat().st_mtime_ns) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("worker", ["serial", "cf"])
+def test_dry_run_plans_and_writes_nothing(tmp_path: Path, worker: str) -> None:
+    """Which jobs would run, which would be reused, which wait for a job that would run; the
+    cache (results, records, index, journal) is left exactly as it was."""
+    cache = tmp_path / "cache"
+    with Submitter(cache_dir=cache, worker=worker, progress=False) as sub:
+        sub(Chain().split(x=[2]))  # element 2 is in the cache, element 4 is not
+        before = _snapshot(cache)
+        plan = sub(Chain().split(x=[2, 4]), dry_run=True)
+        assert _snapshot(cache) == before
+        assert plan.counts == {"run": 1, "reuse": 1, "wait": 1, "error": 0}
+        actions = {(j.node, j.action) for j in plan.jobs}
+        assert ("Chain[1]/half", "run") in actions and ("Chain[1]/plus", "wait") in actions
+        (waiting,) = [j for j in plan.jobs if j.action == "wait"]
+        assert waiting.waits_for is not None and "half" in waiting.waits_for
+        # a split over an output not known yet: how many jobs is not known either
+        fan = sub(Fan(n=3), dry_run=True)
+        assert fan.by_node == {
+            "Fan/items": {"run": 1, "reuse": 0, "wait": 0, "error": 0},
+            "Fan/halves": {"run": 0, "reuse": 0, "wait": 1, "error": 0},
+        }
+        assert _snapshot(cache) == before
+        real = sub(Chain().split(x=[2, 4]))  # what the plan said
+        assert real.stats["executed"] == 2 and real.stats["reused"] == 1
+    store = ProvenanceStore(cache)
+    assert len(store.runs()) == 2  # the dry runs left no submission behind
+
+
+def test_dry_run_from_the_command_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "pipeline.py"
+    script.write_text(
+        "from provgraph import python\n\n"
+        "@python.define\n"
+        "def Twice(x: int) -> int:\n"
+        "    return 2 * x\n\n"
+        "job = Twice(x=21)\n"
+    )
+    command = [sys.executable, "-m", "provgraph", "run", f"{script}:job", "--cache-dir", "c"]
+    dry = subprocess.run([*command, "--dry-run"], cwd=tmp_path, capture_output=True, text=True)
+    assert dry.returncode == 0 and "nothing ran, nothing was written" in dry.stdout
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").glob("Twice-*"))
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0 and "out = 42" in done.stdout
+    again = subprocess.run([*command, "-n"], cwd=tmp_path, capture_output=True, text=True)
+    assert again.stdout.split("\n")[2].split()[:3] == ["Twice", "0", "1"]  # run 0, reuse 1

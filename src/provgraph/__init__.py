@@ -10,7 +10,7 @@ from . import environments
 from ._filetypes import Directory, File
 from .config import Config
 from .engine.result import JobFailure, Result
-from .engine.submitter import Submitter
+from .engine.submitter import DryRun, PlannedJob, Submitter
 from .exceptions import (
     CacheError,
     CommandError,
@@ -57,10 +57,12 @@ __all__ = [
     "Config",
     "ContainerError",
     "Directory",
+    "DryRun",
     "File",
     "HashingError",
     "InputFileError",
     "JobFailure",
+    "PlannedJob",
     "ProvenanceError",
     "ProvenanceStore",
     "ProvgraphError",

@@ -1,7 +1,7 @@
 """The ``provgraph`` command line; it calls only the public API.
 
-``provgraph run FILE.py[:NAME] [--input name=VALUE ...] [--worker W] [--cache-dir DIR]``
-runs the task instance (or task class, with ``--input`` values) named NAME in FILE.py;
+``provgraph run FILE.py[:NAME] [--input name=VALUE ...] [--worker W] [--cache-dir DIR]
+[--dry-run]`` runs the task instance (or task class, with ``--input`` values) named NAME in FILE.py;
 VALUE is read as JSON when it parses, else taken as a string.
 
 ``provgraph graph FILE.py:NAME -o wf.svg|.png|.pdf|.dot|.mmd`` draws a workflow: DOT and
@@ -85,6 +85,9 @@ def _run(args: argparse.Namespace) -> int:
             setattr(task, name, value)
     options = _parse_inputs(args.worker_option, "--worker-option")
     with provgraph.Submitter(cache_dir=args.cache_dir, worker=args.worker, **options) as sub:
+        if args.dry_run:
+            print(sub(task, dry_run=True))
+            return 0
         result = sub(task)
     for name in result.outputs:
         print(f"{name} = {result.outputs[name]!r}")
@@ -361,6 +364,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "-w sbatch_args=--partition=short (VALUE is JSON if it parses, else text)",
     )
     run.add_argument("--cache-dir", default=None, help="cache directory")
+    run.add_argument(
+        "--dry-run",
+        "-n",
+        action="store_true",
+        help="say which jobs would run and which would be reused; run and write nothing",
+    )
     graph = commands.add_parser("graph", help="draw a workflow")
     graph.add_argument("target", help="FILE.py:NAME of a workflow")
     graph.add_argument("-o", "--output", required=True, help="wf.svg|.png|.pdf|.dot|.mmd")

@@ -26,10 +26,12 @@ import os
 import queue
 import sys
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
+
+import attrs
 
 from .. import cache
 from ..config import Config
@@ -46,7 +48,7 @@ from .plan import split_hash
 from .progress import make_progress
 from .result import JobFailure, Result
 
-__all__ = ["Submitter"]
+__all__ = ["DryRun", "PlannedJob", "Submitter"]
 
 Hook = Callable[[events.Event], Any]
 _COUNTS = ("executed", "reused", "failed", "skipped")
@@ -146,14 +148,23 @@ class Submitter:
         for hook in self.hooks:
             hook(event)
 
-    def __call__(self, task: TaskDef, *, environment: Any = None) -> Result:
+    def __call__(self, task: TaskDef, *, environment: Any = None, dry_run: bool = False) -> Any:
         """Run ``task`` (a task or a workflow, split or not) and return its :class:`Result`.
 
         ``environment`` overrides, for this submission, where every shell task's command runs.
+        ``dry_run=True`` runs nothing and writes nothing: it returns a :class:`DryRun` saying,
+        node by node, which jobs would run, which would be taken from the cache, and which
+        cannot be known yet (their inputs come from jobs that would run).
         """
         environment = check_environment("environment", environment)
+        if not isinstance(dry_run, bool):
+            raise SpecError(
+                f"dry_run={dry_run!r}; expected True or False", field="dry_run", value=dry_run
+            )
         with use_file_hash_cache(self.file_hashes):
-            run = _Run(self, task, environment)
+            run = _Run(self, task, environment, dry=dry_run)
+            if dry_run:
+                return run.dry_run()
             try:
                 return run.execute()
             except KeyboardInterrupt:  # stop now: running jobs are stopped, not waited for
@@ -168,7 +179,9 @@ class Submitter:
 class _Run:
     """One submission."""
 
-    def __init__(self, sub: Submitter, task: TaskDef, environment: Any = None) -> None:
+    def __init__(
+        self, sub: Submitter, task: TaskDef, environment: Any = None, *, dry: bool = False
+    ) -> None:
         if not isinstance(task, TaskDef):
             raise SpecError(
                 f"cannot submit {task!r} ({type(task).__name__}); expected a task instance, "
@@ -176,6 +189,8 @@ class _Run:
                 value=task,
             )
         self.sub = sub
+        self.dry = dry  # a dry run: nothing runs, nothing is written, no hook hears of it
+        self.emit: Any = (lambda event: None) if dry else sub.emit
         self.task = task
         self.run_id = uuid.uuid4().urn
         self.memo: dict[int, bytes] = {}
@@ -198,7 +213,7 @@ class _Run:
     def execute(self) -> Result:
         self._prepare_root()
         root = self.root
-        self.sub.emit(
+        self.emit(
             events.RunStarted(
                 run_id=self.run_id,
                 task_name=root.name,
@@ -228,7 +243,7 @@ class _Run:
         if not root.complete:  # pragma: no cover - a scheduling bug, never a user error
             raise ProvgraphError(f"internal error: submission of {root.name} stopped unfinished")
         result = self._result()
-        self.sub.emit(
+        self.emit(
             events.RunFinished(
                 run_id=self.run_id,
                 task_name=root.name,
@@ -331,11 +346,16 @@ class _Run:
             job.output_sources = stored.sources
             job.status = "succeeded"
             self._count(job, "reused")
-            self.sub.emit(events.JobReused(run_id=self.run_id, job=job, outcome=stored))
+            self.emit(events.JobReused(run_id=self.run_id, job=job, outcome=stored))
             self._complete(job)
             return
         if type(job.node.task)._kind == "workflow":
             self._open(job)
+            return
+        if self.dry:  # it would run: what needs its outputs cannot be known yet
+            job.status = "would run"
+            self._count(job, "executed")
+            self._complete(job)
             return
         assert job.inputs is not None and job.job_hash is not None
         job.run_id = str(uuid.uuid4())
@@ -362,7 +382,7 @@ class _Run:
         )
         job.status = "running"
         future = self.sub.worker.submit(job.job)
-        self.sub.emit(events.JobSubmitted(run_id=self.run_id, job=job))
+        self.emit(events.JobSubmitted(run_id=self.run_id, job=job))
         if future.done():
             self._finish_atomic(job, future.result())
         else:
@@ -386,7 +406,7 @@ class _Run:
             job.run_id = outcome.run_id
         for warning in outcome.warnings:
             print(f"provgraph: warning: job {job.label}: {warning}", file=sys.stderr)
-        self.sub.emit(events.JobFinished(run_id=self.run_id, job=job, outcome=outcome))
+        self.emit(events.JobFinished(run_id=self.run_id, job=job, outcome=outcome))
         if outcome.ok:
             job.outputs = outcome.outputs
             job.status = "succeeded"
@@ -453,9 +473,10 @@ class _Run:
         job.status = "skipped"
         job.cause = cause
         self._count(job, "skipped")
-        self.sub.emit(events.JobSkipped(run_id=self.run_id, job=job, cause=cause))
+        self.emit(events.JobSkipped(run_id=self.run_id, job=job, cause=cause))
+        why = "runs" if cause.status == "would run" else "failed"
         self.failures.append(
-            self._failure(job, "Skipped", f"skipped because upstream job {cause.label} failed", "")
+            self._failure(job, "Skipped", f"skipped because upstream job {cause.label} {why}", "")
         )
         return job
 
@@ -472,7 +493,7 @@ class _Run:
     def _open(self, job: rt.JobRun) -> None:
         job.status = "running"
         job.run_id = str(uuid.uuid4())
-        self.sub.emit(events.JobSubmitted(run_id=self.run_id, job=job))
+        self.emit(events.JobSubmitted(run_id=self.run_id, job=job))
         instance = rt.open_instance(job)
         if not instance.nodes:
             self._instance_done(instance)
@@ -526,9 +547,7 @@ class _Run:
             self._node_complete(node)
 
     def _expanded(self, node: rt.NodeRun) -> None:
-        self.sub.emit(
-            events.NodeExpanded(run_id=self.run_id, node=node.path, n_jobs=len(node.jobs))
-        )
+        self.emit(events.NodeExpanded(run_id=self.run_id, node=node.path, n_jobs=len(node.jobs)))
 
     def _node_fails(self, node: rt.NodeRun, cause: rt.JobRun | None, why: str) -> None:
         """A node that cannot even be expanded: one failure for it, and it counts as done."""
@@ -545,7 +564,7 @@ class _Run:
         node.expansion = rt._state.Expansion((), [()], [{}])
         node.space = rt._state.Space((), [()], {(): [0]})
         self._expanded(node)
-        self.sub.emit(events.JobSkipped(run_id=self.run_id, job=placeholder, cause=cause))
+        self.emit(events.JobSkipped(run_id=self.run_id, job=placeholder, cause=cause))
         self._complete(placeholder)
 
     def _instance_done(self, instance: rt.Instance) -> None:
@@ -557,13 +576,17 @@ class _Run:
         if inner_failure is not None:
             parent.status = "failed"
             parent.cause = inner_failure.cause or inner_failure
-            self.sub.emit(events.WorkflowFinished(run_id=self.run_id, job=parent, ok=False))
+            self.emit(events.WorkflowFinished(run_id=self.run_id, job=parent, ok=False))
             self._complete(parent)
             return
         outputs = rt.instance_outputs(instance, type(parent.node.task))
         parent.outputs = outputs
         parent.output_sources = rt.instance_output_sources(instance, type(parent.node.task))
         parent.status = "succeeded"
+        if self.dry:  # (every job inside came from the cache)
+            self.emit(events.WorkflowFinished(run_id=self.run_id, job=parent, ok=True))
+            self._complete(parent)
+            return
         parent.output_dir.mkdir(parents=True, exist_ok=True)
         cache.write_result(
             parent.output_dir,
@@ -579,7 +602,7 @@ class _Run:
                 sources=parent.output_sources,
             ),
         )
-        self.sub.emit(events.WorkflowFinished(run_id=self.run_id, job=parent, ok=True))
+        self.emit(events.WorkflowFinished(run_id=self.run_id, job=parent, ok=True))
         parent.inner = None  # the instance's jobs are no longer needed
         self._complete(parent)
 
@@ -601,9 +624,93 @@ class _Run:
             node_stats=self.node_stats,
             job_dirs=[j.output_dir for j in root.jobs if j.output_dir is not None],
         )
-        if not root.expansion_is_single:
+        if not root.expansion_is_single and not self.dry:
             _write_split_record(self, result)
         return result
+
+    def dry_run(self) -> DryRun:
+        """Plan the submission as :meth:`execute` would run it, running and writing nothing."""
+        self.execute()
+        jobs = []
+        for node in _nodes(self.root):
+            for job in node.jobs:
+                if job.node.task._kind == "workflow" and job.inner is not None:
+                    continue  # opened: its own jobs say what it would do
+                jobs.append(_planned(job))
+        return DryRun(task=self.root.name, jobs=jobs)
+
+
+def _nodes(root: rt.NodeRun) -> Iterator[rt.NodeRun]:
+    """Every node of the submission, nested ones after their workflow job."""
+    yield root
+    for job in root.jobs:
+        inner = getattr(job, "inner", None)
+        if inner is not None:
+            for node in inner.nodes.values():
+                yield from _nodes(node)
+
+
+def _planned(job: rt.JobRun) -> PlannedJob:
+    action = {"succeeded": "reuse", "would run": "run", "skipped": "wait"}.get(job.status, "error")
+    cause = job.cause.label if job.cause is not None else None
+    return PlannedJob(
+        node=job.node.path,
+        index=job.index,
+        job_hash=job.job_hash,
+        action=action,
+        waits_for=cause if action == "wait" else None,
+    )
+
+
+@attrs.frozen
+class PlannedJob:
+    """One job of a dry run: ``action`` is ``"run"``, ``"reuse"`` (its result is in the cache),
+    ``"wait"`` (its inputs come from ``waits_for``, a job that would run, so its hash and fate
+    cannot be known yet) or ``"error"`` (it could not even be prepared)."""
+
+    node: str
+    index: int
+    job_hash: str | None
+    action: str
+    waits_for: str | None = None
+
+
+@attrs.frozen
+class DryRun:
+    """What a submission would do: its jobs, and counts per node (``by_node``) and in all."""
+
+    task: str
+    jobs: list[PlannedJob]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        totals = dict.fromkeys(("run", "reuse", "wait", "error"), 0)
+        for job in self.jobs:
+            totals[job.action] += 1
+        return totals
+
+    @property
+    def by_node(self) -> dict[str, dict[str, int]]:
+        nodes: dict[str, dict[str, int]] = {}
+        for job in self.jobs:
+            counts = nodes.setdefault(job.node, dict.fromkeys(("run", "reuse", "wait", "error"), 0))
+            counts[job.action] += 1
+        return nodes
+
+    def __str__(self) -> str:
+        lines = [f"dry run of {self.task}: nothing ran, nothing was written"]
+        width = max((len(n) for n in self.by_node), default=4)
+        lines.append(f"  {'node':{width}}  run  reuse  wait  error")
+        for node, c in self.by_node.items():
+            lines.append(
+                f"  {node:{width}}  {c['run']:>3}  {c['reuse']:>5}  {c['wait']:>4}  {c['error']:>5}"
+            )
+        waiting = sorted({j.waits_for for j in self.jobs if j.waits_for})
+        if waiting:
+            lines.append(
+                "  'wait': its inputs come from a job that would run: " + ", ".join(waiting[:5])
+            )
+        return "\n".join(lines)
 
 
 def _readonly_caches(given: Iterable[str | Path], own: Path) -> tuple[Path, ...]:
