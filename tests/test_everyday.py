@@ -7,8 +7,17 @@ import json
 from pathlib import Path
 
 import pytest
+import rdflib
 
-from provgraph import ProvenanceError, ProvenanceStore, Submitter, python, shell, workflow
+from provgraph import (
+    ProvenanceError,
+    ProvenanceStore,
+    SpecError,
+    Submitter,
+    python,
+    shell,
+    workflow,
+)
 from provgraph.cli import main as cli
 
 Complain = shell.define("sh -c <script:str>", name="Complain")
@@ -179,3 +188,59 @@ def test_dry_run_from_the_command_line(tmp_path: Path) -> None:
     assert done.returncode == 0 and "out = 42" in done.stdout
     again = subprocess.run([*command, "-n"], cwd=tmp_path, capture_output=True, text=True)
     assert again.stdout.split("\n")[2].split()[:3] == ["Twice", "0", "1"]  # run 0, reuse 1
+
+
+# -- forced reruns -------------------------------------------------------------------------------
+
+
+@python.define
+def Noisy(x: int) -> float:
+    import random
+
+    return x + random.random()
+
+
+@workflow.define
+def Measure(x: int) -> float:
+    plus = workflow.add(Plus(a=x, b=1), name="plus")
+    return workflow.add(Noisy(x=plus.out), name="noisy", rerun=True).out
+
+
+REPRODUCED = """SELECT ?old ?same WHERE { ?run pg:rerunOf ?old ; pg:taskName ?task .
+  ?out prov:wasGeneratedBy ?run ; pg:reproduced ?same }"""
+ORIGINAL = """SELECT ?r WHERE { ?r a pg:JobRun ; pg:taskName 'Plus' .
+  FILTER NOT EXISTS { ?r pg:rerunOf ?x } }"""
+
+
+@pytest.mark.parametrize("worker", ["serial", "cf"])
+def test_rerun_runs_again_and_says_if_it_reproduced(tmp_path: Path, worker: str) -> None:
+    """``rerun=True`` runs a cached job again; the new run replaces the saved result and its
+    record names the run it reran and whether each output came out the same."""
+    cache = tmp_path / "cache"
+    with Submitter(cache_dir=cache, worker=worker, progress=False) as sub:
+        first = sub(Plus(a=1, b=2))
+        assert sub(Plus(a=1, b=2)).stats["reused"] == 1
+        again = sub(Plus(a=1, b=2), rerun=True)
+        assert again.stats == {"executed": 1, "reused": 0, "failed": 0, "skipped": 0}
+        assert again.outputs.out == 3 and sub(Plus(a=1, b=2)).stats["reused"] == 1
+        with pytest.raises(SpecError, match=r"rerun='yes'; expected True or False"):
+            sub(Plus(a=1, b=2), rerun="yes")  # type: ignore[arg-type]
+    store = ProvenanceStore(cache)
+    found = store.query(REPRODUCED, task=rdflib.Literal("Plus"))
+    ((old, same),) = [(str(old), same.toPython()) for old, same in found]
+    ((original,),) = list(store.query(ORIGINAL))
+    assert old == str(original) and same is True
+    assert first.output_dir == again.output_dir
+
+
+def test_rerun_of_one_node(tmp_path: Path) -> None:
+    """``workflow.add(..., rerun=True)``: that node runs at every submission, the rest is
+    reused; a result that changes is recorded as not reproduced."""
+    cache = tmp_path / "cache"
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        first = sub(Measure(x=1))
+        second = sub(Measure(x=1))
+    assert second.stats["executed"] == 1 and second.stats["reused"] == 1
+    assert first.outputs.out != second.outputs.out  # random: this node was run again
+    ((_, same),) = list(ProvenanceStore(cache).query(REPRODUCED, task=rdflib.Literal("Noisy")))
+    assert same.toPython() is False

@@ -43,6 +43,8 @@ class Job:
     environment: Any = None
     # set by the worker in the process that runs the job: which worker, where, its log
     placement: dict[str, str] | None = None
+    # a forced rerun: the run whose saved result this one replaces (it is not reused)
+    replaces: str | None = None
 
     @property
     def name(self) -> str:
@@ -164,7 +166,7 @@ def run_job(job: Job) -> Outcome:
     tag = f"{job.run_id} {context.get('workflow_run', '')}".strip()
     with cache.JobLock(directory, tag=tag) as lock:
         stored = cache.read_result(directory)  # another process may have finished it meanwhile
-        if stored is not None:
+        if stored is not None and (job.replaces is None or stored.run_id != job.replaces):
             return outcome_from_stored(stored)
         if not fresh or lock.waited or lock.broken_stale:
             cache.clear_for_run(directory)  # what an earlier attempt left behind

@@ -49,6 +49,7 @@ class JobRun:
         "output_sources",
         "outputs",
         "reason",
+        "replaces",
         "run_id",
         "status",
     )
@@ -71,6 +72,7 @@ class JobRun:
         self.reason: str | None = None
         self.cause: JobRun | None = None
         self.run_id = ""  # the UUID of the run that computed the job's result
+        self.replaces: Any = None  # a forced rerun: the saved result it replaces
         # a shell job's environment (provgraph.environments) and its description, or None
         self.environment: Any = None
         self.environment_info: dict[str, str] | None = None
@@ -109,6 +111,10 @@ class NodeRun:
         self.failure: str | None = None
         self.fixed: dict[str, Any] = {}
         self.fixed_digests: dict[str, bytes] = {}
+        parent = instance.parent  # workflow.add(..., rerun=True) on this node
+        self.rerun = parent is not None and name in getattr(
+            type(parent.node.task), "_rerun_nodes", ()
+        )
 
     # -- what this node passes downstream ----------------------------------------------------
     def value_at(self, key: tuple[int, ...], field: str) -> Any:

@@ -148,21 +148,31 @@ class Submitter:
         for hook in self.hooks:
             hook(event)
 
-    def __call__(self, task: TaskDef, *, environment: Any = None, dry_run: bool = False) -> Any:
+    def __call__(
+        self,
+        task: TaskDef,
+        *,
+        environment: Any = None,
+        dry_run: bool = False,
+        rerun: bool = False,
+    ) -> Any:
         """Run ``task`` (a task or a workflow, split or not) and return its :class:`Result`.
 
         ``environment`` overrides, for this submission, where every shell task's command runs.
         ``dry_run=True`` runs nothing and writes nothing: it returns a :class:`DryRun` saying,
         node by node, which jobs would run, which would be taken from the cache, and which
         cannot be known yet (their inputs come from jobs that would run).
+        ``rerun=True`` runs every job again, cached or not (one node:
+        ``workflow.add(..., rerun=True)``); each new run replaces the saved result, and its
+        record says which run it reran and whether each output came out the same
+        (``pg:rerunOf``, ``pg:reproduced``).
         """
         environment = check_environment("environment", environment)
-        if not isinstance(dry_run, bool):
-            raise SpecError(
-                f"dry_run={dry_run!r}; expected True or False", field="dry_run", value=dry_run
-            )
+        for name, flag in (("dry_run", dry_run), ("rerun", rerun)):
+            if not isinstance(flag, bool):
+                raise SpecError(f"{name}={flag!r}; expected True or False", field=name, value=flag)
         with use_file_hash_cache(self.file_hashes):
-            run = _Run(self, task, environment, dry=dry_run)
+            run = _Run(self, task, environment, dry=dry_run, rerun=rerun)
             if dry_run:
                 return run.dry_run()
             try:
@@ -180,7 +190,13 @@ class _Run:
     """One submission."""
 
     def __init__(
-        self, sub: Submitter, task: TaskDef, environment: Any = None, *, dry: bool = False
+        self,
+        sub: Submitter,
+        task: TaskDef,
+        environment: Any = None,
+        *,
+        dry: bool = False,
+        rerun: bool = False,
     ) -> None:
         if not isinstance(task, TaskDef):
             raise SpecError(
@@ -190,6 +206,7 @@ class _Run:
             )
         self.sub = sub
         self.dry = dry  # a dry run: nothing runs, nothing is written, no hook hears of it
+        self.rerun = rerun  # every job runs again, cached or not
         self.emit: Any = (lambda event: None) if dry else sub.emit
         self.task = task
         self.run_id = uuid.uuid4().urn
@@ -338,8 +355,13 @@ class _Run:
                 return
         assert job.output_dir is not None
         stored = cache.read_result(job.output_dir)
-        if stored is None and self.sub.readonly_caches:
+        if stored is None and self.sub.readonly_caches and not self._rerun(job):
             stored = self._read_only_hit(job)
+        if stored is not None and self._rerun(job):
+            job.replaces = stored  # run again; the record compares the outputs with these
+            stored = None
+        if stored is not None and _holds_rerun_nodes(type(job.node.task)):
+            stored = None  # a workflow with nodes that always run again: opened, not reused
         if stored is not None:
             job.outputs = stored.outputs
             job.run_id = stored.run_id
@@ -379,6 +401,7 @@ class _Run:
                 if job.environment is not None and job.environment_info is not None
                 else job.environment
             ),
+            replaces=job.replaces.run_id if job.replaces is not None else None,
         )
         job.status = "running"
         future = self.sub.worker.submit(job.job)
@@ -388,6 +411,19 @@ class _Run:
         else:
             self.waiting[future] = job
             future.add_done_callback(self.completed.put)
+
+    def _rerun(self, job: rt.JobRun) -> bool:
+        """Whether ``job`` runs again even if cached: the submission's ``rerun``, or its node's
+        ``workflow.add(..., rerun=True)``, or an enclosing workflow node's."""
+        if self.rerun:
+            return True
+        node: Any = job.node
+        while node is not None:
+            if getattr(node, "rerun", False):
+                return True
+            parent = node.instance.parent
+            node = parent.node if parent is not None else None
+        return False
 
     def _read_only_hit(self, job: rt.JobRun) -> cache.StoredResult | None:
         """The job's result in a read-only cache, if one has it; the job then points there."""
@@ -638,6 +674,15 @@ class _Run:
                     continue  # opened: its own jobs say what it would do
                 jobs.append(_planned(job))
         return DryRun(task=self.root.name, jobs=jobs)
+
+
+def _holds_rerun_nodes(task_cls: Any) -> bool:
+    """Whether a workflow (or one nested in it) has nodes added with ``rerun=True``."""
+    if getattr(task_cls, "_kind", "") != "workflow":
+        return False
+    if getattr(task_cls, "_rerun_nodes", ()):
+        return True
+    return any(_holds_rerun_nodes(type(t)) for t in getattr(task_cls, "_nodes", {}).values())
 
 
 def _nodes(root: rt.NodeRun) -> Iterator[rt.NodeRun]:

@@ -487,7 +487,14 @@ def _generations(
             yield from _generated(g, member_entity, member, g, role, used, root)
     if context.get("rerun_of"):
         yield ox.Quad(g, G("rerunOf"), _n(context["rerun_of"]), g)
-        for field, same in context.get("reproduced", {}).items():
+        reproduced = context.get("reproduced")
+        if reproduced is None:  # a forced rerun (sub(task, rerun=True)): compared here
+            new = outcome.outputs or {}
+            reproduced = {
+                field: field in new and describe_value(new[field])["hash"] == digest
+                for field, digest in context.get("previous_outputs", {}).items()
+            }
+        for field, same in reproduced.items():
             entity = _n(V.output_iri(g.value, field))
             yield ox.Quad(entity, G("reproduced"), _lit(bool(same)), g)
 

@@ -102,6 +102,12 @@ class Recorder:
             "node": job.node.path,
             "container": getattr(job, "environment_info", None),
         }
+        if job.replaces is not None:  # a forced rerun: which run, and what it made
+            context["rerun_of"] = V.run_iri(job.replaces.run_id)
+            context["previous_outputs"] = {
+                field: describe_value(value)["hash"]
+                for field, value in (job.replaces.outputs or {}).items()
+            }
         if self.remote is not None:  # the node that runs it sends its record (no credentials)
             context["remote"] = Remote(self.remote).base
             context["cache_dir"] = str(self.cache_dir)

@@ -28,6 +28,10 @@ __all__ = ["WorkflowTask", "add", "define"]
 _BUILDING: contextvars.ContextVar[dict[str, TaskDef] | None] = contextvars.ContextVar(
     "provgraph_workflow_nodes", default=None
 )
+# the nodes added with rerun=True, while a workflow is being defined
+_RERUN: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+    "provgraph_workflow_rerun", default=None
+)
 
 
 class WorkflowTask(TaskDef):
@@ -51,8 +55,12 @@ def _lazy_output_types(task: TaskDef) -> dict[str, Any]:
     return types
 
 
-def add(task: TaskDef, name: str | None = None) -> LazyOutputs:
-    """Add ``task`` as a node of the workflow being defined; return its lazy outputs."""
+def add(task: TaskDef, name: str | None = None, *, rerun: bool = False) -> LazyOutputs:
+    """Add ``task`` as a node of the workflow being defined; return its lazy outputs.
+
+    ``rerun=True``: the node's jobs run again at every submission, even when cached (the new
+    run replaces the saved result; its record says whether the outputs came out the same).
+    It is not part of any hash."""
     nodes = _BUILDING.get()
     if nodes is None:
         raise SpecError("workflow.add() is only valid inside a @workflow.define constructor")
@@ -65,7 +73,13 @@ def add(task: TaskDef, name: str | None = None) -> LazyOutputs:
             field="name",
             value=node,
         )
+    if not isinstance(rerun, bool):
+        raise SpecError(f"workflow.add(rerun={rerun!r}); expected True or False", field="rerun")
     nodes[node] = task
+    if rerun:
+        rerun_nodes = _RERUN.get()
+        if rerun_nodes is not None:
+            rerun_nodes.add(node)
     return LazyOutputs(node, _lazy_output_types(task))
 
 
@@ -107,11 +121,14 @@ def define(
         outs = _output_fields(fn, hints, outputs)
         nodes: dict[str, TaskDef] = {}
         token = _BUILDING.set(nodes)
+        rerun_nodes: set[str] = set()
+        rerun_token = _RERUN.set(rerun_nodes)
         try:
             lazy_inputs = {n: LazyField(None, n, f.type) for n, f in inputs.items()}
             returned = fn(**lazy_inputs)
         finally:
             _BUILDING.reset(token)
+            _RERUN.reset(rerun_token)
         output_map = _bind_outputs(wf_name, returned, outs)
         for out_name, lazy in output_map.items():
             if lazy.node is None:
@@ -131,7 +148,12 @@ def define(
                     field=missing[0],
                 )
         graph = _graph.build_graph(wf_name, nodes)
-        extra = {"_nodes": nodes, "_graph": graph, "_output_map": output_map}
+        extra = {
+            "_nodes": nodes,
+            "_graph": graph,
+            "_output_map": output_map,
+            "_rerun_nodes": frozenset(rerun_nodes),
+        }
         cls = function_task_class(WorkflowTask, fn, wf_name, inputs, outs, version, extra)
         return typing.cast(type[WorkflowTask], cls)
 
