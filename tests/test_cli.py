@@ -149,3 +149,25 @@ def test_python_dash_m_provgraph() -> None:
     from provgraph import __version__
 
     assert done.returncode == 0 and done.stdout.strip().endswith(__version__)
+
+
+def test_run_finds_shell_tasks_too(tmp_path: Path) -> None:
+    """A file's ``shell.define(...)`` tasks are found like its Python ones: run alone, or listed
+    when the file has several."""
+    (tmp_path / "only_shell.py").write_text(
+        "from provgraph import shell\n"
+        'Copy = shell.define("cp <in_file:File> <out|out_file:File>", name="Copy")\n'
+    )
+    (tmp_path / "a.txt").write_text("hi\n")
+    done = _run("run", "only_shell.py", "-i", "in_file=a.txt", "--cache-dir", "c", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "out_file = File(" in done.stdout
+    (tmp_path / "both.py").write_text(
+        "from provgraph import python, shell\n"
+        'Copy = shell.define("cp <in_file:File> <out|out_file:File>", name="Copy")\n\n'
+        "@python.define\n"
+        "def Twice(x: int) -> int:\n"
+        "    return 2 * x\n"
+    )
+    listed = _run("run", "both.py", cwd=tmp_path)
+    assert listed.returncode != 0 and "(found ['Copy', 'Twice'])" in listed.stderr

@@ -46,13 +46,7 @@ def _load(target: str) -> Any:
         if name not in namespace:
             raise provgraph.SpecError(f"{path} defines no {name!r}", field="NAME", value=name)
         return namespace[name]
-    tasks = [
-        v
-        for v in namespace.values()
-        if isinstance(v, type)
-        and hasattr(v, "_definition_hash")
-        and v.__module__ == "__provgraph_run__"
-    ]
+    tasks = [v for v in namespace.values() if _defined_here(v)]
     if len(tasks) != 1:
         names = sorted(t.__name__ for t in tasks)
         raise provgraph.SpecError(
@@ -60,6 +54,19 @@ def _load(target: str) -> Any:
             field="NAME",
         )
     return tasks[0]
+
+
+def _defined_here(value: Any) -> bool:
+    """A task class the file made: a ``@python.define`` or ``@workflow.define`` function of
+    its own, or a ``shell.define(...)`` (whose class lives in no module), not one imported."""
+    if not isinstance(value, type) or not hasattr(value, "_definition_hash"):
+        return False
+    if value.__module__ == "__provgraph_run__":
+        return True
+    home = sys.modules.get(value.__module__)
+    return getattr(home, value.__name__, None) is not value and value.__module__.startswith(
+        "provgraph."
+    )
 
 
 def _parse_inputs(pairs: Sequence[str], flag: str = "--input") -> dict[str, Any]:
