@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import attrs
 import numpy as np
@@ -19,7 +20,7 @@ import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from provgraph import Directory, File, HashingError, hash_value
+from provgraph import Directory, File, HashingError, Submitter, hash_value, python, workflow
 from provgraph import hashing as H
 
 GOLDEN = {
@@ -284,3 +285,103 @@ def test_golden_definition_and_job_hash(tmp_path: Path) -> None:
         result = sub(Cp(in_file=src))
     assert not result.errored
     assert result.output_dir.name == "cp-40a31a0cc5a0aefceedf2f55d3249669"
+
+
+# -- data frames and labelled arrays (issue 16, part) --------------------------------------------
+
+
+def _tables() -> list[tuple[str, Any, Any, Any]]:
+    """(library, a value, an equal value built anew, a value that differs by one cell)."""
+    import numpy as np
+    import pandas as pd
+    import polars as pl
+    import pyarrow as pa
+    import xarray as xr
+
+    frame = {"a": [1, 2, 3], "b": ["x", "y", "z"]}
+    changed = {"a": [1, 2, 4], "b": ["x", "y", "z"]}
+    return [
+        ("pandas", pd.DataFrame(frame), pd.DataFrame(dict(frame)), pd.DataFrame(changed)),
+        (
+            "pandas",
+            pd.Series([1.0, 2.0], name="s"),
+            pd.Series([1.0, 2.0], name="s"),
+            pd.Series([1.0, 2.5], name="s"),
+        ),
+        ("polars", pl.DataFrame(frame), pl.DataFrame(dict(frame)), pl.DataFrame(changed)),
+        ("pyarrow", pa.table(frame), pa.table(dict(frame)), pa.table(changed)),
+        (
+            "xarray",
+            xr.DataArray(np.arange(3), dims="t", coords={"t": [0, 1, 2]}),
+            xr.DataArray(np.arange(3), dims="t", coords={"t": [0, 1, 2]}),
+            xr.DataArray(np.arange(3), dims="t", coords={"t": [0, 1, 5]}),
+        ),
+    ]
+
+
+def test_data_frames_hash_by_content() -> None:
+    """Equal tables hash equal, a changed cell or label changes the hash, in every library."""
+    for library, value, same, other in _tables():
+        assert hash_value(value) == hash_value(same), library
+        assert hash_value(value) != hash_value(other), library
+
+
+def test_data_frame_hashes_do_not_depend_on_the_process() -> None:
+    """The same frames hashed in two fresh processes with different hash seeds agree."""
+    code = (
+        "import pandas as pd, polars as pl\n"
+        "from provgraph import hash_value\n"
+        "print(hash_value(pd.DataFrame({'a': [1, 2], 'b': ['x', None]}).set_index('b')).hex(),"
+        " hash_value(pl.DataFrame({'a': [1, 2], 's': ['u', 'v']})).hex())\n"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(outputs) == 1
+
+
+def test_a_frame_a_rule_cannot_hash_says_why() -> None:
+    import pandas as pd
+
+    with pytest.raises(
+        HashingError, match=r"cannot hash a pandas.DataFrame deterministically: TypeError"
+    ):
+        hash_value(pd.DataFrame({"a": [[1], [2]]}))  # a column of lists
+
+
+class _NoRule:
+    pass
+
+
+@python.define
+def _Downstream(value: _NoRule) -> int:
+    return 1
+
+
+@python.define
+def _Make(x: int) -> _NoRule:
+    return _NoRule()
+
+
+@workflow.define
+def _Pipe(x: int) -> int:
+    made = workflow.add(_Make(x=x), name="make")
+    return workflow.add(_Downstream(value=made.out), name="down").out
+
+
+def test_an_unhashable_annotation_fails_before_any_job_runs(tmp_path: Path) -> None:
+    """The node downstream takes a type with no rule: the submission fails at once, and the
+    job upstream never ran."""
+    with (
+        Submitter(cache_dir=tmp_path, progress=False) as sub,
+        pytest.raises(HashingError, match=r"down: input 'value' is annotated"),
+    ):
+        sub(_Pipe(x=1))
+    assert not list(tmp_path.glob("_Make-*"))

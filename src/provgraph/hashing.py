@@ -77,6 +77,9 @@ def hash_value(obj: Any) -> bytes:
     numpy_hash = _numpy_hash(obj)
     if numpy_hash is not None:
         return numpy_hash
+    table_hash = _table_hash(obj)
+    if table_hash is not None:
+        return table_hash
     raise HashingError(
         f"cannot hash a value of type {cls.__module__}.{cls.__qualname__} ({_short(obj)}) "
         "deterministically; expected a scalar, string, bytes, container, file, attrs or "
@@ -181,6 +184,121 @@ def _(obj: pathlib.PurePath) -> bytes:
     if isinstance(obj, Directory) or (not isinstance(obj, File) and os.path.isdir(obj)):
         return H(b"Directory", directory_content_digest(obj))
     return H(b"File", file_content_digest(obj))
+
+
+# the data-frame libraries with rules of their own, each used only when already imported
+TABLE_MODULES = ("pandas", "polars", "pyarrow", "xarray")
+
+
+def _table_hash(obj: Any) -> bytes | None:
+    """Hash pandas, polars, pyarrow and xarray objects by content (values, labels, types);
+    ``None`` for anything else."""
+    import sys
+
+    top = type(obj).__module__.split(".", 1)[0]
+    if top not in TABLE_MODULES or top not in sys.modules:
+        return None
+    try:
+        return _TABLE_RULES[top](obj, sys.modules[top])
+    except HashingError:
+        raise
+    except Exception as err:  # e.g. a column of unhashable Python objects
+        raise HashingError(
+            f"cannot hash a {type(obj).__module__}.{type(obj).__qualname__} deterministically: "
+            f"{type(err).__name__}: {err}"
+        ) from err
+
+
+def _pandas(obj: Any, pd: Any) -> bytes | None:
+    if isinstance(obj, pd.DataFrame):
+        labels = [repr(c) for c in obj.columns] + [str(t) for t in obj.dtypes]
+        rows = pd.util.hash_pandas_object(obj, index=True).to_numpy()
+        return hash_parts("pandas.DataFrame", labels, list(obj.index.names), rows)
+    if isinstance(obj, pd.Series):
+        rows = pd.util.hash_pandas_object(obj, index=True).to_numpy()
+        return hash_parts("pandas.Series", repr(obj.name), str(obj.dtype), rows)
+    if isinstance(obj, pd.Index):
+        rows = pd.util.hash_pandas_object(obj).to_numpy()
+        return hash_parts("pandas.Index", repr(obj.name), str(obj.dtype), rows)
+    return None
+
+
+def _arrow_bytes(table: Any, pa: Any) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
+
+
+def _pyarrow(obj: Any, pa: Any) -> bytes | None:
+    if isinstance(obj, pa.RecordBatch):
+        obj = pa.Table.from_batches([obj])
+    if isinstance(obj, (pa.Array, pa.ChunkedArray)):
+        obj = pa.table({"values": obj})
+    if isinstance(obj, pa.Table):
+        return H(b"pyarrow.Table", _xxh(_arrow_bytes(obj.combine_chunks(), pa)))
+    return None
+
+
+def _polars(obj: Any, pl: Any) -> bytes | None:
+    import io
+
+    tag = b"polars.Series" if isinstance(obj, pl.Series) else b"polars.DataFrame"
+    if isinstance(obj, pl.Series):
+        obj = obj.to_frame()
+    if not isinstance(obj, pl.DataFrame):
+        return None
+    buffer = io.BytesIO()
+    obj.rechunk().write_ipc(buffer, compression="uncompressed")
+    return H(tag, _xxh(buffer.getvalue()))
+
+
+def _xarray(obj: Any, xr: Any) -> bytes | None:
+    if isinstance(obj, (xr.Dataset, xr.DataArray)):
+        return hash_parts(f"xarray.{type(obj).__name__}", obj.to_dict(data="array"))
+    return None
+
+
+_TABLE_RULES: dict[str, Any] = {
+    "pandas": _pandas,
+    "polars": _polars,
+    "pyarrow": _pyarrow,
+    "xarray": _xarray,
+}
+
+
+def has_rule(tp: Any) -> bool | None:
+    """Whether values annotated ``tp`` can be hashed: True, False, or None when the annotation
+    cannot say (a typing construct, an abstract class: what is passed decides)."""
+    import inspect
+    import sys
+
+    if not isinstance(tp, type) or inspect.isabstract(tp) or tp is object:
+        return None
+    if hash_value.dispatch(tp) is not hash_value.registry[object]:
+        return True
+    if attrs.has(tp) or dataclasses.is_dataclass(tp):
+        return True
+    top = tp.__module__.split(".", 1)[0]
+    if top == "numpy" or top in TABLE_MODULES:
+        return top in sys.modules or None
+    if getattr(tp, "__abstractmethods__", None) or tp.__module__ in ("typing", "collections.abc"):
+        return None
+    return False
+
+
+def unhashable_in(tp: Any) -> type | None:
+    """The first class an annotation names (``tp``, or inside ``list[...]``, ``X | None``...)
+    whose values provgraph cannot hash, or None."""
+    import typing
+
+    if has_rule(tp) is False:
+        return typing.cast(type, tp)
+    for arg in typing.get_args(tp):
+        found = unhashable_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _numpy_hash(obj: Any) -> bytes | None:

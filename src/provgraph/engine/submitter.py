@@ -37,7 +37,7 @@ from .. import cache
 from ..config import Config
 from ..exceptions import CacheError, HashingError, ProvgraphError, SpecError
 from ..graph import lazy_inputs
-from ..hashing import FileHashCache, hash_value, use_file_hash_cache
+from ..hashing import FileHashCache, hash_value, unhashable_in, use_file_hash_cache
 from ..spec.base import Outputs, TaskDef
 from ..spec.shell import check_environment
 from ..workers import Worker, get_worker
@@ -281,8 +281,9 @@ class _Run:
                 "that holds both",
                 field=field,
             )
-        for _, task in rt.tasks_within(self.task):  # a missing runtime or image stops us here
+        for path, task in rt.tasks_within(self.task):  # a missing runtime or image stops us
             self._describe(self._environment_of(task))
+            _check_hashable_inputs(path or root.name, task)
         rt.prepare_fixed(root)
         rt.expand_node(root)
         for job in root.jobs:
@@ -674,6 +675,19 @@ class _Run:
                     continue  # opened: its own jobs say what it would do
                 jobs.append(_planned(job))
         return DryRun(task=self.root.name, jobs=jobs)
+
+
+def _check_hashable_inputs(where: str, task: TaskDef) -> None:
+    """An input whose annotation names a type provgraph cannot hash fails now, before any job
+    runs, rather than when the jobs upstream of it have run."""
+    for name, field in type(task)._input_fields.items():
+        bad = unhashable_in(field.type)
+        if bad is not None:
+            raise HashingError(
+                f"{where}: input {name!r} is annotated {field.type!r}, and provgraph has no "
+                f"hash rule for {bad.__module__}.{bad.__qualname__}: register one with "
+                "@provgraph.hash_value.register (see docs/tasks.md, 'Values provgraph can hash')"
+            )
 
 
 def _holds_rerun_nodes(task_cls: Any) -> bool:
