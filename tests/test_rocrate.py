@@ -23,6 +23,7 @@ import pyoxigraph as ox
 import pytest
 
 from conftest import skip_unless_ci
+from prov_tasks import Copy, CountWords, Total
 from provgraph import (
     ContainerError,
     File,
@@ -31,7 +32,6 @@ from provgraph import (
     Submitter,
     python,
     read_crate,
-    shell,
     workflow,
 )
 from provgraph.cli import main as cli
@@ -46,18 +46,6 @@ PREFIX bioschemas: <https://bioschemas.org/>
 PREFIX cw: <https://bioschemas.org/ComputationalWorkflow#>
 PREFIX pg: <https://w3id.org/provgraph/ns#>
 """
-
-Copy = shell.define("cp <in_file:File> <out|out_file:File>", name="Copy")
-
-
-@python.define
-def CountWords(in_file: File) -> int:
-    return len(Path(in_file).read_text().split())
-
-
-@python.define
-def Total(counts: list[int]) -> int:
-    return sum(counts)
 
 
 @workflow.define
@@ -112,28 +100,18 @@ def _tool(name: str) -> Path:
     return tool
 
 
+def _validator(crate: Path, *options: str) -> list[str]:
+    """The rocrate-validator command for ``crate``, offline, profile provenance-run-crate-0.5."""
+    profile = ["-p", "provenance-run-crate-0.5", "--no-paging", "--skip-availability-check"]
+    offline = ["validate", "--offline", "--cache-path", str(VENV / "http-cache")]
+    return [str(_tool("rocrate-validator")), *offline, *profile, *options, str(crate)]
+
+
 def validate(crate: Path, severity: str = "required") -> dict[str, Any]:
     """rocrate-validator's JSON report for ``crate`` (profile provenance-run-crate-0.5)."""
     report = crate.parent / f"{crate.name}.{severity}.report.json"
     done = subprocess.run(
-        [
-            str(_tool("rocrate-validator")),
-            "validate",
-            "--offline",
-            "--cache-path",
-            str(VENV / "http-cache"),
-            "-p",
-            "provenance-run-crate-0.5",
-            "-l",
-            severity,
-            "--no-paging",
-            "--skip-availability-check",
-            "-f",
-            "json",
-            "-o",
-            str(report),
-            str(crate),
-        ],
+        _validator(crate, "-l", severity, "-f", "json", "-o", str(report)),
         capture_output=True,
         text=True,
         timeout=600,
@@ -284,18 +262,7 @@ def test_zipped_crate(recorded: dict[str, Any], tmp_path: Path) -> None:
         names = set(archive.namelist())
     assert {"ro-crate-metadata.json", "provenance/records.trig", "README.md"} <= names
     done = subprocess.run(
-        [
-            str(_tool("rocrate-validator")),
-            "validate",
-            "--offline",
-            "--cache-path",
-            str(VENV / "http-cache"),
-            "-p",
-            "provenance-run-crate-0.5",
-            "--no-paging",
-            "--skip-availability-check",
-            str(target),
-        ],
+        _validator(target),
         capture_output=True,
         text=True,
         timeout=600,

@@ -111,9 +111,10 @@ class NodeRun:
         self.failure: str | None = None
         self.fixed: dict[str, Any] = {}
         self.fixed_digests: dict[str, bytes] = {}
-        parent = instance.parent  # workflow.add(..., rerun=True) on this node
-        self.rerun = parent is not None and name in getattr(
-            type(parent.node.task), "_rerun_nodes", ()
+        # workflow.add(..., rerun=True) on this node, or on a workflow node around it
+        parent = instance.parent
+        self.rerun: bool = parent is not None and (
+            parent.node.rerun or name in getattr(type(parent.node.task), "_rerun_nodes", ())
         )
 
     # -- what this node passes downstream ----------------------------------------------------

@@ -415,16 +415,8 @@ class _Run:
 
     def _rerun(self, job: rt.JobRun) -> bool:
         """Whether ``job`` runs again even if cached: the submission's ``rerun``, or its node's
-        ``workflow.add(..., rerun=True)``, or an enclosing workflow node's."""
-        if self.rerun:
-            return True
-        node: Any = job.node
-        while node is not None:
-            if getattr(node, "rerun", False):
-                return True
-            parent = node.instance.parent
-            node = parent.node if parent is not None else None
-        return False
+        ``workflow.add(..., rerun=True)`` (or an enclosing workflow node's)."""
+        return self.rerun or job.node.rerun
 
     def _read_only_hit(self, job: rt.JobRun) -> cache.StoredResult | None:
         """The job's result in a read-only cache, if one has it; the job then points there."""

@@ -47,13 +47,18 @@ def file_base(path: str | os.PathLike[str]) -> str:
 
 
 @contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    with open(folder / _LOCK, "a") as fh:
+def locked_file(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (made if missing) inside the ``with`` block."""
+    with open(path, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _locked(folder: Path) -> contextlib.AbstractContextManager[None]:
+    return locked_file(folder / _LOCK)
 
 
 def all_files(cache_dir: Path) -> list[Path]:

@@ -47,7 +47,6 @@ from .record import (
     workflow_structure,
     write_job_run,
 )
-from .remote import Remote, remote_url
 
 __all__ = ["Recorder"]
 
@@ -70,7 +69,11 @@ class Recorder:
 
     def __init__(self, cache_dir: Path, *, remote: str | None = None) -> None:
         self.cache_dir = cache_dir
-        self.remote = remote_url(remote)
+        self.remote: str | None = None
+        if remote is not None:  # (the HTTP client is imported only for a server)
+            from .remote import remote_url
+
+            self.remote = remote_url(remote)
         self.user, self.login = V.user_iri()
         self._definitions: set[str] = set()
         self._journal = journal.Writer(cache_dir)
@@ -109,6 +112,8 @@ class Recorder:
                 for field, value in (job.replaces.outputs or {}).items()
             }
         if self.remote is not None:  # the node that runs it sends its record (no credentials)
+            from .remote import Remote
+
             context["remote"] = Remote(self.remote).base
             context["cache_dir"] = str(self.cache_dir)
         return context, write_job_run

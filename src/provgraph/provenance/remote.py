@@ -17,8 +17,6 @@ are never written into records, cursors or messages.
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
 import http.client
 import json
 import os
@@ -26,7 +24,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,7 @@ from typing import Any
 import attrs
 import xxhash
 
+from ..cache import atomic_write
 from ..exceptions import ProvenanceError
 from . import index as _index
 from . import journal
@@ -183,17 +181,6 @@ class PushReport:
     error: str | None = None  # why the push stopped early, if it did
 
 
-@contextlib.contextmanager
-def _cursor_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _cursor_path(cache_dir: Path, remote: Remote) -> Path:
     name = xxhash.xxh3_64_hexdigest(remote.base.encode())
     return cache_dir / ".provenance" / "push" / f"{name}.json"
@@ -313,7 +300,8 @@ def push(cache_dir: str | os.PathLike[str], url: str, *, quick: bool = False) ->
         report.error = f"provenance server {remote.base} failed a moment ago"
         return report
     cursor = _cursor_path(cache, remote)
-    with _cursor_lock(cursor):
+    cursor.parent.mkdir(parents=True, exist_ok=True)
+    with _index.locked_file(cursor.with_suffix(".lock")):
         try:
             state = json.loads(cursor.read_text())
         except (OSError, ValueError):
@@ -376,6 +364,4 @@ def _save(
         "offset": offset,
         "waiting": [journal.relative(cache, p) for p in waiting],
     }
-    tmp = cursor.with_name(f"{cursor.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state))
-    os.replace(tmp, cursor)
+    atomic_write(cursor, json.dumps(state).encode())

@@ -211,7 +211,9 @@ def write_crate(
     target = Path(path)
     _check_target(target)
     quads = crate_quads(store, run, output)
-    hashes = FileHashCache(store.cache_dir / ".file-hashes" if _writable(store) else None)
+    from .store import _writable
+
+    hashes = FileHashCache(store.cache_dir / ".file-hashes" if _writable(store.cache_dir) else None)
     options = CrateOptions(
         data=mode,
         agent_name=agent_name or config.agent_name,
@@ -296,10 +298,6 @@ def _write(target: Path, crate: Crate, document: dict[str, Any], records: str, t
 
 def _title(crate: Crate) -> str:
     return str(crate.entities[crate.main]["name"])
-
-
-def _writable(store: Any) -> bool:
-    return os.access(store.cache_dir, os.W_OK)
 
 
 def _fill(folder: Path, crate: Crate, document: dict[str, Any], records: str, trig: bytes) -> None:

@@ -382,9 +382,11 @@ def _uses_service(sparql: str) -> bool:
     does not parse, or that uses ``\\u`` escapes, counts as federated if the word appears
     anywhere in it."""
     text = _CODEPOINT.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), sparql)
+    if not re.search("service", text, re.IGNORECASE):
+        return False  # (the common case: no parse needed)
     if _SERVICE.search(_NOT_KEYWORDS.sub(" ", text)) is not None:
         return True
-    if text != sparql and re.search("service", text, re.IGNORECASE):
+    if text != sparql:
         return True  # escapes and the word: parsers differ on escapes, so no chance is taken
     from rdflib.plugins.sparql.parser import parseQuery
 
