@@ -272,6 +272,18 @@ def _diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gc(args: argparse.Namespace) -> int:
+    done = provgraph.ProvenanceStore(args.cache).gc(
+        keep_last=args.keep_last,
+        older_than=args.older_than,
+        failed=args.failed,
+        max_size=args.max_size,
+        dry_run=args.dry_run,
+    )
+    print(done)
+    return 0
+
+
 def _runs(args: argparse.Namespace) -> int:
     rows = provgraph.ProvenanceStore(args.cache).runs(args.limit)
     if args.format == "json":
@@ -389,6 +401,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs.add_argument("cache", help="cache directory")
     runs.add_argument("--limit", type=int, default=None, help="at most this many")
     runs.add_argument("--format", choices=["table", "json"], default="table")
+    gc = commands.add_parser(
+        "gc", help="remove job directories no kept submission needs (records stay)"
+    )
+    gc.add_argument("cache", help="cache directory")
+    gc.add_argument("--keep-last", type=int, metavar="N", help="keep the N newest submissions")
+    gc.add_argument("--older-than", metavar="AGE", help="let go submissions older than 30d, 12h")
+    gc.add_argument("--failed", action="store_true", help="remove failed attempts too")
+    gc.add_argument("--max-size", metavar="SIZE", help="let the oldest go until under 10G, 500M")
+    gc.add_argument("--dry-run", "-n", action="store_true", help="say what would go; remove none")
     push = commands.add_parser("push", help="send the records a SPARQL server lacks")
     push.add_argument("cache", help="cache directory")
     push.add_argument("url", nargs="?", help="server (default: PROVGRAPH_PROVENANCE_STORE)")
@@ -459,6 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": _run,
         "graph": _graph,
         "query": _query,
+        "gc": _gc,
         "push": _push,
         "runs": _runs,
         "serve": _serve,

@@ -38,7 +38,7 @@ __all__ = ["Index", "all_files", "catch_up", "file_base", "rebuild"]
 STATE = "index.json"
 _LOCK = "index.lock"
 _UNREADABLE = "unreadable.txt"
-_RECORD_FOLDERS = ("environments", "imported", "runs", "submissions")
+_RECORD_FOLDERS = ("cleanups", "environments", "imported", "runs", "submissions")
 
 
 def file_base(path: str | os.PathLike[str]) -> str:

@@ -280,6 +280,31 @@ class ProvenanceStore:
 
         return submissions(self, limit)
 
+    def gc(
+        self,
+        *,
+        keep_last: int | None = None,
+        older_than: Any = None,
+        failed: bool = False,
+        max_size: Any = None,
+        dry_run: bool = False,
+    ) -> Any:
+        """Remove the job directories that no kept submission needs, following lineage; see
+        :mod:`provgraph.provenance.cleanup`. ``keep_last=N`` keeps the N newest submissions,
+        ``older_than="30d"`` those newer than that (with both, either keeps), ``failed=True``
+        removes failed attempts, ``max_size="10G"`` lets the oldest kept submissions go until
+        the cache fits. Records stay; the cleanup is recorded. Returns a ``Cleanup``."""
+        from .cleanup import collect
+
+        return collect(
+            self,
+            keep_last=keep_last,
+            older_than=older_than,
+            failed=failed,
+            max_size=max_size,
+            dry_run=dry_run,
+        )
+
     def why(self, job: str) -> Any:
         """Why ``job`` (run IRI, job hash or directory) ran: what differs from the nearest
         earlier run of its task (see :class:`provgraph.provenance.why.Explanation`)."""
