@@ -740,3 +740,30 @@ def test_a_task_submitted_alone_has_a_complete_run_of_the_whole(
         )
     }
     assert len(by_jobs) == 3 and by_jobs == used
+
+
+def test_blank_nodes_of_records_never_meet(tmp_path: Path) -> None:
+    """Records written by processes forked from one parent (a cf pool) and by the parent
+    itself share no blank node: the union of the records joins no unrelated usage."""
+    import pyoxigraph as ox
+
+    from provgraph.provenance.index import all_files, file_base
+
+    inputs = make_inputs(tmp_path / "inputs")
+    cache = tmp_path / "cache"
+    with Submitter(cache_dir=cache, progress=False, worker="cf", n_procs=2) as sub:
+        sub(Study(files=inputs))
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        sub(Copy(in_file=inputs[0]))
+    owners: dict[str, str] = {}
+    for path in all_files(cache):
+        for quad in ox.parse(path=str(path), format=ox.RdfFormat.TRIG, base_iri=file_base(path)):
+            for term in (quad.subject, quad.object):
+                if isinstance(term, ox.BlankNode):
+                    assert owners.setdefault(term.value, str(path)) == str(path), term
+    assert owners  # the records do use blank nodes (usages, associations)
+    copies = ProvenanceStore(cache).query(
+        "SELECT ?run ?field WHERE { ?run pg:taskName 'Copy' ; prov:qualifiedUsage ?u . "
+        "?u prov:hadRole/rdfs:label ?field }"
+    )
+    assert {"in_file"} <= {str(f) for _r, f in copies} <= {"in_file", "environment"}

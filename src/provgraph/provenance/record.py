@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,19 @@ def _n(iri: str) -> ox.NamedNode:
 
 
 A = _n(V.RDF + "type")
+_BLANKS = itertools.count()
+
+
+@functools.lru_cache(maxsize=4096)
+def _graph_tag(graph: str) -> str:
+    return xxhash.xxh3_64_hexdigest(graph.encode())
+
+
+def _blank(g: ox.NamedNode) -> ox.BlankNode:
+    """A blank node of the record of graph ``g``, labelled from the graph's name and a counter.
+    Never ``ox.BlankNode()``: its random labels repeat in processes forked from one parent (a
+    ``cf`` pool), and the union of their records would join unrelated usages."""
+    return ox.BlankNode(f"b{_graph_tag(g.value)}x{next(_BLANKS):x}")
 LABEL = _n(V.RDFS + "label")
 
 
@@ -148,7 +162,7 @@ def _generated(
     root: str,
 ) -> Iterator[ox.Quad]:
     """An output entity: its description, its (qualified) generation, what it derives from."""
-    generation = ox.BlankNode()
+    generation = _blank(g)
     yield from _entity(g, entity, described, root)
     yield ox.Quad(entity, P("wasGeneratedBy"), run, g)
     yield ox.Quad(entity, P("qualifiedGeneration"), generation, g)
@@ -156,7 +170,7 @@ def _generated(
     yield ox.Quad(generation, P("activity"), run, g)
     yield ox.Quad(generation, P("hadRole"), role, g)
     for source in sources:
-        derivation = ox.BlankNode()
+        derivation = _blank(g)
         yield ox.Quad(entity, P("wasDerivedFrom"), source, g)
         yield ox.Quad(entity, P("qualifiedDerivation"), derivation, g)
         yield ox.Quad(derivation, A, P("Derivation"), g)
@@ -212,7 +226,7 @@ def _environment_file(cache_dir: Path, env: dict[str, Any]) -> None:
         ox.Quad(iri, G("cpuCount"), _lit(env["cpu_count"]), g),
     ]
     for name, version in env["packages"].items():
-        package = ox.BlankNode()
+        package = _blank(g)
         quads += [
             ox.Quad(iri, G("package"), package, g),
             ox.Quad(package, A, G("Package"), g),
@@ -350,7 +364,7 @@ _ENVIRONMENT_ROLE = _n(V.PG + "environmentRole")
 
 def _environment_usage(g: ox.NamedNode, env: ox.NamedNode) -> Iterator[ox.Quad]:
     """The environment the run used, plainly and qualified (its role: the environment)."""
-    usage = ox.BlankNode()
+    usage = _blank(g)
     yield ox.Quad(g, P("used"), env, g)
     yield ox.Quad(env, A, P("Entity"), g)
     yield ox.Quad(env, A, G("Environment"), g)
@@ -365,7 +379,7 @@ def _environment_usage(g: ox.NamedNode, env: ox.NamedNode) -> Iterator[ox.Quad]:
 def _association(g: ox.NamedNode, context: dict[str, Any]) -> Iterator[ox.Quad]:
     """The engine acting with the task definition as plan, on the user's behalf."""
     agent = _n(V.agent_iri())
-    association = ox.BlankNode()
+    association = _blank(g)
     yield ox.Quad(g, P("wasAssociatedWith"), agent, g)
     yield ox.Quad(g, P("qualifiedAssociation"), association, g)
     yield ox.Quad(association, A, P("Association"), g)
@@ -399,7 +413,7 @@ def _usages(
                 yield ox.Quad(entity, P("hadMember"), member_entity, g)
                 entities.append(member_entity)
         for entity in entities:
-            usage = ox.BlankNode()
+            usage = _blank(g)
             yield ox.Quad(g, P("used"), entity, g)
             yield ox.Quad(g, P("qualifiedUsage"), usage, g)
             yield ox.Quad(usage, A, P("Usage"), g)
@@ -407,7 +421,7 @@ def _usages(
             yield ox.Quad(usage, P("hadRole"), role, g)
             used.append(entity)
     for upstream in sorted(informed):
-        communication = ox.BlankNode()
+        communication = _blank(g)
         yield ox.Quad(g, P("wasInformedBy"), _n(upstream), g)
         yield ox.Quad(g, P("qualifiedCommunication"), communication, g)
         yield ox.Quad(communication, A, P("Communication"), g)
@@ -500,7 +514,7 @@ def _generations(
 
 
 def _error(g: ox.NamedNode, error: Any) -> Iterator[ox.Quad]:
-    node = ox.BlankNode()
+    node = _blank(g)
     yield ox.Quad(g, G("error"), node, g)
     yield ox.Quad(node, A, G("Error"), g)
     yield ox.Quad(node, G("errorType"), ox.Literal(error.type), g)

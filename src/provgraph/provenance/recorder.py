@@ -31,6 +31,7 @@ from .record import (
     G,
     P,
     _agents,
+    _blank,
     _generated,
     _n,
     _parameter,
@@ -277,7 +278,7 @@ class Recorder:
     ) -> None:
         """A run's own graph as it starts: an activity, its start time, what it is, and the
         engine's association with it (with the definition it follows as plan, if any)."""
-        association = ox.BlankNode()
+        association = _blank(run)
         quads = [
             ox.Quad(run, A, P("Activity"), run),
             ox.Quad(run, P("startedAtTime"), _time(_now()), run),
