@@ -817,7 +817,7 @@ def test_diff_names_the_container_change(
     merged = tmp_path / "merged"  # both records in one store: copy the second into the first
     shutil.copytree(runs[0][0], merged)
     for item in runs[1][0].iterdir():
-        if item.name != ".provenance":
+        if item.is_dir() and item.name != ".provenance":
             shutil.copytree(item, merged / item.name, dirs_exist_ok=True)
     shutil.copytree(
         runs[1][0] / ".provenance" / "environments",

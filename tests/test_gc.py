@@ -102,7 +102,7 @@ def test_reused_results_stay_with_the_submission_that_reused_them(tmp_path: Path
     first = _submit(cache, Blob().split(n=[1, 2]))
     _submit(cache, Blob().split(n=[1, 2]))  # reuses every job of the first
     done = ProvenanceStore(cache).gc(keep_last=1)
-    assert done.removed == () and len(done.released) == 1
+    assert done.removed == () and done.released == ()  # the older one lost nothing
     assert all((Path(d) / "blob.bin").exists() for d in first.job_dirs)
 
 
@@ -127,7 +127,8 @@ def test_failed_removes_failed_attempts_only(tmp_path: Path) -> None:
     ok_dir = next(Path(d) for d in result.job_dirs if Path(d) != failed_dir)
     assert (failed_dir / "_error.json").exists()
     done = ProvenanceStore(cache).gc(failed=True)
-    assert done.removed == (failed_dir.name,)
+    # the failed element, and the split task's listing that names it
+    assert sorted(done.removed) == sorted([failed_dir.name, Path(result.output_dir).name])
     assert not (failed_dir / "_error.json").exists() and (ok_dir / "_result.pkl").exists()
 
 
@@ -211,3 +212,133 @@ def test_cli_gc(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(["gc", str(cache), "--keep-last", "1"]) == 0
     assert "removed 1 job directory" in capsys.readouterr().out
     assert not (Path(old.output_dir) / "blob.bin").exists()
+
+
+_SCRIPT = """
+import sys
+from dataclasses import dataclass
+
+from provgraph import Submitter, python, workflow
+
+
+@dataclass
+class Point:  # defined only in this script: another process cannot unpickle it
+    x: int
+
+
+@python.define
+def Make(x: int) -> Point:
+    return Point(x)
+
+
+@python.define
+def Norm(p: Point) -> int:
+    return abs(p.x)
+
+
+@workflow.define
+def Shape(x: int) -> int:
+    made = workflow.add(Make(x=x), name="make")
+    return workflow.add(Norm(p=made.out), name="norm").out
+
+
+with Submitter(cache_dir=sys.argv[1], progress=False) as sub:
+    print(sub(Shape(x=int(sys.argv[2]))).output_dir)
+"""
+
+
+def test_a_workflows_result_goes_with_its_jobs(tmp_path: Path) -> None:
+    """A workflow's own directory is named in its run's record, and removed with the jobs it
+    was made of, even when this process cannot read the result (a class of the user's
+    script): a later submission never takes a workflow's result whose jobs are gone."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "shape.py"
+    script.write_text(_SCRIPT)
+    cache = tmp_path / "cache"
+
+    def submit(x: int) -> Path:
+        done = subprocess.run(
+            [sys.executable, str(script), str(cache), str(x)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return Path(done.stdout.strip())
+
+    old, new = submit(1), submit(2)
+    done = ProvenanceStore(cache).gc(keep_last=1)
+    assert old.name in done.removed and done.unrecorded == ()
+    assert not (old / "_result.pkl").exists() and (new / "_result.pkl").exists()
+    assert sum(1 for n in done.removed if n.startswith(("Make-", "Norm-"))) == 2
+
+
+@python.define
+def Hold(x: int, marks: str) -> int:
+    """Says it started, then waits until told to finish."""
+    import time
+
+    (Path(marks) / "started").touch()
+    while not (Path(marks) / "release").exists():
+        time.sleep(0.02)
+    return x
+
+
+def _wait_for(path: Path) -> None:
+    import time
+
+    deadline = time.monotonic() + 120
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def test_gc_waits_for_no_submission(tmp_path: Path) -> None:
+    """While a submission runs, gc refuses (a dry run answers); afterwards it proceeds."""
+    import threading
+
+    cache, marks = tmp_path / "cache", tmp_path / "marks"
+    marks.mkdir()
+    old = _submit(cache, Blob(n=1))
+    _submit(cache, Blob(n=2))
+    thread = threading.Thread(target=_submit, args=(cache, Hold(x=1, marks=str(marks))))
+    thread.start()
+    try:
+        _wait_for(marks / "started")
+        with pytest.raises(ProvenanceError, match="a submission is running"):
+            ProvenanceStore(cache).gc(keep_last=2)
+        assert (Path(old.output_dir) / "blob.bin").exists()
+        planned = ProvenanceStore(cache).gc(keep_last=2, dry_run=True)
+        assert Path(old.output_dir).name in planned.removed
+    finally:
+        (marks / "release").touch()
+        thread.join()
+    assert Path(old.output_dir).name in ProvenanceStore(cache).gc(keep_last=2).removed
+
+
+def test_failed_removes_a_killed_attempt(tmp_path: Path) -> None:
+    """A job whose process was killed leaves an abandoned lock and no record: --failed
+    removes what it left; the lock file stays."""
+    import subprocess
+    import sys
+
+    cache, marks = tmp_path / "cache", tmp_path / "marks"
+    marks.mkdir()
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[3])\n"
+        "from crash_tasks import Suicidal\n"
+        "from provgraph import Submitter\n"
+        "with Submitter(cache_dir=sys.argv[1], progress=False) as sub:\n"
+        "    sub(Suicidal(x=2, marks=sys.argv[2], always=True))\n"
+    )
+    here = str(Path(__file__).parent)
+    died = subprocess.run([sys.executable, "-c", code, str(cache), str(marks), here], check=False)
+    assert died.returncode != 0
+    (killed,) = [d for d in cache.glob("Suicidal-*")]
+    assert list(killed.glob("_prov-*")) == []
+    (killed / "partial.bin").write_bytes(b"x" * 5000)  # what it had written
+    _submit(cache, Blob(n=1))
+    done = ProvenanceStore(cache).gc(failed=True)
+    assert done.removed == (killed.name,) and done.freed >= 5000
+    assert (killed / "_lock").exists() and not (killed / "partial.bin").exists()

@@ -313,6 +313,40 @@ def unlocked_job(directory: Path) -> Any:
         os.close(fd)
 
 
+ACTIVE_NAME = ".active"  # shared-locked by every submission on the cache, while it runs
+
+
+@contextlib.contextmanager
+def submitting(cache_dir: Path) -> Any:
+    """Hold a shared lock on the cache while a submission runs (waits while a cleanup holds
+    it exclusively), so that ``gc`` never removes what a running submission may read."""
+    try:
+        fd = os.open(Path(cache_dir) / ACTIVE_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:  # a cache this user cannot write to: nothing to protect it from
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # (closing releases the lock)
+
+
+@contextlib.contextmanager
+def alone(cache_dir: Path) -> Any:
+    """Hold the cache exclusively if no submission runs on it; yields whether it could."""
+    fd = os.open(Path(cache_dir) / ACTIVE_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
 def lock_was_abandoned(directory: Path) -> bool:
     """True when the job's lock is free but not empty: its holder died while running it."""
     try:

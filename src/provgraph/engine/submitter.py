@@ -176,7 +176,8 @@ class Submitter:
             if dry_run:
                 return run.dry_run()
             try:
-                return run.execute()
+                with cache.submitting(self.cache_dir):  # no cleanup while it runs
+                    return run.execute()
             except KeyboardInterrupt:  # stop now: running jobs are stopped, not waited for
                 self.worker.abort()
                 self.emit(events.RunInterrupted(run_id=run.run_id))

@@ -206,6 +206,33 @@ def jsonld_report(graph: Any) -> dict[str, Any]:
     return {"@context": context, "@graph": nodes}
 
 
+def _html(store: Any, target: Path, run: str | None, output: Any) -> Path:
+    """The HTML report: of one submission (the newest unless ``run`` names one; a workflow
+    run works too), or of one output's lineage."""
+    from .report import html_report
+
+    info = None
+    others: list[dict[str, Any]] = []
+    if output is None:
+        submissions = store.runs()
+        if run is None and submissions:
+            run = submissions[0]["run"]
+        if run is not None:
+            run = V.run_iri(str(run))
+            info = next((s for s in submissions if s["run"] == run), None)
+            others = [s for s in submissions if s["run"] != run]
+    graph = _union_from_quads(selected_quads(store, names=_crate_graph_names(store, run, output)))
+    if output is not None:
+        title = f"provgraph report: lineage of {output}"
+    elif info is not None:
+        title = f"provgraph report: {info['task']}, submitted {info['started'][:19]}"
+    else:
+        title = f"provgraph report: {run or 'all runs'}"
+    page = html_report(graph, title, submission=run, info=info, others=others)
+    target.write_text(page)
+    return target
+
+
 def export(
     store: Any,
     path: str | os.PathLike[str],
@@ -242,6 +269,8 @@ def export(
         fmt = ox.RdfFormat.TURTLE if format == "turtle" else ox.RdfFormat.N_TRIPLES
         native.dump(str(target), fmt, from_graph=ox.DefaultGraph(), prefixes=prefixes)
         return target
+    if format == "html":
+        return _html(store, target, run, output)
     quads = selected_quads(store, run, output)
     if format in ("trig", "turtle", "nt"):  # written by Oxigraph, without rdflib
         if format == "trig":
@@ -255,11 +284,6 @@ def export(
     graph = _union_from_quads(quads)
     if format == "jsonld":
         target.write_text(json.dumps(jsonld_report(graph), indent=2))
-    elif format == "html":
-        from .report import html_report
-
-        what = f"lineage of {output}" if output is not None else (run or "all runs")
-        target.write_text(html_report(graph, f"provgraph report: {what}"))
     else:
         from ._provdm import prov_document_text
 

@@ -73,6 +73,8 @@ def _blank(g: ox.NamedNode) -> ox.BlankNode:
     Never ``ox.BlankNode()``: its random labels repeat in processes forked from one parent (a
     ``cf`` pool), and the union of their records would join unrelated usages."""
     return ox.BlankNode(f"b{_graph_tag(g.value)}x{next(_BLANKS):x}")
+
+
 LABEL = _n(V.RDFS + "label")
 
 

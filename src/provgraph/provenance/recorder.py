@@ -35,6 +35,7 @@ from .record import (
     _generated,
     _n,
     _parameter,
+    _place,
     _plan,
     _time,
     _trig,
@@ -252,6 +253,7 @@ class Recorder:
         part_of: str,
         context: dict[str, Any] | None = None,
         node: str | None = None,
+        job: Any = None,
     ) -> None:
         """A workflow run's start record; given its workflow job's ``context``, also the
         workflow's inputs it used (the same entities its first nodes use, with the workflow's
@@ -267,6 +269,11 @@ class Recorder:
         ]
         if node is not None:  # the workflow node it runs (a nested workflow: its step)
             quads.append(ox.Quad(run, G("workflowNode"), ox.Literal(node), run))
+        if job is not None and job.output_dir is not None:
+            # the directory its result is kept in (what a cleanup removes with its jobs)
+            quads.append(
+                ox.Quad(run, G("outputDir"), _place(job.output_dir, str(self.cache_dir)), run)
+            )
         if context is not None:
             quads += _usages(run, context, str(self.cache_dir), [])
             quads += _plan(run, context)
@@ -340,6 +347,7 @@ class Recorder:
                 job.node.instance.run_id,
                 context=self._task_context(job),
                 node=job.node.path,
+                job=job,
             )
         elif isinstance(event, events.JobReused):
             self._reused(event.job, getattr(event.outcome, "run_id", ""))
