@@ -59,3 +59,65 @@ def test_progress_off(cache_dir: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert captured.out == "" and captured.err == ""
     with pytest.raises(SpecError, match="progress"):
         Submitter(cache_dir=cache_dir, progress="loud")
+
+
+def _wait_for(path: Path) -> None:
+    import time
+
+    deadline = time.monotonic() + 120
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize(("worker", "options", "capacity"), [("cf", {"n_procs": 2}, 2)])
+def test_running_counts_what_the_worker_runs_the_rest_is_queued(
+    tmp_path: Path, worker: str, options: dict[str, int], capacity: int
+) -> None:
+    """Eight jobs handed to a pool of two processes: two running, six queued (not "running
+    8"), on a real pool while its jobs are held."""
+    import threading
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    console, _buffer = _console(terminal=False)
+    sub = Submitter(cache_dir=tmp_path / "cache", progress=console, worker=worker, **options)
+    thread = threading.Thread(target=sub, args=(T.Held(marks=str(marks)).split(x=list(range(8))),))
+    thread.start()
+    try:
+        _wait_for(marks / "started-0")
+        assert sub.progress is not None
+        (row,) = sub.progress.counts().values()
+        assert (row["running"], row["queued"]) == (capacity, 8 - capacity)
+        assert row["pending"] == 0 and row["done"] == 0
+    finally:
+        (marks / "release").touch()
+        thread.join()
+        sub.close()
+    (row,) = sub.progress.counts().values()
+    assert (row["running"], row["queued"], row["done"]) == (0, 0, 8)
+
+
+def test_a_notebook_without_ipywidgets_gets_the_summary_quietly(cache_dir: Path) -> None:
+    """In Jupyter the table is drawn through ipywidgets; without it, no live table and no
+    warning at every refresh."""
+    import importlib.util
+    import warnings
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_jupyter=True, width=120)
+    seen: list[object] = []
+
+    def watch(event: object) -> None:  # while the run is on: is the table live?
+        if sub.progress is not None and type(event).__name__ == "JobFinished":
+            seen.append(sub.progress._live)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # rich's "install ipywidgets" would fail the test
+        with Submitter(cache_dir=cache_dir, progress=console, hooks=[watch]) as sub:
+            sub(T.OneSplit(x=[1, 2]))
+    assert len(seen) == 2  # (rich shows the summary through IPython's display, not the file)
+    if importlib.util.find_spec("ipywidgets") is None:
+        assert seen == [None, None]
+    else:
+        assert all(live is not None for live in seen)

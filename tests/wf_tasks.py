@@ -295,3 +295,14 @@ def Siblings(pause: float) -> tuple[int, int]:
     left = workflow.add(NapInner(x=1, pause=pause), name="left")
     right = workflow.add(NapInner(x=2, pause=pause), name="right")
     return left.out, right.out
+
+
+@python.define
+def Held(x: int, marks: str) -> int:
+    """Marks its start, then waits until ``marks/release`` exists."""
+    import time
+
+    (Path(marks) / f"started-{x}").touch()
+    while not (Path(marks) / "release").exists():
+        time.sleep(0.02)
+    return x

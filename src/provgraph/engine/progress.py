@@ -1,12 +1,20 @@
-"""Progress of a submission: a live table on a terminal, a one-line summary at the end.
+"""Progress of a submission: a live table on a terminal or in Jupyter, a summary at the end.
 
-:class:`Progress` is a hook: it only counts events. On a terminal it draws, a few times a
-second, one row per node (element indices folded together) with jobs done, cached, running,
-failed, skipped and pending, and the elapsed time. Elsewhere it prints only the summary.
+:class:`Progress` is a hook: it only counts events. On a terminal (or in a Jupyter notebook)
+it draws, a few times a second, one row per node (element indices folded together) with jobs
+done, cached, running, queued, failed, skipped and pending, and the elapsed time. Elsewhere it
+prints only the summary.
+
+Jobs handed to the worker are *running* up to the worker's capacity (its processes or threads),
+oldest first, and *queued* beyond it: a pool of 2 processes shows 2 running and the rest
+queued, as it runs them. A worker that cannot say (SLURM: the batch system decides) counts every
+job handed over as running. A workflow job runs no code itself: its row counts it running while
+its inner jobs run, whatever the capacity.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from typing import Any
@@ -19,7 +27,7 @@ from . import events
 
 __all__ = ["Progress"]
 
-_COLUMNS = ("done", "cached", "running", "failed", "skipped", "pending")
+_COLUMNS = ("done", "cached", "running", "queued", "failed", "skipped", "pending")
 _INDEX = re.compile(r"\[\d+\]")
 
 
@@ -27,11 +35,24 @@ def _row_name(path: str) -> str:
     return _INDEX.sub("", path)
 
 
+def _can_live(console: Console) -> bool:
+    """A terminal redraws in place; a notebook does through ipywidgets (the ``jupyter`` extra),
+    and without it shows the summary only (rich would warn at every refresh)."""
+    if console.is_jupyter:
+        import importlib.util
+
+        return importlib.util.find_spec("ipywidgets") is not None
+    return console.is_terminal
+
+
 class Progress:
     """Counts jobs per node from events and shows them."""
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
+        self.capacity: int | None = None  # jobs the worker runs at once, once known
+        self.capacity_source: Any = None  # asked until it knows (the Submitter's worker)
+        self.flight: dict[int, str] = {}  # jobs handed to the worker, oldest first: their row
         self.rows: dict[str, dict[str, int]] = {}
         self.started = time.monotonic()
         self.task = ""
@@ -42,7 +63,7 @@ class Progress:
         name = _row_name(path)
         row = self.rows.get(name)
         if row is None:
-            row = self.rows[name] = dict.fromkeys((*_COLUMNS, "total"), 0)
+            row = self.rows[name] = dict.fromkeys((*_COLUMNS, "total", "open", "in_flight"), 0)
         return row
 
     def __call__(self, event: events.Event) -> None:
@@ -53,14 +74,20 @@ class Progress:
         elif isinstance(event, events.JobReused):
             self._row(event.job.node.path)["cached"] += 1
         elif isinstance(event, events.JobSubmitted):
-            self._row(event.job.node.path)["running"] += 1
+            row = self._row(event.job.node.path)
+            if type(event.job.node.task)._kind == "workflow":
+                row["open"] += 1
+            else:
+                row["in_flight"] += 1
+                self.flight[id(event.job)] = _row_name(event.job.node.path)
         elif isinstance(event, events.JobFinished):
             row = self._row(event.job.node.path)
-            row["running"] -= 1
+            if self.flight.pop(id(event.job), None) is not None:
+                row["in_flight"] -= 1
             row["done" if event.outcome.ok else "failed"] += 1
         elif isinstance(event, events.WorkflowFinished):
             row = self._row(event.job.node.path)
-            row["running"] -= 1
+            row["open"] -= 1
             column = "done" if event.ok else "failed"
             row[column] += 1
             self.workflow_counts[column] += 1
@@ -73,8 +100,10 @@ class Progress:
         self.task = task
         self.started = time.monotonic()
         self.rows.clear()
+        self.flight.clear()
+        self.capacity = None  # (a Dask cluster may have changed between submissions)
         self.workflow_counts = {"done": 0, "failed": 0}
-        if self.console.is_terminal:
+        if _can_live(self.console):
             self._live = Live(
                 get_renderable=self.table,
                 console=self.console,
@@ -83,6 +112,24 @@ class Progress:
             )
             self._live.start()
 
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per row (node), the jobs in each column, now."""
+        if self.capacity is None and self.capacity_source is not None:
+            self.capacity = self.capacity_source()
+        running: dict[str, int] = {}
+        limit = len(self.flight) if self.capacity is None else self.capacity
+        for name in itertools.islice(self.flight.values(), limit):  # the oldest run first
+            running[name] = running.get(name, 0) + 1
+        shown: dict[str, dict[str, int]] = {}
+        for name, row in self.rows.items():
+            cells = {c: row[c] for c in _COLUMNS}
+            cells["running"] = running.get(name, 0) + row["open"]
+            cells["queued"] = row["in_flight"] - running.get(name, 0)
+            settled = sum(cells[c] for c in _COLUMNS if c != "pending")
+            cells["pending"] = max(row["total"] - settled, 0)
+            shown[name] = cells
+        return shown
+
     def table(self) -> Table:
         """The current counts as a rich table."""
         elapsed = time.monotonic() - self.started
@@ -90,10 +137,8 @@ class Progress:
         table.add_column("node")
         for column in _COLUMNS:
             table.add_column(column, justify="right")
-        for name, row in self.rows.items():
-            pending = row["total"] - sum(row[c] for c in _COLUMNS if c != "pending")
-            cells = [str(row[c]) if c != "pending" else str(max(pending, 0)) for c in _COLUMNS]
-            table.add_row(name, *cells)
+        for name, cells in self.counts().items():
+            table.add_row(name, *(str(cells[c]) for c in _COLUMNS))
         return table
 
     def summary(self) -> str:

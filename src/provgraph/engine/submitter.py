@@ -128,6 +128,7 @@ class Submitter:
             self.hooks.append(recorder.Recorder(self.cache_dir, remote=remote))
         self.progress = make_progress(progress)
         if self.progress is not None:
+            self.progress.capacity_source = self.worker.capacity
             self.hooks.append(self.progress)
         self.file_hashes = FileHashCache(self.cache_dir / ".file-hashes")
         # hooks that also act in the process that runs each job (the provenance recorder)

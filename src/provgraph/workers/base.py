@@ -20,6 +20,11 @@ class Worker(abc.ABC):
     def submit(self, job: Any) -> Future[Any]:
         """Accept one job; the future resolves to its ``Outcome`` (never to an exception)."""
 
+    def capacity(self) -> int | None:
+        """How many jobs run at once (None when the worker cannot say, e.g. a batch queue):
+        the progress display counts jobs beyond it as queued, not running."""
+        return None
+
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Send jobs buffered by ``submit``; called by the run loop after each round."""
 

@@ -71,6 +71,9 @@ class ConcurrentFuturesWorker(BufferedWorker):
         self._aborted = False  # interrupted: no pool is started again
 
     # -- the contract ---------------------------------------------------------------------------
+    def capacity(self) -> int | None:
+        return self.n_procs
+
     def flush(self) -> None:
         buffer = self.take_buffer()
         with self._lock:

@@ -88,6 +88,16 @@ class DaskWorker(BufferedWorker):
         self._packer = Packer()
 
     # -- the contract ---------------------------------------------------------------------------
+    def capacity(self) -> int | None:
+        """The cluster's threads, once connected (it may grow or shrink later)."""
+        if self.client is None:
+            return None
+        try:
+            workers = self.client.scheduler_info().get("workers", {})
+        except Exception:  # the scheduler went away: the run loop will say so
+            return None
+        return sum(int(w.get("nthreads", 1)) for w in workers.values()) or None
+
     def flush(self) -> None:
         buffer = self.take_buffer()
         if not buffer:

@@ -18,6 +18,9 @@ class SerialWorker(Worker):
 
     name = "serial"
 
+    def capacity(self) -> int | None:
+        return 1
+
     def submit(self, job: Job) -> Future[Any]:
         future: Future[Outcome] = Future()
         future.set_result(run_job(attrs.evolve(job, placement={"worker": self.name})))
