@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
+import typing
 from typing import Any
 
 import attrs
@@ -148,6 +149,26 @@ class Submitter:
         """Hand ``event`` to every hook."""
         for hook in self.hooks:
             hook(event)
+
+    @typing.overload
+    def __call__(
+        self,
+        task: TaskDef,
+        *,
+        environment: Any = None,
+        dry_run: typing.Literal[False] = False,
+        rerun: bool = False,
+    ) -> Result: ...
+
+    @typing.overload
+    def __call__(
+        self,
+        task: TaskDef,
+        *,
+        environment: Any = None,
+        dry_run: typing.Literal[True],
+        rerun: bool = False,
+    ) -> DryRun: ...
 
     def __call__(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from .. import state as _state
 from ..exceptions import SpecError, SplitterError
@@ -103,7 +103,7 @@ class TaskDef:
         """The input fields the splitter mentions (not its ``"_node"`` terms)."""
         return [n for n in _state.splitter_fields(self._splitter) if n in self._input_fields]
 
-    def split(self, splitter: Any = None, /, *, overwrite: bool = False, **inputs: Any) -> Any:
+    def split(self, splitter: Any = None, /, *, overwrite: bool = False, **inputs: Any) -> Self:
         """A copy of this task split over ``splitter``; ``inputs`` set the values split over.
 
         Without a splitter, the keyword names are split over, as an outer product when there
@@ -120,7 +120,7 @@ class TaskDef:
                 f"{self._task_name} is already split over {self._splitter!r}; "
                 "pass overwrite=True to replace the splitter"
             )
-        new = self._copy()
+        new: Self = self._copy()
         object.__setattr__(new, "_splitter", new_splitter)
         if overwrite:
             object.__setattr__(new, "_combiner", [])
@@ -132,7 +132,7 @@ class TaskDef:
                 new._set(name, value, split=True)
         return new
 
-    def combine(self, combiner: str | list[str], *, overwrite: bool = False) -> Any:
+    def combine(self, combiner: str | list[str], *, overwrite: bool = False) -> Self:
         """A copy of this task whose outputs are combined over the axes of ``combiner``."""
         names = _state.normalise_combiner(combiner, self._splitter)
         if self._combiner and not overwrite and names != self._combiner:
@@ -140,7 +140,7 @@ class TaskDef:
                 f"{self._task_name} already combines {self._combiner!r}; "
                 "pass overwrite=True to replace the combiner"
             )
-        new = self._copy()
+        new: Self = self._copy()
         object.__setattr__(new, "_combiner", names)
         return new
 

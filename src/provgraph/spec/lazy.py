@@ -45,7 +45,7 @@ class LazyOutputs:
         object.__setattr__(self, "_node", node)
         object.__setattr__(self, "_types", output_types)
 
-    def __getattr__(self, name: str) -> LazyField:
+    def __getattr__(self, name: str) -> Any:  # a LazyField, standing for a value of any type
         types_ = object.__getattribute__(self, "_types")
         node = object.__getattribute__(self, "_node")
         if name not in types_:

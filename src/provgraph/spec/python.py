@@ -261,6 +261,28 @@ def function_task_class(
     )
 
 
+@typing.overload
+def define(
+    func: Callable[..., Any],
+    *,
+    outputs: list[str] | dict[str, Any] | None = None,
+    name: str | None = None,
+    version: str | None = None,
+    resources: dict[str, Any] | None = None,
+) -> type[PythonTask]: ...
+
+
+@typing.overload
+def define(
+    func: None = None,
+    *,
+    outputs: list[str] | dict[str, Any] | None = None,
+    name: str | None = None,
+    version: str | None = None,
+    resources: dict[str, Any] | None = None,
+) -> Callable[[Callable[..., Any]], type[PythonTask]]: ...
+
+
 def define(
     func: Callable[..., Any] | None = None,
     *,

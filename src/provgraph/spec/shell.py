@@ -31,6 +31,7 @@ import shlex
 import string
 import subprocess
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -563,6 +564,28 @@ def check_environment(name: str, value: Any) -> Any:
 
 
 _ENVIRONMENT_METHODS = ("describe", "place", "wrap")
+
+
+@typing.overload
+def define(
+    template: str | type,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    environment: Any = None,
+    resources: dict[str, Any] | None = None,
+) -> type[ShellTask]: ...
+
+
+@typing.overload
+def define(
+    template: None = None,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    environment: Any = None,
+    resources: dict[str, Any] | None = None,
+) -> Callable[[str | type], type[ShellTask]]: ...
 
 
 def define(

@@ -105,6 +105,26 @@ def _bind_outputs(wf_name: str, returned: Any, outputs: dict[str, OutputField]) 
     return bound
 
 
+@typing.overload
+def define(
+    func: Callable[..., Any],
+    *,
+    outputs: list[str] | dict[str, Any] | None = None,
+    name: str | None = None,
+    version: str | None = None,
+) -> type[WorkflowTask]: ...
+
+
+@typing.overload
+def define(
+    func: None = None,
+    *,
+    outputs: list[str] | dict[str, Any] | None = None,
+    name: str | None = None,
+    version: str | None = None,
+) -> Callable[[Callable[..., Any]], type[WorkflowTask]]: ...
+
+
 def define(
     func: Callable[..., Any] | None = None,
     *,
