@@ -25,11 +25,11 @@ import json
 import os
 import queue
 import sys
+import typing
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
-import typing
 from typing import Any
 
 import attrs
