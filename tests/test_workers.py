@@ -138,8 +138,9 @@ def test_slurm_sends_each_node_as_one_array(tmp_path: Path, reference: dict[str,
     ran = next(d for d in got["cache"].glob("Half-*") if any(d.glob("_prov-*.trig")))
     [shown] = show_job(store, ran.name)
     assert shown["placement"][0]["slurm"] in half and shown["placement"][0]["worker"] == "slurm"
-    report = got["cache"] / "report.html"
-    store.export(report, "html")
+    report = got["cache"] / "report.html"  # the report of the submission that ran Half
+    (half_run,) = [r["run"] for r in store.runs() if r["task"] == "Half"]
+    store.export(report, "html", run=half_run)
     assert f"SLURM job {shown['placement'][0]['slurm']}" in report.read_text()
 
 
