@@ -165,7 +165,9 @@ def run_job(job: Job) -> Outcome:
     context = job.context or {}
     tag = f"{job.run_id} {context.get('workflow_run', '')}".strip()
     with cache.JobLock(directory, tag=tag) as lock:
-        stored = cache.read_result(directory)  # another process may have finished it meanwhile
+        # another process may have finished it meanwhile (not when this one made the directory
+        # and took its lock first)
+        stored = cache.read_result(directory) if not fresh or lock.waited else None
         if stored is not None and (job.replaces is None or stored.run_id != job.replaces):
             return outcome_from_stored(stored)
         if not fresh or lock.waited or lock.broken_stale:

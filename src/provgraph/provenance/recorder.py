@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,7 @@ class Recorder:
 
             self.remote = remote_url(remote)
         self.user, self.login = V.user_iri()
+        self._root = os.fspath(self.cache_dir)
         self._definitions: set[str] = set()
         self._journal = journal.Writer(cache_dir)
         self._reset()
@@ -194,11 +196,12 @@ class Recorder:
         directory = job.output_dir
         if directory is None:
             return
-        if directory.parent != self.cache_dir:  # from a read-only cache: its record comes along
+        folder = os.fspath(directory)  # (string paths: this runs for every job reused)
+        if os.path.dirname(folder) != self._root:  # from a read-only cache: its record too
             with contextlib.suppress(OSError, SyntaxError, ValueError):  # unreadable: not copied
                 self._import(directory, run_id)
         elif not (
-            record_path(directory, run_id).exists()
+            os.path.exists(f"{folder}/_prov-{run_id}.trig")
             or self._run_file(run_id).exists()  # a reused workflow's run: no job record
         ):
             with cache.unlocked_job(directory) as free:

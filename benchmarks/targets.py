@@ -1,0 +1,198 @@
+"""The per-job cost targets of issue 17, each beside its baseline measured in the same run.
+
+Rows (each min and median of ``--repeat`` runs, 3 by default, on every scratch root given, by
+default tmpfs ``/dev/shm`` and the disk under ``/var/tmp``):
+
+1. 1,000 split ``Inc`` jobs, ``serial``, empty cache, provenance on; beside joblib.Memory
+   caching the same function over the same inputs (target: faster), and provgraph with
+   provenance off (target: on / off <= 1.2x).
+2. the same jobs again, all reused; beside the floor (per input: its hash, ``open`` and
+   ``pickle.load`` of its result; target <= 2x).
+3. cf (2 processes), 1,000 and 10,000 jobs, provenance off; the per-job cost at 10k over the
+   cost at 1k (target: flat, <= 1.15x), and 1k beside a chunked ``pool.map`` (target <= 2x).
+4. ``import provgraph`` in a fresh interpreter, beside a bare interpreter (target <= 0.1 s).
+
+``--big`` adds the 100,000-job serial run and the first query after it (slow: minutes).
+
+Run from the repository root: ``.venv/bin/python benchmarks/targets.py [--quick] [--big]``.
+Exit code 0 whatever the figures; non-zero only when a benchmark gives a wrong result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from run import (  # the shared helpers of benchmarks/run.py
+    Inc,
+    bare_cold,
+    bare_dir,
+    check,
+    inc,
+    scratch_dir,
+)
+
+from provgraph import Submitter
+
+
+def _stats(samples: list[float]) -> tuple[float, float]:
+    return min(samples), statistics.median(samples)
+
+
+def _repeat(n: int, once: Callable[[Path], float], root: Path, name: str) -> tuple[float, float]:
+    samples = []
+    for _ in range(n):
+        with scratch_dir(root, name) as where:
+            samples.append(once(where))
+    return _stats(samples)
+
+
+def _provgraph(where: Path, xs: list[int], *, provenance: bool = True, **worker: Any) -> float:
+    start = time.perf_counter()
+    with Submitter(cache_dir=where, progress=False, provenance=provenance, **worker) as sub:
+        result = sub(Inc().split(x=xs))
+    took = time.perf_counter() - start
+    check(result.outputs.out == [x + 1 for x in xs], "wrong outputs")
+    return took
+
+
+def _joblib(where: Path, xs: list[int]) -> float:
+    import joblib
+
+    start = time.perf_counter()
+    memory = joblib.Memory(str(where), verbose=0)
+    cached = memory.cache(inc)
+    outs = [cached(x) for x in xs]
+    took = time.perf_counter() - start
+    check(outs == [x + 1 for x in xs], "joblib: wrong outputs")
+    return took
+
+
+def _floor_warm(where: Path, xs: list[int]) -> float:
+    bare_cold(where, xs)
+    start = time.perf_counter()
+    for x in xs:
+        with open(bare_dir(where, x) / "_result.pkl", "rb") as fh:
+            pickle.load(fh)
+    return time.perf_counter() - start
+
+
+def _provgraph_warm(where: Path, xs: list[int]) -> float:
+    _provgraph(where, xs)
+    took = _provgraph(where, xs)
+    return took
+
+
+def _pool(where: Path, xs: list[int]) -> float:
+    start = time.perf_counter()
+    with ProcessPoolExecutor(2) as pool:
+        outs = list(pool.map(inc, xs, chunksize=max(1, len(xs) // 8)))
+    took = time.perf_counter() - start
+    check(outs == [x + 1 for x in xs], "pool: wrong outputs")
+    return took
+
+
+def _import_time(code: str) -> float:
+    samples = []
+    for _ in range(5):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        samples.append(time.perf_counter() - start)
+    return min(samples)
+
+
+def _fmt(pair: tuple[float, float]) -> str:
+    return f"{pair[0]:.3f} / {pair[1]:.3f} s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one run each, smaller counts")
+    parser.add_argument("--big", action="store_true", help="also 100,000 jobs and a query")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--root", action="append", help="scratch roots (default tmpfs, disk)")
+    args = parser.parse_args(argv)
+    n = 1 if args.quick else args.repeat
+    roots = [Path(r) for r in args.root or ["/dev/shm", "/var/tmp"] if Path(r).is_dir()]
+    xs = list(range(200 if args.quick else 1000))
+    print(f"# issue 17 targets: min / median of {n} run(s); python {sys.version.split()[0]}")
+    print(f"{'row':44s} {'figure':>20s} {'baseline':>20s} {'ratio':>7s}  target")
+
+    def row(name: str, fig: tuple[float, float], base: tuple[float, float], target: str) -> None:
+        ratio = fig[0] / base[0] if base[0] else float("inf")
+        print(f"{name:44s} {_fmt(fig):>20s} {_fmt(base):>20s} {ratio:6.2f}x  {target}")
+
+    for root in roots:
+        print(f"## scratch under {root}")
+        on = _repeat(n, lambda w: _provgraph(w, xs), root, "on")
+        off = _repeat(n, lambda w: _provgraph(w, xs, provenance=False), root, "off")
+        try:
+            joblib = _repeat(n, lambda w: _joblib(w, xs), root, "joblib")
+            row(f"1 serial {len(xs)} cold, prov on vs joblib", on, joblib, "< 1.00x")
+        except ImportError:
+            print("1 serial vs joblib.Memory: skipped (pip install joblib)")
+        row(f"1 serial {len(xs)} cold, prov on vs off", on, off, "<= 1.20x")
+        warm = _repeat(n, lambda w: _provgraph_warm(w, xs), root, "warm")
+        floor = _repeat(n, lambda w: _floor_warm(w, xs), root, "floor")
+        row(f"2 serial {len(xs)} warm vs floor", warm, floor, "<= 2.00x")
+        small, large = xs, list(range(len(xs) * 10))
+        cf_small = _repeat(
+            n,
+            lambda w, s=small: _provgraph(w, s, provenance=False, worker="cf", n_procs=2),
+            root,
+            "cf",
+        )
+        cf_large = _repeat(
+            1,
+            lambda w, s=large: _provgraph(w, s, provenance=False, worker="cf", n_procs=2),
+            root,
+            "cfl",
+        )
+        per = (cf_large[0] / len(large), cf_large[1] / len(large))
+        row(
+            f"3 cf per job {len(large)} vs {len(small)} (x1e3)",
+            (per[0] * 1e3, per[1] * 1e3),
+            (cf_small[0] / len(small) * 1e3, cf_small[1] / len(small) * 1e3),
+            "<= 1.15x",
+        )
+        pool = _repeat(n, lambda w, s=small: _pool(w, s), root, "pool")
+        row(f"3 cf {len(small)} off vs chunked pool.map", cf_small, pool, "<= 2.00x")
+        if args.big:
+            big = list(range(100_000))
+            with tempfile.TemporaryDirectory(dir=root) as where:
+                took = _provgraph(Path(where), big)
+                from provgraph import ProvenanceStore
+
+                start = time.perf_counter()
+                (count,) = next(
+                    iter(
+                        ProvenanceStore(where).query(
+                            "SELECT (COUNT(?r) AS ?n) WHERE { ?r a pg:JobRun }"
+                        )
+                    )
+                )
+                query = time.perf_counter() - start
+                check(int(count) == len(big), "big: wrong count of runs")
+            print(
+                f"4 serial 100,000 cold, prov on: {took:.1f} s (target <= 15 s); "
+                f"first query after it: {query:.1f} s (target <= 5 s)"
+            )
+    imported = _import_time("import provgraph")
+    bare = _import_time("pass")
+    row("5 import provgraph (fresh interpreter)", (imported, imported), (bare, bare), "<= 0.1 s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
