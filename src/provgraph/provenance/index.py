@@ -38,6 +38,7 @@ __all__ = ["Index", "all_files", "catch_up", "file_base", "rebuild"]
 STATE = "index.json"
 _LOCK = "index.lock"
 _UNREADABLE = "unreadable.txt"
+_CHUNK = 200  # record files per bulk load (about 17,000 quads): memory stays flat
 _RECORD_FOLDERS = ("cleanups", "environments", "imported", "runs", "submissions")
 
 
@@ -121,14 +122,15 @@ def _load(store_path: Path, paths: list[str]) -> tuple[list[str], list[str]] | N
     except OSError:
         return None
     default = ox.DefaultGraph()
+    quad = ox.Quad
     unreadable: list[str] = []
     retry: list[str] = []
 
-    def quads() -> Iterator[Any]:
+    def quads(chunk: list[str]) -> Iterator[Any]:
         # Each triple goes into its run's named graph and into the default graph, which is
         # therefore the union of all runs as a set: shared nodes (roles, plans, agents) that
         # every run's graph repeats are matched once.
-        for path in paths:
+        for path in chunk:
             try:
                 parsed = list(
                     ox.parse(path=path, format=ox.RdfFormat.TRIG, base_iri=file_base(path))
@@ -140,12 +142,14 @@ def _load(store_path: Path, paths: list[str]) -> tuple[list[str], list[str]] | N
             except OSError:  # gone or unreadable for now (NFS, permissions): next time
                 retry.append(path)
                 continue
-            for quad in parsed:
-                yield quad
-                yield ox.Quad(quad.subject, quad.predicate, quad.object, default)
+            for q in parsed:
+                yield q
+                yield quad(q.subject, q.predicate, q.object, default)
 
     try:
-        store.bulk_extend(quads())
+        # a bulk load per chunk of files: the loader holds one chunk in memory, never the store
+        for start in range(0, len(paths), _CHUNK):
+            store.bulk_extend(quads(paths[start : start + _CHUNK]))
         store.flush()
     finally:
         del store
