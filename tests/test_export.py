@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -227,3 +228,52 @@ def test_prov_formats_are_lossless_and_deterministic(tmp_path: Path) -> None:
             store.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ ?a prov:{relation} ?b }}")
         )
         assert len(document[relation]) == int(count), relation
+
+
+def test_jsonld_writer_keeps_every_kind_of_value(tmp_path: Path) -> None:
+    """The one-pass JSON-LD writer gives back exactly its triples: values that fit a term's
+    coercion and values that do not, language strings, blank nodes, unknown predicates."""
+    import pyoxigraph as ox
+
+    from provgraph.provenance._jsonld import write_flat
+    from provgraph.provenance.vocab import PG, PROV, RDF, XSD, ontology_path
+
+    run, env, blank = ox.NamedNode("urn:uuid:1"), ox.NamedNode("urn:x:env"), ox.BlankNode("u1")
+    triples = [
+        ox.Triple(run, ox.NamedNode(RDF + "type"), ox.NamedNode(PROV + "Activity")),
+        ox.Triple(run, ox.NamedNode(RDF + "type"), ox.NamedNode("urn:x:SomeClass")),
+        ox.Triple(run, ox.NamedNode(PROV + "used"), env),  # an @id term
+        ox.Triple(
+            run,
+            ox.NamedNode(PG + "elementIndex"),
+            ox.Literal("3", datatype=ox.NamedNode(XSD + "integer")),
+        ),
+        ox.Triple(
+            run, ox.NamedNode(PG + "elementIndex"), ox.Literal("three")
+        ),  # not the term's type
+        ox.Triple(run, ox.NamedNode(PG + "taskName"), ox.Literal("Add")),
+        ox.Triple(run, ox.NamedNode("urn:x:note"), ox.Literal("bonjour", language="fr")),
+        ox.Triple(run, ox.NamedNode("urn:x:link"), env),  # no term at all
+        ox.Triple(run, ox.NamedNode(PROV + "qualifiedUsage"), blank),
+        ox.Triple(blank, ox.NamedNode(PROV + "entity"), env),
+        ox.Triple(
+            blank,
+            ox.NamedNode("urn:x:weight"),
+            ox.Literal("0.5", datatype=ox.NamedNode(XSD + "double")),
+        ),
+    ]
+    context = json.loads(ontology_path("context.jsonld").read_text())["@context"]
+    path = tmp_path / "out.jsonld"
+    with open(path, "w") as out:
+        assert write_flat(triples, context, out) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        back = rdflib.Graph().parse(path, format="json-ld")
+    expected = rdflib.Graph().parse(
+        data=ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES).decode(), format="nt"
+    )
+    assert isomorphic(back, expected)
+    (node,) = [n for n in json.loads(path.read_text())["@graph"] if n["id"] == "urn:uuid:1"]
+    assert node["used"] == "urn:x:env" and node["taskName"] == "Add"  # short names kept
+    with pytest.raises(ValueError, match="not consecutive"):
+        write_flat([triples[0], triples[-1], triples[1]], context, io.StringIO())

@@ -190,20 +190,27 @@ def _union(dataset: Any) -> Any:
     return graph
 
 
-def jsonld_report(graph: Any) -> dict[str, Any]:
-    """A compact JSON-LD report with its context inlined (readable offline): every node (run,
-    entity, usage, plan, agent, environment) described once, at the top level under ``@graph``
-    (the flattened form, which generic consumers such as ro-crate-py read), in a stable order;
-    nodes refer to each other by ``id``."""
+def _jsonld(target: Path, native: Any, store: Any, run: str | None, output: Any) -> Path:
+    """A compact, flattened JSON-LD report with its context inlined (readable offline): every
+    node (run, entity, usage, plan, agent, environment) described once, at the top level under
+    ``@graph`` (the form generic consumers such as ro-crate-py read), referring to each other
+    by ``id``. Written in one pass: the whole store streams from the index's default graph
+    (the union of all runs, grouped by subject); a selection is sorted by subject first."""
+    import pyoxigraph as ox
+
+    from ._jsonld import write_flat
+
     context = json.loads(V.ontology_path("context.jsonld").read_text())["@context"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # rdflib's own serializer
-        data = json.loads(graph.serialize(format="json-ld", context=context, auto_compact=True))
-    nodes = data.get("@graph")
-    if nodes is None:  # a single node: rdflib writes it as the document itself
-        nodes = [{k: v for k, v in data.items() if k != "@context"}] if len(graph) else []
-    nodes.sort(key=lambda node: str(node.get("id", "")))
-    return {"@context": context, "@graph": nodes}
+    if native is not None and run is None and output is None:
+        triples: Any = native.quads_for_pattern(None, None, None, ox.DefaultGraph())
+    else:
+        triples = sorted(
+            _triples(selected_quads(store, run, output)),
+            key=lambda t: (type(t.subject).__name__, t.subject.value),
+        )
+    with open(target, "w", encoding="utf-8") as out:
+        write_flat(triples, context, out)
+    return target
 
 
 def _html(store: Any, target: Path, run: str | None, output: Any) -> Path:
@@ -264,6 +271,8 @@ def export(
     target = Path(path)
     prefixes = {"prov": V.PROV, "pg": V.PG, "rdfs": V.RDFS, "xsd": V.XSD}
     native = store.oxigraph()
+    if format == "jsonld":
+        return _jsonld(target, native, store, run, output)
     if native is not None and run is None and output is None and format in ("turtle", "nt"):
         # everything: the index's default graph is already the union of all runs, as a set
         fmt = ox.RdfFormat.TURTLE if format == "turtle" else ox.RdfFormat.N_TRIPLES
@@ -281,12 +290,8 @@ def export(
             data = ox.serialize(_triples(quads), format=ox.RdfFormat.N_TRIPLES)
         target.write_bytes(data or b"")
         return target
-    graph = _union_from_quads(quads)
-    if format == "jsonld":
-        target.write_text(json.dumps(jsonld_report(graph), indent=2))
-    else:
-        from ._provdm import prov_document_text
+    from ._provdm import prov_document_text
 
-        kind = {"provn": "provn", "provjson": "json", "provxml": "xml"}[format]
-        target.write_text(prov_document_text(graph, kind))
+    kind = {"provn": "provn", "provjson": "json", "provxml": "xml"}[format]
+    target.write_text(prov_document_text(_union_from_quads(quads), kind))
     return target
