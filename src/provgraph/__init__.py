@@ -4,10 +4,10 @@ The public door: everything a user needs is importable from here.
 """
 
 import typing as _typing
-from importlib import metadata as _metadata
 
 from . import environments
 from ._filetypes import Directory, File
+from ._version import __version__
 from .config import Config
 from .engine.result import JobFailure, Result
 from .engine.submitter import DryRun, PlannedJob, Submitter
@@ -26,12 +26,6 @@ from .exceptions import (
 )
 from .hashing import hash_value
 from .spec import python, shell, workflow
-
-try:
-    __version__ = _metadata.version("provgraph")
-except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
-
 
 if _typing.TYPE_CHECKING:
     from .provenance.rocrate import read_crate

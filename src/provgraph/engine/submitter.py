@@ -46,7 +46,6 @@ from . import events
 from . import runtime as rt
 from .job import Job, Outcome
 from .plan import split_hash
-from .progress import make_progress
 from .result import JobFailure, Result
 
 __all__ = ["DryRun", "PlannedJob", "Submitter"]
@@ -127,6 +126,8 @@ class Submitter:
             recorder = importlib.import_module("provgraph.provenance.recorder")
             remote = provenance_store if provenance_store is not None else config.provenance_store
             self.hooks.append(recorder.Recorder(self.cache_dir, remote=remote))
+        from .progress import make_progress  # (rich: imported when a submitter is made)
+
         self.progress = make_progress(progress)
         if self.progress is not None:
             self.progress.capacity_source = self.worker.capacity
