@@ -190,3 +190,19 @@ def test_slurm_worker_benchmark_without_sbatch(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "SLURM rows skipped: no sbatch on PATH" in proc.stdout, proc.stdout
+
+
+@pytest.mark.slow
+def test_quick_targets_benchmark_prints_every_row(tmp_path: Path) -> None:
+    """benchmarks/targets.py (issue 17's targets) runs to the end and prints each row."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "targets.py"), "--quick", "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for start in ("1 serial", "2 serial", "3 cf per job", "3 cf ", "5 import provgraph"):
+        assert any(line.startswith(start) for line in done.stdout.splitlines()), done.stdout
+    assert re.search(r"on vs off\s+\d+\.\d+ / \d+\.\d+ s", done.stdout), done.stdout
