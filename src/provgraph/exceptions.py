@@ -28,6 +28,7 @@ __all__ = [
     "ContainerError",
     "HashingError",
     "InputFileError",
+    "MissingInputError",
     "ProvenanceError",
     "ProvgraphError",
     "SpecError",
@@ -48,6 +49,11 @@ class SpecError(ProvgraphError, TypeError):
         super().__init__(message)
         self.field = field
         self.value = value
+
+
+class MissingInputError(SpecError, ValueError):
+    """A mandatory input was not set: a ``SpecError`` (a ``TypeError``) and, as in Pydra, a
+    ``ValueError``."""
 
 
 class InputFileError(SpecError, FileNotFoundError):

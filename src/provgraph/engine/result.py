@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,23 @@ class Result:
             skipped = len(self.errors) - len(failed)
             last = (failed or self.errors)[-1].traceback.rstrip()
             counts = f"{len(failed)} job(s) failed" + (f", {skipped} skipped" if skipped else "")
-            raise TaskFailedError(
-                f"{counts}:\n{text}\n\nlast traceback:\n{last}", errors=self.errors
-            )
+            kinds = {e.error_type for e in failed}
+            error = _failure_class(kinds.pop() if len(kinds) == 1 else "")
+            raise error(f"{counts}:\n{text}\n\nlast traceback:\n{last}", errors=self.errors)
+
+
+@functools.lru_cache(maxsize=64)
+def _failure_class(name: str) -> type[TaskFailedError]:
+    """``TaskFailedError``, also of the built-in exception type every job failed with (as
+    Pydra re-raises a task's own error): ``except ValueError`` still catches a task's
+    ``ValueError``. Types the two cannot share a layout with (``OSError``'s) keep the plain
+    class; the type's name is on each of ``errors``."""
+    original = getattr(builtins, name, None) if name else None
+    if not (isinstance(original, type) and issubclass(original, Exception)):
+        return TaskFailedError
+    if issubclass(TaskFailedError, original):
+        return TaskFailedError
+    try:
+        return type("TaskFailedError", (TaskFailedError, original), {"__module__": __name__})
+    except TypeError:  # an instance layout the two cannot share
+        return TaskFailedError

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import state as _state
-from ..exceptions import SpecError, SplitterError
+from ..exceptions import MissingInputError, SplitterError
 from ..graph import lazy_inputs, topological_nodes
 from ..hashing import H, hash_value
 from ..spec.base import TaskDef
@@ -341,7 +341,7 @@ def prepare_fixed(node: NodeRun) -> None:
     split = set(task.split_fields)
     missing = [f for f in task._input_fields if task._values[f] is NOTHING]
     if missing:
-        raise SpecError(
+        raise MissingInputError(
             f"{node.path}: mandatory input(s) not set: {', '.join(missing)}", field=missing[0]
         )
     for field, spec in task._input_fields.items():

@@ -36,6 +36,7 @@ class TaskDef:
     def __init__(self, **inputs: Any) -> None:
         values: dict[str, Any] = {n: f.default for n, f in self._input_fields.items()}
         object.__setattr__(self, "_values", values)
+        object.__setattr__(self, "_given", set())  # inputs set by the user (shown by repr)
         object.__setattr__(self, "_splitter", None)
         object.__setattr__(self, "_combiner", [])
         for name, value in inputs.items():
@@ -44,6 +45,8 @@ class TaskDef:
     # -- inputs -----------------------------------------------------------------------------
     def _set(self, name: str, value: Any, *, split: bool = False) -> None:
         field = self._input_fields.get(name)
+        if field is not None:
+            self.__dict__.setdefault("_given", set()).add(name)
         if field is None:
             raise SpecError(
                 f"{self._task_name} has no input {name!r}; its inputs are "
@@ -147,6 +150,7 @@ class TaskDef:
     def _copy(self) -> Any:
         new = copy.copy(self)
         object.__setattr__(new, "_values", dict(self._values))
+        object.__setattr__(new, "_given", set(self.__dict__.get("_given", ())))
         return new
 
     # -- execution hooks, overridden by each kind ---------------------------------------------
@@ -164,7 +168,12 @@ class TaskDef:
         return result.outputs
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{n}={v!r}" for n, v in self._values.items() if v is not NOTHING)
+        given = self.__dict__.get("_given")  # (None in a task pickled before it existed)
+        shown = ", ".join(
+            f"{n}={v!r}"
+            for n, v in self._values.items()
+            if (n in given if given is not None else v is not NOTHING)
+        )
         text = f"{self._task_name}({shown})"
         if self._splitter is not None:
             text += f".split({self._splitter!r})"

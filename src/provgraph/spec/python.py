@@ -13,17 +13,18 @@ import os
 import textwrap
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..exceptions import SpecError
 from ._definition import check_task_name, make_task_class
+from ._function_fields import arg, class_parts, input_fields, out, output_fields
 from .base import TaskDef
-from .fields import NOTHING, Field, OutputField, coerce
+from .fields import Field, OutputField, coerce
 from .resources import check_resources
 
-__all__ = ["PythonTask", "define"]
+__all__ = ["Outputs", "PythonTask", "Task", "arg", "define", "out"]
 
 
 class PythonTask(TaskDef):
@@ -47,18 +48,41 @@ class PythonTask(TaskDef):
 
     @classmethod
     def _map_outputs(cls, returned: Any) -> dict[str, Any]:
+        """The function's return value as outputs: ``None`` sets every output to None; one
+        output takes the whole value; several take a tuple (or list) of as many values, in
+        order, or a dict, by name."""
         names = list(cls._output_fields)
-        if len(names) == 1:
-            values = [returned]
-        else:
-            if not isinstance(returned, (tuple, list)) or len(returned) != len(names):
+        if not names:
+            if returned is not None:
                 raise SpecError(
-                    f"{cls._task_name} declares outputs {names} but returned "
-                    f"{returned!r}; expected a tuple of {len(names)} values",
+                    f"{cls._task_name} declares no outputs but returned {returned!r}",
                     field="outputs",
                     value=returned,
                 )
+            return {}
+        if returned is None:
+            values = [None] * len(names)
+        elif len(names) == 1:
+            values = [returned]
+        elif isinstance(returned, Mapping):
+            missing = [n for n in names if n not in returned]
+            if missing:
+                raise SpecError(
+                    f"{cls._task_name} declares outputs {names} but returned a dict without "
+                    f"{missing} (its keys: {sorted(map(str, returned))})",
+                    field=missing[0],
+                    value=returned,
+                )
+            values = [returned[n] for n in names]
+        elif isinstance(returned, (tuple, list)) and len(returned) == len(names):
             values = list(returned)
+        else:
+            raise SpecError(
+                f"{cls._task_name} declares outputs {names} but returned {returned!r}; "
+                f"expected a tuple of {len(names)} values or a dict of them by name",
+                field="outputs",
+                value=returned,
+            )
         out: dict[str, Any] = {}
         for name, value in zip(names, values, strict=True):
             field = cls._output_fields[name]
@@ -75,6 +99,9 @@ class PythonTask(TaskDef):
                 ) from None
             _check_output_paths(cls._task_name, name, out[name])
         return out
+
+    def __class_getitem__(cls, item: Any) -> Any:  # ``python.Task["Name.Outputs"]``, as Pydra
+        return cls
 
 
 def _check_output_paths(task: str, name: str, value: Any) -> None:
@@ -163,45 +190,13 @@ def type_hints(func: Callable[..., Any]) -> dict[str, Any]:
 
 
 def _input_fields(func: Callable[..., Any], hints: dict[str, Any]) -> dict[str, Field]:
-    fields: dict[str, Field] = {}
-    for param in inspect.signature(func).parameters.values():
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            raise SpecError(
-                f"{func.__name__}: parameter {param.name!r} is *args/**kwargs; tasks need "
-                "named parameters",
-                field=param.name,
-            )
-        tp = hints.get(param.name, Any)
-        default = NOTHING if param.default is param.empty else param.default
-        if default is not NOTHING and default is not None:
-            default = coerce(param.name, tp, default)
-        fields[param.name] = Field(name=param.name, type=tp, default=default)
-    return fields
+    return input_fields(func, hints)
 
 
 def _output_fields(
     func: Callable[..., Any], hints: dict[str, Any], outputs: Any
 ) -> dict[str, OutputField]:
-    ret = hints.get("return", Any)
-    if outputs is None:
-        return {"out": OutputField(name="out", type=ret)}
-    if isinstance(outputs, dict):
-        return {n: OutputField(name=n, type=t) for n, t in outputs.items()}
-    if isinstance(outputs, str) or not all(isinstance(n, str) for n in outputs):
-        raise SpecError(
-            f"{func.__name__}: outputs={outputs!r}; expected a list of names or a dict of "
-            "name -> type",
-            field="outputs",
-            value=outputs,
-        )
-    names = list(outputs)
-    types: list[Any] = [Any] * len(names)
-    args = typing.get_args(ret)
-    if typing.get_origin(ret) is tuple and len(args) == len(names) and Ellipsis not in args:
-        types = list(args)
-    elif len(names) == 1:
-        types = [ret]
-    return {n: OutputField(name=n, type=t) for n, t in zip(names, types, strict=True)}
+    return output_fields(func, hints, outputs)
 
 
 def _closure_text(fn: Callable[..., Any]) -> str:
@@ -261,11 +256,19 @@ def function_task_class(
     )
 
 
+class Outputs:
+    """Base for the ``class Outputs`` of a class-form task (optional: any class will do)."""
+
+
+Task = PythonTask  # Pydra's name for the base of class-form tasks
+
+
 @typing.overload
 def define(
-    func: Callable[..., Any],
+    func: Callable[..., Any] | type,
     *,
-    outputs: list[str] | dict[str, Any] | None = None,
+    inputs: list[Any] | dict[str, Any] | None = None,
+    outputs: list[Any] | dict[str, Any] | None = None,
     name: str | None = None,
     version: str | None = None,
     resources: dict[str, Any] | None = None,
@@ -276,46 +279,107 @@ def define(
 def define(
     func: None = None,
     *,
-    outputs: list[str] | dict[str, Any] | None = None,
+    inputs: list[Any] | dict[str, Any] | None = None,
+    outputs: list[Any] | dict[str, Any] | None = None,
     name: str | None = None,
     version: str | None = None,
     resources: dict[str, Any] | None = None,
-) -> Callable[[Callable[..., Any]], type[PythonTask]]: ...
+) -> Callable[[Callable[..., Any] | type], type[PythonTask]]: ...
 
 
 def define(
-    func: Callable[..., Any] | None = None,
+    func: Callable[..., Any] | type | None = None,
     *,
-    outputs: list[str] | dict[str, Any] | None = None,
+    inputs: list[Any] | dict[str, Any] | None = None,
+    outputs: list[Any] | dict[str, Any] | None = None,
     name: str | None = None,
     version: str | None = None,
     resources: dict[str, Any] | None = None,
 ) -> Any:
-    """Make a Python task class from ``func`` (usable bare or with options).
+    """Make a Python task class from ``func`` (usable bare or with options), or from a class
+    (the class form: annotated inputs, ``class Outputs``, a static method ``function``).
 
-    ``resources`` (time, mem, cpus...) is what a batch scheduler should give each of its jobs
-    (see :mod:`provgraph.spec.resources`); it is not part of the task's hash.
+    ``inputs``/``outputs`` name the fields, or map names to types or to :func:`arg`/:func:`out`
+    declarations (help, default, type). ``resources`` (time, mem, cpus...) is what a batch
+    scheduler should give each of its jobs (see :mod:`provgraph.spec.resources`); it is not
+    part of the task's hash.
     """
 
-    def wrap(fn: Callable[..., Any]) -> type[PythonTask]:
-        if not inspect.isfunction(fn):
+    def wrap(target: Callable[..., Any] | type) -> type[PythonTask]:
+        if inspect.isclass(target):
+            return _from_class(target, inputs, outputs, name, version, resources)
+        if not inspect.isfunction(target):
             raise SpecError(
-                f"python.define expects a Python function (def or lambda), got {fn!r} "
-                f"({type(fn).__name__}); wrap it in a function of your own",
-                value=fn,
+                f"python.define expects a Python function (def or lambda) or a class, got "
+                f"{target!r} ({type(target).__name__}); wrap it in a function of your own",
+                value=target,
             )
-        hints = type_hints(fn)
-        task_name = check_task_name(name or fn.__name__)
-        inputs = _input_fields(fn, hints)
-        outs = _output_fields(fn, hints, outputs)
-        extra = {
-            "_function": staticmethod(fn),
-            "_source_file": _source_file(fn),
-            "_resources": check_resources(task_name, resources),
-        }
-        cls = function_task_class(PythonTask, fn, task_name, inputs, outs, version, extra)
-        return typing.cast(type[PythonTask], cls)
+        hints = type_hints(target)
+        task_name = check_task_name(name or target.__name__)
+        ins = input_fields(target, hints, inputs, owner=task_name)
+        outs = output_fields(target, hints, outputs, owner=task_name)
+        return _build(target, task_name, ins, outs, version, resources, target)
 
     if func is not None:
         return wrap(func)
     return wrap
+
+
+def _build(
+    fn: Callable[..., Any],
+    task_name: str,
+    ins: dict[str, Field],
+    outs: dict[str, OutputField],
+    version: str | None,
+    resources: dict[str, Any] | None,
+    origin: Any,
+) -> type[PythonTask]:
+    if "function" in ins:
+        raise SpecError(
+            f"{task_name}: the input name 'function' is reserved (it holds the function the "
+            "task runs, as TaskClass.function); rename the parameter",
+            field="function",
+        )
+    extra = {
+        "_function": staticmethod(fn),
+        "function": staticmethod(fn),
+        "_source_file": _source_file(fn),
+        "_resources": check_resources(task_name, resources),
+    }
+    cls = function_task_class(PythonTask, fn, task_name, ins, outs, version, extra)
+    if inspect.isclass(origin):  # named and documented as the class
+        cls.__qualname__, cls.__module__ = origin.__qualname__, origin.__module__
+        cls.__doc__ = origin.__doc__
+    return typing.cast(type[PythonTask], cls)
+
+
+def _from_class(
+    klass: type,
+    inputs: Any,
+    outputs: Any,
+    name: str | None,
+    version: str | None,
+    resources: dict[str, Any] | None,
+) -> type[PythonTask]:
+    """The class form: fields from the class, the body from its ``function``."""
+    task_name = check_task_name(name or klass.__name__)
+    if inputs is not None or outputs is not None:
+        raise SpecError(
+            f"{task_name}: a class-form task declares its fields in the class; inputs= and "
+            "outputs= are for functions",
+            field="inputs" if inputs is not None else "outputs",
+        )
+    fn, declared_in, declared_out = class_parts(klass)
+    params = inspect.signature(fn).parameters
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    unknown = [n for n in declared_in if n not in params and not takes_any]
+    if unknown:
+        raise SpecError(
+            f"{task_name}: inputs {unknown} are not parameters of {klass.__name__}.function "
+            f"(its parameters: {list(params)})",
+            field=unknown[0],
+        )
+    ins = input_fields(fn, {n: s.type for n, s in declared_in.items()}, declared_in, task_name)
+    ins = {n: f for n, f in ins.items() if n in declared_in}
+    outs = output_fields(fn, type_hints(fn), declared_out or None, owner=task_name)
+    return _build(fn, task_name, ins, outs, version, resources, klass)

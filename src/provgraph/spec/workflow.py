@@ -16,7 +16,7 @@ from types import GenericAlias
 from typing import Any
 
 from .. import graph as _graph
-from ..exceptions import SpecError
+from ..exceptions import MissingInputError, SpecError
 from ._definition import check_task_name
 from .base import TaskDef
 from .fields import NOTHING, OutputField
@@ -162,7 +162,7 @@ def define(
         for node_name, task in nodes.items():
             missing = [f for f, v in task._values.items() if v is NOTHING]
             if missing:
-                raise SpecError(
+                raise MissingInputError(
                     f"workflow {wf_name}: node {node_name!r} has mandatory input(s) not set: "
                     f"{', '.join(missing)}",
                     field=missing[0],

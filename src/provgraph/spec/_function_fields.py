@@ -1,0 +1,247 @@
+"""The fields of tasks made from functions (Python tasks and workflows).
+
+Inputs come from the function's parameters (names, annotations, defaults), outputs from its
+return annotation and ``outputs=``; ``inputs=``/``outputs=`` given to ``define`` override or
+complete them with :func:`arg` and :func:`out` (help, default, type). The class form reads the
+same from a class: annotated attributes are inputs, ``class Outputs`` holds the outputs, and a
+static method ``function`` computes them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from ..exceptions import SpecError
+from .fields import NOTHING, Field, OutputField, coerce
+
+__all__ = ["arg", "class_parts", "input_fields", "out", "output_fields"]
+
+_UNSET: Any = object()  # a type not given
+
+
+@attrs.frozen(kw_only=True)
+class ArgSpec:
+    """An input declared with :func:`arg`."""
+
+    name: str | None = None
+    type: Any = _UNSET
+    default: Any = NOTHING
+    help: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class OutSpec:
+    """An output declared with :func:`out`."""
+
+    name: str | None = None
+    type: Any = _UNSET
+    help: str = ""
+
+
+def arg(
+    *, default: Any = NOTHING, help: str = "", type: Any = _UNSET, name: str | None = None
+) -> Any:
+    """Declare an input of a Python task or workflow: its help text, default and type (each
+    optional; the function's signature gives the rest)."""
+    return ArgSpec(name=name, type=type, default=default, help=help)
+
+
+def out(*, help: str = "", type: Any = _UNSET, name: str | None = None) -> Any:
+    """Declare an output of a Python task or workflow: its help text and type."""
+    return OutSpec(name=name, type=type, help=help)
+
+
+def _named(what: str, given: Any, spec_type: type, owner: str) -> dict[str, Any]:
+    """``inputs=``/``outputs=`` as a mapping name -> spec or type (a list of names or of named
+    specs is accepted too)."""
+    if isinstance(given, Mapping):
+        return dict(given)
+    if isinstance(given, (list, tuple)):
+        found: dict[str, Any] = {}
+        for item in given:
+            if isinstance(item, str):
+                found[item] = _UNSET
+            elif isinstance(item, (ArgSpec, OutSpec)) and isinstance(item, spec_type) and item.name:
+                found[item.name] = item
+            else:
+                raise SpecError(
+                    f"{owner}: {what}={given!r}; expected names, named "
+                    f"python.{'out' if what == 'outputs' else 'arg'}(name=...) declarations, "
+                    "or a dict of name -> type or declaration",
+                    field=what,
+                    value=given,
+                )
+        return found
+    raise SpecError(
+        f"{owner}: {what}={given!r}; expected a list of names or a dict of name -> type",
+        field=what,
+        value=given,
+    )
+
+
+def input_fields(
+    func: Callable[..., Any], hints: dict[str, Any], given: Any = None, owner: str = ""
+) -> dict[str, Field]:
+    """The inputs: the function's parameters, overridden by ``given`` (``inputs=``)."""
+    owner = owner or func.__name__
+    fields: dict[str, Field] = {}
+    for param in inspect.signature(func).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise SpecError(
+                f"{owner}: parameter {param.name!r} is *args/**kwargs; tasks need named parameters",
+                field=param.name,
+            )
+        default = NOTHING if param.default is param.empty else param.default
+        fields[param.name] = Field(
+            name=param.name, type=hints.get(param.name, Any), default=default
+        )
+    for name, spec in (
+        _named("inputs", given, ArgSpec, owner) if given is not None else {}
+    ).items():
+        if name not in fields:
+            raise SpecError(
+                f"{owner}: inputs= names {name!r}, which is not a parameter of the function; "
+                f"its parameters are {sorted(fields)}",
+                field=name,
+            )
+        fields[name] = _override(fields[name], spec)
+    return {name: _checked_default(owner, f) for name, f in fields.items()}
+
+
+def _override(field: Field, spec: Any) -> Field:
+    if isinstance(spec, ArgSpec):
+        changes: dict[str, Any] = {"help": spec.help}
+        if spec.type is not _UNSET:
+            changes["type"] = spec.type
+        if spec.default is not NOTHING:
+            changes["default"] = spec.default
+        return attrs.evolve(field, **changes)
+    if spec is _UNSET:
+        return field
+    return attrs.evolve(field, type=spec)  # a type alone
+
+
+def _checked_default(owner: str, field: Field) -> Field:
+    if field.default is NOTHING or field.default is None:
+        return field
+    try:
+        return attrs.evolve(field, default=coerce(field.name, field.type, field.default))
+    except SpecError as err:
+        raise SpecError(
+            f"{owner}: default of input {field.name!r}: {err}", field=field.name
+        ) from None
+
+
+def output_fields(
+    func: Callable[..., Any], hints: dict[str, Any], outputs: Any, owner: str = ""
+) -> dict[str, OutputField]:
+    """The outputs: ``out`` of the return type when ``outputs`` is None; else the names (and
+    types, help) given, checked against the return annotation."""
+    owner = owner or func.__name__
+    ret = hints.get("return", Any)
+    if outputs is None:
+        return {"out": OutputField(name="out", type=ret)}
+    named = _named("outputs", outputs, OutSpec, owner)
+    names = list(named)
+    inferred = _types_from_return(owner, ret, names)
+    fields: dict[str, OutputField] = {}
+    for name, tp in zip(names, inferred, strict=True):
+        spec = named[name]
+        if isinstance(spec, OutSpec):
+            fields[name] = OutputField(
+                name=name, type=tp if spec.type is _UNSET else spec.type, help=spec.help
+            )
+        elif spec is _UNSET:
+            fields[name] = OutputField(name=name, type=tp)
+        else:
+            fields[name] = OutputField(name=name, type=spec)
+    return fields
+
+
+def _types_from_return(owner: str, ret: Any, names: list[str]) -> list[Any]:
+    """The type of each named output, from the return annotation; names that cannot match it
+    (three names for ``tuple[int, int]``, two for ``int``) are refused."""
+    if not names:
+        if ret not in (Any, None, type(None)):
+            raise SpecError(
+                f"{owner}: outputs=[] declares no output, but the function is annotated to "
+                f"return {_show(ret)}; return None, or name its outputs",
+                field="outputs",
+            )
+        return []
+    if len(names) == 1:
+        return [ret]
+    origin, args = typing.get_origin(ret), typing.get_args(ret)
+    if ret is Any or ret is tuple or origin in (dict, Mapping) or ret is dict:
+        return [Any] * len(names)
+    if origin is tuple:
+        if Ellipsis in args:
+            return [args[0]] * len(names)
+        if len(args) == len(names):
+            return list(args)
+        raise SpecError(
+            f"{owner}: {len(names)} outputs {names} declared, but the function is annotated to "
+            f"return {_show(ret)} ({len(args)} values)",
+            field="outputs",
+            value=names,
+        )
+    raise SpecError(
+        f"{owner}: {len(names)} outputs {names} declared, but the function is annotated to "
+        f"return one {_show(ret)}; annotate it -> tuple[...] (or -> dict) with one value per "
+        "output",
+        field="outputs",
+        value=names,
+    )
+
+
+def _show(tp: Any) -> str:
+    return tp.__name__ if isinstance(tp, type) and not typing.get_args(tp) else repr(tp)
+
+
+def class_parts(klass: type) -> tuple[Callable[..., Any], dict[str, Any], dict[str, Any]]:
+    """The class form: its ``function``, its inputs (name -> ``arg``) and its outputs (name ->
+    ``out``), from annotations, class attributes and ``class Outputs``."""
+    function = klass.__dict__.get("function")
+    if isinstance(function, (staticmethod, classmethod)):
+        function = function.__func__
+    if not inspect.isfunction(function):
+        raise SpecError(
+            f"{klass.__name__}: a class-form task needs a static method 'function' computing "
+            "its outputs from its inputs",
+            field="function",
+        )
+    hints = _class_hints(klass)
+    inputs: dict[str, Any] = {}
+    for name, tp in hints.items():
+        if name in ("function", "Outputs") or name.startswith("_"):
+            continue
+        value = klass.__dict__.get(name, NOTHING)
+        if isinstance(value, ArgSpec):
+            inputs[name] = attrs.evolve(
+                value, name=name, type=tp if value.type is _UNSET else value.type
+            )
+        else:
+            inputs[name] = ArgSpec(name=name, type=tp, default=value)
+    outputs: dict[str, Any] = {}
+    holder = klass.__dict__.get("Outputs")
+    if holder is not None:
+        for name, tp in _class_hints(holder).items():
+            value = holder.__dict__.get(name)
+            help_text = value.help if isinstance(value, OutSpec) else ""
+            outputs[name] = OutSpec(name=name, type=tp, help=help_text)
+    return function, inputs, outputs
+
+
+def _class_hints(klass: type) -> dict[str, Any]:
+    """A class's own annotations, evaluated where possible (``Any`` where not)."""
+    own = inspect.get_annotations(klass)
+    try:
+        evaluated = typing.get_type_hints(klass)
+    except Exception:
+        evaluated = {}
+    return {name: evaluated.get(name, Any if isinstance(a, str) else a) for name, a in own.items()}

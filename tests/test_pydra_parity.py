@@ -1,0 +1,198 @@
+"""Pydra 1.0 behaviours of Python task definitions (issue 18), written here from Pydra's
+documented behaviour: arg/out declarations, the class form, how returned values map to
+outputs, definition-time checks, repr, and the error for an unset input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provgraph import MissingInputError, SpecError, Submitter, python
+
+
+def _run(task: Any, tmp_path: Path) -> Any:
+    with Submitter(cache_dir=tmp_path / "cache", progress=False) as sub:
+        result = sub(task)
+    assert not result.errored, result.errors
+    return result.outputs
+
+
+def test_arg_and_out_declarations_add_help_defaults_and_types(tmp_path: Path) -> None:
+    def scale(a: int, k: float = 2.0) -> float:
+        return a * k
+
+    Scale = python.define(
+        scale,
+        inputs={"a": python.arg(help="the value"), "k": python.arg(default=3.0)},
+        outputs={"scaled": python.out(help="a times k")},
+    )
+    assert Scale._input_fields["a"].help == "the value" and Scale._input_fields["a"].type is int
+    assert Scale._input_fields["k"].default == 3.0
+    assert Scale._output_fields["scaled"].help == "a times k"
+    assert Scale._output_fields["scaled"].type is float  # from the return annotation
+    assert _run(Scale(a=2), tmp_path).scaled == 6.0
+    Typed = python.define(scale, inputs={"a": float}, outputs={"b": float})
+    assert Typed._input_fields["a"].type is float and list(Typed._output_fields) == ["b"]
+    with pytest.raises(SpecError, match="not a parameter"):
+        python.define(scale, inputs={"z": python.arg(help="?")})
+    with pytest.raises(SpecError, match=r"python.arg\(name=...\)"):
+        python.define(scale, inputs=[python.arg(help="no name")])
+
+
+def test_the_class_form(tmp_path: Path) -> None:
+    @python.define
+    class Sample(python.Task["Sample.Outputs"]):
+        """Sum and product."""
+
+        a: int
+        b: float = 2.0
+        c: float = python.arg(default=1.0, help="an offset")
+
+        class Outputs(python.Outputs):
+            total: float
+            product: float = python.out(help="a times b")
+
+        @staticmethod
+        def function(a: int, b: float, c: float) -> tuple[float, float]:
+            return a + b + c, a * b
+
+    assert list(Sample._input_fields) == ["a", "b", "c"]
+    assert Sample._input_fields["a"].mandatory and Sample._input_fields["b"].default == 2.0
+    assert Sample._input_fields["c"].help == "an offset"
+    assert Sample._output_fields["product"].help == "a times b"
+    assert Sample.__doc__ == "Sum and product." and Sample.function(1, 2.0, 0.0) == (3.0, 2.0)
+    outputs = _run(Sample(a=3), tmp_path)
+    assert (outputs.total, outputs.product) == (6.0, 6.0)
+    with pytest.raises(SpecError, match="static method 'function'"):
+
+        @python.define
+        class NoFunction:
+            a: int
+
+    with pytest.raises(SpecError, match=r"inputs \['z'\] are not parameters"):
+
+        @python.define
+        class Mismatch:
+            z: int
+
+            @staticmethod
+            def function(a: int) -> int:
+                return a
+
+
+def test_returned_values_map_to_outputs(tmp_path: Path) -> None:
+    @python.define(outputs=["low", "high"])
+    def Bounds(x: int) -> dict:
+        return {"high": x + 1, "low": x - 1, "ignored": 0}
+
+    outputs = _run(Bounds(x=5), tmp_path / "a")
+    assert (outputs.low, outputs.high) == (4, 6)
+
+    @python.define(outputs=["low", "high"])
+    def Nothing(x: int) -> tuple[int, int]:
+        return None  # type: ignore[return-value]
+
+    outputs = _run(Nothing(x=1), tmp_path / "b")
+    assert (outputs.low, outputs.high) == (None, None)
+
+    @python.define(outputs=[])
+    def SideEffect(x: int) -> None:
+        return None
+
+    assert _run(SideEffect(x=1), tmp_path / "c").asdict() == {}
+
+    @python.define(outputs=["low", "high"])
+    def Partial(x: int) -> dict:
+        return {"low": x}
+
+    with Submitter(cache_dir=tmp_path / "d", progress=False) as sub:
+        failed = sub(Partial(x=1))
+    assert failed.errored and "without ['high']" in failed.errors[0].message
+
+
+def test_output_names_must_fit_the_return_annotation() -> None:
+    with pytest.raises(SpecError, match=r"3 outputs .* \(2 values\)"):
+
+        @python.define(outputs=["a", "b", "c"])
+        def Two(x: int) -> tuple[int, int]:
+            return x, x
+
+    with pytest.raises(SpecError, match="return one int"):
+
+        @python.define(outputs=["a", "b"])
+        def One(x: int) -> int:
+            return x
+
+    with pytest.raises(SpecError, match="declares no output"):
+
+        @python.define(outputs=[])
+        def Something(x: int) -> int:
+            return x
+
+    @python.define(outputs=["a", "b"])
+    def Loose(x: int) -> tuple:  # a bare tuple, or no annotation, says nothing: accepted
+        return x, x
+
+    assert list(Loose._output_fields) == ["a", "b"]
+
+
+def test_repr_lists_the_inputs_set(tmp_path: Path) -> None:
+    @python.define
+    def Add(a: int, b: int = 10) -> int:
+        return a + b
+
+    assert repr(Add(a=1)) == "Add(a=1)"
+    assert repr(Add(a=1, b=10)) == "Add(a=1, b=10)"
+    assert repr(Add().split(a=[1, 2])) == "Add(a=[1, 2]).split('a')"
+
+
+def test_an_unset_mandatory_input_is_a_value_error_too(tmp_path: Path) -> None:
+    @python.define
+    def Add(a: int, b: int) -> int:
+        return a + b
+
+    with (
+        Submitter(cache_dir=tmp_path / "cache", progress=False) as sub,
+        pytest.raises(ValueError, match="mandatory input") as caught,
+    ):
+        sub(Add(a=1))
+    assert isinstance(caught.value, MissingInputError) and isinstance(caught.value, SpecError)
+    assert isinstance(caught.value, TypeError)  # as provgraph raised it before
+
+
+def test_function_is_reachable_and_reserved() -> None:
+    def double(a: int) -> int:
+        return 2 * a
+
+    Double = python.define(double)
+    assert Double.function is double and Double(a=2).function(4) == 8
+    with pytest.raises(SpecError, match="'function' is reserved"):
+
+        @python.define
+        def Uses(function: int) -> int:
+            return function
+
+
+def test_a_failing_task_called_directly_raises_its_own_error_type(tmp_path: Path) -> None:
+    """Called directly, a task that raised ValueError raises an error that is both provgraph's
+    TaskFailedError (with every failure listed) and a ValueError, as Pydra re-raises it."""
+    from provgraph import TaskFailedError
+
+    @python.define
+    def Picky(x: int) -> int:
+        if x < 0:
+            raise ValueError(f"negative: {x}")
+        if x == 0:
+            raise FileNotFoundError("no zero file")
+        return x
+
+    with pytest.raises(ValueError, match="negative: -1") as caught:
+        Picky(x=-1)(cache_dir=tmp_path / "a", progress=False)
+    assert isinstance(caught.value, TaskFailedError)
+    assert caught.value.errors[0].error_type == "ValueError"
+    with pytest.raises(TaskFailedError) as other:  # OSError's kind cannot be shared: plain
+        Picky(x=0)(cache_dir=tmp_path / "b", progress=False)
+    assert other.value.errors[0].error_type == "FileNotFoundError"
+    assert Picky(x=3)(cache_dir=tmp_path / "c", progress=False).out == 3
