@@ -196,3 +196,27 @@ def test_a_failing_task_called_directly_raises_its_own_error_type(tmp_path: Path
         Picky(x=0)(cache_dir=tmp_path / "b", progress=False)
     assert other.value.errors[0].error_type == "FileNotFoundError"
     assert Picky(x=3)(cache_dir=tmp_path / "c", progress=False).out == 3
+
+
+def test_a_path_input_may_name_what_the_task_creates(tmp_path: Path) -> None:
+    """An input typed pathlib.Path that does not exist is a plain path (hashed by its name),
+    as in Pydra; one that exists is hashed by content; File inputs must exist."""
+    from provgraph import File, InputFileError
+
+    @python.define
+    def Write(target: Path, text: str) -> Path:
+        target.write_text(text)
+        return target
+
+    @python.define
+    def Read(source: File) -> str:
+        return Path(source).read_text()
+
+    target = tmp_path / "made.txt"
+    outputs = _run(Write(target=target, text="hello"), tmp_path / "a")
+    assert outputs.out == target and target.read_text() == "hello"
+    with (
+        Submitter(cache_dir=tmp_path / "b", progress=False) as sub,
+        pytest.raises(InputFileError, match="does not exist"),
+    ):
+        sub(Read(source=tmp_path / "missing.txt"))

@@ -183,6 +183,10 @@ def _(obj: enum.Enum) -> bytes:
 def _(obj: pathlib.PurePath) -> bytes:
     if isinstance(obj, Directory) or (not isinstance(obj, File) and os.path.isdir(obj)):
         return H(b"Directory", directory_content_digest(obj))
+    if not isinstance(obj, File) and not os.path.lexists(obj):
+        # a plain path to something that does not exist yet (an input typed Path that a task
+        # creates): its name is all there is
+        return H(b"PathName", os.path.abspath(obj).encode())
     return H(b"File", file_content_digest(obj))
 
 

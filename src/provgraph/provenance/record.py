@@ -115,6 +115,9 @@ def describe_value(value: Any) -> dict[str, Any]:
     A list (or tuple) of files is described by its members too, so that each file has its own
     entity; a value with no content hash is hashed by its pickled bytes.
     """
+    plain_path = isinstance(value, Path) and not isinstance(value, (File, Directory))
+    if plain_path and not os.path.lexists(value):  # a path a task may create: its name
+        return {"kind": "Value", "hash": hash_value(value).hex(), "value": str(value)}
     if isinstance(value, (File, Directory, Path)):
         path = Path(value)
         if path.is_dir():
