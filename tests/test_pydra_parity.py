@@ -220,3 +220,25 @@ def test_a_path_input_may_name_what_the_task_creates(tmp_path: Path) -> None:
         pytest.raises(InputFileError, match="does not exist"),
     ):
         sub(Read(source=tmp_path / "missing.txt"))
+
+
+def test_workflow_output_types_are_checked_against_their_nodes() -> None:
+    """A workflow output declared str but bound to an int output is refused at definition;
+    a list where splitting makes one is accepted."""
+    from provgraph import workflow
+
+    @python.define
+    def Count(text: str) -> int:
+        return len(text)
+
+    with pytest.raises(SpecError, match=r"output 'out' is declared str, but .* gives int"):
+
+        @workflow.define
+        def Wrong(text: str) -> str:
+            return workflow.add(Count(text=text), name="count").out
+
+    @workflow.define
+    def Many(texts: list[str]) -> list[int]:
+        return workflow.add(Count().split(text=texts), name="count").out
+
+    assert list(Many._output_fields) == ["out"]

@@ -159,6 +159,7 @@ def define(
                 )
             if lazy.node not in nodes:
                 raise SpecError(f"workflow {wf_name} output {out_name!r} names unknown node")
+            _check_output_type(wf_name, outs[out_name], lazy)
         for node_name, task in nodes.items():
             missing = [f for f, v in task._values.items() if v is NOTHING]
             if missing:
@@ -180,3 +181,26 @@ def define(
     if func is not None:
         return wrap(func)
     return wrap
+
+
+def _check_output_type(wf_name: str, declared: OutputField, lazy: LazyField) -> None:
+    """A workflow output's declared type must be able to hold what its node gives (a list of
+    it, or an item of a list, where splitting and combining change the shape)."""
+    from .fields import type_name
+    from .lazy import compatible, element_type
+
+    want, got = declared.type, lazy.type
+    if want is Any or got is Any:
+        return
+    candidates = [got, element_type(got)]
+    wanted = [want, element_type(want)]
+    if any(
+        c is not None and w is not None and compatible(c, w) for c in candidates for w in wanted
+    ):
+        return
+    raise SpecError(
+        f"workflow {wf_name}: output {declared.name!r} is declared {type_name(want)}, but "
+        f"{lazy.label} gives {type_name(got)}",
+        field=declared.name,
+        value=lazy,
+    )
