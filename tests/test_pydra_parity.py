@@ -242,3 +242,31 @@ def test_workflow_output_types_are_checked_against_their_nodes() -> None:
         return workflow.add(Count().split(text=texts), name="count").out
 
     assert list(Many._output_fields) == ["out"]
+
+
+def test_shell_inputs_mutually_exclusive_or_required_together(tmp_path: Path) -> None:
+    """shell.arg(xor=..., requires=...): inputs breaking a rule are refused before any command
+    runs, with the fields named; names that are not inputs are refused at definition."""
+    from provgraph import shell
+
+    @shell.define
+    class Greet:
+        executable = "echo"
+        loud: bool = shell.arg(default=False, argstr="-e", xor=["quiet"])
+        quiet: bool = shell.arg(default=False, argstr="-n", xor=["loud"])
+        name: str = shell.arg(default=None, position=-1, requires=["greeting"])
+        greeting: str = shell.arg(default=None, position=-2)
+
+    assert _run(Greet(loud=True, greeting="hi", name="you"), tmp_path / "a").stdout == "hi you\n"
+    with Submitter(cache_dir=tmp_path / "b", progress=False) as sub:
+        with pytest.raises(SpecError, match="'loud' and 'quiet' are mutually exclusive"):
+            sub(Greet(loud=True, quiet=True))
+        with pytest.raises(SpecError, match=r"'name' requires \['greeting'\]"):
+            sub(Greet(name="you"))
+    assert not list((tmp_path / "b").glob("Greet-*/stdout.txt"))  # no command ran
+    with pytest.raises(SpecError, match=r"names \['lodu'\] in xor="):
+
+        @shell.define
+        class Typo:
+            executable = "echo"
+            loud: bool = shell.arg(default=False, argstr="-e", xor=["lodu"])

@@ -21,7 +21,7 @@ from ..exceptions import MissingInputError, SplitterError
 from ..graph import lazy_inputs, topological_nodes
 from ..hashing import H, hash_value
 from ..spec.base import TaskDef
-from ..spec.fields import NOTHING
+from ..spec.fields import NOTHING, check_rules
 from .plan import check_value, digest, job_hash
 
 __all__ = ["Instance", "JobRun", "NodeRun"]
@@ -374,6 +374,8 @@ def resolve_inputs(job: JobRun) -> None:
         value = up.value_at(node.key_for(job, up), lazy.field)
         inputs[field] = checked = check_value(fields[field], value)
         digests[field] = digest(field, checked)
+    if any(f.xor or f.requires for f in fields.values()):
+        check_rules(node.path, fields, inputs)
     job.inputs = inputs
     job.digests = digests
 

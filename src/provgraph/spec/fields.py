@@ -20,7 +20,15 @@ import attrs
 from .._filetypes import Directory, File
 from ..exceptions import SpecError
 
-__all__ = ["NOTHING", "Field", "OutputField", "coerce", "coerce_split", "type_name"]
+__all__ = [
+    "NOTHING",
+    "Field",
+    "OutputField",
+    "check_rules",
+    "coerce",
+    "coerce_split",
+    "type_name",
+]
 
 NOTHING = attrs.NOTHING
 
@@ -42,6 +50,8 @@ class Field:
     argstr: str | None = None
     position: int | None = None
     sep: str | None = None
+    xor: tuple[str, ...] = ()  # inputs that may not be set with this one
+    requires: tuple[str, ...] = ()  # inputs that must be set when this one is
 
     @property
     def mandatory(self) -> bool:
@@ -249,3 +259,31 @@ def fits_possibly_split(tp: Any, value: Any) -> Any:
         if isinstance(value, (str, bytes)) or not _is_sequence(value) or len(value) == 0:
             raise
         return [fits_possibly_split(tp, v) for v in value]
+
+
+def _is_set(value: Any) -> bool:
+    return value is not None and value is not NOTHING and value is not False
+
+
+def check_rules(task: str, fields: Mapping[str, Field], values: Mapping[str, Any]) -> None:
+    """The ``xor`` and ``requires`` rules of ``fields`` over one job's ``values``: a
+    ``SpecError`` naming the fields when one is broken (``None``, unset and ``False`` count as
+    not set)."""
+    for field in fields.values():
+        if (not field.xor and not field.requires) or not _is_set(values.get(field.name)):
+            continue
+        clash = [n for n in field.xor if n != field.name and _is_set(values.get(n))]
+        if clash:
+            raise SpecError(
+                f"{task}: inputs {field.name!r} and {clash[0]!r} are mutually exclusive "
+                f"(xor); set only one of {sorted({field.name, *field.xor})}",
+                field=field.name,
+                value=values.get(field.name),
+            )
+        missing = [n for n in field.requires if not _is_set(values.get(n))]
+        if missing:
+            raise SpecError(
+                f"{task}: input {field.name!r} requires {missing} to be set as well",
+                field=field.name,
+                value=values.get(field.name),
+            )

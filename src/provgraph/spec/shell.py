@@ -429,6 +429,8 @@ class _ArgSpec:
     position: int | None = None
     sep: str | None = None
     help: str = ""
+    xor: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -447,9 +449,23 @@ def arg(
     position: int | None = None,
     sep: str | None = None,
     help: str = "",
+    xor: Any = (),
+    requires: Any = (),
 ) -> Any:
-    """Declare an input of a class-form shell task and how it appears on the command line."""
-    return _ArgSpec(default=default, argstr=argstr, position=position, sep=sep, help=help)
+    """Declare an input of a class-form shell task and how it appears on the command line.
+
+    ``xor`` names inputs that may not be set together with this one, ``requires`` inputs that
+    must be set when it is (checked for each job, before it runs)."""
+    rules = {}
+    for label, names in (("xor", xor), ("requires", requires)):
+        if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+            raise SpecError(
+                f"shell.arg({label}={names!r}): expected a list of input names",
+                field=label,
+                value=names,
+            )
+        rules[label] = tuple(names)
+    return _ArgSpec(default=default, argstr=argstr, position=position, sep=sep, help=help, **rules)
 
 
 def out(
@@ -513,6 +529,8 @@ def _from_class(cls: type) -> tuple[list[str], dict[str, Field], dict[str, Outpu
             argstr=spec.argstr,
             position=spec.position,
             sep=spec.sep,
+            xor=spec.xor,
+            requires=spec.requires,
         )
         layout.append(name)
     outputs: dict[str, OutputField] = {}
@@ -536,6 +554,14 @@ def _from_class(cls: type) -> tuple[list[str], dict[str, Field], dict[str, Outpu
             )
             if spec.path_template is not None and (spec.argstr or spec.position is not None):
                 layout.append(name)
+    for field in inputs.values():
+        unknown = [n for n in (*field.xor, *field.requires) if n not in inputs]
+        if unknown:
+            raise SpecError(
+                f"shell class {cls.__name__}: input {field.name!r} names {unknown} in xor= or "
+                f"requires=, which are not inputs; its inputs are {sorted(inputs)}",
+                field=field.name,
+            )
     _check_output_templates(f"shell class {cls.__name__}", inputs, outputs)
     return command, inputs, outputs, layout
 
