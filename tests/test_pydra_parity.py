@@ -4,6 +4,7 @@ outputs, definition-time checks, repr, and the error for an unset input."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -192,10 +193,20 @@ def test_a_failing_task_called_directly_raises_its_own_error_type(tmp_path: Path
         Picky(x=-1)(cache_dir=tmp_path / "a", progress=False)
     assert isinstance(caught.value, TaskFailedError)
     assert caught.value.errors[0].error_type == "ValueError"
-    with pytest.raises(TaskFailedError) as other:  # OSError's kind cannot be shared: plain
+    assert pickle.loads(pickle.dumps(caught.value)).args == caught.value.args  # it travels
+    with pytest.raises(TaskFailedError) as other:  # OSError's kind would not unpickle: plain
         Picky(x=0)(cache_dir=tmp_path / "b", progress=False)
+    assert not isinstance(other.value, OSError) and "no zero file" in str(other.value)
     assert other.value.errors[0].error_type == "FileNotFoundError"
-    assert Picky(x=3)(cache_dir=tmp_path / "c", progress=False).out == 3
+
+    @python.define
+    def Lookup(key: str) -> int:
+        return {"a": 1}[key]
+
+    with pytest.raises(TaskFailedError) as plain:  # KeyError's str() is a repr: kept plain
+        Lookup(key="b")(cache_dir=tmp_path / "c", progress=False)
+    assert not isinstance(plain.value, KeyError) and "KeyError" in str(plain.value)
+    assert Picky(x=3)(cache_dir=tmp_path / "d", progress=False).out == 3
 
 
 def test_a_path_input_may_name_what_the_task_creates(tmp_path: Path) -> None:
@@ -270,3 +281,111 @@ def test_shell_inputs_mutually_exclusive_or_required_together(tmp_path: Path) ->
         class Typo:
             executable = "echo"
             loud: bool = shell.arg(default=False, argstr="-e", xor=["lodu"])
+
+
+def test_class_form_inherits_fields_and_keeps_helpers(tmp_path: Path) -> None:
+    """Fields of base classes (and of a task class used as base) are inherited; helpers and
+    constants stay on the task class; T.Outputs is the class's; the class name is kept; a
+    function parameter the class does not declare is refused at definition."""
+
+    class Offsets:
+        offset: int = 1
+
+    @python.define
+    class Shifted(Offsets):
+        FACTOR = 10
+        x: int
+
+        class Outputs:
+            out: int
+
+        @staticmethod
+        def scale(v: int) -> int:
+            return v * Shifted.FACTOR
+
+        @staticmethod
+        def function(x: int, offset: int) -> int:
+            return Shifted.scale(x) + offset
+
+    assert set(Shifted._input_fields) == {"offset", "x"} and Shifted.__name__ == "Shifted"
+    assert "out" in Shifted.Outputs.__annotations__ and Shifted._input_fields["offset"].default == 1
+    assert _run(Shifted(x=2), tmp_path).out == 21
+
+    with pytest.raises(SpecError, match=r"needs \['b'\], which the class does not declare"):
+
+        @python.define
+        class Undeclared:
+            a: int
+
+            @staticmethod
+            def function(a: int, b: int) -> int:
+                return a + b
+
+
+def test_declarations_of_the_wrong_kind_are_refused() -> None:
+    def f(a: int) -> int:
+        return a
+
+    with pytest.raises(SpecError, match=r"inputs\['a'\].*expected a type or python.arg"):
+        python.define(f, inputs={"a": python.out(help="wrong")})
+    with pytest.raises(SpecError, match="not its name as text"):
+        python.define(f, outputs={"out": "int"})
+
+
+def test_loose_return_annotations_accept_several_outputs(tmp_path: Path) -> None:
+    """Optional tuples, lists and dicts say nothing against several names: accepted, and the
+    values map at run time."""
+
+    @python.define(outputs=["a", "b"])
+    def Maybe(x: int) -> tuple[int, int] | None:
+        return None if x < 0 else (x, x + 1)
+
+    @python.define(outputs=["a", "b"])
+    def AsList(x: int) -> list[int]:
+        return [x, x * 2]
+
+    assert (_run(Maybe(x=1), tmp_path / "a").b, _run(AsList(x=3), tmp_path / "b").b) == (2, 6)
+
+
+def test_rules_are_checked_at_definition_when_they_can_be() -> None:
+    """An xor input with a default that excludes the others is refused; in a workflow, constant
+    inputs breaking a rule are refused when the workflow is defined, before anything runs."""
+    from provgraph import shell, workflow
+
+    with pytest.raises(SpecError, match="could never be set"):
+
+        @shell.define
+        class Stuck:
+            executable = "echo"
+            mode: str = shell.arg(default="fast", argstr="--mode", xor=["preset"])
+            preset: str = shell.arg(default=None, argstr="--preset")
+
+    @shell.define
+    class Say:
+        executable = "echo"
+        a: str = shell.arg(default=None, argstr="-a", xor=["b"])
+        b: str = shell.arg(default=None, argstr="-b", xor=["a"])
+
+    with pytest.raises(SpecError, match="'a' and 'b' are mutually exclusive"):
+
+        @workflow.define
+        def Both(x: str) -> str:
+            return workflow.add(Say(a="1", b="2"), name="say").stdout
+
+    @workflow.define
+    def Connected(x: str) -> str:  # a connection's value is not known yet: checked per job
+        return workflow.add(Say(a=x), name="say").stdout
+
+    assert list(Connected._output_fields) == ["out"]
+
+
+def test_combined_failures_travel_between_processes() -> None:
+    """Every TaskFailedError-and-builtin pair pickles, also with tblib's exception pickling
+    installed (as Dask installs it)."""
+    from provgraph.exceptions import TASK_FAILED_AS
+
+    support = pytest.importorskip("tblib.pickling_support", reason="tblib comes with dask")
+    support.install()
+    for name, kind in TASK_FAILED_AS.items():
+        back = pickle.loads(pickle.dumps(kind(f"failed with {name}", errors=[])))
+        assert type(back) is kind and str(back) == f"failed with {name}"

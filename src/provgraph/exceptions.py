@@ -91,6 +91,56 @@ class TaskFailedError(ProvgraphError, RuntimeError):
         self.errors = list(errors or [])
 
 
+# A task called directly that failed raises ``TaskFailedError``; when every job failed with one
+# of these built-in types, the error is also of that type (as Pydra re-raises a task's own
+# error): ``except ValueError`` still catches a task's ValueError. Defined here, by name, so
+# that they pickle; types whose ``str()`` differs from their message (KeyError, the
+# Unicode and syntax errors), that cannot be made from a message alone, or whose own
+# ``__new__`` stops the pair from being unpickled (OSError and its kind) are left out.
+class TaskFailedValueError(TaskFailedError, ValueError):
+    """A task failed with ValueError."""
+
+
+class TaskFailedTypeError(TaskFailedError, TypeError):
+    """A task failed with TypeError."""
+
+
+class TaskFailedArithmeticError(TaskFailedError, ArithmeticError):
+    """A task failed with ArithmeticError."""
+
+
+class TaskFailedZeroDivisionError(TaskFailedError, ZeroDivisionError):
+    """A task failed with ZeroDivisionError."""
+
+
+class TaskFailedIndexError(TaskFailedError, IndexError):
+    """A task failed with IndexError."""
+
+
+class TaskFailedAttributeError(TaskFailedError, AttributeError):
+    """A task failed with AttributeError."""
+
+
+class TaskFailedAssertionError(TaskFailedError, AssertionError):
+    """A task failed with AssertionError."""
+
+
+class TaskFailedNotImplementedError(TaskFailedError, NotImplementedError):
+    """A task failed with NotImplementedError."""
+
+
+TASK_FAILED_AS: dict[str, type[TaskFailedError]] = {
+    "ValueError": TaskFailedValueError,
+    "TypeError": TaskFailedTypeError,
+    "ArithmeticError": TaskFailedArithmeticError,
+    "ZeroDivisionError": TaskFailedZeroDivisionError,
+    "IndexError": TaskFailedIndexError,
+    "AttributeError": TaskFailedAttributeError,
+    "AssertionError": TaskFailedAssertionError,
+    "NotImplementedError": TaskFailedNotImplementedError,
+}
+
+
 class ProvenanceError(ProvgraphError):
     """Provenance cannot be recorded, indexed or read."""
 

@@ -7,6 +7,7 @@ input files) and :func:`digest` (its content hash, named by field in errors). A 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -25,7 +26,7 @@ def check_value(field: Field, value: Any) -> Any:
     if value is None and (not field.mandatory and field.default is None):
         return None
     value = coerce(field.name, field.type, value)
-    if field.type in (Path, PurePath) and not value.exists():
+    if field.type in (Path, PurePath) and not os.path.lexists(value):
         return value  # a path the task may create (as in Pydra): hashed by its name
     _check_paths(field.name, value)
     return value

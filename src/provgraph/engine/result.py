@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import builtins
-import functools
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from ..exceptions import TaskFailedError
+from ..exceptions import TASK_FAILED_AS, TaskFailedError
 from ..spec.base import Outputs
 
 __all__ = ["JobFailure", "Result"]
@@ -75,18 +73,7 @@ class Result:
             raise error(f"{counts}:\n{text}\n\nlast traceback:\n{last}", errors=self.errors)
 
 
-@functools.lru_cache(maxsize=64)
 def _failure_class(name: str) -> type[TaskFailedError]:
-    """``TaskFailedError``, also of the built-in exception type every job failed with (as
-    Pydra re-raises a task's own error): ``except ValueError`` still catches a task's
-    ``ValueError``. Types the two cannot share a layout with (``OSError``'s) keep the plain
-    class; the type's name is on each of ``errors``."""
-    original = getattr(builtins, name, None) if name else None
-    if not (isinstance(original, type) and issubclass(original, Exception)):
-        return TaskFailedError
-    if issubclass(TaskFailedError, original):
-        return TaskFailedError
-    try:
-        return type("TaskFailedError", (TaskFailedError, original), {"__module__": __name__})
-    except TypeError:  # an instance layout the two cannot share
-        return TaskFailedError
+    """``TaskFailedError``, also of the built-in exception type every job failed with, when
+    that type is one provgraph pairs with it (see ``exceptions.TASK_FAILED_AS``)."""
+    return TASK_FAILED_AS.get(name, TaskFailedError)

@@ -21,7 +21,13 @@ from .fields import NOTHING, Field, OutputField, coerce
 
 __all__ = ["arg", "class_parts", "input_fields", "out", "output_fields"]
 
-_UNSET: Any = object()  # a type not given
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "unset"
+
+
+_UNSET: Any = _Unset()  # a type not given
 
 
 @attrs.frozen(kw_only=True)
@@ -59,7 +65,18 @@ def out(*, help: str = "", type: Any = _UNSET, name: str | None = None) -> Any:
 def _named(what: str, given: Any, spec_type: type, owner: str) -> dict[str, Any]:
     """``inputs=``/``outputs=`` as a mapping name -> spec or type (a list of names or of named
     specs is accepted too)."""
+    wrong = OutSpec if spec_type is ArgSpec else ArgSpec
     if isinstance(given, Mapping):
+        for name, value in given.items():
+            kind = getattr(value, "type", _UNSET) if isinstance(value, spec_type) else value
+            if isinstance(value, wrong) or isinstance(kind, str):
+                expected = "python.arg(...)" if spec_type is ArgSpec else "python.out(...)"
+                raise SpecError(
+                    f"{owner}: {what}[{name!r}] = {value!r}; expected a type or {expected}"
+                    + (" (a type, not its name as text)" if isinstance(kind, str) else ""),
+                    field=name,
+                    value=value,
+                )
         return dict(given)
     if isinstance(given, (list, tuple)):
         found: dict[str, Any] = {}
@@ -163,11 +180,28 @@ def output_fields(
     return fields
 
 
+_SCALARS = (int, float, complex, str, bytes, bool)
+
+
+def _one_value(tp: Any) -> bool:
+    """True for an annotation that can only be one value (a scalar, a file, a path): not a
+    tuple, list, dict, named tuple or typed dict, nor ``Any``, a union or a type variable."""
+    from .._filetypes import Directory, File
+
+    if not isinstance(tp, type) or typing.get_origin(tp) is not None:
+        return False
+    if issubclass(tp, (tuple, list, dict)) or typing.is_typeddict(tp):
+        return False
+    return issubclass(tp, (*_SCALARS, File, Directory)) or tp.__module__ == "pathlib"
+
+
 def _types_from_return(owner: str, ret: Any, names: list[str]) -> list[Any]:
-    """The type of each named output, from the return annotation; names that cannot match it
-    (three names for ``tuple[int, int]``, two for ``int``) are refused."""
+    """The type of each named output, from the return annotation; names that cannot fit it
+    (three names for ``tuple[int, int]``, two for ``int``, none for ``int``) are refused. Any
+    other annotation (``Optional[...]``, lists, dicts, named tuples) is taken at its word."""
+    origin, args = typing.get_origin(ret), typing.get_args(ret)
     if not names:
-        if ret not in (Any, None, type(None)):
+        if _one_value(ret):
             raise SpecError(
                 f"{owner}: outputs=[] declares no output, but the function is annotated to "
                 f"return {_show(ret)}; return None, or name its outputs",
@@ -176,12 +210,7 @@ def _types_from_return(owner: str, ret: Any, names: list[str]) -> list[Any]:
         return []
     if len(names) == 1:
         return [ret]
-    origin, args = typing.get_origin(ret), typing.get_args(ret)
-    if ret is Any or ret is tuple or origin in (dict, Mapping) or ret is dict:
-        return [Any] * len(names)
-    if origin is tuple:
-        if Ellipsis in args:
-            return [args[0]] * len(names)
+    if origin is tuple and args and Ellipsis not in args:
         if len(args) == len(names):
             return list(args)
         raise SpecError(
@@ -190,51 +219,103 @@ def _types_from_return(owner: str, ret: Any, names: list[str]) -> list[Any]:
             field="outputs",
             value=names,
         )
-    raise SpecError(
-        f"{owner}: {len(names)} outputs {names} declared, but the function is annotated to "
-        f"return one {_show(ret)}; annotate it -> tuple[...] (or -> dict) with one value per "
-        "output",
-        field="outputs",
-        value=names,
-    )
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return [args[0]] * len(names)
+    if _one_value(ret):
+        raise SpecError(
+            f"{owner}: {len(names)} outputs {names} declared, but the function is annotated to "
+            f"return one {_show(ret)}; annotate it -> tuple[...] (or -> dict) with one value "
+            "per output",
+            field="outputs",
+            value=names,
+        )
+    return [Any] * len(names)
 
 
 def _show(tp: Any) -> str:
     return tp.__name__ if isinstance(tp, type) and not typing.get_args(tp) else repr(tp)
 
 
-def class_parts(klass: type) -> tuple[Callable[..., Any], dict[str, Any], dict[str, Any]]:
-    """The class form: its ``function``, its inputs (name -> ``arg``) and its outputs (name ->
-    ``out``), from annotations, class attributes and ``class Outputs``."""
-    function = klass.__dict__.get("function")
-    if isinstance(function, (staticmethod, classmethod)):
-        function = function.__func__
+_SKIP = {"function", "Outputs", "__annotations__", "__dict__", "__weakref__", "__module__"}
+
+
+def _own_classes(klass: type) -> list[type]:
+    """The class and its bases that declare fields (not provgraph's own bases), base first."""
+    return [
+        c
+        for c in reversed(klass.__mro__)
+        if c is not object and not c.__module__.startswith("provgraph.")
+    ]
+
+
+def class_parts(
+    klass: type,
+) -> tuple[Callable[..., Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The class form: its ``function``, its inputs (name -> ``arg``), its outputs (name ->
+    ``out``), from annotations and declarations of the class and its bases and of ``class
+    Outputs``, and its other members (helpers, constants), kept on the task class."""
+    function = getattr(klass, "function", None)
+    raw = next((c.__dict__["function"] for c in klass.__mro__ if "function" in c.__dict__), None)
+    if isinstance(raw, (staticmethod, classmethod)):
+        function = raw.__func__
     if not inspect.isfunction(function):
         raise SpecError(
             f"{klass.__name__}: a class-form task needs a static method 'function' computing "
             "its outputs from its inputs",
             field="function",
         )
-    hints = _class_hints(klass)
     inputs: dict[str, Any] = {}
-    for name, tp in hints.items():
-        if name in ("function", "Outputs") or name.startswith("_"):
-            continue
-        value = klass.__dict__.get(name, NOTHING)
-        if isinstance(value, ArgSpec):
-            inputs[name] = attrs.evolve(
-                value, name=name, type=tp if value.type is _UNSET else value.type
+    members: dict[str, Any] = {}
+    for owner in _own_classes(klass):
+        for field in owner.__dict__.get("_input_fields", {}).values():  # a task class as base
+            inputs[field.name] = ArgSpec(
+                name=field.name, type=field.type, default=field.default, help=field.help
             )
-        else:
-            inputs[name] = ArgSpec(name=name, type=tp, default=value)
+        hints = _class_hints(owner)
+        for name, value in owner.__dict__.items():
+            if name in _SKIP or name.startswith("__"):
+                continue
+            if isinstance(value, OutSpec):
+                raise SpecError(
+                    f"{klass.__name__}: {name!r} is a python.out(...) among the inputs; "
+                    "outputs go in class Outputs",
+                    field=name,
+                )
+            if isinstance(value, ArgSpec) and name not in hints:  # declared without annotation
+                inputs[name] = attrs.evolve(value, name=name)
+            elif name not in hints and not name.startswith("_"):
+                members[name] = value
+        for name, tp in hints.items():
+            if name in _SKIP or name.startswith("_"):
+                continue
+            value = owner.__dict__.get(name, NOTHING)
+            if isinstance(value, ArgSpec):
+                inputs[name] = attrs.evolve(
+                    value, name=name, type=tp if value.type is _UNSET else value.type
+                )
+            else:
+                inputs[name] = ArgSpec(name=name, type=tp, default=value)
     outputs: dict[str, Any] = {}
-    holder = klass.__dict__.get("Outputs")
+    for owner in _own_classes(klass):
+        for field in owner.__dict__.get("_output_fields", {}).values():  # a task class as base
+            outputs[field.name] = OutSpec(name=field.name, type=field.type, help=field.help)
+    holder = getattr(klass, "Outputs", None)
     if holder is not None:
-        for name, tp in _class_hints(holder).items():
-            value = holder.__dict__.get(name)
-            help_text = value.help if isinstance(value, OutSpec) else ""
-            outputs[name] = OutSpec(name=name, type=tp, help=help_text)
-    return function, inputs, outputs
+        members["Outputs"] = holder  # T.Outputs, as in Pydra
+        for owner in _own_classes(holder):
+            hints = _class_hints(owner)
+            for name, value in owner.__dict__.items():
+                if isinstance(value, OutSpec) and name not in hints:
+                    outputs[name] = attrs.evolve(value, name=name)
+            for name, tp in hints.items():
+                value = owner.__dict__.get(name)
+                if isinstance(value, OutSpec):
+                    outputs[name] = attrs.evolve(
+                        value, name=name, type=tp if value.type is _UNSET else value.type
+                    )
+                else:
+                    outputs[name] = OutSpec(name=name, type=tp)
+    return function, inputs, outputs, members
 
 
 def _class_hints(klass: type) -> dict[str, Any]:

@@ -45,8 +45,6 @@ class TaskDef:
     # -- inputs -----------------------------------------------------------------------------
     def _set(self, name: str, value: Any, *, split: bool = False) -> None:
         field = self._input_fields.get(name)
-        if field is not None:
-            self.__dict__.setdefault("_given", set()).add(name)
         if field is None:
             raise SpecError(
                 f"{self._task_name} has no input {name!r}; its inputs are "
@@ -69,6 +67,7 @@ class TaskDef:
             except Exception:
                 coerce(name, field.type, value)  # raises the SpecError with the message
                 raise
+        self.__dict__.setdefault("_given", set()).add(name)  # set: shown by repr
 
     @property
     def inputs(self) -> Inputs:

@@ -265,14 +265,23 @@ def _is_set(value: Any) -> bool:
     return value is not None and value is not NOTHING and value is not False
 
 
+UNKNOWN: Any = type("Unknown", (), {"__repr__": lambda self: "<a connection>"})()
+
+
 def check_rules(task: str, fields: Mapping[str, Field], values: Mapping[str, Any]) -> None:
     """The ``xor`` and ``requires`` rules of ``fields`` over one job's ``values``: a
     ``SpecError`` naming the fields when one is broken (``None``, unset and ``False`` count as
-    not set)."""
+    not set; :data:`UNKNOWN`, a value not known yet, counts as set for ``requires`` and is
+    checked later for ``xor``)."""
     for field in fields.values():
-        if (not field.xor and not field.requires) or not _is_set(values.get(field.name)):
+        value = values.get(field.name)
+        if (not field.xor and not field.requires) or not _is_set(value) or value is UNKNOWN:
             continue
-        clash = [n for n in field.xor if n != field.name and _is_set(values.get(n))]
+        clash = [
+            n
+            for n in field.xor
+            if n != field.name and _is_set(values.get(n)) and values.get(n) is not UNKNOWN
+        ]
         if clash:
             raise SpecError(
                 f"{task}: inputs {field.name!r} and {clash[0]!r} are mutually exclusive "

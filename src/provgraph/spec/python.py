@@ -239,8 +239,10 @@ def function_task_class(
     outputs: dict[str, OutputField],
     version: str | None,
     extra: dict[str, Any],
+    source: str | None = None,
 ) -> type[TaskDef]:
-    """A task class whose body is a function (a Python task or a workflow constructor)."""
+    """A task class whose body is a function (a Python task or a workflow constructor);
+    ``source`` replaces the function's own source in the definition (a class form's)."""
     return make_task_class(
         base,
         kind=base._kind,
@@ -250,10 +252,32 @@ def function_task_class(
         doc=fn.__doc__,
         inputs=inputs,
         outputs=outputs,
-        body="\n".join(filter(None, [_normalised_source(fn), _closure_text(fn)])),
+        body="\n".join(filter(None, [source or _normalised_source(fn), _closure_text(fn)])),
         version=version,
         extra=extra,
     )
+
+
+def _class_source(klass: type) -> str | None:
+    """A class form's source without docstrings or layout: its helpers and constants are part
+    of what it computes, as its function is. None when there is no source."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            if isinstance(node, ast.ClassDef) and node.name == klass.__name__:
+                node.decorator_list = []
+            body = node.body
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.unparse(tree)
 
 
 class Outputs:
@@ -333,6 +357,7 @@ def _build(
     version: str | None,
     resources: dict[str, Any] | None,
     origin: Any,
+    members: dict[str, Any] | None = None,
 ) -> type[PythonTask]:
     if "function" in ins:
         raise SpecError(
@@ -341,15 +366,17 @@ def _build(
             field="function",
         )
     extra = {
+        **(members or {}),
         "_function": staticmethod(fn),
         "function": staticmethod(fn),
         "_source_file": _source_file(fn),
         "_resources": check_resources(task_name, resources),
     }
-    cls = function_task_class(PythonTask, fn, task_name, ins, outs, version, extra)
+    source = _class_source(origin) if inspect.isclass(origin) else None
+    cls = function_task_class(PythonTask, fn, task_name, ins, outs, version, extra, source)
     if inspect.isclass(origin):  # named and documented as the class
-        cls.__qualname__, cls.__module__ = origin.__qualname__, origin.__module__
-        cls.__doc__ = origin.__doc__
+        cls.__name__, cls.__qualname__ = origin.__name__, origin.__qualname__
+        cls.__module__, cls.__doc__ = origin.__module__, origin.__doc__
     return typing.cast(type[PythonTask], cls)
 
 
@@ -369,7 +396,7 @@ def _from_class(
             "outputs= are for functions",
             field="inputs" if inputs is not None else "outputs",
         )
-    fn, declared_in, declared_out = class_parts(klass)
+    fn, declared_in, declared_out, members = class_parts(klass)
     params = inspect.signature(fn).parameters
     takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
     unknown = [n for n in declared_in if n not in params and not takes_any]
@@ -379,7 +406,20 @@ def _from_class(
             f"(its parameters: {list(params)})",
             field=unknown[0],
         )
+    undeclared = [
+        n
+        for n, p in params.items()
+        if n not in declared_in
+        and p.default is p.empty
+        and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    if undeclared:
+        raise SpecError(
+            f"{task_name}: {klass.__name__}.function needs {undeclared}, which the class does "
+            "not declare as inputs (annotate them in the class, or give them defaults)",
+            field=undeclared[0],
+        )
     ins = input_fields(fn, {n: s.type for n, s in declared_in.items()}, declared_in, task_name)
     ins = {n: f for n, f in ins.items() if n in declared_in}
     outs = output_fields(fn, type_hints(fn), declared_out or None, owner=task_name)
-    return _build(fn, task_name, ins, outs, version, resources, klass)
+    return _build(fn, task_name, ins, outs, version, resources, klass, members)

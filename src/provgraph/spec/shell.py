@@ -555,6 +555,13 @@ def _from_class(cls: type) -> tuple[list[str], dict[str, Field], dict[str, Outpu
             if spec.path_template is not None and (spec.argstr or spec.position is not None):
                 layout.append(name)
     for field in inputs.values():
+        if field.xor and field.default not in (None, False, NOTHING):
+            raise SpecError(
+                f"shell class {cls.__name__}: input {field.name!r} has xor={list(field.xor)} "
+                f"and the default {field.default!r}, so the inputs it excludes could never be "
+                "set; give it the default None (or False for a flag)",
+                field=field.name,
+            )
         unknown = [n for n in (*field.xor, *field.requires) if n not in inputs]
         if unknown:
             raise SpecError(

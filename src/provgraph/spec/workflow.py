@@ -18,8 +18,8 @@ from typing import Any
 from .. import graph as _graph
 from ..exceptions import MissingInputError, SpecError
 from ._definition import check_task_name
-from .base import TaskDef
-from .fields import NOTHING, OutputField
+from .base import TaskDef, _is_lazy
+from .fields import NOTHING, UNKNOWN, OutputField, check_rules
 from .lazy import LazyField, LazyOutputs
 from .python import _input_fields, _output_fields, function_task_class, type_hints
 
@@ -161,6 +161,10 @@ def define(
                 raise SpecError(f"workflow {wf_name} output {out_name!r} names unknown node")
             _check_output_type(wf_name, outs[out_name], lazy)
         for node_name, task in nodes.items():
+            # the xor/requires rules over what is known now (connections: when they are known)
+            known = {f: (UNKNOWN if _is_lazy(v) else v) for f, v in task._values.items()}
+            if any(f.xor or f.requires for f in task._input_fields.values()):
+                check_rules(f"workflow {wf_name}: node {node_name!r}", task._input_fields, known)
             missing = [f for f, v in task._values.items() if v is NOTHING]
             if missing:
                 raise MissingInputError(
