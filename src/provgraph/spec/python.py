@@ -146,14 +146,7 @@ def _normalised_source(func: Callable[..., Any]) -> str:
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == func.__name__:
             node.decorator_list = []
-            body = node.body
-            if (
-                body
-                and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)
-            ):
-                node.body = body[1:] or [ast.Pass()]
+            _drop_docstring(node)
             return ast.unparse(node)
     return ast.unparse(tree)
 
@@ -269,15 +262,20 @@ def _class_source(klass: type) -> str | None:
         if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             if isinstance(node, ast.ClassDef) and node.name == klass.__name__:
                 node.decorator_list = []
-            body = node.body
-            if (
-                body
-                and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)
-            ):
-                node.body = body[1:] or [ast.Pass()]
+            _drop_docstring(node)
     return ast.unparse(tree)
+
+
+def _drop_docstring(node: Any) -> None:
+    """Remove a function's or class's docstring (not part of what it computes)."""
+    body = node.body
+    if (
+        body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
+    ):
+        node.body = body[1:] or [ast.Pass()]
 
 
 class Outputs:
