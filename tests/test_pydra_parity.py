@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from provgraph import MissingInputError, SpecError, Submitter, python
+from provgraph import MissingInputError, MultiInputObj, SpecError, Submitter, python
 
 
 def _run(task: Any, tmp_path: Path) -> Any:
@@ -389,3 +389,31 @@ def test_combined_failures_travel_between_processes() -> None:
     for name, kind in TASK_FAILED_AS.items():
         back = pickle.loads(pickle.dumps(kind(f"failed with {name}", errors=[])))
         assert type(back) is kind and str(back) == f"failed with {name}"
+
+
+def test_multi_input_obj_takes_one_value_or_a_list(tmp_path: Path) -> None:
+    """MultiInputObj[int] holds a list whether given one value or several; one value and a
+    one-item list are the same job; a single connection can feed it in a workflow."""
+    from provgraph import workflow
+
+    @python.define
+    def Total(values: MultiInputObj[int]) -> int:
+        return sum(values)
+
+    assert Total(values=3).values == [3] and Total(values=[1, 2]).values == [1, 2]
+    with pytest.raises(SpecError, match="values"):
+        Total(values="three")
+    with Submitter(cache_dir=tmp_path / "cache", progress=False) as sub:
+        assert sub(Total(values=3)).outputs.out == 3
+        assert sub(Total(values=[3])).stats["reused"] == 1  # the same job
+
+    @python.define
+    def Double(x: int) -> int:
+        return 2 * x
+
+    @workflow.define
+    def Chain(x: int) -> int:
+        one = workflow.add(Double(x=x), name="double")
+        return workflow.add(Total(values=one.out), name="total").out
+
+    assert _run(Chain(x=4), tmp_path / "wf").out == 8

@@ -27,6 +27,7 @@ from .exceptions import (
 )
 from .hashing import hash_value
 from .spec import python, shell, workflow
+from .spec.fields import MultiInputObj
 
 if _typing.TYPE_CHECKING:
     from .provenance.rocrate import read_crate
@@ -58,6 +59,7 @@ __all__ = [
     "InputFileError",
     "JobFailure",
     "MissingInputError",
+    "MultiInputObj",
     "PlannedJob",
     "ProvenanceError",
     "ProvenanceStore",

@@ -23,6 +23,7 @@ from ..exceptions import SpecError
 __all__ = [
     "NOTHING",
     "Field",
+    "MultiInputObj",
     "OutputField",
     "check_rules",
     "coerce",
@@ -98,6 +99,24 @@ def type_name(tp: Any) -> str:
     return str(tp)
 
 
+T = typing.TypeVar("T")
+
+
+class MultiInputObj(list[T]):
+    """An input type that takes one value or a list of them: ``MultiInputObj[int]`` given
+    ``3`` holds ``[3]`` (Pydra's ``MultiInputObj``). The value is a plain list."""
+
+
+def _multi_item(tp: Any) -> Any:
+    """The item type of ``MultiInputObj[...]`` (``Any`` when bare), or None for other types."""
+    if tp is MultiInputObj:
+        return Any
+    if typing.get_origin(tp) is MultiInputObj:
+        args = typing.get_args(tp)
+        return args[0] if args else Any
+    return None
+
+
 class _Mismatch(Exception):
     """Internal: a value does not fit a type."""
 
@@ -105,6 +124,10 @@ class _Mismatch(Exception):
 def _coerce(tp: Any, value: Any) -> Any:
     if tp is Any or tp is object:
         return value
+    item = _multi_item(tp)
+    if item is not None:  # one value or a list of them: a list
+        many = _is_sequence(value) and not isinstance(value, (str, bytes))
+        return _coerce_generic(list, (item,), value if many else [value])
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         for arg in typing.get_args(tp):

@@ -83,6 +83,11 @@ def compatible(source: Any, target: Any) -> bool:
     """Can a value declared as ``source`` feed an input declared as ``target``?"""
     if source is Any or target is Any or source is object or target is object:
         return True
+    from .fields import _multi_item
+
+    item = _multi_item(target)
+    if item is not None:  # one value or a list of them
+        return compatible(source, item) or compatible(source, list[item])  # type: ignore[valid-type]
     t_origin = typing.get_origin(target)
     if t_origin in (typing.Union, types.UnionType):
         return any(compatible(source, t) for t in typing.get_args(target))
