@@ -417,3 +417,18 @@ def test_multi_input_obj_takes_one_value_or_a_list(tmp_path: Path) -> None:
         return workflow.add(Total(values=one.out), name="total").out
 
     assert _run(Chain(x=4), tmp_path / "wf").out == 8
+
+
+def test_calling_a_task_with_pydras_cache_root_and_a_worker(tmp_path: Path) -> None:
+    """Task(...)(cache_root=..., worker="cf") runs it on a real pool, in that cache."""
+
+    @python.define
+    def Square(x: int) -> int:
+        return x * x
+
+    outputs = Square().split(x=[1, 2, 3])(
+        cache_root=tmp_path / "cache", worker="cf", n_procs=2, progress=False
+    )
+    assert outputs.out == [1, 4, 9] and list((tmp_path / "cache").glob("Square-*"))
+    with pytest.raises(SpecError, match="cache_root is another name for cache_dir"):
+        Submitter(cache_dir=tmp_path / "a", cache_root=tmp_path / "b")

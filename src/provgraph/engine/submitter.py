@@ -93,8 +93,18 @@ class Submitter:
         environment_in_hash: bool | None = None,
         readonly_caches: Iterable[str | Path] = (),
         provenance_store: str | None = None,
+        cache_root: str | Path | None = None,
         **worker_options: Any,
     ) -> None:
+        if cache_root is not None:  # Pydra's name for the cache directory
+            if cache_dir is not None and Path(cache_dir) != Path(cache_root):
+                raise SpecError(
+                    f"cache_dir={str(cache_dir)!r} and cache_root={str(cache_root)!r}: "
+                    "cache_root is another name for cache_dir; give one",
+                    field="cache_root",
+                    value=cache_root,
+                )
+            cache_dir = cache_root
         config = Config.from_env()
         self.environment = check_environment("environment", environment)
         if environment_in_hash is None:
