@@ -36,20 +36,7 @@ def _chromium_args(profile: Path) -> list[str]:
 def _render(page: Path, profile: Path) -> str:
     assert CHROMIUM is not None
     out = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            "--dump-dom",
-            page.as_uri(),
-        ],
+        [*_chromium_args(profile), "--dump-dom", page.as_uri()],
         capture_output=True,
         text=True,
         timeout=120,

@@ -300,9 +300,7 @@ def unlocked_job(directory: Path) -> Any:
         yield False
         return
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_flock(fd, fcntl.LOCK_EX):
             yield False
             return
         try:
@@ -311,6 +309,15 @@ def unlocked_job(directory: Path) -> Any:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _try_flock(fd: int, kind: int) -> bool:
+    """Take a ``flock`` of ``kind`` on ``fd`` without waiting; whether it was free."""
+    try:
+        fcntl.flock(fd, kind | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 ACTIVE_NAME = ".active"  # shared-locked by every submission on the cache, while it runs
@@ -337,12 +344,7 @@ def alone(cache_dir: Path) -> Any:
     """Hold the cache exclusively if no submission runs on it; yields whether it could."""
     fd = os.open(Path(cache_dir) / ACTIVE_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
+        yield _try_flock(fd, fcntl.LOCK_EX)
     finally:
         os.close(fd)
 
@@ -354,9 +356,7 @@ def lock_was_abandoned(directory: Path) -> bool:
     except OSError:
         return False
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_flock(fd, fcntl.LOCK_SH):
             return False
         try:
             return bool(os.pread(fd, 64, 0).strip())

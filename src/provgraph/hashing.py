@@ -183,11 +183,14 @@ def _(obj: enum.Enum) -> bytes:
 def _(obj: pathlib.PurePath) -> bytes:
     if isinstance(obj, Directory) or (not isinstance(obj, File) and os.path.isdir(obj)):
         return H(b"Directory", directory_content_digest(obj))
-    if not isinstance(obj, File) and not os.path.lexists(obj):
+    try:
+        return H(b"File", file_content_digest(obj))
+    except HashingError:
+        if isinstance(obj, File) or os.path.lexists(obj):
+            raise
         # a plain path to something that does not exist yet (an input typed Path that a task
         # creates): its name is all there is
         return H(b"PathName", os.path.abspath(obj).encode())
-    return H(b"File", file_content_digest(obj))
 
 
 # the data-frame libraries with rules of their own, each used only when already imported

@@ -69,11 +69,6 @@ class Result:
             last = (failed or self.errors)[-1].traceback.rstrip()
             counts = f"{len(failed)} job(s) failed" + (f", {skipped} skipped" if skipped else "")
             kinds = {e.error_type for e in failed}
-            error = _failure_class(kinds.pop() if len(kinds) == 1 else "")
+            # also of the built-in type every job failed with, when it pairs with it
+            error = TASK_FAILED_AS.get(kinds.pop() if len(kinds) == 1 else "", TaskFailedError)
             raise error(f"{counts}:\n{text}\n\nlast traceback:\n{last}", errors=self.errors)
-
-
-def _failure_class(name: str) -> type[TaskFailedError]:
-    """``TaskFailedError``, also of the built-in exception type every job failed with, when
-    that type is one provgraph pairs with it (see ``exceptions.TASK_FAILED_AS``)."""
-    return TASK_FAILED_AS.get(name, TaskFailedError)

@@ -374,7 +374,7 @@ def resolve_inputs(job: JobRun) -> None:
         value = up.value_at(node.key_for(job, up), lazy.field)
         inputs[field] = checked = check_value(fields[field], value)
         digests[field] = digest(field, checked)
-    if any(f.xor or f.requires for f in fields.values()):
+    if task._has_rules:
         check_rules(node.path, fields, inputs)
     job.inputs = inputs
     job.digests = digests

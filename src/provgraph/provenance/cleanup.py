@@ -23,6 +23,7 @@ import re
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,11 +128,14 @@ def parse_age(value: Any) -> float:
     return seconds
 
 
-def _size(path: str) -> int:
+def _size(path: str, skip: Callable[[str], bool] = lambda name: False) -> int:
+    """Bytes under ``path``, leaving out its entries whose name ``skip`` says."""
     total = 0
     try:
         with os.scandir(path) as entries:
             for entry in entries:
+                if skip(entry.name):
+                    continue
                 try:
                     if entry.is_dir(follow_symlinks=False):
                         total += _size(entry.path)
@@ -459,19 +463,7 @@ def _keeps(name: str) -> bool:
 
 def _freeable(directory: Path) -> int:
     """The bytes a removal would free: everything but the lock and the records."""
-    total = 0
-    try:
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                if _keeps(entry.name):
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    total += _size(entry.path)
-                else:
-                    total += entry.stat(follow_symlinks=False).st_size
-    except OSError:
-        pass
-    return total
+    return _size(str(directory), skip=_keeps)
 
 
 def _remove(directory: Path) -> int | None:

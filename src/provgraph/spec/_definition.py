@@ -83,6 +83,7 @@ def make_task_class(
         "_output_fields": outputs,
         "_definition_hash": digest,
         "_definition_text": body,
+        "_has_rules": any(f.xor or f.requires for f in inputs.values()),
         "__module__": module,
         "__qualname__": qualname,
         "__doc__": doc,

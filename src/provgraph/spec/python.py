@@ -182,16 +182,6 @@ def type_hints(func: Callable[..., Any]) -> dict[str, Any]:
     return hints
 
 
-def _input_fields(func: Callable[..., Any], hints: dict[str, Any]) -> dict[str, Field]:
-    return input_fields(func, hints)
-
-
-def _output_fields(
-    func: Callable[..., Any], hints: dict[str, Any], outputs: Any
-) -> dict[str, OutputField]:
-    return output_fields(func, hints, outputs)
-
-
 def _closure_text(fn: Callable[..., Any]) -> str:
     """The values a function closes over, by hash: they are part of what it computes."""
     from ..exceptions import HashingError

@@ -18,10 +18,11 @@ from typing import Any
 from .. import graph as _graph
 from ..exceptions import MissingInputError, SpecError
 from ._definition import check_task_name
+from ._function_fields import input_fields, output_fields
 from .base import TaskDef, _is_lazy
 from .fields import NOTHING, UNKNOWN, OutputField, check_rules
 from .lazy import LazyField, LazyOutputs
-from .python import _input_fields, _output_fields, function_task_class, type_hints
+from .python import function_task_class, type_hints
 
 __all__ = ["WorkflowTask", "add", "define"]
 
@@ -137,8 +138,8 @@ def define(
     def wrap(fn: Callable[..., Any]) -> type[WorkflowTask]:
         hints = type_hints(fn)
         wf_name = check_task_name(name or fn.__name__)
-        inputs = _input_fields(fn, hints)
-        outs = _output_fields(fn, hints, outputs)
+        inputs = input_fields(fn, hints, owner=wf_name)
+        outs = output_fields(fn, hints, outputs, owner=wf_name)
         nodes: dict[str, TaskDef] = {}
         token = _BUILDING.set(nodes)
         rerun_nodes: set[str] = set()
@@ -162,8 +163,8 @@ def define(
             _check_output_type(wf_name, outs[out_name], lazy)
         for node_name, task in nodes.items():
             # the xor/requires rules over what is known now (connections: when they are known)
-            known = {f: (UNKNOWN if _is_lazy(v) else v) for f, v in task._values.items()}
-            if any(f.xor or f.requires for f in task._input_fields.values()):
+            if task._has_rules:
+                known = {f: (UNKNOWN if _is_lazy(v) else v) for f, v in task._values.items()}
                 check_rules(f"workflow {wf_name}: node {node_name!r}", task._input_fields, known)
             missing = [f for f, v in task._values.items() if v is NOTHING]
             if missing:
