@@ -26,7 +26,7 @@ def test_template_fields_flags_and_command(tmp_path: Path) -> None:
     )
     assert Resample._executable == ("python3", "resample.py")
     assert Resample._task_name == "resample"
-    assert set(Resample._input_fields) == {"in_file", "voxel"}
+    assert set(Resample._input_fields) == {"in_file", "voxel", "executable", "append_args"}
     assert set(Resample._output_fields) == {"return_code", "stdout", "stderr", "out_file"}
     argv = _argv(Resample, tmp_path / "job", in_file=src, voxel=2)
     assert argv == [

@@ -16,7 +16,7 @@ import xxhash
 from .._filetypes import Directory, File
 from ..exceptions import HashingError
 from ..hashing import hash_value
-from ..spec.fields import Field, coerce
+from ..spec.fields import Field, check_allowed, coerce
 
 __all__ = ["check_value", "digest", "job_hash", "split_hash"]
 
@@ -26,6 +26,8 @@ def check_value(field: Field, value: Any) -> Any:
     if value is None and (not field.mandatory and field.default is None):
         return None
     value = coerce(field.name, field.type, value)
+    if field.allowed_values is not None:
+        check_allowed(field, value)
     if field.type in (Path, PurePath) and not os.path.lexists(value):
         return value  # a path the task may create (as in Pydra): hashed by its name
     _check_paths(field.name, value)

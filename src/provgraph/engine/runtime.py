@@ -352,6 +352,8 @@ def prepare_fixed(node: NodeRun) -> None:
             if value.node is not None:
                 continue
             value = node.instance.inputs[value.field]
+        if spec.implicit and value == spec.default:
+            continue  # a shell task's own executable, no extra arguments: as if absent
         node.fixed[field] = checked = check_value(spec, value)
         node.fixed_digests[field] = digest(field, checked)
 
@@ -365,6 +367,8 @@ def resolve_inputs(job: JobRun) -> None:
     fields = task._input_fields
     for field, value in job.assign.items():
         if field in fields:
+            if fields[field].implicit and value == fields[field].default:
+                continue
             inputs[field] = checked = check_value(fields[field], value)
             digests[field] = digest(field, checked)
     for field, lazy in lazy_inputs(task):
@@ -391,7 +395,10 @@ def definition_digest(task_cls: Any, memo: dict[int, bytes]) -> bytes:
     for name in topological_nodes(task_cls._graph):
         task = task_cls._nodes[name]
         values = []
+        specs = type(task)._input_fields
         for field, value in task._values.items():
+            if specs[field].implicit and value == specs[field].default:
+                continue  # as if absent: workflows keep their hashes
             if getattr(value, "_provgraph_lazy", False):
                 values.append(hash_value(("lazy", field, value.label)))
             elif value is not NOTHING:

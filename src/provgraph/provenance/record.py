@@ -351,16 +351,16 @@ def _consumption(g: ox.NamedNode, job: Any, outcome: Any, root: str) -> Iterator
         code = getattr(outcome.error, "exit_code", None)
     if isinstance(code, int) and not isinstance(code, bool):
         yield ox.Quad(g, G("exitCode"), _lit(code), g)
-    task_cls = getattr(job, "task_cls", None)
+    task_cls: Any = getattr(job, "task_cls", None)
     if getattr(task_cls, "_kind", "") == "shell" and getattr(job, "environment", None) is None:
-        yield from _executable(g, task_cls, root)
+        words = task_cls._executable_of(getattr(job, "inputs", None) or {})
+        yield from _executable(g, words, root)
 
 
-def _executable(g: ox.NamedNode, task_cls: Any, root: str) -> Iterator[ox.Quad]:
+def _executable(g: ox.NamedNode, words: list[str], root: str) -> Iterator[ox.Quad]:
     """The program a native shell command ran: its resolved path and content hash."""
     import shutil
 
-    words = getattr(task_cls, "_executable", ())
     found = shutil.which(words[0]) if words else None
     if found is None:
         return

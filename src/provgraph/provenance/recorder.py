@@ -332,7 +332,9 @@ class Recorder:
                 # a task submitted alone: the run of the whole used its inputs and followed its
                 # definition (a workflow's own run, inside, says so for a workflow)
                 if event.task is not None and type(event.task)._kind != "workflow":
-                    values = {k: v for k, v in event.task._values.items() if v is not None}
+                    values = {
+                        k: v for k, v in event.task._recorded_values().items() if v is not None
+                    }
                     described = {k: describe_value(v) for k, v in values.items()}
                     context = self._definition_context(type(event.task), described)
                 self._record_workflow_run(

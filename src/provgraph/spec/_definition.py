@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import PurePath
 from typing import Any
@@ -31,18 +32,54 @@ def fields_digest(inputs: dict[str, Field], outputs: dict[str, OutputField]) -> 
     """Hash of the declared fields: names, types, defaults and command-line placement."""
     parts = []
     for f in inputs.values():
+        if f.implicit:
+            continue  # the same on every task of its kind (a shell task's executable...)
         default_value = f.default
         if isinstance(default_value, PurePath):
             default_value = str(default_value)  # a default file is its path, read at run time
         default = b"" if default_value is NOTHING else hash_value(default_value)
         text = f"in|{f.name}|{type_name(f.type)}|{f.argstr}|{f.position}|{f.sep}"
+        text += _metadata_text(f, _INPUT_METADATA)
         parts.append(H(b"field", text.encode() + b"|" + default))
     for o in outputs.values():
         text = (
             f"out|{o.name}|{type_name(o.type)}|{o.path_template}|{o.glob}|{o.argstr}|{o.position}"
         )
+        text += _metadata_text(o, _OUTPUT_METADATA)
         parts.append(H(b"field", text.encode()))
     return H(b"fields", b"".join(parts))
+
+
+# metadata added after the first release: written into the hash only when not the default, so
+# that definitions not using it keep their hashes (and their caches)
+# (rules that only refuse values, xor, requires and allowed_values, are not hashed)
+_INPUT_METADATA = {"formatter": None, "on_command": True, "copy_mode": None}
+_OUTPUT_METADATA = {
+    "callable": None,
+    "keep_extension": True,
+    "settable": False,
+    "sep": None,
+}
+
+
+def _metadata_text(field: Any, defaults: dict[str, Any]) -> str:
+    text = ""
+    for key, default in defaults.items():
+        value = getattr(field, key)
+        if value != default:
+            shown = function_text(value) if callable(value) else repr(value)
+            text += f"|{key}={shown}"
+    return text
+
+
+def function_text(function: Any) -> str:
+    """A function's source (its identity in a hash), or its qualified name without one."""
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        return (
+            f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', function)}"
+        )
 
 
 def definition_digest(kind: str, name: str, body: str, version: str | None, fields: bytes) -> bytes:

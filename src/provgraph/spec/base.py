@@ -15,7 +15,15 @@ from typing import Any, ClassVar, Self
 
 from .. import state as _state
 from ..exceptions import SpecError, SplitterError
-from .fields import NOTHING, Field, OutputField, coerce, fits_possibly_split, type_name
+from .fields import (
+    NOTHING,
+    Field,
+    OutputField,
+    check_allowed,
+    coerce,
+    fits_possibly_split,
+    type_name,
+)
 
 __all__ = ["Inputs", "Outputs", "TaskDef"]
 
@@ -68,7 +76,19 @@ class TaskDef:
             except Exception:
                 coerce(name, field.type, value)  # raises the SpecError with the message
                 raise
+        if field.allowed_values is not None:
+            check_allowed(field, self._values[name])
         self.__dict__.setdefault("_given", set()).add(name)  # set: shown by repr
+
+    def _recorded_values(self) -> dict[str, Any]:
+        """The input values, without the implicit ones left at their defaults (a shell
+        task's ``executable`` and ``append_args``): what a record names."""
+        fields = self._input_fields
+        return {
+            k: v
+            for k, v in self._values.items()
+            if not (fields[k].implicit and v == fields[k].default)
+        }
 
     @property
     def inputs(self) -> Inputs:

@@ -25,6 +25,8 @@ __all__ = [
     "Field",
     "MultiInputObj",
     "OutputField",
+    "OutputName",
+    "check_allowed",
     "check_rules",
     "coerce",
     "coerce_split",
@@ -53,6 +55,11 @@ class Field:
     sep: str | None = None
     xor: tuple[str, ...] = ()  # inputs that may not be set with this one
     requires: tuple[str, ...] = ()  # inputs that must be set when this one is
+    formatter: Any = None  # a function giving the field's command-line text (shell)
+    on_command: bool = True  # False: not on the command line (shell ``argstr=None``)
+    allowed_values: tuple[Any, ...] | None = None  # the only values accepted, when given
+    copy_mode: str | None = None  # a file input copied or linked into the job's directory
+    implicit: bool = False  # every task of its kind has it; a default value is not hashed
 
     @property
     def mandatory(self) -> bool:
@@ -78,6 +85,46 @@ class OutputField:
     glob: str | None = None
     argstr: str | None = None
     position: int | None = None
+    callable: Any = None  # computes the value after the command ran (shell)
+    keep_extension: bool = True  # a path input's extension kept in the file name (shell)
+    settable: bool = False  # an input of the same name may name the file, or turn it off
+    sep: str | None = None
+
+
+class OutputName(str):
+    """The type of the input that names a settable output file: a relative path in the
+    job's directory (a plain ``str`` once set)."""
+
+
+def check_allowed(field: Field, value: Any) -> None:
+    """A ``SpecError`` when ``field`` lists its allowed values and ``value`` is not one."""
+    allowed = field.allowed_values
+    if allowed is None or value is None or value is NOTHING or _is_lazy(value):
+        return
+    bad = _not_allowed(value, allowed)
+    if bad is not None:
+        raise SpecError(
+            f"input {field.name!r}: got {bad[0]!r}, expected one of {list(allowed)}",
+            field=field.name,
+            value=bad[0],
+        )
+
+
+def _not_allowed(value: Any, allowed: tuple[Any, ...]) -> tuple[Any] | None:
+    """(the first value not allowed,), looking into lists (split over, or list-typed)."""
+    if value in allowed:
+        return None
+    if isinstance(value, (list, tuple)) and value:
+        for item in value:
+            bad = _not_allowed(item, allowed)
+            if bad is not None:
+                return bad
+        return None
+    return (value,)
+
+
+def _is_lazy(value: Any) -> bool:
+    return getattr(value, "_provgraph_lazy", False) is True
 
 
 def type_name(tp: Any) -> str:
@@ -93,7 +140,7 @@ def type_name(tp: Any) -> str:
         args = ", ".join(type_name(a) for a in typing.get_args(tp))
         return f"{getattr(origin, '__name__', str(origin))}[{args}]"
     if isinstance(tp, type):
-        if tp.__module__ in ("builtins", "provgraph._filetypes", "pathlib"):
+        if tp.__module__ in ("builtins", "provgraph._filetypes", "pathlib", __name__):
             return tp.__name__
         return f"{tp.__module__}.{tp.__qualname__}"
     return str(tp)
@@ -204,6 +251,10 @@ def _coerce_plain(tp: Any, value: Any) -> Any:
         if isinstance(value, (str, os.PathLike)) and not isinstance(value, bytes):
             return tp(os.path.abspath(value))
         raise _Mismatch
+    if tp is OutputName:
+        if isinstance(value, (str, os.PathLike)) and not isinstance(value, bytes):
+            return _output_name(os.fspath(value))
+        raise _Mismatch
     if tp is pathlib.Path or tp is pathlib.PurePath:
         if isinstance(value, (str, os.PathLike)):
             return pathlib.Path(os.path.abspath(value))
@@ -213,6 +264,17 @@ def _coerce_plain(tp: Any, value: Any) -> Any:
             return value
         raise _Mismatch
     return value  # a typing construct we do not check (TypeVar, NewType, ...)
+
+
+def _output_name(name: str) -> str:
+    normal = os.path.normpath(name) if name else ""
+    if not normal or os.path.isabs(normal) or normal == "." or normal.split(os.sep)[0] == "..":
+        raise SpecError(
+            f"output file name {name!r} is outside the job's directory; expected a relative "
+            "path inside it (no leading '/', no '..' leading out), or True/False",
+            value=name,
+        )
+    return name
 
 
 def _is_real(value: Any) -> bool:

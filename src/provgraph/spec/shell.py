@@ -28,7 +28,7 @@ import contextlib
 import os
 import re
 import shlex
-import string
+import shutil
 import subprocess
 import typing
 from collections.abc import Callable
@@ -39,12 +39,15 @@ import attrs
 
 from .._filetypes import Directory, File
 from ..exceptions import CommandError, SpecError
+from ._cmdline import field_words
 from ._definition import check_task_name, make_task_class
+from ._shell_class import IMPLICIT, arg, check_output_templates, from_class, out, outarg
+from ._shell_outputs import collect_outputs, output_paths
 from .base import TaskDef
 from .fields import NOTHING, Field, OutputField, coerce
 from .resources import check_resources
 
-__all__ = ["ShellTask", "arg", "define", "out"]
+__all__ = ["ShellTask", "arg", "define", "out", "outarg"]
 
 _FIELD_RE = re.compile(
     r"^<(?:(?P<out>out)\|)?(?P<name>[A-Za-z_]\w*)(?::(?P<type>[^=>?]+))?(?P<opt>\?)?"
@@ -89,65 +92,48 @@ class ShellTask(TaskDef):
     _environment: Any = None  # where the command runs by default; not part of the definition
 
     @classmethod
-    def _output_paths(cls, inputs: dict[str, Any], output_dir: Path) -> dict[str, Path]:
-        files = [v for v in inputs.values() if isinstance(v, (File, Path)) and v is not None]
-        suffix = "".join(Path(files[0]).suffixes) if files else ""
-        namespace = {k: v for k, v in inputs.items() if v is not None}
-        paths = {}
-        for o in cls._output_fields.values():
-            if o.path_template is None:
-                continue
-            try:
-                rel = o.path_template.format_map({"name": o.name, "suffix": suffix, **namespace})
-            except (KeyError, AttributeError, IndexError) as err:
-                raise SpecError(
-                    f"output {o.name!r} of {cls._task_name}: path template "
-                    f"{o.path_template!r} cannot be filled ({err})",
-                    field=o.name,
-                ) from err
-            paths[o.name] = output_dir / _inside_job(rel, o.name, o.path_template)
-        return paths
+    def _executable_of(cls, inputs: dict[str, Any]) -> list[str]:
+        """The command's first words: the ``executable`` input when set, else the class's."""
+        value = inputs.get("executable")
+        if value is None:
+            return list(cls._executable)
+        return shlex.split(value) if isinstance(value, str) else [str(w) for w in value]
+
+    @classmethod
+    def _output_paths(cls, inputs: dict[str, Any], output_dir: Path) -> dict[str, Path | None]:
+        return output_paths(cls._output_fields, inputs, output_dir)
 
     @classmethod
     def command_line(cls, inputs: dict[str, Any], output_dir: Path) -> list[str]:
         """The argument vector for these inputs, with outputs placed in ``output_dir``."""
-        paths = cls._output_paths(inputs, output_dir)
-        argv = list(cls._executable)
-        for item in cls._ordered_layout():
+        values = dict(inputs)
+        for name, path in cls._output_paths(inputs, output_dir).items():
+            values[name] = None if path is None else str(path)
+        argv = cls._executable_of(inputs)
+        for item in cls._layout:
             if isinstance(item, _Literal):
                 argv.append(item.text)
-            elif item in paths:
-                o = cls._output_fields[item]
-                argv.extend(_render(o.argstr, None, str(paths[item])))
             else:
-                f = cls._input_fields[item]
-                argv.extend(_render(f.argstr, f.sep, inputs.get(item)))
+                field = cls._input_fields.get(item) or cls._output_fields[item]
+                argv.extend(field_words(field, values))
+        extra = inputs.get("append_args")
+        if extra:
+            argv.extend(shlex.split(extra) if isinstance(extra, str) else map(str, extra))
         return argv
-
-    @classmethod
-    def _ordered_layout(cls) -> list[Any]:
-        def position(item: Any) -> int:
-            if isinstance(item, _Literal):
-                return 0
-            field = cls._input_fields.get(item) or cls._output_fields.get(item)
-            return getattr(field, "position", None) or 0
-
-        first = sorted((i for i in cls._layout if position(i) > 0), key=position)
-        middle = [i for i in cls._layout if position(i) == 0]
-        last = sorted((i for i in cls._layout if position(i) < 0), key=position)
-        return first + middle + last
 
     @classmethod
     def _execute(
         cls, inputs: dict[str, Any], output_dir: Path, environment: Any = None
     ) -> dict[str, Any]:
+        inputs = _copied_in(cls, inputs, output_dir)
         argv = cls.command_line(inputs, output_dir)
         if environment is not None:  # written with the paths seen inside, run by the runtime
             placement = environment.place(inputs, output_dir)
             inside = cls.command_line(placement.inputs, placement.job_dir)
             argv = environment.wrap(inside, placement)
         for path in cls._output_paths(inputs, output_dir).values():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
         stdout_path, stderr_path = output_dir / "stdout.txt", output_dir / "stderr.txt"
         command = shlex.join(argv)
         with open(stdout_path, "wb") as so, open(stderr_path, "wb") as se:
@@ -185,85 +171,42 @@ class ShellTask(TaskDef):
             "stdout": stdout,
             "stderr": stderr,
         }
-        outputs.update(cls._collect_outputs(inputs, output_dir, command))
+        outputs.update(collect_outputs(cls, inputs, output_dir, command, outputs))
         return outputs
 
-    @classmethod
-    def _collect_outputs(
-        cls, inputs: dict[str, Any], output_dir: Path, command: str
-    ) -> dict[str, Any]:
-        paths = cls._output_paths(inputs, output_dir)
-        found: dict[str, Any] = {}
-        for o in cls._output_fields.values():
-            if o.name in _STD_OUTPUTS:
-                continue
-            if o.name in paths:
-                path = paths[o.name]
-                if not path.exists():
-                    raise CommandError(
-                        f"{cls._task_name}: output {o.name!r} was not created at {str(path)!r} "
-                        f"by command {command!r}",
-                        command=command,
-                        return_code=0,
-                    )
-                found[o.name] = _as_type(o.type, path)
-            elif o.glob is not None:
-                matches = sorted(output_dir.glob(o.glob))
-                if typing.get_origin(o.type) is list:
-                    found[o.name] = [_as_type(typing.get_args(o.type)[0], p) for p in matches]
-                elif len(matches) == 1:
-                    found[o.name] = _as_type(o.type, matches[0])
-                else:
-                    raise CommandError(
-                        f"{cls._task_name}: output {o.name!r} expects one file matching "
-                        f"{o.glob!r}, found {len(matches)}",
-                        command=command,
-                        return_code=0,
-                    )
-        return found
+
+def _copied_in(cls: Any, inputs: dict[str, Any], output_dir: Path) -> dict[str, Any]:
+    """Inputs declared with ``copy_mode`` placed in the job's directory (copied, or linked),
+    the command given the placed path; the provenance still names the original file."""
+    moved = {}
+    for field in cls._input_fields.values():
+        value = inputs.get(field.name)
+        if field.copy_mode in (None, "any", "leave") or not isinstance(value, os.PathLike):
+            continue
+        target = output_dir / os.path.basename(os.fspath(value))
+        if not os.path.lexists(target):
+            if field.copy_mode == "symlink":
+                os.symlink(os.fspath(value), target)
+            elif field.copy_mode in ("hardlink", "link"):
+                try:
+                    os.link(os.fspath(value), target)
+                except OSError:  # another file system: a copy does the same
+                    _copy(value, target)
+            else:
+                _copy(value, target)
+        moved[field.name] = type(value)(target)  # type: ignore[call-arg]
+    return {**inputs, **moved} if moved else inputs
 
 
-def _inside_job(rel: str, name: str, template: str) -> str:
-    """``rel``, a filled output path, if it stays inside the job's directory; else a
-    ``SpecError`` before the command runs (an output never lands outside its job)."""
-    normal = os.path.normpath(rel) if rel else ""
-    if not normal or os.path.isabs(normal) or normal == "." or normal.split(os.sep)[0] == "..":
-        raise SpecError(
-            f"output {name!r}: path template {template!r} gives {rel!r}, which is outside the "
-            "job's directory; expected a relative path inside it (no leading '/', no '..' "
-            "leading out)",
-            field=name,
-            value=rel,
-        )
-    return normal
-
-
-def _as_type(tp: Any, path: Path) -> Any:
-    if isinstance(tp, type) and issubclass(tp, (File, Directory)):
-        return tp(path)
-    return Directory(path) if path.is_dir() else File(path)
+def _copy(source: Any, target: Path) -> None:
+    if os.path.isdir(source):
+        shutil.copytree(source, target, symlinks=True)
+    else:
+        shutil.copy2(source, target)
 
 
 def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines()) or "    (empty)"
-
-
-def _render(argstr: str | None, sep: str | None, value: Any) -> list[str]:
-    if value is None or value is NOTHING:
-        return []
-    if isinstance(value, bool):
-        if argstr:
-            return [argstr] if value else []
-        return [str(value).lower()]
-    if isinstance(value, (list, tuple)):
-        items = [str(v) for v in value]
-        if sep is not None:
-            items = [sep.join(items)]
-        return ([argstr] if argstr else []) + items
-    text = str(value)
-    if argstr and argstr.endswith("="):
-        return [argstr + text]
-    return [argstr, text] if argstr else [text]
 
 
 # -- template form -------------------------------------------------------------------------------
@@ -336,10 +279,11 @@ def _parse_template(
                 layout.append(_Literal(token))
             continue
         name = match["name"]
-        if name in inputs or name in outputs or name in _STD_OUTPUTS:
+        if name in inputs or name in outputs or name in _STD_OUTPUTS or name in IMPLICIT:
             raise SpecError(
                 f"shell template {template!r}: field {name!r} appears twice or shadows a "
-                "standard output (return_code, stdout, stderr)",
+                "standard output (return_code, stdout, stderr) or input (executable, "
+                "append_args)",
                 field=name,
             )
         tp = _parse_type(match["type"], template)
@@ -368,7 +312,7 @@ def _parse_template(
         )
     for token in command:
         _refuse_broken_field(template, token)
-    _check_output_templates(f"shell template {template!r}", inputs, outputs)
+    check_output_templates(f"shell template {template!r}", inputs, outputs)
     return command, inputs, outputs, layout
 
 
@@ -392,185 +336,29 @@ def _refuse_broken_field(template: str, token: str) -> None:
     )
 
 
-def _check_output_templates(
-    what: str, inputs: dict[str, Field], outputs: dict[str, OutputField]
-) -> None:
-    """An output's file name template may use {name}, {suffix} and the input fields only."""
-    known = {"name", "suffix", *inputs}
-    for output in outputs.values():
-        if output.path_template is None:
-            continue
-        try:
-            used = [f for _, f, _, _ in string.Formatter().parse(output.path_template) if f]
-        except ValueError as err:
-            raise SpecError(
-                f"{what}: output {output.name!r} file name {output.path_template!r}: {err}",
-                field=output.name,
-                value=output.path_template,
-            ) from err
-        for field in used:
-            root = re.split(r"[.\[]", field, maxsplit=1)[0]
-            if root not in known:
-                raise SpecError(
-                    f"{what}: output {output.name!r} file name {output.path_template!r} uses "
-                    f"{{{root}}}, which is not an input field; expected one of {sorted(known)}",
-                    field=output.name,
-                    value=output.path_template,
-                )
-
-
-# -- class form ----------------------------------------------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class _ArgSpec:
-    default: Any = NOTHING
-    argstr: str | None = None
-    position: int | None = None
-    sep: str | None = None
-    help: str = ""
-    xor: tuple[str, ...] = ()
-    requires: tuple[str, ...] = ()
-
-
-@attrs.frozen(kw_only=True)
-class _OutSpec:
-    path_template: str | None = None
-    glob: str | None = None
-    argstr: str | None = None
-    position: int | None = None
-    help: str = ""
-
-
-def arg(
-    *,
-    default: Any = NOTHING,
-    argstr: str | None = None,
-    position: int | None = None,
-    sep: str | None = None,
-    help: str = "",
-    xor: Any = (),
-    requires: Any = (),
-) -> Any:
-    """Declare an input of a class-form shell task and how it appears on the command line.
-
-    ``xor`` names inputs that may not be set together with this one, ``requires`` inputs that
-    must be set when it is (checked for each job, before it runs)."""
-    rules = {}
-    for label, names in (("xor", xor), ("requires", requires)):
-        if isinstance(names, str) or not all(isinstance(n, str) for n in names):
-            raise SpecError(
-                f"shell.arg({label}={names!r}): expected a list of input names",
-                field=label,
-                value=names,
-            )
-        rules[label] = tuple(names)
-    return _ArgSpec(default=default, argstr=argstr, position=position, sep=sep, help=help, **rules)
-
-
-def out(
-    *,
-    path_template: str | None = None,
-    glob: str | None = None,
-    argstr: str | None = None,
-    position: int | None = None,
-    help: str = "",
-) -> Any:
-    """Declare an output of a class-form shell task.
-
-    ``path_template`` places the file in the job's directory (``str.format`` over the inputs,
-    e.g. ``"{in_file.stem}_smooth.nii"``) and, with ``argstr`` or ``position``, passes its
-    path on the command line; ``glob`` collects files the command creates by itself.
-    """
-    if (path_template is None) == (glob is None):
-        raise SpecError("shell.out() needs exactly one of path_template= or glob=", field="out")
-    if glob is not None and (os.path.isabs(glob) or ".." in Path(glob).parts):
-        raise SpecError(
-            f"shell.out(glob={glob!r}): expected a pattern inside the job's directory "
-            "(no leading '/', no '..')",
-            field="glob",
-            value=glob,
-        )
-    return _OutSpec(
-        path_template=path_template, glob=glob, argstr=argstr, position=position, help=help
-    )
-
-
-def _from_class(cls: type) -> tuple[list[str], dict[str, Field], dict[str, OutputField], list[Any]]:
-    executable = getattr(cls, "executable", None)
-    if isinstance(executable, str):
-        command = shlex.split(executable)
-    elif isinstance(executable, (list, tuple)) and all(isinstance(w, str) for w in executable):
-        command = list(executable)
-    else:
-        raise SpecError(
-            f"shell class {cls.__name__}: executable={executable!r}; expected a command string "
-            "or a list of words",
-            field="executable",
-            value=executable,
-        )
-    hints = typing.get_type_hints(cls)
-    inputs: dict[str, Field] = {}
-    layout: list[Any] = []
-    for name, tp in hints.items():
-        if name == "executable" or name.startswith("_"):
-            continue
-        spec = cls.__dict__.get(name, NOTHING)
-        if not isinstance(spec, _ArgSpec):
-            spec = _ArgSpec(default=spec)
-        default = spec.default
-        if default is not NOTHING and default is not None:
-            default = coerce(name, tp, default)
-        inputs[name] = Field(
-            name=name,
-            type=tp,
-            default=default,
-            help=spec.help,
-            argstr=spec.argstr,
-            position=spec.position,
-            sep=spec.sep,
-            xor=spec.xor,
-            requires=spec.requires,
-        )
-        layout.append(name)
-    outputs: dict[str, OutputField] = {}
-    out_cls = cls.__dict__.get("Outputs")
-    if out_cls is not None:
-        for name, tp in typing.get_type_hints(out_cls).items():
-            spec = out_cls.__dict__.get(name)
-            if not isinstance(spec, _OutSpec):
-                raise SpecError(
-                    f"shell class {cls.__name__}: output {name!r} needs shell.out(...)",
-                    field=name,
-                )
-            outputs[name] = OutputField(
-                name=name,
-                type=tp,
-                help=spec.help,
-                path_template=spec.path_template,
-                glob=spec.glob,
-                argstr=spec.argstr,
-                position=spec.position,
-            )
-            if spec.path_template is not None and (spec.argstr or spec.position is not None):
-                layout.append(name)
-    for field in inputs.values():
-        if field.xor and field.default not in (None, False, NOTHING):
-            raise SpecError(
-                f"shell class {cls.__name__}: input {field.name!r} has xor={list(field.xor)} "
-                f"and the default {field.default!r}, so the inputs it excludes could never be "
-                "set; give it the default None (or False for a flag)",
-                field=field.name,
-            )
-        unknown = [n for n in (*field.xor, *field.requires) if n not in inputs]
-        if unknown:
-            raise SpecError(
-                f"shell class {cls.__name__}: input {field.name!r} names {unknown} in xor= or "
-                f"requires=, which are not inputs; its inputs are {sorted(inputs)}",
-                field=field.name,
-            )
-    _check_output_templates(f"shell class {cls.__name__}", inputs, outputs)
-    return command, inputs, outputs, layout
+def _implicit_inputs(spec: Any) -> dict[str, Field]:
+    """``executable`` (the command, replaceable per task) and ``append_args`` (words added at
+    the end): inputs of every shell task, as in Pydra; at their defaults they change nothing,
+    neither the command nor the hash."""
+    command = getattr(spec, "executable", spec) if isinstance(spec, type) else spec
+    return {
+        "executable": Field(
+            name="executable",
+            type=str | list[str],
+            default=command,
+            help="the command (a string, or a list of words)",
+            on_command=False,
+            implicit=True,
+        ),
+        "append_args": Field(
+            name="append_args",
+            type=list[str] | str | None,
+            default=None,
+            help="words added at the end of the command line",
+            on_command=False,
+            implicit=True,
+        ),
+    }
 
 
 # commands running in an environment now, in this process: (environment, placement)
@@ -643,7 +431,7 @@ def define(
             command, inputs, outputs, layout = _parse_template(spec)
             body, module, qualname, doc = spec, "provgraph.spec.shell", None, None
         elif isinstance(spec, type):
-            command, inputs, outputs, layout = _from_class(spec)
+            command, inputs, outputs, layout = from_class(spec)
             body = "executable: " + shlex.join(command)
             module, qualname, doc = spec.__module__, spec.__qualname__, spec.__doc__
         else:
@@ -652,13 +440,14 @@ def define(
                 field="template",
                 value=spec,
             )
-        clash = set(outputs) & set(inputs)
+        clash = {n for n in set(outputs) & set(inputs) if not outputs[n].settable}
         if clash:
             raise SpecError(f"shell task: names used for inputs and outputs: {sorted(clash)}")
         task_name = check_task_name(
             name or (spec.__name__ if isinstance(spec, type) else _derive_name(command))
         )
         all_outputs = {**_STD_OUTPUTS, **outputs}
+        inputs = {**inputs, **_implicit_inputs(spec if isinstance(spec, type) else command)}
         cls = make_task_class(
             ShellTask,
             kind="shell",

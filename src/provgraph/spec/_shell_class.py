@@ -1,0 +1,410 @@
+"""The class form of shell tasks: ``shell.arg``, ``shell.out``, ``shell.outarg`` and the
+reading of a class into fields and a command-line layout (Pydra 1.0's field metadata)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import typing
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..exceptions import SpecError
+from ._cmdline import template_names
+from .fields import NOTHING, Field, OutputField, OutputName, coerce
+
+__all__ = ["arg", "check_output_templates", "command_order", "from_class", "out", "outarg"]
+
+_COPY_MODES = (None, "any", "leave", "copy", "hardlink", "symlink", "link")
+IMPLICIT = ("executable", "append_args")  # inputs every shell task has
+
+
+@attrs.frozen(kw_only=True)
+class _ArgSpec:
+    default: Any = NOTHING
+    argstr: str | None = ""
+    position: int | None = None
+    sep: str | None = None
+    help: str = ""
+    xor: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    formatter: Any = None
+    allowed_values: tuple[Any, ...] | None = None
+    copy_mode: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class _OutSpec:
+    path_template: str | None = None
+    glob: str | None = None
+    callable: Any = None
+    argstr: str | None = None
+    position: int | None = None
+    help: str = ""
+    keep_extension: bool = True
+    settable: bool = False
+    sep: str | None = None
+
+
+def _names(label: str, names: Any) -> tuple[str, ...]:
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise SpecError(
+            f"shell.arg({label}={names!r}): expected a list of input names",
+            field=label,
+            value=names,
+        )
+    return tuple(names)
+
+
+def arg(
+    *,
+    default: Any = NOTHING,
+    argstr: str | None = "",
+    position: int | None = None,
+    sep: str | None = None,
+    help: str = "",
+    xor: Any = (),
+    requires: Any = (),
+    formatter: Any = None,
+    allowed_values: Any = None,
+    copy_mode: Any = None,
+) -> Any:
+    """Declare an input of a class-form shell task and how it appears on the command line.
+
+    ``argstr`` is the flag before the value (``""``: the value alone; ``None``: not on the
+    command line); it may hold ``{field}`` templates, and end in ``...`` to repeat the flag
+    before each item of a list. ``position`` orders arguments (1 first, -1 last), ``sep``
+    joins a list, ``formatter(field, inputs, <input names>...)`` returns the text itself.
+    ``xor`` names inputs that may not be set together with this one, ``requires`` inputs
+    that must be set when it is; ``allowed_values`` lists the only values accepted;
+    ``copy_mode`` (``"copy"``, ``"symlink"``, ``"hardlink"``) places an input file in the
+    job's directory before the command runs.
+    """
+    if formatter is not None and not callable(formatter):
+        raise SpecError(
+            f"shell.arg(formatter={formatter!r}): expected a function",
+            field="formatter",
+            value=formatter,
+        )
+    mode = getattr(copy_mode, "name", copy_mode)  # also Pydra's File.CopyMode members
+    if mode not in _COPY_MODES:
+        raise SpecError(
+            f"shell.arg(copy_mode={copy_mode!r}): expected one of {list(_COPY_MODES[1:])}",
+            field="copy_mode",
+            value=copy_mode,
+        )
+    allowed = None if allowed_values is None else tuple(allowed_values)
+    return _ArgSpec(
+        default=default,
+        argstr=argstr,
+        position=position,
+        sep=sep,
+        help=help,
+        xor=_names("xor", xor),
+        requires=_names("requires", requires),
+        formatter=formatter,
+        allowed_values=allowed,
+        copy_mode=mode,
+    )
+
+
+def _inside(label: str, pattern: str) -> None:
+    if os.path.isabs(pattern) or ".." in Path(pattern).parts:
+        raise SpecError(
+            f"shell.out({label}={pattern!r}): expected a pattern inside the job's directory "
+            "(no leading '/', no '..')",
+            field=label,
+            value=pattern,
+        )
+
+
+def out(
+    *,
+    path_template: str | None = None,
+    glob: str | None = None,
+    callable: Any = None,
+    argstr: str | None = None,
+    position: int | None = None,
+    help: str = "",
+    keep_extension: bool = True,
+) -> Any:
+    """Declare an output of a class-form shell task.
+
+    ``path_template`` places the file in the job's directory (``str.format`` over the inputs,
+    e.g. ``"{in_file.stem}_smooth.nii"``) and, with ``argstr`` or ``position``, passes its
+    path on the command line; ``glob`` collects files the command creates by itself;
+    ``callable(output_dir, stdout, stderr, inputs, <input names>...)`` computes the value
+    after the command ran. An output declared by its type alone is the file or directory
+    named after it (``name`` or ``name.*``) in the job's directory.
+    """
+    given = [n for n, v in (("path_template", path_template), ("glob", glob)) if v is not None]
+    if callable is not None:
+        given.append("callable")
+    if len(given) > 1:
+        raise SpecError(
+            f"shell.out() takes one of path_template=, glob= or callable=, got {given}",
+            field="out",
+        )
+    if glob is not None:
+        _inside("glob", glob)
+    if callable is not None and not _is_function(callable):
+        raise SpecError(
+            f"shell.out(callable={callable!r}): expected a function",
+            field="callable",
+            value=callable,
+        )
+    return _OutSpec(
+        path_template=path_template,
+        glob=glob,
+        callable=callable,
+        argstr=argstr,
+        position=position,
+        help=help,
+        keep_extension=keep_extension,
+    )
+
+
+def _is_function(value: Any) -> bool:
+    return callable(value) or isinstance(value, staticmethod)
+
+
+def outarg(
+    *,
+    path_template: str,
+    argstr: str | None = "",
+    position: int | None = None,
+    help: str = "",
+    keep_extension: bool = True,
+    sep: str | None = None,
+) -> Any:
+    """Declare an output file that is also an input of the same name (Pydra's ``outarg``):
+    by default its path comes from ``path_template`` and is written on the command line by
+    ``argstr``/``position``; the user may set the input to a file name in the job's
+    directory, or to ``False`` (or ``None``) for no such file."""
+    if not isinstance(path_template, str) or not path_template:
+        raise SpecError(
+            f"shell.outarg(path_template={path_template!r}): expected a file name template",
+            field="path_template",
+            value=path_template,
+        )
+    return _OutSpec(
+        path_template=path_template,
+        argstr=argstr,
+        position=position,
+        help=help,
+        keep_extension=keep_extension,
+        settable=True,
+        sep=sep,
+    )
+
+
+def _command_words(cls: type) -> list[str]:
+    executable = getattr(cls, "executable", None)
+    if isinstance(executable, str) and executable.strip():
+        return shlex.split(executable)
+    if (
+        isinstance(executable, (list, tuple))
+        and executable
+        and all(isinstance(w, str) for w in executable)
+    ):
+        return list(executable)
+    raise SpecError(
+        f"shell class {cls.__name__}: executable={executable!r}; expected a command string "
+        "or a list of words",
+        field="executable",
+        value=executable,
+    )
+
+
+def _input_field(name: str, tp: Any, spec: _ArgSpec) -> Field:
+    default = spec.default
+    if default is not NOTHING and default is not None:
+        default = coerce(name, tp, default)
+    return Field(
+        name=name,
+        type=tp,
+        default=default,
+        help=spec.help,
+        argstr=spec.argstr or None,
+        on_command=spec.argstr is not None,
+        position=spec.position,
+        sep=spec.sep,
+        xor=spec.xor,
+        requires=spec.requires,
+        formatter=spec.formatter,
+        allowed_values=spec.allowed_values,
+        copy_mode=spec.copy_mode,
+    )
+
+
+def _named_input(o: OutputField) -> Field:
+    """The input naming a settable output: True (the template), a name, or False/None."""
+    optional = type(None) in typing.get_args(o.type)
+    return Field(
+        name=o.name,
+        type=bool | OutputName | None,
+        default=None if optional else True,
+        help=o.help or f"the file name of output {o.name!r} (True: {o.path_template!r})",
+        argstr=o.argstr or None,
+        on_command=o.argstr is not None,
+        position=o.position,
+        sep=o.sep,
+    )
+
+
+def from_class(
+    cls: type,
+) -> tuple[list[str], dict[str, Field], dict[str, OutputField], list[Any]]:
+    """The command, inputs, outputs and command-line layout a shell class declares."""
+    command = _command_words(cls)
+    inputs: dict[str, Field] = {}
+    for name, tp in typing.get_type_hints(cls).items():
+        if name in IMPLICIT or name.startswith("_"):
+            if name == "append_args":
+                raise SpecError(
+                    f"shell class {cls.__name__}: 'append_args' is an input of every shell "
+                    "task; choose another name",
+                    field=name,
+                )
+            continue
+        spec = cls.__dict__.get(name, NOTHING)
+        if not isinstance(spec, _ArgSpec):
+            spec = _ArgSpec(default=spec)
+        inputs[name] = _input_field(name, tp, spec)
+    outputs: dict[str, OutputField] = {}
+    out_cls = cls.__dict__.get("Outputs")
+    for name, tp in (typing.get_type_hints(out_cls) if out_cls is not None else {}).items():
+        spec = out_cls.__dict__.get(name, _OutSpec())
+        if not isinstance(spec, _OutSpec):
+            raise SpecError(
+                f"shell class {cls.__name__}: output {name!r} is {spec!r}; expected "
+                "shell.out(...), shell.outarg(...) or a type alone",
+                field=name,
+            )
+        function = spec.callable
+        if isinstance(function, staticmethod):
+            function = function.__func__
+        outputs[name] = OutputField(
+            name=name,
+            type=tp,
+            help=spec.help,
+            path_template=spec.path_template,
+            glob=spec.glob,
+            argstr=spec.argstr,
+            position=spec.position,
+            callable=function,
+            keep_extension=spec.keep_extension,
+            settable=spec.settable,
+            sep=spec.sep,
+        )
+        if spec.settable:
+            if name in inputs:
+                raise SpecError(
+                    f"shell class {cls.__name__}: {name!r} is an input and an outarg; an "
+                    "outarg is already the input that names its file",
+                    field=name,
+                )
+            inputs[name] = _named_input(outputs[name])
+    shown = [n for n, o in outputs.items() if not o.settable and o.path_template is not None]
+    shown = [n for n in shown if outputs[n].argstr or outputs[n].position is not None]
+    layout = command_order(cls.__name__, [*inputs.values(), *(outputs[n] for n in shown)])
+    _check_rules_declared(cls.__name__, inputs)
+    check_output_templates(f"shell class {cls.__name__}", inputs, outputs)
+    return command, inputs, outputs, layout
+
+
+def command_order(task: str, fields: list[Any]) -> list[str]:
+    """Field names in command-line order, as Pydra orders them: the executable holds
+    position 0; each field without a position takes the first free position from 1 in
+    declaration order (a negative position ``-k`` holds the ``k``-th last one); then
+    positive positions ascending and negative ones ascending. Two fields may share a
+    position only when they exclude each other (``xor``)."""
+    count = len(fields) + 1
+    taken: dict[int, list[Any]] = {}
+    for f in fields:
+        if f.position is not None:
+            if not isinstance(f.position, int) or isinstance(f.position, bool):
+                raise SpecError(
+                    f"{task}: input {f.name!r} has position={f.position!r}; expected an integer",
+                    field=f.name,
+                    value=f.position,
+                )
+            if f.position == 0:
+                raise SpecError(
+                    f"{task}: input {f.name!r} has position=0, which is the executable's; "
+                    "expected 1 or more (from the start) or -1 or less (from the end)",
+                    field=f.name,
+                    value=0,
+                )
+            slot = f.position if f.position > 0 else count + f.position
+            taken.setdefault(slot, []).append(f)
+    for group in taken.values():
+        if len(group) > 1 and not all(
+            {g.name for g in group} - {f.name} <= set(getattr(f, "xor", ())) for f in group
+        ):
+            names = [f"{g.name}({g.position})" for g in group]
+            raise SpecError(
+                f"{task}: inputs {names} share a position; expected distinct positions "
+                "(or inputs that exclude each other with xor=)",
+                field=group[0].name,
+            )
+    free = iter(i for i in range(1, count) if i not in taken)
+    placed = []
+    for index, f in enumerate(fields):
+        position = f.position if f.position is not None else next(free)
+        placed.append((position < 0, position, index, f.name))
+    return [name for *_, name in sorted(placed)]
+
+
+def _check_rules_declared(task: str, inputs: dict[str, Field]) -> None:
+    for field in inputs.values():
+        if field.xor and field.default not in (None, False, NOTHING):
+            raise SpecError(
+                f"shell class {task}: input {field.name!r} has xor={list(field.xor)} "
+                f"and the default {field.default!r}, so the inputs it excludes could never be "
+                "set; give it the default None (or False for a flag)",
+                field=field.name,
+            )
+        unknown = [n for n in (*field.xor, *field.requires) if n not in inputs]
+        if unknown:
+            raise SpecError(
+                f"shell class {task}: input {field.name!r} names {unknown} in xor= or "
+                f"requires=, which are not inputs; its inputs are {sorted(inputs)}",
+                field=field.name,
+            )
+        used = template_names(field.argstr) if field.argstr and "{" in field.argstr else set()
+        if used - set(inputs):
+            raise SpecError(
+                f"shell class {task}: input {field.name!r} has argstr={field.argstr!r}, which "
+                f"names {sorted(used - set(inputs))}; expected input names "
+                f"{sorted(inputs)}",
+                field=field.name,
+                value=field.argstr,
+            )
+
+
+def check_output_templates(
+    what: str, inputs: dict[str, Field], outputs: dict[str, OutputField]
+) -> None:
+    """An output's file name template may use {name}, {suffix} and the input fields only."""
+    known = {"name", "suffix", *inputs}
+    for output in outputs.values():
+        if output.path_template is None:
+            continue
+        try:
+            used = template_names(output.path_template, strict=True)
+        except ValueError as err:
+            raise SpecError(
+                f"{what}: output {output.name!r} file name {output.path_template!r}: {err}",
+                field=output.name,
+                value=output.path_template,
+            ) from err
+        for root in sorted(used - known):
+            raise SpecError(
+                f"{what}: output {output.name!r} file name {output.path_template!r} uses "
+                f"{{{root}}}, which is not an input field; expected one of {sorted(known)}",
+                field=output.name,
+                value=output.path_template,
+            )

@@ -1,0 +1,214 @@
+"""Where a shell task's output files go, and how they are found after the command ran.
+
+An output is placed by its ``path_template`` (or, when it is settable, by the name the user
+gave its input of the same name), computed by a ``callable`` after the run, matched by
+``glob``, or, declared by type only, found by its name in the job's directory.
+
+Path templates are ``str.format`` over the inputs, plus ``{name}`` (the field's own name) and
+``{suffix}`` (the suffixes of the first input file). A plain ``{field}`` whose value is a path
+follows Pydra's rule: it gives the file's name without its extension, and that extension
+(unless ``keep_extension=False``) ends the result when the template ends with the field or has
+no extension of its own. A template naming an input that is None makes no output.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .._filetypes import Directory, File
+from ..exceptions import CommandError, SpecError
+from ._cmdline import call_with
+
+__all__ = ["collect_outputs", "output_paths"]
+
+
+def _optional(tp: Any) -> bool:
+    return type(None) in typing.get_args(tp)
+
+
+def _plain(tp: Any) -> Any:
+    """``tp`` without ``| None``."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if _optional(tp) and len(args) == 1:
+        return args[0]
+    return tp
+
+
+def _fields_of(template: str) -> list[tuple[str, bool]]:
+    """(root name, plain) for each field of a template; plain: no attribute or index."""
+    found = []
+    for _, name, _, _ in string.Formatter().parse(template):
+        if name:
+            root = name.split(".")[0].split("[")[0]
+            found.append((root, root == name))
+    return found
+
+
+def _first_suffix(inputs: Mapping[str, Any]) -> str:
+    for value in inputs.values():
+        if isinstance(value, os.PathLike) and value is not None:
+            return "".join(Path(value).suffixes)
+    return ""
+
+
+def fill_path_template(
+    template: str, name: str, inputs: Mapping[str, Any], keep_extension: bool = True
+) -> str | None:
+    """The relative path a template gives for these inputs, or None when an input it names
+    is None (the output is not made)."""
+    fields = _fields_of(template)
+    namespace: dict[str, Any] = {"name": name, "suffix": _first_suffix(inputs)}
+    for root, _ in fields:
+        if root in inputs:
+            if inputs[root] is None:
+                return None
+            namespace[root] = inputs[root]
+    paths = [r for r, plain in fields if plain and isinstance(inputs.get(r), os.PathLike)]
+    if len(set(paths)) > 1:
+        raise SpecError(
+            f"output {name!r}: path template {template!r} uses several path inputs "
+            f"{sorted(set(paths))}; expected at most one (its name makes the output's name)",
+            field=name,
+            value=template,
+        )
+    try:
+        if not paths:
+            return template.format_map(namespace)
+        stem, dot, ext = os.path.basename(os.fspath(inputs[paths[0]])).partition(".")
+        ext = dot + ext if keep_extension else ""
+        namespace[paths[0]] = stem
+        if template.endswith("{" + paths[0] + "}"):
+            namespace[paths[0]] = stem + ext
+            return template.format_map(namespace)
+        filled = template.format_map(namespace)
+        return filled + ext if "." not in template else filled
+    except (KeyError, AttributeError, IndexError, ValueError) as err:
+        raise SpecError(
+            f"output {name!r}: path template {template!r} cannot be filled ({err})",
+            field=name,
+            value=template,
+        ) from err
+
+
+def inside_job(rel: str, name: str, given: str) -> str:
+    """``rel`` if it stays inside the job's directory; else a ``SpecError`` before the command
+    runs (an output never lands outside its job)."""
+    normal = os.path.normpath(rel) if rel else ""
+    if not normal or os.path.isabs(normal) or normal == "." or normal.split(os.sep)[0] == "..":
+        raise SpecError(
+            f"output {name!r}: {given!r} gives {rel!r}, which is outside the job's directory; "
+            "expected a relative path inside it (no leading '/', no '..' leading out)",
+            field=name,
+            value=rel,
+        )
+    return normal
+
+
+def output_paths(
+    outputs: Mapping[str, Any], inputs: Mapping[str, Any], output_dir: Path
+) -> dict[str, Path | None]:
+    """The path of each placed output (None: not made, as its input asked or a template
+    input is None)."""
+    paths: dict[str, Path | None] = {}
+    for o in outputs.values():
+        if o.path_template is None:
+            continue
+        chosen = inputs.get(o.name, True) if o.settable else True
+        if chosen is False or chosen is None:
+            paths[o.name] = None
+            continue
+        if chosen is True:
+            rel = fill_path_template(o.path_template, o.name, inputs, o.keep_extension)
+            given = o.path_template
+        else:
+            rel, given = os.fspath(chosen), f"{o.name}={os.fspath(chosen)!r}"
+        paths[o.name] = None if rel is None else output_dir / inside_job(rel, o.name, given)
+    return paths
+
+
+def as_type(tp: Any, path: Path) -> Any:
+    """A path found on disk as the output type declares it."""
+    tp = _plain(tp)
+    if isinstance(tp, type) and issubclass(tp, (File, Directory)):
+        return tp(path)
+    if tp is Path:
+        return path
+    if isinstance(tp, type) and hasattr(tp, "fspaths"):  # a fileformats class
+        return tp(path)
+    return Directory(path) if path.is_dir() else File(path)
+
+
+def _missing(task: str, name: str, what: str, command: str) -> CommandError:
+    return CommandError(
+        f"{task}: output {name!r} {what} by command {command!r}", command=command, return_code=0
+    )
+
+
+def collect_outputs(
+    task_cls: Any,
+    inputs: Mapping[str, Any],
+    output_dir: Path,
+    command: str,
+    streams: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The declared outputs of a finished command, found or computed."""
+    task = task_cls._task_name
+    paths = output_paths(task_cls._output_fields, inputs, output_dir)
+    found: dict[str, Any] = {}
+    for o in task_cls._output_fields.values():
+        if o.name in streams:
+            continue
+        if o.name in paths:
+            path = paths[o.name]
+            if path is not None and path.exists():
+                found[o.name] = as_type(o.type, path)
+            elif path is None or _optional(o.type):
+                found[o.name] = None
+            else:
+                raise _missing(task, o.name, f"was not created at {str(path)!r}", command)
+        elif o.callable is not None:
+            named = {
+                **inputs,
+                **streams,
+                "field": o,
+                "inputs": dict(inputs),
+                "output_dir": output_dir,
+                "cache_dir": output_dir,
+                "executable": task_cls._executable_of(inputs),
+            }
+            found[o.name] = call_with(o.callable, named, f"output {o.name!r} of {task}")
+        elif o.glob is not None:
+            found[o.name] = _globbed(task, o, output_dir, command)
+        else:  # declared by type only: found by its name
+            matches = sorted({*output_dir.glob(o.name), *output_dir.glob(o.name + ".*")})
+            if len(matches) == 1:
+                found[o.name] = as_type(o.type, matches[0])
+            elif not matches and _optional(o.type):
+                found[o.name] = None
+            else:
+                raise _missing(
+                    task,
+                    o.name,
+                    f"expects one file named {o.name!r} or {o.name + '.*'!r}, found "
+                    f"{[m.name for m in matches]},",
+                    command,
+                )
+    return found
+
+
+def _globbed(task: str, o: Any, output_dir: Path, command: str) -> Any:
+    matches = sorted(output_dir.glob(o.glob))
+    if typing.get_origin(o.type) is list:
+        return [as_type(typing.get_args(o.type)[0], p) for p in matches]
+    if len(matches) == 1:
+        return as_type(o.type, matches[0])
+    if not matches and _optional(o.type):
+        return None
+    raise _missing(
+        task, o.name, f"expects one file matching {o.glob!r}, found {len(matches)},", command
+    )

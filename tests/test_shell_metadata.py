@@ -1,0 +1,310 @@
+"""Pydra 1.0's shell field metadata on provgraph (issue 18): command lines compared word for
+word with the ones Pydra itself builds from the same definition and inputs, and the
+behaviours of outarg, callable and type-only outputs, copy_mode, allowed_values,
+executable and append_args on real runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from provgraph import Directory, File, MultiInputObj, SpecError, Submitter, shell
+from provgraph.exceptions import TaskFailedError
+
+pydra = pytest.importorskip("pydra.compose.shell", reason="pydra is not installed")
+
+from pydra_twins import own_argv, pydra_argv, twins  # noqa: E402
+
+
+@pytest.fixture
+def in_file(tmp_path: Path) -> str:
+    path = tmp_path / "in.nii.gz"
+    path.write_text("image")
+    return str(path)
+
+
+# (executable, inputs, outputs, values): one definition, one job
+CASES = [
+    ("cmd", {"a": (str, dict(argstr="", position=1))}, {}, dict(a="x")),
+    (
+        "cmd",
+        {
+            "a": (str, dict(argstr="", position=-1)),
+            "b": (str, dict(argstr="")),
+            "c": (str, dict(argstr="", position=1)),
+        },
+        {},
+        dict(a="A", b="B", c="C"),
+    ),
+    (  # unpositioned fields fill the free positions before an explicit one
+        "cmd",
+        {
+            "a": (str, dict(argstr="", position=3)),
+            "b": (str, dict(argstr="")),
+            "c": (str, dict(argstr="")),
+        },
+        {},
+        dict(a="A", b="B", c="C"),
+    ),
+    (
+        "cmd",
+        {
+            "v": (bool, dict(argstr="-v", default=False)),
+            "w": (bool, dict(argstr="-w", default=False)),
+        },
+        {},
+        dict(v=True),
+    ),
+    ("cmd", {"x": (list[str], dict(argstr="-v", sep=" "))}, {}, dict(x=["a", "b", "c"])),
+    ("cmd", {"x": (list[str], dict(argstr="-v", sep=","))}, {}, dict(x=["a", "b", "c"])),
+    ("cmd", {"x": (list[int], dict(argstr="-x", sep=", "))}, {}, dict(x=[1, 2])),
+    ("cmd", {"x": (list[str], dict(argstr="-v...", sep=","))}, {}, dict(x=["a", "b", "c"])),
+    ("cmd", {"x": (list[str], dict(argstr="-v {x}", sep=","))}, {}, dict(x=["a", "b"])),
+    ("cmd", {"x": (list[str], dict(argstr="-v {x}...", sep=","))}, {}, dict(x=["a", "b"])),
+    ("cmd", {"f": (float, dict(argstr="-f {f:.5f}"))}, {}, dict(f=0.007)),
+    (  # a template naming other inputs; an unset one writes nothing
+        "cmd",
+        {
+            "a": (str, dict(argstr="-a {a} {b}", position=1)),
+            "b": (str | None, dict(argstr=None, default=None)),
+            "c": (str, dict(argstr="--c")),
+        },
+        {},
+        dict(a="A", c="C"),
+    ),
+    (
+        "cmd",
+        {"x": (str | None, dict(argstr="-x", default=None)), "y": (str, dict(argstr="-y"))},
+        {},
+        dict(y="Y"),
+    ),
+    ("cmd", {"m": (MultiInputObj[str], dict(argstr="-m"))}, {}, dict(m=["a", "b"])),
+    (
+        "cmd",
+        {"m": (MultiInputObj[tuple[int, int]], dict(argstr="-axis", sep=" "))},
+        {},
+        dict(m=[(0, 1), (2, 3)]),
+    ),
+    (["cmd", "sub"], {"a": (str, dict(argstr="--a"))}, {}, dict(a="x")),
+]
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_command_lines_match_pydras(case: int, tmp_path: Path) -> None:
+    executable, inputs, outputs, values = CASES[case]
+    pydra_cls, own_cls = twins(executable, inputs, outputs)
+    assert own_argv(own_cls, values, tmp_path) == pydra_argv(pydra_cls, values, tmp_path)
+
+
+def _formatted(field, inputs):
+    return f"--pair={inputs['a']}:{inputs['b']}" if inputs.get("b") else ""
+
+
+def test_formatter_matches_pydra(tmp_path: Path) -> None:
+    spec = {
+        "a": (str, dict(argstr="", position=1)),
+        "b": (int | None, dict(formatter=_formatted, default=None, position=2)),
+    }
+    pydra_cls, own_cls = twins("cmd", spec)
+    for values in (dict(a="x", b=3), dict(a="x")):
+        assert own_argv(own_cls, values, tmp_path) == pydra_argv(pydra_cls, values, tmp_path)
+    assert own_argv(own_cls, dict(a="x", b=3), tmp_path) == ["cmd", "x", "--pair=x:3"]
+
+
+@pytest.mark.parametrize(
+    ("template", "keep", "given", "expected"),
+    [
+        ("{in_file}_out", True, True, "in_out.nii.gz"),  # the input's extension moves to the end
+        ("{in_file}_out.txt", True, True, "in_out.txt"),  # the template's own extension wins
+        ("{in_file}_out", False, True, "in_out"),
+        ("out_file.mif", True, True, "out_file.mif"),
+        ("{in_file}_out", True, False, None),  # turned off: no such file, nothing written
+    ],
+)
+def test_outarg_paths_match_pydra(
+    template: str, keep: bool, given: object, expected: str | None, in_file: str, tmp_path: Path
+) -> None:
+    job = tmp_path / "job"
+    job.mkdir()
+    pydra_cls, own_cls = twins(
+        "cmd",
+        {"in_file": (File, dict(argstr="", position=1))},
+        {
+            "out_file": (
+                File,
+                "outarg",
+                dict(argstr="-o", position=2, path_template=template, keep_extension=keep),
+            )
+        },
+    )
+    values = {"in_file": in_file, "out_file": given}
+    ours = own_argv(own_cls, values, job)
+    assert ours == pydra_argv(pydra_cls, values, job)
+    assert ours == ["cmd", in_file] + ([] if expected is None else ["-o", str(job / expected)])
+
+
+def test_documented_differences_from_pydra(tmp_path: Path, in_file: str) -> None:
+    """Where provgraph differs on purpose (docs/pydra.md): 0 is written, ``--x=`` joins its
+    value, unpositioned fields keep the order they are declared in (Pydra sorts them by
+    name), and a template's text before a path input is kept."""
+    spec = {
+        "x": (str, dict(argstr="--x=")),
+        "n": (int, dict(argstr="-n")),
+        "s": (str, dict(argstr="-s")),
+    }
+    pydra_cls, own_cls = twins("cmd", spec)
+    values = dict(n=0, x="v", s="two words")
+    assert pydra_argv(pydra_cls, values, tmp_path) == ["cmd", "-s", "two words", "--x=", "v"]
+    assert own_argv(own_cls, values, tmp_path) == ["cmd", "--x=v", "-n", "0", "-s", "two words"]
+    pydra_cls, own_cls = twins(
+        "cmd",
+        {"in_file": (File, dict(argstr="", position=1))},
+        {"o": (File, "outarg", dict(argstr="-o", position=2, path_template="out_{in_file}"))},
+    )
+    values = {"in_file": in_file}
+    assert pydra_argv(pydra_cls, values, tmp_path)[-1] == str(tmp_path / "in.nii.gz")
+    assert own_argv(own_cls, values, tmp_path)[-1] == str(tmp_path / "out_in.nii.gz")
+
+
+def test_position_errors_at_definition() -> None:
+    with pytest.raises(SpecError, match=r"share a position"):
+
+        @shell.define
+        class Clash:
+            executable = "cmd"
+            a: str = shell.arg(position=1)
+            b: str = shell.arg(position=1)
+
+    with pytest.raises(SpecError, match=r"position=0, which is the executable's"):
+
+        @shell.define
+        class Zero:
+            executable = "cmd"
+            a: str = shell.arg(position=0)
+
+    @shell.define
+    class Either:  # excluding each other, two inputs may share a place
+        executable = "cmd"
+        a: str | None = shell.arg(position=1, argstr="-a", default=None, xor=["b"])
+        b: str | None = shell.arg(position=1, argstr="-b", default=None, xor=["a"])
+
+    assert Either.command_line({"b": "B"}, Path("/job")) == ["cmd", "-b", "B"]
+    with pytest.raises(SpecError, match=r"names \['nope'\]"):
+
+        @shell.define
+        class Unknown:
+            executable = "cmd"
+            a: str = shell.arg(argstr="-a {nope}")
+
+
+# -- real runs ------------------------------------------------------------------------------
+
+
+@shell.define
+class Copy:
+    """cp with an outarg: the output's name comes from the input unless the user names it."""
+
+    executable = "cp"
+    in_file: File = shell.arg(argstr="", position=1)
+
+    class Outputs:
+        out_file: File = shell.outarg(argstr="", position=2, path_template="{in_file}_copy")
+
+
+def test_outarg_named_by_the_user_and_by_template(tmp_path: Path, in_file: str) -> None:
+    cache = tmp_path / "cache"
+    default = Copy(in_file=in_file)(cache_dir=cache)
+    assert (
+        Path(default.out_file).name == "in_copy.nii.gz"
+        and Path(default.out_file).read_text() == "image"
+    )
+    named = Copy(in_file=in_file, out_file="mine.nii.gz")(cache_dir=cache)
+    assert Path(named.out_file).name == "mine.nii.gz"
+    assert Path(named.out_file).parent != Path(default.out_file).parent  # another job
+    with pytest.raises(SpecError, match=r"outside the job's directory"):
+        Copy(in_file=in_file, out_file="/etc/passwd")  # refused when set, before any run
+    assert "out_file" in Copy._input_fields and "out_file" in Copy._output_fields
+
+
+def _count_lines(stdout: str) -> int:
+    return len(stdout.splitlines())
+
+
+def _listing(output_dir: Path, prefix: str) -> list[str]:
+    return sorted(p.name for p in output_dir.iterdir() if p.name.startswith(prefix))
+
+
+@shell.define
+class Make:
+    """Outputs computed by a callable, and one declared by its type alone."""
+
+    executable = "sh"
+    script: str = shell.arg(argstr="-c", position=1)
+    prefix: str = shell.arg(argstr=None, default="part")
+
+    class Outputs:
+        lines: int = shell.out(callable=_count_lines)
+        parts: list = shell.out(callable=_listing)
+        report: File
+
+
+def test_callable_and_type_only_outputs(tmp_path: Path) -> None:
+    script = "echo a; echo b; touch part1 part2 other; echo done > report.txt"
+    out = Make(script=script)(cache_dir=tmp_path)
+    assert out.lines == 2 and out.parts == ["part1", "part2"]
+    assert Path(out.report).name == "report.txt" and Path(out.report).read_text() == "done\n"
+    with pytest.raises(TaskFailedError, match=r"output 'report' expects one file named"):
+        Make(script="echo x")(cache_dir=tmp_path)
+
+
+@shell.define
+class Append:
+    executable = "sh"
+    path: File = shell.arg(argstr="", position=2, copy_mode="copy")
+    script: str = shell.arg(argstr="-c", position=1, default='echo more >> "$0"; cat "$0"')
+    mode: str = shell.arg(argstr=None, default="fast", allowed_values=["fast", "slow"])
+
+
+def test_copy_mode_protects_the_input(tmp_path: Path, in_file: str) -> None:
+    out = Append(path=in_file)(cache_dir=tmp_path)
+    assert out.stdout == "imagemore\n"
+    assert Path(in_file).read_text() == "image"  # the command changed its own copy
+
+
+def test_allowed_values_refused_before_anything_runs(in_file: str) -> None:
+    with pytest.raises(
+        SpecError, match=r"input 'mode': got 'medium', expected one of \['fast', 'slow'\]"
+    ):
+        Append(path=in_file, mode="medium")
+    with pytest.raises(SpecError, match=r"'medium'"):
+        Append(path=in_file).split(mode=["fast", "medium"])
+
+
+Echo = shell.define("echo <word:str>")
+
+
+def test_executable_and_append_args_are_inputs(tmp_path: Path) -> None:
+    with Submitter(cache_dir=tmp_path) as sub:
+        plain = sub(Echo(word="hi"))
+        more = sub(Echo(word="hi", append_args=["there", "you"]))
+        other = sub(Echo(word="hi").split(executable=["echo", ["printf", "%s-"]]))
+    assert plain.outputs.stdout == "hi\n" and more.outputs.stdout == "hi there you\n"
+    assert other.outputs.stdout == ["hi\n", "hi-"]
+    # at their defaults they change nothing: the same job as without them
+    with Submitter(cache_dir=tmp_path) as sub:
+        again = sub(Echo(word="hi", executable=["echo"], append_args=None))
+    assert again.output_dir == plain.output_dir
+
+
+def test_directory_type_only_output(tmp_path: Path) -> None:
+    @shell.define
+    class Mk:
+        executable = ["mkdir", "-p"]
+        name: str = shell.arg(argstr="")
+
+        class Outputs:
+            made: Directory
+
+    out = Mk(name="made")(cache_dir=tmp_path)
+    assert Path(out.made).is_dir() and Path(out.made).name == "made"
