@@ -80,6 +80,11 @@ def hash_value(obj: Any) -> bytes:
     table_hash = _table_hash(obj)
     if table_hash is not None:
         return table_hash
+    if cls.__module__.startswith("fileformats"):
+        from ._fileformats import fileset_digest, is_fileset
+
+        if is_fileset(obj):
+            return fileset_digest(obj)
     raise HashingError(
         f"cannot hash a value of type {cls.__module__}.{cls.__qualname__} ({_short(obj)}) "
         "deterministically; expected a scalar, string, bytes, container, file, attrs or "
@@ -289,6 +294,10 @@ def has_rule(tp: Any) -> bool | None:
     top = tp.__module__.split(".", 1)[0]
     if top == "numpy" or top in TABLE_MODULES:
         return top in sys.modules or None
+    if top == "fileformats":
+        from ._fileformats import is_fileset_type
+
+        return is_fileset_type(tp) or None
     if getattr(tp, "__abstractmethods__", None) or tp.__module__ in ("typing", "collections.abc"):
         return None
     return False

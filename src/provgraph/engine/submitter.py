@@ -39,6 +39,7 @@ from ..config import Config
 from ..exceptions import CacheError, HashingError, ProvgraphError, SpecError
 from ..graph import lazy_inputs
 from ..hashing import FileHashCache, hash_value, unhashable_in, use_file_hash_cache
+from ..spec._pydra import as_own_task
 from ..spec.base import Outputs, TaskDef
 from ..spec.shell import check_environment
 from ..workers import Worker, get_worker
@@ -232,6 +233,7 @@ class _Run:
         dry: bool = False,
         rerun: bool = False,
     ) -> None:
+        task = as_own_task(task)
         if not isinstance(task, TaskDef):
             raise SpecError(
                 f"cannot submit {task!r} ({type(task).__name__}); expected a task instance, "

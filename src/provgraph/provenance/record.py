@@ -115,6 +115,8 @@ def describe_value(value: Any) -> dict[str, Any]:
     A list (or tuple) of files is described by its members too, so that each file has its own
     entity; a value with no content hash is hashed by its pickled bytes.
     """
+    if type(value).__module__.startswith("fileformats"):
+        return _describe_fileset(value)
     plain_path = isinstance(value, Path) and not isinstance(value, (File, Directory))
     if plain_path and not os.path.lexists(value):  # a path a task may create: its name
         return {"kind": "Value", "hash": hash_value(value).hex(), "value": str(value)}
@@ -146,6 +148,18 @@ def describe_value(value: Any) -> dict[str, Any]:
     return {"kind": "Value", "hash": digest, "value": small}
 
 
+def _describe_fileset(value: Any) -> dict[str, Any]:
+    """A fileformats file set: a one-file set is that file, a larger set a value whose
+    members are its files; both with the format's MIME-like name."""
+    from .._fileformats import format_name, members
+
+    files = [describe_value(File(p)) for p in members(value)]
+    if len(files) == 1:
+        return {**files[0], "format": format_name(value)}
+    digest = hash_value(value).hex()
+    return {"kind": "Value", "hash": digest, "members": files, "format": format_name(value)}
+
+
 def _entity(g: ox.NamedNode, iri: ox.NamedNode, d: dict[str, Any], root: str) -> Iterator[ox.Quad]:
     yield ox.Quad(iri, A, P("Entity"), g)
     yield ox.Quad(iri, A, G(d["kind"]), g)
@@ -156,6 +170,8 @@ def _entity(g: ox.NamedNode, iri: ox.NamedNode, d: dict[str, Any], root: str) ->
         yield ox.Quad(iri, G("size"), _lit(d["size"]), g)
     if d.get("value") is not None:
         yield ox.Quad(iri, P("value"), _lit(d["value"]), g)
+    if d.get("format") is not None:
+        yield ox.Quad(iri, G("format"), ox.Literal(d["format"]), g)
 
 
 def _generated(

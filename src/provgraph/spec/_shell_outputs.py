@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .._fileformats import as_fileset, candidates, format_name
 from .._filetypes import Directory, File
 from ..exceptions import CommandError, SpecError
 from ._cmdline import call_with
@@ -132,14 +133,22 @@ def output_paths(
 
 
 def as_type(tp: Any, path: Path) -> Any:
-    """A path found on disk as the output type declares it."""
+    """A path found on disk as the output type declares it (for a union of fileformats
+    classes, the first format the file is of)."""
     tp = _plain(tp)
     if isinstance(tp, type) and issubclass(tp, (File, Directory)):
         return tp(path)
     if tp is Path:
         return path
-    if isinstance(tp, type) and hasattr(tp, "fspaths"):  # a fileformats class
-        return tp(path)
+    formats = candidates(tp)
+    for fmt in formats:
+        try:
+            return as_fileset(fmt, path)
+        except ValueError:
+            continue
+    if formats:
+        names = [format_name(f) for f in formats][:8]
+        raise SpecError(f"output file {str(path)!r} is of none of the formats {names}")
     return Directory(path) if path.is_dir() else File(path)
 
 

@@ -259,6 +259,14 @@ def _coerce_plain(tp: Any, value: Any) -> Any:
         if isinstance(value, (str, os.PathLike)):
             return pathlib.Path(os.path.abspath(value))
         raise _Mismatch
+    if isinstance(tp, type) and tp.__module__.startswith("fileformats"):
+        from .._fileformats import as_fileset, is_fileset_type
+
+        if is_fileset_type(tp):
+            try:
+                return as_fileset(tp, value)
+            except ValueError:
+                raise _Mismatch from None
     if isinstance(tp, type):
         if isinstance(value, tp):
             return value

@@ -19,6 +19,7 @@ from .. import graph as _graph
 from ..exceptions import MissingInputError, SpecError
 from ._definition import check_task_name
 from ._function_fields import input_fields, output_fields
+from ._pydra import as_own_task
 from .base import TaskDef, _is_lazy
 from .fields import NOTHING, UNKNOWN, OutputField, check_rules
 from .lazy import LazyField, LazyOutputs
@@ -65,6 +66,7 @@ def add(task: TaskDef, name: str | None = None, *, rerun: bool = False) -> LazyO
     nodes = _BUILDING.get()
     if nodes is None:
         raise SpecError("workflow.add() is only valid inside a @workflow.define constructor")
+    task = as_own_task(task)
     if not isinstance(task, TaskDef):
         raise SpecError(f"workflow.add() expects a task instance, got {task!r}", value=task)
     node = check_task_name(name or type(task)._task_name)

@@ -1,0 +1,92 @@
+"""fileformats classes (``fileformats.generic.File``, ``fileformats.medimage.Nifti1``...) as
+input and output types: a path is checked by the format's own class, a value is hashed by the
+content of every file of its set (so renaming stays invisible) and its format, and recorded
+with its format's MIME-like name. Nothing here imports fileformats: it is used only when the
+values or types come from it (``pip install provgraph[fileformats]``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import typing
+from typing import Any
+
+__all__ = ["as_fileset", "fileset_digest", "format_name", "is_fileset", "is_fileset_type"]
+
+
+def _fileset_base() -> Any:
+    core = sys.modules.get("fileformats.core")
+    return getattr(core, "FileSet", None)
+
+
+def is_fileset_type(tp: Any) -> bool:
+    """True for a fileformats class (a subclass of ``fileformats.core.FileSet``)."""
+    base = _fileset_base()
+    return base is not None and isinstance(tp, type) and issubclass(tp, base)
+
+
+def is_fileset(value: Any) -> bool:
+    """True for a fileformats object."""
+    base = _fileset_base()
+    return base is not None and isinstance(value, base)
+
+
+def format_name(value_or_type: Any) -> str:
+    """The MIME-like name of a format, e.g. ``medimage/nifti1``."""
+    tp = value_or_type if isinstance(value_or_type, type) else type(value_or_type)
+    try:
+        return str(tp.mime_like)
+    except Exception:  # a format without a registered name: its class
+        return f"{tp.__module__}.{tp.__qualname__}"
+
+
+def as_fileset(tp: Any, value: Any) -> Any:
+    """``value`` (a path, or a fileformats object) as an object of format ``tp``; raises
+    ``ValueError`` naming the format when the file is not of it."""
+    if isinstance(value, tp):
+        return value
+    if not isinstance(value, (str, os.PathLike)) or isinstance(value, bytes):
+        raise ValueError(f"{value!r} is not a path")
+    paths = value.fspaths if is_fileset(value) else [os.path.abspath(value)]
+    try:
+        return tp(paths)
+    except Exception as err:
+        raise ValueError(f"not a {format_name(tp)} file set: {err}") from err
+
+
+def candidates(tp: Any) -> list[Any]:
+    """The fileformats classes ``tp`` names (itself, or the members of a union)."""
+    if is_fileset_type(tp):
+        return [tp]
+    return [a for a in typing.get_args(tp) if is_fileset_type(a)]
+
+
+def members(value: Any) -> list[str]:
+    """The files of a set, in a stable order that does not depend on their names: by
+    suffix, then by content."""
+    from .hashing import file_content_digest
+
+    paths = [os.fspath(p) for p in value.fspaths]
+    return sorted(paths, key=lambda p: (_suffix(p), file_content_digest(p)))
+
+
+def _suffix(path: str) -> str:
+    name = os.path.basename(path)
+    return name[name.find(".") :] if "." in name else ""
+
+
+def fileset_digest(value: Any) -> bytes:
+    """The content hash of a file set: its format, then each member's suffix and content."""
+    from .hashing import H, file_content_digest, hash_value
+
+    parts = [hash_value(format_name(value))]
+    for path in members(value):
+        content = hash_value(_directory(path)) if os.path.isdir(path) else file_content_digest(path)
+        parts.append(hash_value(_suffix(path)) + content)
+    return H(b"fileformats", b"".join(parts))
+
+
+def _directory(path: str) -> Any:
+    from ._filetypes import Directory
+
+    return Directory(path)
