@@ -33,7 +33,7 @@ def is_fileset(value: Any) -> bool:
 
 def format_name(value_or_type: Any) -> str:
     """The MIME-like name of a format, e.g. ``medimage/nifti1``."""
-    tp = value_or_type if isinstance(value_or_type, type) else type(value_or_type)
+    tp: Any = value_or_type if isinstance(value_or_type, type) else type(value_or_type)
     try:
         return str(tp.mime_like)
     except Exception:  # a format without a registered name: its class
@@ -47,7 +47,8 @@ def as_fileset(tp: Any, value: Any) -> Any:
         return value
     if not isinstance(value, (str, os.PathLike)) or isinstance(value, bytes):
         raise ValueError(f"{value!r} is not a path")
-    paths = value.fspaths if is_fileset(value) else [os.path.abspath(value)]
+    given: Any = value
+    paths = given.fspaths if is_fileset(given) else [os.path.abspath(given)]
     try:
         return tp(paths)
     except Exception as err:

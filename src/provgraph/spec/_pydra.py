@@ -117,7 +117,7 @@ def _translate(pydra_cls: type) -> type[TaskDef]:
         )
     out_annotations: dict[str, Any] = {}
     out_namespace: dict[str, Any] = {}
-    for o in get_fields(pydra_cls.Outputs):
+    for o in get_fields(pydra_cls.Outputs):  # type: ignore[attr-defined]
         if o.name in _SHELL_OUTPUTS:
             continue
         out_annotations[o.name] = _own_type(o.type)
@@ -187,8 +187,8 @@ def _own_type(tp: Any) -> Any:
     if origin is PydraMulti:
         return MultiInputObj[tuple(_own_type(a) for a in typing.get_args(tp))]  # type: ignore[misc]
     if origin in (typing.Union, __import__("types").UnionType):
-        args = [_own_type(a) for a in typing.get_args(tp)]
-        return typing.Union[tuple(args)]  # noqa: UP007
+        members = tuple(_own_type(a) for a in typing.get_args(tp))
+        return typing.Union[members]  # noqa: UP007
     if origin in (list, tuple, Sequence):
         args = typing.get_args(tp)
         base = list if origin is Sequence else origin

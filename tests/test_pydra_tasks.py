@@ -1,0 +1,178 @@
+"""Pydra task packages and fileformats on provgraph (issue 19): the seed's MrGrid walkthrough
+on the real ``mrgrid``, command lines of translated definitions compared with Pydra's own,
+and fileformats classes as provgraph's types."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from provgraph import ProvenanceStore, SpecError, Submitter, python
+
+if os.environ.get("PROVGRAPH_CI") != "1":  # under CI these are installed: never skipped
+    pytest.importorskip("pydra.tasks.mrtrix3", reason="pydra-tasks-mrtrix3 is not installed")
+    pytest.importorskip("fileformats.medimage", reason="fileformats-medimage is not installed")
+
+from fileformats.generic import File as FFile
+from fileformats.medimage import Nifti1, NiftiGz
+from pydra.tasks.mrtrix3.v3_1 import MrGrid
+
+from conftest import requires
+from provgraph.spec._pydra import from_pydra, translate
+from pydra_twins import pydra_argv
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _own_argv(task: object, job_dir: Path) -> list[str]:
+    from provgraph.engine.plan import check_value
+
+    own = from_pydra(task)
+    inputs = {
+        n: check_value(f, own._values[n])
+        for n, f in type(own)._input_fields.items()
+        if not (f.implicit and own._values[n] == f.default)
+        and own._values[n] is not None
+        and own._values[n] is not __import__("attrs").NOTHING
+    }
+    return type(own).command_line(inputs, job_dir)
+
+
+@pytest.fixture
+def niftis(tmp_path: Path) -> list:
+    folder = tmp_path / "nifti"
+    folder.mkdir()
+    return [Nifti1.sample(folder, seed=i) for i in range(3)]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        dict(operation="regrid", voxel=[0.5]),
+        dict(operation="regrid", voxel=[0.5, 0.5, 1.0], interp="linear", nthreads=2),
+        dict(operation="crop", axis=[(0, 1), (2, 3)], all_axes=True, fill=0.5),
+        dict(operation="pad", uniform=2, strides=[1, 2, 3], datatype="float32"),
+    ],
+)
+def test_mrgrid_command_line_is_pydras(values: dict, niftis: list, tmp_path: Path) -> None:
+    task = MrGrid(in_file=niftis[0], **values)
+    assert _own_argv(task, tmp_path) == pydra_argv(
+        MrGrid, {"in_file": niftis[0], **values}, tmp_path
+    )
+
+
+def test_translation_is_made_once_per_class() -> None:
+    assert translate(MrGrid) is translate(MrGrid)
+    own = translate(MrGrid)
+    assert own._output_fields["out_file"].settable and own._input_fields["operation"].allowed_values
+    with pytest.raises(SpecError, match=r"input 'operation': got 'twist'"):
+        from_pydra(MrGrid(operation="regrid")).split(operation=["twist"])
+
+
+def test_pydra_python_tasks_are_refused_clearly() -> None:
+    from pydra.compose import python as pydra_python
+
+    @pydra_python.define
+    def Double(x: int) -> int:
+        return 2 * x
+
+    with pytest.raises(SpecError, match=r"only shell definitions"):
+        Submitter(cache_dir=None)(Double(x=1))
+
+
+@requires("mrgrid", "apt-get install mrtrix3 (.ci/run does)")
+def test_seed_walkthrough_on_real_mrgrid(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("seed_mrgrid", ROOT / "examples/seed_mrgrid.py")
+    assert spec is not None and spec.loader is not None
+    seed = importlib.util.module_from_spec(spec)
+    sys.modules["seed_mrgrid"] = seed
+    spec.loader.exec_module(seed)
+    found = seed.main(tmp_path)
+    first, again = found["first"], found["again"]
+    assert first.node_stats["MrGrid"]["executed"] == 10
+    # 1. rerun: the same output directories, nothing executed
+    assert again.node_stats["MrGrid"] == {"executed": 0, "reused": 10, "failed": 0, "skipped": 0}
+    assert [Path(p).parent for p in again.outputs.out_file] == [
+        Path(p).parent for p in first.outputs.out_file
+    ]
+    # 2. one voxel size changed: one job executed, in a directory of its own
+    changed = found["changed"]
+    assert changed.node_stats["MrGrid"]["executed"] == 1
+    assert Path(changed.outputs.out_file[-1]).parent not in {
+        Path(p).parent for p in first.outputs.out_file
+    }
+    # 3. an input file renamed: the same directories
+    assert found["after_rename"].node_stats["MrGrid"]["executed"] == 0
+    assert (
+        Path(found["after_rename"].outputs.out_file[0]).parent
+        == Path(first.outputs.out_file[0]).parent
+    )
+    out = first.outputs.out_file[0]
+    assert type(out).__name__ == "ImageFormat" and Path(out).stat().st_size > 0
+    # eleven job runs, each naming mrgrid (its path and content hash), and NIfTI inputs
+    assert found["job_runs"] == 11
+    store = ProvenanceStore(tmp_path / "cache")
+    exes = store.query(
+        "SELECT DISTINCT ?loc ?hash WHERE { ?run pg:taskName 'MrGrid' ; pg:executable ?e . "
+        "?e prov:atLocation ?loc ; pg:contentHash ?hash }"
+    )
+    [(location, digest)] = [tuple(row) for row in exes]
+    assert str(location).endswith("/mrgrid") and str(digest).startswith("xxh3-128:")
+    formats = {
+        str(f)
+        for (f,) in store.query(
+            "SELECT DISTINCT ?f WHERE { ?run pg:taskName 'MrGrid' ; prov:used ?e . ?e pg:format ?f }"
+        )
+    }
+    assert formats == {"medimage/nifti1"}
+    made = store.query(
+        "SELECT DISTINCT ?f WHERE { ?e prov:wasGeneratedBy/pg:taskName 'MrGrid' ; pg:format ?f }"
+    )
+    assert {str(f) for (f,) in made} == {"medimage/vnd.mrtrix3.image-format"}
+
+
+# -- fileformats classes as provgraph's own types ------------------------------------------
+
+
+@python.define
+def Size(image: Nifti1) -> int:
+    return Path(image).stat().st_size
+
+
+@python.define
+def Members(image: NiftiGz) -> int:
+    return len(image.fspaths)
+
+
+def test_fileformats_types_in_own_tasks(niftis: list, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        first = sub(Size(image=str(niftis[0])))
+        copy = tmp_path / "other-name.nii"
+        shutil.copy(niftis[0], copy)
+        again = sub(Size(image=copy))  # renamed: the same content, the same job
+    assert first.outputs.out == Path(niftis[0]).stat().st_size
+    assert again.output_dir == first.output_dir
+    not_nifti = tmp_path / "plain.txt"
+    not_nifti.write_text("text")
+    with pytest.raises(SpecError, match=r"input 'image'.*Nifti1"):
+        Size(image=not_nifti)
+    with pytest.raises(SpecError, match=r"input 'image'"):
+        Members(image=niftis[0])  # a .nii is not a .nii.gz
+    formats = ProvenanceStore(cache).query("SELECT DISTINCT ?f WHERE { ?e pg:format ?f }")
+    assert {str(f) for (f,) in formats} == {"medimage/nifti1"}
+
+
+def test_fileformats_generic_file(tmp_path: Path) -> None:
+    @python.define
+    def Read(path: FFile) -> str:
+        return Path(path).read_text()
+
+    text = tmp_path / "a.txt"
+    text.write_text("hello")
+    assert Read(path=text)(cache_dir=tmp_path / "cache").out == "hello"
