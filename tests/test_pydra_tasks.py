@@ -126,7 +126,8 @@ def test_seed_walkthrough_on_real_mrgrid(tmp_path: Path) -> None:
     formats = {
         str(f)
         for (f,) in store.query(
-            "SELECT DISTINCT ?f WHERE { ?run pg:taskName 'MrGrid' ; prov:used ?e . ?e pg:format ?f }"
+            "SELECT DISTINCT ?f WHERE { ?run pg:taskName 'MrGrid' ; prov:used ?e . "
+            "?e pg:format ?f }"
         )
     }
     assert formats == {"medimage/nifti1"}
