@@ -39,9 +39,9 @@ def main(work: Path) -> dict:
     cache = work / "cache"
     first = regrid(files, VOXELS, cache)
     again = regrid(files, VOXELS, cache)  # 1. the same directories, nothing executed
-    changed = regrid(files, VOXELS[:-1] + [1.5], cache)  # 2. one job executed
+    changed = regrid(files, [*VOXELS[:-1], 1.5], cache)  # 2. one job executed
     renamed = Path(files[0]).rename(inputs / "renamed.nii")  # 3. same content, new name
-    files = [Nifti1(renamed)] + files[1:]
+    files = [Nifti1(renamed), *files[1:]]
     after_rename = regrid(files, VOXELS, cache)
     runs = ProvenanceStore(cache).query(
         "SELECT DISTINCT ?run WHERE { ?run a pg:JobRun ; pg:taskName 'MrGrid' }"

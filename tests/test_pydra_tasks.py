@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from provgraph import ProvenanceStore, SpecError, Submitter, python
+from provgraph import ProvenanceStore, SpecError, Submitter, python, workflow
 
 if os.environ.get("PROVGRAPH_CI") != "1":  # under CI these are installed: never skipped
     pytest.importorskip("pydra.tasks.mrtrix3", reason="pydra-tasks-mrtrix3 is not installed")
@@ -64,6 +64,21 @@ def test_mrgrid_command_line_is_pydras(values: dict, niftis: list, tmp_path: Pat
     assert _own_argv(task, tmp_path) == pydra_argv(
         MrGrid, {"in_file": niftis[0], **values}, tmp_path
     )
+
+
+def test_second_package_command_line_without_its_binary(tmp_path: Path) -> None:
+    """pydra-tasks-dcm2niix's definition (its binary is not installed here): the same
+    command line as Pydra's, word for word."""
+    from fileformats.medimage import DicomDir
+    from pydra.tasks.dcm2niix import Dcm2Niix
+
+    source = DicomDir.sample(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    values = dict(in_dir=source, out_dir=out, compress="y", bids="y", filename="sub")
+    ours = _own_argv(Dcm2Niix(**values), tmp_path)
+    assert ours == pydra_argv(Dcm2Niix, values, tmp_path)
+    assert ours[0] == "dcm2niix" and ours[-1] == str(source) and "-z" in ours
 
 
 def test_translation_is_made_once_per_class() -> None:
@@ -135,6 +150,24 @@ def test_seed_walkthrough_on_real_mrgrid(tmp_path: Path) -> None:
         "SELECT DISTINCT ?f WHERE { ?e prov:wasGeneratedBy/pg:taskName 'MrGrid' ; pg:format ?f }"
     )
     assert {str(f) for (f,) in made} == {"medimage/vnd.mrtrix3.image-format"}
+
+
+@requires("mrgrid", "apt-get install mrtrix3 (.ci/run does)")
+def test_mrgrid_connected_in_a_workflow_on_a_process_pool(niftis: list, tmp_path: Path) -> None:
+    """A Pydra class made a provgraph class (from_pydra) takes connections in a workflow."""
+    Grid = from_pydra(MrGrid)
+
+    @workflow.define
+    def Twice(in_file: Nifti1) -> object:
+        first = workflow.add(Grid(operation="regrid", in_file=in_file, voxel=[2.0]), name="a")
+        second = Grid(operation="regrid", in_file=first.out_file, voxel=[4.0])
+        return workflow.add(second, name="b").out_file
+
+    with Submitter(cache_dir=tmp_path / "cache", worker="cf", n_procs=2, progress=False) as sub:
+        result = sub(Twice(in_file=niftis[0]))
+    result.raise_for_errors()
+    assert Path(result.outputs.out).exists() and Path(result.outputs.out).suffix == ".mif"
+    assert result.node_stats["Twice/b"]["executed"] == 1
 
 
 # -- fileformats classes as provgraph's own types ------------------------------------------

@@ -27,6 +27,7 @@ from .exceptions import (
 )
 from .hashing import hash_value
 from .spec import python, shell, workflow
+from .spec._pydra import from_pydra
 from .spec.fields import MultiInputObj
 
 if _typing.TYPE_CHECKING:
@@ -72,6 +73,7 @@ __all__ = [
     "WorkerError",
     "__version__",
     "environments",
+    "from_pydra",
     "hash_value",
     "python",
     "read_crate",

@@ -39,8 +39,12 @@ def as_own_task(task: Any) -> Any:
     return from_pydra(task) if is_pydra_task(task) else task
 
 
-def from_pydra(task: Any) -> TaskDef:
-    """The provgraph task for a Pydra task object: same inputs, splitter and combiner."""
+def from_pydra(task: Any) -> Any:
+    """The provgraph task for a Pydra task object (same inputs, splitter and combiner), or
+    the provgraph class for a Pydra task class: one whose inputs may be connected to other
+    nodes' outputs in a provgraph workflow."""
+    if isinstance(task, type):
+        return translate(task)
     cls = translate(type(task))
     values: dict[str, Any] = {}
     for name, field in cls._input_fields.items():

@@ -88,12 +88,12 @@ def compatible(source: Any, target: Any) -> bool:
     item = _multi_item(target)
     if item is not None:  # one value or a list of them
         return compatible(source, item) or compatible(source, list[item])  # type: ignore[valid-type]
+    s_origin = typing.get_origin(source)
+    if s_origin in (typing.Union, types.UnionType):  # each kind of value it may give must fit
+        return all(compatible(s, target) for s in typing.get_args(source) if s is not type(None))
     t_origin = typing.get_origin(target)
     if t_origin in (typing.Union, types.UnionType):
         return any(compatible(source, t) for t in typing.get_args(target))
-    s_origin = typing.get_origin(source)
-    if s_origin in (typing.Union, types.UnionType):
-        return all(compatible(s, target) for s in typing.get_args(source) if s is not type(None))
     if s_origin is not None or t_origin is not None:
         s_base, t_base = s_origin or source, t_origin or target
         if not (isinstance(s_base, type) and isinstance(t_base, type)):
