@@ -206,3 +206,20 @@ def test_quick_targets_benchmark_prints_every_row(tmp_path: Path) -> None:
     for start in ("1 serial", "2 serial", "3 cf per job", "3 cf ", "5 import provgraph"):
         assert any(line.startswith(start) for line in done.stdout.splitlines()), done.stdout
     assert re.search(r"on vs off\s+\d+\.\d+ / \d+\.\d+ s", done.stdout), done.stdout
+
+
+@requires("mrgrid", "apt-get install mrtrix3 (.ci/run does)")
+def test_mrgrid_benchmark_runs_both_engines(tmp_path: Path) -> None:
+    """benchmarks/mrgrid.py (issue 19) runs the walkthrough on provgraph and on Pydra, checks
+    that both made the same images, and prints cold and warm figures with their ratios."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "mrgrid.py"), "--repeat", "1", "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    for phase in ("cold", "warm"):
+        assert re.search(rf"{phase}\s+provgraph [\d.]+ / [\d.]+\s+pydra [\d.]+", done.stdout)
+    assert "the same images from both engines" in done.stdout

@@ -4,7 +4,9 @@ and fileformats classes as provgraph's types."""
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
+import json
 import os
 import shutil
 import sys
@@ -19,7 +21,7 @@ if os.environ.get("PROVGRAPH_CI") != "1":  # under CI these are installed: never
     pytest.importorskip("fileformats.medimage", reason="fileformats-medimage is not installed")
 
 from fileformats.generic import File as FFile
-from fileformats.medimage import Nifti1, NiftiGz
+from fileformats.medimage import Nifti1, NiftiGz, NiftiGzX
 from pydra.tasks.mrtrix3.v3_1 import MrGrid
 
 from conftest import requires
@@ -210,3 +212,36 @@ def test_fileformats_generic_file(tmp_path: Path) -> None:
     text = tmp_path / "a.txt"
     text.write_text("hello")
     assert Read(path=text)(cache_dir=tmp_path / "cache").out == "hello"
+
+
+@python.define
+def Sidecar(image: NiftiGzX) -> str:
+    return json.loads(image.json_file.read_text())["RepetitionTime"] * "x"
+
+
+def _nifti_gz_x(folder: Path, stem: str, source: Path, tr: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    image, sidecar = folder / f"{stem}.nii.gz", folder / f"{stem}.json"
+    image.write_bytes(gzip.compress(Path(source).read_bytes(), mtime=0))
+    sidecar.write_text(json.dumps({"RepetitionTime": tr}))
+    return [image, sidecar]
+
+
+def test_a_nifti_with_its_json_sidecar_is_one_file_set(niftis: list, tmp_path: Path) -> None:
+    """Both files of the set are hashed (a change to the sidecar alone is a new job),
+    renaming the pair is not, and the record lists both files as members, with the format."""
+    first = NiftiGzX(_nifti_gz_x(tmp_path / "a", "sub-01", niftis[0], 2))
+    renamed = NiftiGzX(_nifti_gz_x(tmp_path / "b", "other", niftis[0], 2))
+    changed = NiftiGzX(_nifti_gz_x(tmp_path / "c", "sub-01", niftis[0], 3))
+    cache = tmp_path / "cache"
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        results = [sub(Sidecar(image=x)) for x in (first, renamed, changed)]
+    assert [r.outputs.out for r in results] == ["xx", "xx", "xxx"]
+    assert results[1].output_dir == results[0].output_dir
+    assert results[2].output_dir != results[0].output_dir
+    rows = ProvenanceStore(cache).query(
+        "SELECT DISTINCT ?f ?loc WHERE { ?e pg:format ?f ; prov:hadMember/prov:atLocation ?loc }"
+    )
+    found = {(str(f), Path(str(loc)).name) for f, loc in rows}
+    assert {f for f, _name in found} == {NiftiGzX.mime_like}
+    assert {name for _f, name in found} >= {"sub-01.nii.gz", "sub-01.json"}

@@ -177,7 +177,11 @@ def _coerce(tp: Any, value: Any) -> Any:
         return _coerce_generic(list, (item,), value if many else [value])
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
+        args = typing.get_args(tp)
+        if type(value).__module__.startswith("fileformats"):  # already of a listed format
+            if any(isinstance(a, type) and isinstance(value, a) for a in args):
+                return value
+        for arg in args:
             try:
                 return _coerce(arg, value)
             except _Mismatch:
