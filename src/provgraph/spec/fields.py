@@ -178,9 +178,10 @@ def _coerce(tp: Any, value: Any) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
-        if type(value).__module__.startswith("fileformats"):  # already of a listed format
-            if any(isinstance(a, type) and isinstance(value, a) for a in args):
-                return value
+        if type(value).__module__.startswith("fileformats") and any(  # of a listed format
+            isinstance(a, type) and isinstance(value, a) for a in args
+        ):
+            return value
         for arg in args:
             try:
                 return _coerce(arg, value)
