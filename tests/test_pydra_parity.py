@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from provgraph import MissingInputError, MultiInputObj, SpecError, Submitter, python
+from provgraph import MissingInputError, MultiInputObj, SpecError, Submitter, python, workflow
 
 
 def _run(task: Any, tmp_path: Path) -> Any:
@@ -432,3 +432,55 @@ def test_calling_a_task_with_pydras_cache_root_and_a_worker(tmp_path: Path) -> N
     assert outputs.out == [1, 4, 9] and list((tmp_path / "cache").glob("Square-*"))
     with pytest.raises(SpecError, match="cache_root is another name for cache_dir"):
         Submitter(cache_dir=tmp_path / "a", cache_root=tmp_path / "b")
+
+
+# -- workflows built from input values (difference 7) ---------------------------------------
+
+
+@workflow.define(dynamic=True)
+def Chosen(x: int, loud: bool, copies: int = 1) -> str:
+    """Branches on an input value, loops over another, and uses tasks defined below it."""
+    said = ""
+    for k in range(copies):
+        task = Shout(x=x + k, before=said) if loud else Whisper(x=x + k, before=said)
+        said = workflow.add(task, name=f"say{k}").out
+    return said
+
+
+@python.define
+def Shout(x: int, before: str = "") -> str:
+    return f"{before}{x}!"
+
+
+@python.define
+def Whisper(x: int, before: str = "") -> str:
+    return f"{before}({x})"
+
+
+def test_dynamic_workflow_is_built_from_its_input_values(tmp_path: Path) -> None:
+    with Submitter(cache_dir=tmp_path) as sub:
+        loud = sub(Chosen(x=1, loud=True, copies=3))
+        quiet = sub(Chosen(x=1, loud=False))
+        again = sub(Chosen(x=1, loud=True, copies=3))
+    assert loud.outputs.out == "1!2!3!" and quiet.outputs.out == "(1)"
+    assert again.output_dir == loud.output_dir  # the same values: the same graph, reused
+    assert sum(stats["executed"] for stats in again.node_stats.values()) == 0
+    assert set(loud.node_stats) > {"Chosen/say2"} and "Chosen/say1" not in quiet.node_stats
+
+
+def test_dynamic_workflow_inside_a_static_one_and_its_limits(tmp_path: Path) -> None:
+    @workflow.define
+    def Outer(x: int) -> str:
+        return workflow.add(Chosen(x=5, loud=True, copies=2)).out
+
+    assert Outer(x=0)(cache_dir=tmp_path).out == "5!6!"
+    with pytest.raises(SpecError, match=r"dynamic: its input 'x' must be a value"):
+
+        @workflow.define
+        def Connected(x: int) -> str:
+            return workflow.add(Chosen(x=x, loud=True)).out
+
+    with pytest.raises(SpecError, match=r"cannot be split"):
+        Chosen(loud=True).split(x=[1, 2])(cache_dir=tmp_path)
+    with pytest.raises(MissingInputError, match=r"'loud' not set"):
+        Chosen(x=1)(cache_dir=tmp_path)

@@ -42,6 +42,7 @@ from ..hashing import FileHashCache, hash_value, unhashable_in, use_file_hash_ca
 from ..spec._pydra import as_own_task
 from ..spec.base import Outputs, TaskDef
 from ..spec.shell import check_environment
+from ..spec.workflow import built
 from ..workers import Worker, get_worker
 from . import events
 from . import runtime as rt
@@ -233,7 +234,7 @@ class _Run:
         dry: bool = False,
         rerun: bool = False,
     ) -> None:
-        task = as_own_task(task)
+        task = built(as_own_task(task))
         if not isinstance(task, TaskDef):
             raise SpecError(
                 f"cannot submit {task!r} ({type(task).__name__}); expected a task instance, "

@@ -25,7 +25,7 @@ from .fields import NOTHING, UNKNOWN, OutputField, check_rules
 from .lazy import LazyField, LazyOutputs
 from .python import function_task_class, type_hints
 
-__all__ = ["WorkflowTask", "add", "define"]
+__all__ = ["DynamicWorkflowTask", "WorkflowTask", "add", "built", "define"]
 
 _BUILDING: contextvars.ContextVar[dict[str, TaskDef] | None] = contextvars.ContextVar(
     "provgraph_workflow_nodes", default=None
@@ -66,7 +66,7 @@ def add(task: TaskDef, name: str | None = None, *, rerun: bool = False) -> LazyO
     nodes = _BUILDING.get()
     if nodes is None:
         raise SpecError("workflow.add() is only valid inside a @workflow.define constructor")
-    task = as_own_task(task)
+    task = built(as_own_task(task))
     if not isinstance(task, TaskDef):
         raise SpecError(f"workflow.add() expects a task instance, got {task!r}", value=task)
     node = check_task_name(name or type(task)._task_name)
@@ -115,6 +115,7 @@ def define(
     outputs: list[str] | dict[str, Any] | None = None,
     name: str | None = None,
     version: str | None = None,
+    dynamic: bool = False,
 ) -> type[WorkflowTask]: ...
 
 
@@ -125,6 +126,7 @@ def define(
     outputs: list[str] | dict[str, Any] | None = None,
     name: str | None = None,
     version: str | None = None,
+    dynamic: bool = False,
 ) -> Callable[[Callable[..., Any]], type[WorkflowTask]]: ...
 
 
@@ -134,60 +136,144 @@ def define(
     outputs: list[str] | dict[str, Any] | None = None,
     name: str | None = None,
     version: str | None = None,
+    dynamic: bool = False,
 ) -> Any:
-    """Make a workflow task class from a constructor function."""
+    """Make a workflow task class from a constructor function.
+
+    The constructor runs once, now, with placeholders for its inputs. With ``dynamic=True``
+    it runs when the workflow is submitted (or added to another workflow) with its input
+    values known, once per distinct set of values: it may branch on them (choose a task, a
+    command, a number of nodes), and the tasks it uses may be defined after it in the module.
+    """
+    if not isinstance(dynamic, bool):
+        raise SpecError(f"workflow.define(dynamic={dynamic!r}); expected True or False")
 
     def wrap(fn: Callable[..., Any]) -> type[WorkflowTask]:
         hints = type_hints(fn)
         wf_name = check_task_name(name or fn.__name__)
         inputs = input_fields(fn, hints, owner=wf_name)
         outs = output_fields(fn, hints, outputs, owner=wf_name)
-        nodes: dict[str, TaskDef] = {}
-        token = _BUILDING.set(nodes)
-        rerun_nodes: set[str] = set()
-        rerun_token = _RERUN.set(rerun_nodes)
-        try:
-            lazy_inputs = {n: LazyField(None, n, f.type) for n, f in inputs.items()}
-            returned = fn(**lazy_inputs)
-        finally:
-            _BUILDING.reset(token)
-            _RERUN.reset(rerun_token)
-        output_map = _bind_outputs(wf_name, returned, outs)
-        for out_name, lazy in output_map.items():
-            if lazy.node is None:
-                raise SpecError(
-                    f"workflow {wf_name} output {out_name!r} is its input {lazy.field!r}; "
-                    "outputs must come from nodes (add an identity task to pass it through)",
-                    field=out_name,
-                )
-            if lazy.node not in nodes:
-                raise SpecError(f"workflow {wf_name} output {out_name!r} names unknown node")
-            _check_output_type(wf_name, outs[out_name], lazy)
-        for node_name, task in nodes.items():
-            # the xor/requires rules over what is known now (connections: when they are known)
-            if task._has_rules:
-                known = {f: (UNKNOWN if _is_lazy(v) else v) for f, v in task._values.items()}
-                check_rules(f"workflow {wf_name}: node {node_name!r}", task._input_fields, known)
-            missing = [f for f, v in task._values.items() if v is NOTHING]
-            if missing:
-                raise MissingInputError(
-                    f"workflow {wf_name}: node {node_name!r} has mandatory input(s) not set: "
-                    f"{', '.join(missing)}",
-                    field=missing[0],
-                )
-        graph = _graph.build_graph(wf_name, nodes)
-        extra = {
-            "_nodes": nodes,
-            "_graph": graph,
-            "_output_map": output_map,
-            "_rerun_nodes": frozenset(rerun_nodes),
-        }
-        cls = function_task_class(WorkflowTask, fn, wf_name, inputs, outs, version, extra)
-        return typing.cast(type[WorkflowTask], cls)
+        if dynamic:
+            extra = {"_constructor": fn, "_built": {}}
+            cls = function_task_class(
+                DynamicWorkflowTask, fn, wf_name, inputs, outs, version, extra
+            )
+            return typing.cast(type[WorkflowTask], cls)
+        lazy_inputs = {n: LazyField(None, n, f.type) for n, f in inputs.items()}
+        return _construct(fn, wf_name, inputs, outs, version, lazy_inputs)
 
     if func is not None:
         return wrap(func)
     return wrap
+
+
+def _construct(
+    fn: Callable[..., Any],
+    wf_name: str,
+    inputs: dict[str, Any],
+    outs: dict[str, OutputField],
+    version: str | None,
+    arguments: dict[str, Any],
+) -> type[WorkflowTask]:
+    """Run the constructor with ``arguments`` (placeholders, or values) and make the class of
+    the graph it builds."""
+    nodes: dict[str, TaskDef] = {}
+    token = _BUILDING.set(nodes)
+    rerun_nodes: set[str] = set()
+    rerun_token = _RERUN.set(rerun_nodes)
+    try:
+        returned = fn(**arguments)
+    finally:
+        _BUILDING.reset(token)
+        _RERUN.reset(rerun_token)
+    output_map = _bind_outputs(wf_name, returned, outs)
+    for out_name, lazy in output_map.items():
+        if lazy.node is None:
+            raise SpecError(
+                f"workflow {wf_name} output {out_name!r} is its input {lazy.field!r}; "
+                "outputs must come from nodes (add an identity task to pass it through)",
+                field=out_name,
+            )
+        if lazy.node not in nodes:
+            raise SpecError(f"workflow {wf_name} output {out_name!r} names unknown node")
+        _check_output_type(wf_name, outs[out_name], lazy)
+    for node_name, task in nodes.items():
+        # the xor/requires rules over what is known now (connections: when they are known)
+        if task._has_rules:
+            known = {f: (UNKNOWN if _is_lazy(v) else v) for f, v in task._values.items()}
+            check_rules(f"workflow {wf_name}: node {node_name!r}", task._input_fields, known)
+        missing = [f for f, v in task._values.items() if v is NOTHING]
+        if missing:
+            raise MissingInputError(
+                f"workflow {wf_name}: node {node_name!r} has mandatory input(s) not set: "
+                f"{', '.join(missing)}",
+                field=missing[0],
+            )
+    graph = _graph.build_graph(wf_name, nodes)
+    extra = {
+        "_nodes": nodes,
+        "_graph": graph,
+        "_output_map": output_map,
+        "_rerun_nodes": frozenset(rerun_nodes),
+    }
+    cls = function_task_class(WorkflowTask, fn, wf_name, inputs, outs, version, extra)
+    return typing.cast(type[WorkflowTask], cls)
+
+
+class DynamicWorkflowTask(WorkflowTask):
+    """A workflow whose constructor runs when its input values are known (``dynamic=True``):
+    :func:`built` turns an instance into the static workflow its values make."""
+
+    _constructor: Any = None
+    _built: dict[bytes, type[WorkflowTask]] = {}
+
+
+def built(task: Any) -> Any:
+    """``task`` itself, or, for a dynamic workflow, the workflow its input values build (the
+    same class for the same values)."""
+    cls = type(task)
+    if not (isinstance(cls, type) and issubclass(cls, DynamicWorkflowTask)):
+        return task
+    if task.splitter is not None:
+        raise SpecError(
+            f"workflow {cls._task_name} is dynamic (its graph depends on its input values), so "
+            "it cannot be split: each element would be another workflow; split the tasks "
+            "inside it, or submit one workflow per value",
+            field="splitter",
+            value=task.splitter,
+        )
+    values: dict[str, Any] = {}
+    for field in cls._input_fields:
+        value = task._values[field]
+        if value is NOTHING:
+            raise MissingInputError(
+                f"workflow {cls._task_name}: mandatory input {field!r} not set (a dynamic "
+                "workflow is built from its input values)",
+                field=field,
+            )
+        if _is_lazy(value):
+            raise SpecError(
+                f"workflow {cls._task_name} is dynamic: its input {field!r} must be a value "
+                f"when it is built, not the connection {value.label}; define it without "
+                "dynamic=True to connect its inputs",
+                field=field,
+                value=value,
+            )
+        values[field] = value
+    from ..hashing import hash_value
+
+    key = hash_value(sorted(values.items()))
+    static = cls._built.get(key)
+    if static is None:
+        static = cls._built[key] = _construct(
+            cls._constructor,
+            cls._task_name,
+            cls._input_fields,
+            cls._output_fields,
+            cls._version,
+            values,
+        )
+    return static(**values)
 
 
 def _check_output_type(wf_name: str, declared: OutputField, lazy: LazyField) -> None:
