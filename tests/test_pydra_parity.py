@@ -484,3 +484,39 @@ def test_dynamic_workflow_inside_a_static_one_and_its_limits(tmp_path: Path) -> 
         Chosen(loud=True).split(x=[1, 2])(cache_dir=tmp_path)
     with pytest.raises(MissingInputError, match=r"'loud' not set"):
         Chosen(x=1)(cache_dir=tmp_path)
+
+
+@workflow.define
+def TwoSteps(x: int) -> str:
+    first = workflow.add(Shout(x=x), name="first")
+    return workflow.add(Shout(x=x, before=first.out), name="second").out
+
+
+def test_propagate_rerun_false_reruns_only_the_submitted_task(tmp_path: Path) -> None:
+    with Submitter(cache_dir=tmp_path) as sub:
+        sub(TwoSteps(x=1))
+        shallow = sub(TwoSteps(x=1), rerun=True, propagate_rerun=False)
+        deep = sub(TwoSteps(x=1), rerun=True)
+    assert shallow.outputs.out == deep.outputs.out == "1!1!"
+    inner = ("TwoSteps/first", "TwoSteps/second")
+    assert [shallow.node_stats[n]["executed"] for n in inner] == [0, 0]
+    assert [deep.node_stats[n]["executed"] for n in inner] == [1, 1]
+    with pytest.raises(SpecError, match=r"propagate_rerun='no'"):
+        Submitter(cache_dir=tmp_path)(TwoSteps(x=1), propagate_rerun="no")  # type: ignore[call-overload]
+
+
+def test_file_mock_and_sample(tmp_path: Path) -> None:
+    from provgraph import File, InputFileError, shell
+
+    Cat = shell.define("cat <path:File>")
+    mocked = File.mock("nowhere/a.txt")
+    assert Cat.command_line({"path": mocked}, tmp_path) == [
+        "cat",
+        str(Path("nowhere/a.txt").absolute()),
+    ]
+    with pytest.raises(InputFileError, match=r"does not exist"):
+        Cat(path=mocked)(cache_dir=tmp_path / "cache")
+    one, same = File.sample(tmp_path, seed=1), File.sample(tmp_path / "b", seed=1)
+    other = File.sample(tmp_path, seed=2)
+    assert one.read_bytes() == same.read_bytes() != other.read_bytes()
+    assert one.stat().st_size == 256 and one.parent == tmp_path

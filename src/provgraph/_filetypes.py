@@ -38,6 +38,27 @@ class File(_PathBase):  # type: ignore[valid-type, misc]
 
     kind = "File"
 
+    @classmethod
+    def mock(cls, path: str | os.PathLike[str] = "mock.txt") -> File:
+        """A File for a path that need not exist (Pydra's ``File.mock``): enough to build a
+        command line or a task object; a submission still checks that it exists."""
+        return cls(os.path.abspath(path))
+
+    @classmethod
+    def sample(cls, dest_dir: str | os.PathLike[str] | None = None, seed: int = 0) -> File:
+        """A small file of bytes that depend only on ``seed``, written in ``dest_dir`` (a new
+        temporary directory by default): sample data for tests."""
+        import random
+        import tempfile
+
+        folder = (
+            pathlib.Path(dest_dir) if dest_dir is not None else pathlib.Path(tempfile.mkdtemp())
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"sample-{seed}.bin"
+        path.write_bytes(random.Random(seed).randbytes(256))
+        return cls(path)
+
     def check(self, field: str) -> None:
         """Raise ``InputFileError`` naming ``field`` unless this is an existing regular file."""
         from .exceptions import InputFileError

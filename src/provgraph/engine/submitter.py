@@ -171,6 +171,7 @@ class Submitter:
         environment: Any = None,
         dry_run: typing.Literal[False] = False,
         rerun: bool = False,
+        propagate_rerun: bool = True,
     ) -> Result: ...
 
     @typing.overload
@@ -181,6 +182,7 @@ class Submitter:
         environment: Any = None,
         dry_run: typing.Literal[True],
         rerun: bool = False,
+        propagate_rerun: bool = True,
     ) -> DryRun: ...
 
     def __call__(
@@ -190,6 +192,7 @@ class Submitter:
         environment: Any = None,
         dry_run: bool = False,
         rerun: bool = False,
+        propagate_rerun: bool = True,
     ) -> Any:
         """Run ``task`` (a task or a workflow, split or not) and return its :class:`Result`.
 
@@ -200,14 +203,17 @@ class Submitter:
         ``rerun=True`` runs every job again, cached or not (one node:
         ``workflow.add(..., rerun=True)``); each new run replaces the saved result, and its
         record says which run it reran and whether each output came out the same
-        (``pg:rerunOf``, ``pg:reproduced``).
+        (``pg:rerunOf``, ``pg:reproduced``). ``propagate_rerun=False`` (as in Pydra) reruns
+        only the submitted task's own jobs: a workflow's result is put together again from
+        its nodes, which are taken from the cache.
         """
         environment = check_environment("environment", environment)
-        for name, flag in (("dry_run", dry_run), ("rerun", rerun)):
+        flags = (("dry_run", dry_run), ("rerun", rerun), ("propagate_rerun", propagate_rerun))
+        for name, flag in flags:
             if not isinstance(flag, bool):
                 raise SpecError(f"{name}={flag!r}; expected True or False", field=name, value=flag)
         with use_file_hash_cache(self.file_hashes):
-            run = _Run(self, task, environment, dry=dry_run, rerun=rerun)
+            run = _Run(self, task, environment, dry=dry_run, rerun=rerun, propagate=propagate_rerun)
             if dry_run:
                 return run.dry_run()
             try:
@@ -233,6 +239,7 @@ class _Run:
         *,
         dry: bool = False,
         rerun: bool = False,
+        propagate: bool = True,
     ) -> None:
         task = built(as_own_task(task))
         if not isinstance(task, TaskDef):
@@ -244,6 +251,7 @@ class _Run:
         self.sub = sub
         self.dry = dry  # a dry run: nothing runs, nothing is written, no hook hears of it
         self.rerun = rerun  # every job runs again, cached or not
+        self.propagate = propagate  # False: only the submitted node's own jobs rerun
         self.emit: Any = (lambda event: None) if dry else sub.emit
         self.task = task
         self.run_id = uuid.uuid4().urn
@@ -453,7 +461,9 @@ class _Run:
     def _rerun(self, job: rt.JobRun) -> bool:
         """Whether ``job`` runs again even if cached: the submission's ``rerun``, or its node's
         ``workflow.add(..., rerun=True)`` (or an enclosing workflow node's)."""
-        return self.rerun or job.node.rerun
+        if self.rerun and (self.propagate or job.node.instance.parent is None):
+            return True
+        return job.node.rerun
 
     def _read_only_hit(self, job: rt.JobRun) -> cache.StoredResult | None:
         """The job's result in a read-only cache, if one has it; the job then points there."""
