@@ -91,15 +91,19 @@ def test_translation_is_made_once_per_class() -> None:
         from_pydra(MrGrid(operation="regrid")).split(operation=["twist"])
 
 
-def test_pydra_python_tasks_are_refused_clearly() -> None:
+def test_pydra_python_tasks_run_on_provgraph(tmp_path: Path) -> None:
     from pydra.compose import python as pydra_python
 
-    @pydra_python.define
-    def Double(x: int) -> int:
-        return 2 * x
+    @pydra_python.define(outputs=["doubled", "text"])
+    def Double(x: int, suffix: str = "!") -> tuple[int, str]:
+        return 2 * x, f"{x}{suffix}"
 
-    with pytest.raises(SpecError, match=r"only shell definitions"):
-        Submitter(cache_dir=None)(Double(x=1))
+    with Submitter(cache_dir=tmp_path, worker="cf", n_procs=2, progress=False) as sub:
+        result = sub(Double(suffix="?").split(x=[1, 2, 3]))
+    assert result.outputs.doubled == [2, 4, 6] and result.outputs.text == ["1?", "2?", "3?"]
+    assert from_pydra(Double)._input_fields["suffix"].default == "!"
+    with pytest.raises(SpecError, match=r"input 'x'"):
+        from_pydra(Double)(x="a")  # the translated class checks its inputs as provgraph does
 
 
 @requires("mrgrid", "apt-get install mrtrix3 (.ci/run does)")

@@ -87,17 +87,57 @@ def translate(pydra_cls: type) -> type[TaskDef]:
 
 
 def _translate(pydra_cls: type) -> type[TaskDef]:
+    from pydra.compose import python as pydra_python
+    from pydra.compose import shell as pydra_shell
+
+    name = pydra_cls.__name__
+    if issubclass(pydra_cls, pydra_python.Task):
+        return _translate_python(pydra_cls)
+    if not issubclass(pydra_cls, pydra_shell.Task):
+        raise SpecError(
+            f"Pydra task {name}: only shell and python definitions (pydra.compose.shell, "
+            f"pydra.compose.python) are translated; this is a "
+            f"{pydra_cls.__mro__[1].__module__} definition",
+            field="task",
+            value=name,
+        )
+    return _translate_shell(pydra_cls)
+
+
+def _translate_python(pydra_cls: type) -> type[TaskDef]:
+    """A Pydra Python task: its function, with the inputs and outputs Pydra declares."""
+    from pydra.utils.general import get_fields
+
+    from . import python
+
+    name = pydra_cls.__name__
+    inputs: dict[str, Any] = {}
+    function = None
+    for f in get_fields(pydra_cls):
+        if f.name == "function":
+            function = f.default  # the function is the default of a field of that name
+            continue
+        _refuse_unsupported(name, f)
+        inputs[f.name] = python.arg(
+            type=_own_type(f.type), default=_default(f.default), help=f.help or ""
+        )
+    outputs = {
+        o.name: python.out(type=_own_type(o.type), help=o.help or "")
+        for o in get_fields(pydra_cls.Outputs)  # type: ignore[attr-defined]
+    }
+    if not callable(function):
+        _unsupported(name, "function", "no function to run")
+    made: type[TaskDef] = python.define(
+        typing.cast(Any, function), inputs=inputs, outputs=outputs, name=name
+    )
+    return made
+
+
+def _translate_shell(pydra_cls: type) -> type[TaskDef]:
     from pydra.compose import shell as pydra_shell
     from pydra.utils.general import get_fields
 
     name = pydra_cls.__name__
-    if not issubclass(pydra_cls, pydra_shell.Task):
-        raise SpecError(
-            f"Pydra task {name}: only shell definitions (pydra.compose.shell) are translated; "
-            f"this is a {pydra_cls.__mro__[1].__module__} definition",
-            field="task",
-            value=name,
-        )
     annotations: dict[str, Any] = {}
     namespace: dict[str, Any] = {"__doc__": pydra_cls.__doc__}
     outargs = {f.name for f in get_fields(pydra_cls) if isinstance(f, pydra_shell.outarg)}
