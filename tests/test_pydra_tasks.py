@@ -249,3 +249,19 @@ def test_a_nifti_with_its_json_sidecar_is_one_file_set(niftis: list, tmp_path: P
     found = {(str(f), Path(str(loc)).name) for f, loc in rows}
     assert {f for f, _name in found} == {NiftiGzX.mime_like}
     assert {name for _f, name in found} >= {"sub-01.nii.gz", "sub-01.json"}
+
+
+@requires("mrgrid", "apt-get install mrtrix3 (.ci/run does)")
+def test_mrgrid_on_a_dask_cluster(niftis: list, tmp_path: Path) -> None:
+    """The Pydra task object on a real Dask LocalCluster: its translated class travels to
+    the workers, and the walkthrough's outputs come back as fileformats images."""
+    pytest.importorskip("distributed", reason="dask is not installed")
+    task = MrGrid(operation="regrid").split(
+        ("in_file", "voxel"), in_file=niftis, voxel=[[1.0], [1.5], [2.0]]
+    )
+    with Submitter(cache_dir=tmp_path / "cache", worker="dask", n_workers=1, progress=False) as sub:
+        result = sub(task)
+    result.raise_for_errors()
+    sizes = [Path(p).stat().st_size for p in result.outputs.out_file]
+    assert len(sizes) == 3 and all(size > 0 for size in sizes)
+    assert all(type(p).__name__ == "ImageFormat" for p in result.outputs.out_file)
