@@ -265,3 +265,81 @@ def test_mrgrid_on_a_dask_cluster(niftis: list, tmp_path: Path) -> None:
     sizes = [Path(p).stat().st_size for p in result.outputs.out_file]
     assert len(sizes) == 3 and all(size > 0 for size in sizes)
     assert all(type(p).__name__ == "ImageFormat" for p in result.outputs.out_file)
+
+
+# -- found in review: each failed before its fix --------------------------------------------
+
+
+def test_fileformats_directories_and_dotted_names_hash_by_content(tmp_path: Path) -> None:
+    from fileformats.medimage import DicomDir
+
+    from provgraph import hash_value
+
+    first = DicomDir.sample(tmp_path / "a")
+    moved = shutil.copytree(first, tmp_path / "b" / "renamed.v2")
+    assert hash_value(DicomDir(moved)) == hash_value(first)
+    source = Nifti1.sample(tmp_path / "n", seed=3)
+    digests = set()
+    for name in ("scan.nii", "scan.v2.nii", "brain_0.5mm.nii"):
+        digests.add(hash_value(Nifti1(shutil.copy(source, tmp_path / name))))
+    assert len(digests) == 1
+
+
+def test_pydra_xor_groups_are_kept(tmp_path: Path) -> None:
+    from pydra.compose import shell as pshell
+
+    @pshell.define(xor=[["a", "b"], ["c", "d", None]])
+    class Tool(pshell.Task["Tool.Outputs"]):
+        executable = "echo"
+        a: int | None = pshell.arg(argstr="-a", default=None)
+        b: int | None = pshell.arg(argstr="-b", default=None)
+        c: int | None = pshell.arg(argstr="-c", default=None)
+        d: int | None = pshell.arg(argstr="-d", default=None)
+
+        class Outputs(pshell.Outputs):
+            pass
+
+    with Submitter(cache_dir=tmp_path, progress=False) as sub:
+        assert sub(Tool(a=1, c=3)).outputs.stdout == "-a 1 -c 3\n"
+        with pytest.raises(SpecError, match=r"'a' and 'b' are mutually exclusive"):
+            sub(from_pydra(Tool)(a=1, b=2))
+        with pytest.raises(SpecError, match=r"one of the inputs \['a', 'b'\] must be set"):
+            sub(from_pydra(Tool)(c=3))
+
+
+def test_untranslatable_definitions_name_task_field_and_feature() -> None:
+    from pydra.tasks.mrtrix3.v3_1 import MrConvert
+
+    with pytest.raises(SpecError, match=r"MrConvert: field 'export_grad_fsl' uses a path_template"):
+        from_pydra(MrConvert)
+
+
+def test_fileformats_values_in_containers_moved_caches_and_lists(
+    niftis: list, tmp_path: Path
+) -> None:
+    from provgraph.environments.base import place_files
+    from provgraph.provenance.record import describe_value
+
+    placed = place_files({"image": niftis[0]}, tmp_path / "job")
+    inside = str(placed.inputs["image"])
+    assert inside.startswith("/pg/in/") and inside.endswith(Path(niftis[0]).name)
+    assert str(Path(niftis[0]).parent) in {m.source for m in placed.mounts}
+    described = describe_value([niftis[0], niftis[1]])
+    assert [m["format"] for m in described["members"]] == ["medimage/nifti1"] * 2
+
+    cache = tmp_path / "cache"
+    from provgraph import shell
+
+    @shell.define
+    class CopyNifti:
+        executable = "cp"
+        src: Nifti1 = shell.arg(argstr="", position=1)
+
+        class Outputs:
+            out: Nifti1 = shell.outarg(argstr="", position=2, path_template="copy.nii")
+
+    first = CopyNifti(src=niftis[0])(cache_dir=cache)
+    cache.rename(tmp_path / "moved")
+    again = CopyNifti(src=niftis[0])(cache_dir=tmp_path / "moved")
+    assert Path(again.out).exists() and str(tmp_path / "moved") in str(again.out)
+    assert Path(first.out).name == Path(again.out).name

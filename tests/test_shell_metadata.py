@@ -308,3 +308,102 @@ def test_directory_type_only_output(tmp_path: Path) -> None:
 
     out = Mk(name="made")(cache_dir=tmp_path)
     assert Path(out.made).is_dir() and Path(out.made).name == "made"
+
+
+# -- found in review: each failed before its fix --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("inputs", "values"),
+    [
+        ({"x": (list[str], dict(argstr="-v {x}", sep=", "))}, dict(x=["a", "b"])),
+        ({"x": (list[str], dict(argstr="-v {x}", sep=" "))}, dict(x=["a b", "c"])),
+        ({"x": (list[str], dict(argstr="-v {x}", sep=","))}, dict(x=["O'Brien", "{a}"])),
+        (
+            {
+                "a": (str, dict(argstr="-a {a} {b:.2f}")),
+                "b": (float | None, dict(argstr=None, default=None)),
+            },
+            dict(a="x"),
+        ),
+        ({"x": (str, dict(argstr="-x -y"))}, dict(x="v")),
+        ({"x": (list[str], dict(argstr="-v..."))}, dict(x=["a", ""])),
+    ],
+)
+def test_review_command_lines_match_pydra(inputs: dict, values: dict, tmp_path: Path) -> None:
+    pydra_cls, own_cls = twins("cmd", inputs)
+    assert own_argv(own_cls, values, tmp_path) == pydra_argv(pydra_cls, values, tmp_path)
+
+
+def test_formatter_of_an_unset_input_writes_nothing(tmp_path: Path) -> None:
+    def shown(b):
+        return f"--b={b}"
+
+    spec = {"b": (int | None, dict(formatter=shown, default=None))}
+    pydra_cls, own_cls = twins("cmd", spec)
+    assert own_argv(own_cls, {}, tmp_path) == pydra_argv(pydra_cls, {}, tmp_path) == ["cmd"]
+
+
+def test_a_typo_in_a_callable_or_formatter_is_refused_at_definition() -> None:
+    def count(stdot):
+        return 0
+
+    with pytest.raises(SpecError, match=r"asks for \['stdot'\]"):
+
+        @shell.define
+        class Late:
+            executable = "true"
+
+            class Outputs:
+                n: int = shell.out(callable=count)
+
+    with pytest.raises(SpecError, match=r"formatter .*asks for \['nope'\]"):
+
+        @shell.define
+        class Wrong:
+            executable = "true"
+            a: int = shell.arg(formatter=lambda nope: "")
+
+
+def test_user_named_outputs_may_not_take_the_engines_names(in_file: str) -> None:
+    for name in ("stdout.txt", "_result.pkl", "_prov-run.trig", "_copied/x"):
+        with pytest.raises(SpecError, match=r"one the engine keeps"):
+            Copy(in_file=in_file, out_file=name)
+
+
+def test_copy_mode_keeps_inputs_of_the_same_name_apart(tmp_path: Path) -> None:
+    @shell.define
+    class Both:
+        executable = "cat"
+        a: File = shell.arg(argstr="", position=1, copy_mode="copy")
+        b: File = shell.arg(argstr="", position=2, copy_mode="copy")
+
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    (tmp_path / "x" / "data.txt").write_text("AAA\n")
+    (tmp_path / "y" / "data.txt").write_text("BBB\n")
+    out = Both(a=tmp_path / "x" / "data.txt", b=tmp_path / "y" / "data.txt")(
+        cache_dir=tmp_path / "c"
+    )
+    assert out.stdout == "AAA\nBBB\n"
+
+
+def test_command_line_rules_change_the_hash_only_where_the_command_changed() -> None:
+    """Definitions that Pydra's rules write differently than the first release did get a
+    new definition hash (their old cache is not reused); the others keep theirs."""
+
+    @shell.define
+    class Gap:  # unpositioned fields now fill the free positions before position 3
+        executable = "tool"
+        a: str = shell.arg(argstr="-a", position=3)
+        b: str = shell.arg(argstr="-b")
+
+    @shell.define
+    class Plain:
+        executable = "tool"
+        a: str = shell.arg(argstr="-a", position=1)
+        b: str = shell.arg(argstr="-b")
+
+    assert Gap.command_line({"a": "A", "b": "B"}, Path("/j")) == ["tool", "-b", "B", "-a", "A"]
+    assert "Pydra 1.0 rules" in Gap._definition_text
+    assert "Pydra 1.0 rules" not in Plain._definition_text

@@ -62,28 +62,26 @@ def candidates(tp: Any) -> list[Any]:
     return [a for a in typing.get_args(tp) if is_fileset_type(a)]
 
 
+def _content(path: str) -> bytes:
+    from .hashing import file_content_digest, hash_value
+
+    return hash_value(_directory(path)) if os.path.isdir(path) else file_content_digest(path)
+
+
 def members(value: Any) -> list[str]:
-    """The files of a set, in a stable order that does not depend on their names: by
-    suffix, then by content."""
-    from .hashing import file_content_digest
-
+    """The files (or directories) of a set, in an order that does not depend on their
+    names: by content."""
     paths = [os.fspath(p) for p in value.fspaths]
-    return sorted(paths, key=lambda p: (_suffix(p), file_content_digest(p)))
-
-
-def _suffix(path: str) -> str:
-    name = os.path.basename(path)
-    return name[name.find(".") :] if "." in name else ""
+    return sorted(paths, key=lambda p: (_content(p), p))
 
 
 def fileset_digest(value: Any) -> bytes:
-    """The content hash of a file set: its format, then each member's suffix and content."""
-    from .hashing import H, file_content_digest, hash_value
+    """The content hash of a file set: its format, then each member's content (names, and
+    so renaming, play no part)."""
+    from .hashing import H, hash_value
 
     parts = [hash_value(format_name(value))]
-    for path in members(value):
-        content = hash_value(_directory(path)) if os.path.isdir(path) else file_content_digest(path)
-        parts.append(hash_value(_suffix(path)) + content)
+    parts += [_content(path) for path in members(value)]
     return H(b"fileformats", b"".join(parts))
 
 

@@ -28,6 +28,7 @@ import shutil
 import socket
 import sys
 import time
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -88,10 +89,25 @@ class _Rel:
     rel: str
 
 
+@attrs.frozen
+class _RelSet:
+    """A fileformats file set stored by its class and its files' paths relative to the job's
+    directory (a moved cache still finds them)."""
+
+    kind: Any
+    rels: tuple[str, ...]
+
+
 def _to_stored(value: Any, root: Path) -> Any:
     if isinstance(value, (File, Directory)):
         rel = _relative_in_cache(os.path.abspath(value), os.path.abspath(root))
         return value if rel is None else _Rel(type(value).__name__, rel)
+    if type(value).__module__.startswith("fileformats") and hasattr(value, "fspaths"):
+        job = os.path.abspath(root)
+        rels = [_relative_in_cache(os.path.abspath(p), job) for p in value.fspaths]
+        if all(r is not None for r in rels):
+            return _RelSet(type(value), tuple(sorted(typing.cast(list[str], rels))))
+        return value
     if isinstance(value, list):
         return [_to_stored(v, root) for v in value]
     if isinstance(value, tuple):
@@ -116,6 +132,16 @@ def _from_stored(value: Any, root: Path) -> Any:
         if not path.exists():
             raise FileNotFoundError(path)
         return (File if value.kind == "File" else Directory)(path)
+    if isinstance(value, _RelSet):
+        paths = [Path(os.path.normpath(root / rel)) for rel in value.rels]
+        for path in paths:
+            if not path.exists():
+                raise FileNotFoundError(path)
+        return value.kind(paths)
+    if type(value).__module__.startswith("fileformats") and hasattr(value, "fspaths"):
+        for path in value.fspaths:
+            if not os.path.exists(path):
+                raise FileNotFoundError(path)
     if isinstance(value, (File, Directory)) and not os.path.exists(value):
         raise FileNotFoundError(value)  # a file of another job (inside a workflow), now gone
     if isinstance(value, list):

@@ -379,7 +379,7 @@ def resolve_inputs(job: JobRun) -> None:
         inputs[field] = checked = check_value(fields[field], value)
         digests[field] = digest(field, checked)
     if task._has_rules:
-        check_rules(node.path, fields, inputs)
+        check_rules(node.path, fields, inputs, type(task)._one_of)
     job.inputs = inputs
     job.digests = digests
 

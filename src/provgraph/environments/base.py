@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from .._filetypes import Directory, File
 from ..exceptions import ContainerError, SpecError
 
 __all__ = [
@@ -123,6 +124,12 @@ def place_files(inputs: dict[str, Any], output_dir: Path) -> Placement:
     def convert(value: Any) -> Any:
         if isinstance(value, PurePath):
             return type(value)(inside(value))
+        if type(value).__module__.startswith("fileformats") and hasattr(value, "fspaths"):
+            # every file of the set is bound (a sidecar too); the command names the main one
+            for member in value.fspaths:
+                inside(member)
+            main = os.fspath(value)
+            return (Directory if os.path.isdir(main) else File)(inside(Path(main)))
         if isinstance(value, (list, tuple)):
             return type(value)(convert(v) for v in value)
         if isinstance(value, dict):

@@ -130,7 +130,10 @@ def describe_value(value: Any) -> dict[str, Any]:
     if (
         isinstance(value, (list, tuple))
         and value
-        and all(isinstance(v, (File, Directory)) for v in value)
+        and all(
+            isinstance(v, (File, Directory)) or type(v).__module__.startswith("fileformats")
+            for v in value
+        )
     ):
         members = [describe_value(v) for v in value]
         return {"kind": "Value", "hash": hash_value(value).hex(), "members": members}

@@ -65,17 +65,37 @@ def template_names(text: str, strict: bool = False) -> set[str]:
 
 
 def _fill(text: str, values: Mapping[str, Any]) -> str:
-    names = template_names(text)
-    given = {n: "" if values.get(n) is None else values[n] for n in names}
-    filled = text.format(**given)
+    """One word of a template filled; a field whose value is None (unset) writes nothing,
+    whatever its format spec."""
+    parts = []
+    for literal, name, spec, conversion in string.Formatter().parse(text):
+        parts.append(literal)
+        if name is None:
+            continue
+        root = re.split(r"[.\[]", name, maxsplit=1)[0]
+        value = values.get(root)
+        if value is None:
+            continue
+        piece = "{" + name + ("!" + conversion if conversion else "")
+        piece += (":" + spec if spec else "") + "}"
+        parts.append(piece.format(**{root: value}))
+    filled = "".join(parts)
     for before, after in (("[ ", "["), (" ]", "]"), ("[,", "["), (",]", "]")):
         filled = filled.replace(before, after)
     return filled.strip()
 
 
-def _fill_words(argstr: str, values: Mapping[str, Any]) -> list[str]:
-    """An argstr template's words, each filled: a value with spaces stays one word."""
-    words = [_fill(w, values) for w in shlex.split(argstr)]
+def _fill_words(
+    argstr: str, values: Mapping[str, Any], own: str | None = None, own_words: Any = None
+) -> list[str]:
+    """An argstr template's words, each filled: a value with spaces stays one word; a word
+    that is exactly ``{own}`` becomes ``own_words`` (a list's items)."""
+    words: list[str] = []
+    for word in shlex.split(argstr):
+        if own is not None and own_words is not None and word == "{" + own + "}":
+            words += own_words
+        else:
+            words.append(_fill(word, values))
     return [w for w in words if w]
 
 
@@ -117,8 +137,8 @@ def _one(field: Any, argstr: str, value: Any, values: Mapping[str, Any]) -> list
         for item in value:
             if templated:
                 words += _fill_words(flag, {**values, field.name: item})
-            else:
-                words += ([flag] if flag else []) + [_text(item)]
+            elif _text(item) != "":  # an empty item writes nothing, its flag neither
+                words += [*_flag_words(flag), _text(item)]
         return words
     if _is_list(value):
         items = [_text(v) for v in value]
@@ -126,22 +146,28 @@ def _one(field: Any, argstr: str, value: Any, values: Mapping[str, Any]) -> list
             return []
         joined = items if sep.strip() == "" else [sep.join(items)]
         if templated:
-            return _fill_words(flag.replace("{" + field.name + "}", " ".join(joined)), values)
-        return ([flag] if flag else []) + joined
+            filled = {**values, field.name: sep.join(items)}
+            return _fill_words(flag, filled, own=field.name, own_words=joined)
+        return _flag_words(flag) + joined
     if templated:
         return _fill_words(flag, {**values, field.name: value})
     text = _text(value)
     if text == "":
         return []
-    if flag.endswith("="):
+    if flag.endswith("=") and " " not in flag:
         return [flag + text]
-    return [flag, text] if flag else [text]
+    return [*_flag_words(flag), text]
+
+
+def _flag_words(flag: str) -> list[str]:
+    """A plain flag's words (``"-x -y"`` is two)."""
+    return shlex.split(flag) if flag else []
 
 
 def field_words(field: Any, values: Mapping[str, Any]) -> list[str]:
     """The words one input field writes on the command line for the job's ``values``."""
     if getattr(field, "formatter", None) is not None:
-        return _formatted(field, values)
+        return [] if values.get(field.name) is None else _formatted(field, values)
     if not getattr(field, "on_command", True):
         return []
     value = values.get(field.name)

@@ -120,7 +120,8 @@ def make_task_class(
         "_output_fields": outputs,
         "_definition_hash": digest,
         "_definition_text": body,
-        "_has_rules": any(f.xor or f.requires for f in inputs.values()),
+        "_has_rules": any(f.xor or f.requires for f in inputs.values())
+        or bool(extra.get("_one_of")),
         "__module__": module,
         "__qualname__": qualname,
         "__doc__": doc,

@@ -143,6 +143,8 @@ def _translate_shell(pydra_cls: type) -> type[TaskDef]:
     outargs = {f.name for f in get_fields(pydra_cls) if isinstance(f, pydra_shell.outarg)}
     for f in get_fields(pydra_cls):
         if f.name == "executable":
+            if not f.default:
+                _unsupported(name, "executable", "no executable (is the class decorated?)")
             namespace["executable"] = f.default
             continue
         if f.name == "append_args" or f.name in outargs:
@@ -159,6 +161,8 @@ def _translate_shell(pydra_cls: type) -> type[TaskDef]:
             allowed_values=f.allowed_values,
             copy_mode=getattr(getattr(f, "copy_mode", None), "name", None),
         )
+    if "executable" not in namespace:
+        _unsupported(name, "executable", "no executable (is the class decorated?)")
     out_annotations: dict[str, Any] = {}
     out_namespace: dict[str, Any] = {}
     for o in get_fields(pydra_cls.Outputs):  # type: ignore[attr-defined]
@@ -168,6 +172,10 @@ def _translate_shell(pydra_cls: type) -> type[TaskDef]:
         if isinstance(o, pydra_shell.outarg):
             if callable(o.path_template):
                 _unsupported(name, o.name, "a path_template given as a function")
+            if not isinstance(o.path_template, str):
+                _unsupported(name, o.name, f"a path_template of several files {o.path_template!r}")
+            if typing.get_origin(o.type) in (list, tuple) or o.type is Any:
+                _unsupported(name, o.name, f"an outarg typed {o.type!r} (several files or any)")
             out_namespace[o.name] = shell.outarg(
                 path_template=o.path_template,
                 argstr=o.argstr,
@@ -186,7 +194,8 @@ def _translate_shell(pydra_cls: type) -> type[TaskDef]:
     namespace["__module__"] = pydra_cls.__module__
     namespace["__qualname__"] = pydra_cls.__qualname__
     source = type(name, (), namespace)
-    return shell.define(source, name=name)
+    groups = [list(g) for g in getattr(pydra_cls, "_xor", None) or ()]
+    return shell.define(source, name=name, xor=groups)
 
 
 def _refuse_unsupported(task: str, f: Any) -> None:

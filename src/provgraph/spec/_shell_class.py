@@ -3,6 +3,7 @@ reading of a class into fields and a command-line layout (Pydra 1.0's field meta
 
 from __future__ import annotations
 
+import inspect
 import os
 import shlex
 import typing
@@ -311,8 +312,55 @@ def from_class(
     shown = [n for n in shown if outputs[n].argstr or outputs[n].position is not None]
     layout = command_order(cls.__name__, [*inputs.values(), *(outputs[n] for n in shown)])
     _check_rules_declared(cls.__name__, inputs)
+    _check_signatures(cls.__name__, inputs, outputs)
     check_output_templates(f"shell class {cls.__name__}", inputs, outputs)
     return command, inputs, outputs, layout
+
+
+_FORMATTER_NAMES = ("field", "inputs")
+_CALLABLE_NAMES = (
+    "field",
+    "inputs",
+    "output_dir",
+    "cache_dir",
+    "executable",
+    "stdout",
+    "stderr",
+    "return_code",
+)
+
+
+def _check_signatures(task: str, inputs: dict[str, Field], outputs: dict[str, OutputField]) -> None:
+    """A formatter's or a callable output's parameters must be names it will be given: a
+    typo is refused now, not after the command has run."""
+    checks: list[tuple[str, Any, tuple[str, ...]]] = [
+        (f"input {f.name!r}: formatter", f.formatter, _FORMATTER_NAMES) for f in inputs.values()
+    ]
+    checks += [
+        (f"output {o.name!r}: callable", o.callable, _CALLABLE_NAMES) for o in outputs.values()
+    ]
+    for what, function, extra in checks:
+        if function is None:
+            continue
+        try:
+            parameters = inspect.signature(function).parameters.values()
+        except (TypeError, ValueError):
+            continue  # a builtin without a signature: checked when called
+        wanted = [
+            p.name
+            for p in parameters
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and p.default is p.empty
+            and p.name != "self"
+        ]
+        unknown = [n for n in wanted if n not in inputs and n not in extra]
+        if unknown:
+            raise SpecError(
+                f"shell class {task}: {what} {getattr(function, '__name__', function)}() asks "
+                f"for {unknown}; expected input names or {list(extra)}",
+                field=what,
+                value=unknown,
+            )
 
 
 def command_order(task: str, fields: list[Any]) -> list[str]:

@@ -119,7 +119,8 @@ def output_paths(
     for o in outputs.values():
         if o.path_template is None:
             continue
-        chosen = inputs.get(o.name, True) if o.settable else True
+        default = None if _optional(o.type) else True  # the input's own default
+        chosen = inputs.get(o.name, default) if o.settable else True
         if chosen is False or chosen is None:
             paths[o.name] = None
             continue

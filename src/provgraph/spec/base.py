@@ -41,6 +41,7 @@ class TaskDef:
     # what a batch scheduler should give each job (``spec.resources``); not hashed
     _resources: ClassVar[dict[str, Any]] = {}
     _has_rules: ClassVar[bool] = False  # an input has xor= or requires= (checked per job)
+    _one_of: ClassVar[tuple[tuple[str, ...], ...]] = ()  # groups of which one must be set
 
     def __init__(self, **inputs: Any) -> None:
         values: dict[str, Any] = {n: f.default for n, f in self._input_fields.items()}

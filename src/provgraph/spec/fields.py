@@ -279,12 +279,23 @@ def _coerce_plain(tp: Any, value: Any) -> Any:
     return value  # a typing construct we do not check (TypeVar, NewType, ...)
 
 
+# what the engine keeps in a job's directory: no output may be named so
+RESERVED_NAMES = ("stdout.txt", "stderr.txt", "_result.pkl", "_error.json", "_lock", "_copied")
+
+
 def _output_name(name: str) -> str:
     normal = os.path.normpath(name) if name else ""
     if not normal or os.path.isabs(normal) or normal == "." or normal.split(os.sep)[0] == "..":
         raise SpecError(
             f"output file name {name!r} is outside the job's directory; expected a relative "
             "path inside it (no leading '/', no '..' leading out), or True/False",
+            value=name,
+        )
+    first = normal.split(os.sep)[0]
+    if first in RESERVED_NAMES or first.startswith("_prov"):
+        raise SpecError(
+            f"output file name {name!r} is one the engine keeps in the job's directory; "
+            f"expected another name (not {', '.join(RESERVED_NAMES)} or _prov*)",
             value=name,
         )
     return name
@@ -366,7 +377,12 @@ def _is_set(value: Any) -> bool:
 UNKNOWN: Any = type("Unknown", (), {"__repr__": lambda self: "<a connection>"})()
 
 
-def check_rules(task: str, fields: Mapping[str, Field], values: Mapping[str, Any]) -> None:
+def check_rules(
+    task: str,
+    fields: Mapping[str, Field],
+    values: Mapping[str, Any],
+    one_of: tuple[tuple[str, ...], ...] = (),
+) -> None:
     """The ``xor`` and ``requires`` rules of ``fields`` over one job's ``values``: a
     ``SpecError`` naming the fields when one is broken (``None``, unset and ``False`` count as
     not set; :data:`UNKNOWN`, a value not known yet, counts as set for ``requires`` and is
@@ -393,4 +409,11 @@ def check_rules(task: str, fields: Mapping[str, Field], values: Mapping[str, Any
                 f"{task}: input {field.name!r} requires {missing} to be set as well",
                 field=field.name,
                 value=values.get(field.name),
+            )
+    for group in one_of:
+        if not any(_is_set(values.get(n)) for n in group):
+            raise SpecError(
+                f"{task}: one of the inputs {list(group)} must be set (they exclude each "
+                "other, and one is required)",
+                field=group[0],
             )

@@ -176,26 +176,41 @@ class ShellTask(TaskDef):
 
 
 def _copied_in(cls: Any, inputs: dict[str, Any], output_dir: Path) -> dict[str, Any]:
-    """Inputs declared with ``copy_mode`` placed in the job's directory (copied, or linked),
-    the command given the placed path; the provenance still names the original file."""
+    """Inputs declared with ``copy_mode`` placed in the job's directory, each in a folder of
+    its own (``_copied/<field>/``), copied or linked (every file of a fileformats set); the
+    command is given the placed path, the provenance still names the original file."""
     moved = {}
     for field in cls._input_fields.values():
         value = inputs.get(field.name)
         if field.copy_mode in (None, "any", "leave") or not isinstance(value, os.PathLike):
             continue
-        target = output_dir / os.path.basename(os.fspath(value))
-        if not os.path.lexists(target):
-            if field.copy_mode == "symlink":
-                os.symlink(os.fspath(value), target)
-            elif field.copy_mode in ("hardlink", "link"):
-                try:
-                    os.link(os.fspath(value), target)
-                except OSError:  # another file system: a copy does the same
-                    _copy(value, target)
-            else:
-                _copy(value, target)
-        moved[field.name] = type(value)(target)  # type: ignore[call-arg]
+        folder = output_dir / "_copied" / field.name
+        folder.mkdir(parents=True, exist_ok=True)
+        members = getattr(value, "fspaths", None) or [value]
+        placed = []
+        for member in sorted(os.fspath(m) for m in members):
+            target = folder / os.path.basename(member)
+            if not os.path.lexists(target):
+                _place(field.copy_mode, member, target)
+            placed.append(target)
+        kind: Any = type(value)
+        if hasattr(value, "fspaths"):  # a fileformats set: the same format, placed
+            moved[field.name] = kind(placed)
+        else:
+            moved[field.name] = kind(folder / os.path.basename(os.fspath(value)))
     return {**inputs, **moved} if moved else inputs
+
+
+def _place(mode: str, source: str, target: Path) -> None:
+    if mode == "symlink":
+        os.symlink(source, target)
+    elif mode in ("hardlink", "link"):
+        try:
+            os.link(source, target)
+        except OSError:  # another file system: a copy does the same
+            _copy(source, target)
+    else:
+        _copy(source, target)
 
 
 def _copy(source: Any, target: Path) -> None:
@@ -336,6 +351,63 @@ def _refuse_broken_field(template: str, token: str) -> None:
     )
 
 
+def _xor_groups(
+    task: str, inputs: dict[str, Field], groups: Any
+) -> tuple[dict[str, Field], tuple[tuple[str, ...], ...]]:
+    """The inputs with each group's exclusions added to their ``xor``, and the groups of
+    which one input is required (those without ``None``)."""
+    if isinstance(groups, str) or not all(
+        not isinstance(g, str) and all(n is None or isinstance(n, str) for n in g) for g in groups
+    ):
+        raise SpecError(
+            f"shell task {task}: xor={groups!r}; expected groups of input names, e.g. "
+            "[['a', 'b'], ['c', 'd', None]]",
+            field="xor",
+            value=groups,
+        )
+    fields = dict(inputs)
+    required = []
+    for group in groups:
+        names = sorted(n for n in group if n is not None)
+        unknown = [n for n in names if n not in fields]
+        if unknown:
+            raise SpecError(
+                f"shell task {task}: xor group {names} names {unknown}, which are not inputs; "
+                f"its inputs are {sorted(fields)}",
+                field="xor",
+                value=unknown,
+            )
+        for n in names:
+            others = tuple(dict.fromkeys((*fields[n].xor, *(m for m in names if m != n))))
+            fields[n] = attrs.evolve(fields[n], xor=others)
+        if None not in group and len(names) > 0:
+            required.append(tuple(names))
+    return fields, tuple(required)
+
+
+def _rules_marker(
+    inputs: dict[str, Field], outputs: dict[str, OutputField], layout: list[Any]
+) -> str:
+    """A line added to a class form's definition when Pydra's command-line rules (adopted
+    after the first release) write its command differently than before: its hash, and so its
+    cache, then changes with its command line; definitions written alike keep theirs."""
+
+    def position(name: str) -> int:
+        field = inputs.get(name) or outputs.get(name)
+        return getattr(field, "position", None) or 0
+
+    before = sorted((n for n in layout if position(n) > 0), key=position)
+    before += [n for n in layout if position(n) == 0]
+    before += sorted((n for n in layout if position(n) < 0), key=position)
+    changed = before != list(layout) or any(
+        (f.sep is not None and f.sep.strip() == "" and f.sep != "")
+        or not f.on_command
+        or (f.argstr is not None and ("{" in f.argstr or f.argstr.endswith("...")))
+        for f in inputs.values()
+    )
+    return "\ncommand line: Pydra 1.0 rules" if changed else ""
+
+
 def _implicit_inputs(spec: Any) -> dict[str, Field]:
     """``executable`` (the command, replaceable per task) and ``append_args`` (words added at
     the end): inputs of every shell task, as in Pydra; at their defaults they change nothing,
@@ -395,6 +467,7 @@ def define(
     version: str | None = None,
     environment: Any = None,
     resources: dict[str, Any] | None = None,
+    xor: Any = (),
 ) -> type[ShellTask]: ...
 
 
@@ -406,6 +479,7 @@ def define(
     version: str | None = None,
     environment: Any = None,
     resources: dict[str, Any] | None = None,
+    xor: Any = (),
 ) -> Callable[[str | type], type[ShellTask]]: ...
 
 
@@ -416,12 +490,15 @@ def define(
     version: str | None = None,
     environment: Any = None,
     resources: dict[str, Any] | None = None,
+    xor: Any = (),
 ) -> Any:
     """Make a shell task class from a command template or a class (usable as a decorator).
 
     ``environment`` is where its command runs unless a submission says otherwise;
     ``resources`` (time, mem, cpus...) what a batch scheduler should give each of its jobs
     (see :mod:`provgraph.spec.resources`). Neither is part of the definition hash.
+    ``xor`` (Pydra's) lists groups of inputs that exclude each other: at most one of a group
+    may be set, and exactly one unless the group also holds ``None``.
     """
     check_environment("environment", environment)
     checked_resources = check_resources(name or "shell task", resources)
@@ -432,7 +509,7 @@ def define(
             body, module, qualname, doc = spec, "provgraph.spec.shell", None, None
         elif isinstance(spec, type):
             command, inputs, outputs, layout = from_class(spec)
-            body = "executable: " + shlex.join(command)
+            body = "executable: " + shlex.join(command) + _rules_marker(inputs, outputs, layout)
             module, qualname, doc = spec.__module__, spec.__qualname__, spec.__doc__
         else:
             raise SpecError(
@@ -447,6 +524,7 @@ def define(
             name or (spec.__name__ if isinstance(spec, type) else _derive_name(command))
         )
         all_outputs = {**_STD_OUTPUTS, **outputs}
+        inputs, one_of = _xor_groups(task_name, inputs, xor)
         inputs = {**inputs, **_implicit_inputs(spec if isinstance(spec, type) else command)}
         cls = make_task_class(
             ShellTask,
@@ -464,6 +542,7 @@ def define(
                 "_layout": tuple(layout),
                 "_environment": environment,
                 "_resources": checked_resources,
+                "_one_of": one_of,
             },
         )
         return typing.cast(type[ShellTask], cls)

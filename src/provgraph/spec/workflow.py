@@ -201,7 +201,12 @@ def _construct(
         # the xor/requires rules over what is known now (connections: when they are known)
         if task._has_rules:
             known = {f: (UNKNOWN if _is_lazy(v) else v) for f, v in task._values.items()}
-            check_rules(f"workflow {wf_name}: node {node_name!r}", task._input_fields, known)
+            check_rules(
+                f"workflow {wf_name}: node {node_name!r}",
+                task._input_fields,
+                known,
+                type(task)._one_of,
+            )
         missing = [f for f, v in task._values.items() if v is NOTHING]
         if missing:
             raise MissingInputError(
