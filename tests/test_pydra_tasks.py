@@ -368,3 +368,53 @@ def test_every_mrtrix3_interface_translates_or_is_refused_by_name() -> None:
             continue
         translated += 1
     assert translated >= 0.9 * len(classes), refused
+
+
+def _pydra_copy() -> type:
+    """A Pydra shell definition (cp, a fileformats File in, an outarg out)."""
+    from pydra.compose import shell as pshell
+
+    @pshell.define
+    class PCopy(pshell.Task["PCopy.Outputs"]):
+        executable = "cp"
+        in_file: FFile = pshell.arg(argstr="", position=1)
+
+        class Outputs(pshell.Outputs):
+            out_file: FFile = pshell.outarg(argstr="", position=2, path_template="{in_file}_copy")
+
+    return PCopy
+
+
+def _texts(folder: Path) -> list:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k in range(2):
+        path = folder / f"t{k}.txt"
+        path.write_text(f"text {k}\n")
+        paths.append(FFile(path))
+    return paths
+
+
+@requires("sbatch", "start a one-node cluster with scripts/start-slurm.sh (.ci/run does)")
+def test_pydra_task_objects_on_slurm(tmp_path: Path) -> None:
+    task = _pydra_copy()().split(in_file=_texts(tmp_path / "in"))
+    with Submitter(cache_dir=tmp_path / "cache", worker="slurm", poll_interval=0.3) as sub:
+        result = sub(task)
+    result.raise_for_errors()
+    assert [Path(p).read_text() for p in result.outputs.out_file] == ["text 0\n", "text 1\n"]
+    assert [Path(p).name for p in result.outputs.out_file] == ["t0_copy.txt", "t1_copy.txt"]
+
+
+def test_pydra_task_object_in_a_container(tmp_path: Path) -> None:
+    """Its fileformats input is bound into the container and named by its path inside."""
+    from conftest import skip_unless_ci
+    from provgraph.environments import Bubblewrap
+
+    rootfs = Path(os.environ.get("IMAGE_DIR", "/var/tmp/ci-images")) / "busybox-rootfs"
+    if shutil.which("bwrap") is None or not rootfs.is_dir():
+        skip_unless_ci("bubblewrap or its busybox root (scripts/setup-containers.sh) is missing")
+    task = _pydra_copy()(in_file=_texts(tmp_path / "in")[1])
+    with Submitter(cache_dir=tmp_path / "cache", environment=Bubblewrap(rootfs)) as sub:
+        result = sub(task)
+    result.raise_for_errors()
+    assert Path(result.outputs.out_file).read_text() == "text 1\n"
