@@ -19,6 +19,7 @@ from .fields import (
     NOTHING,
     Field,
     OutputField,
+    _is_lazy,
     check_allowed,
     coerce,
     fits_possibly_split,
@@ -212,10 +213,6 @@ class TaskDef:
         lines.append("outputs:")
         lines.extend(f"  {o.name}: {type_name(o.type)}" for o in cls._output_fields.values())
         return "\n".join(lines)
-
-
-def _is_lazy(value: Any) -> bool:
-    return getattr(value, "_provgraph_lazy", False) is True
 
 
 def _check_connection(task_name: str, field: Field, lazy: Any, split: bool) -> None:
