@@ -407,3 +407,19 @@ def test_command_line_rules_change_the_hash_only_where_the_command_changed() -> 
     assert Gap.command_line({"a": "A", "b": "B"}, Path("/j")) == ["tool", "-b", "B", "-a", "A"]
     assert "Pydra 1.0 rules" in Gap._definition_text
     assert "Pydra 1.0 rules" not in Plain._definition_text
+
+
+def test_cmdline_shows_the_command_without_running_it(
+    tmp_path: Path, in_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert Copy(in_file=in_file).cmdline == f"cp {in_file} {tmp_path / 'in_copy.nii.gz'}"
+    assert not (tmp_path / "in_copy.nii.gz").exists()
+    spaced = Echo(word="two words", append_args=["x"])
+    assert spaced.cmdline == "echo 'two words' x"
+    with pytest.raises(SpecError, match=r"each job has its own command line"):
+        _ = Echo().split(word=["a", "b"]).cmdline
+    from provgraph import MissingInputError
+
+    with pytest.raises(MissingInputError, match=r"'word' not set"):
+        _ = Echo().cmdline

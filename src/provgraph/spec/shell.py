@@ -38,7 +38,7 @@ from typing import Any
 import attrs
 
 from .._filetypes import Directory, File
-from ..exceptions import CommandError, SpecError
+from ..exceptions import CommandError, MissingInputError, SpecError
 from ._cmdline import field_words
 from ._definition import check_task_name, make_task_class
 from ._shell_class import IMPLICIT, arg, check_output_templates, from_class, out, outarg
@@ -98,6 +98,33 @@ class ShellTask(TaskDef):
         if value is None:
             return list(cls._executable)
         return shlex.split(value) if isinstance(value, str) else [str(w) for w in value]
+
+    @property
+    def cmdline(self) -> str:
+        """The command line this task would run, with its outputs placed in the current
+        directory (Pydra's ``cmdline``): for a look, nothing runs."""
+        if self.splitter is not None:
+            raise SpecError(
+                f"{self._task_name} is split over {self.splitter!r}: each job has its own "
+                "command line (see a dry run, sub(task, dry_run=True))",
+                field="splitter",
+            )
+        values = {}
+        for name, field in self._input_fields.items():
+            value = self._values[name]
+            if value is NOTHING:
+                raise MissingInputError(
+                    f"{self._task_name}: mandatory input {name!r} not set", field=name
+                )
+            if getattr(value, "_provgraph_lazy", False):
+                raise SpecError(
+                    f"{self._task_name}: input {name!r} is a connection ({value.label}); its "
+                    "value is known only when the workflow runs",
+                    field=name,
+                )
+            if not (field.implicit and value == field.default):
+                values[name] = value
+        return shlex.join(self.command_line(values, Path.cwd()))
 
     @classmethod
     def _output_paths(cls, inputs: dict[str, Any], output_dir: Path) -> dict[str, Path | None]:
