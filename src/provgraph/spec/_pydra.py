@@ -175,7 +175,7 @@ def _translate_shell(pydra_cls: type) -> type[TaskDef]:
             if not isinstance(o.path_template, str):
                 _unsupported(name, o.name, f"a path_template of several files {o.path_template!r}")
             if typing.get_origin(o.type) in (list, tuple) or o.type is Any:
-                _unsupported(name, o.name, f"an outarg typed {o.type!r} (several files or any)")
+                _unsupported(name, o.name, f"an outarg typed {o.type!r} (list or any)")
             out_namespace[o.name] = shell.outarg(
                 path_template=o.path_template,
                 argstr=o.argstr,
@@ -233,10 +233,15 @@ def _own_type(tp: Any) -> Any:
     """Pydra's types in provgraph's terms: its MultiInputObj as provgraph's; fileformats
     classes stay themselves (provgraph checks and hashes them)."""
     from pydra.utils.typing import MultiInputObj as PydraMulti
+    from pydra.utils.typing import MultiOutputFile
 
     origin = typing.get_origin(tp)
     if tp is PydraMulti:
         return MultiInputObj
+    if tp is MultiOutputFile:  # several files from one template: a list of files
+        from .._filetypes import File
+
+        return list[File]
     if origin is PydraMulti:
         return MultiInputObj[tuple(_own_type(a) for a in typing.get_args(tp))]  # type: ignore[misc]
     if origin in (typing.Union, __import__("types").UnionType):

@@ -110,12 +110,46 @@ def inside_job(rel: str, name: str, given: str) -> str:
     return normal
 
 
+def _is_list_type(tp: Any) -> bool:
+    return typing.get_origin(_plain(tp)) is list
+
+
+def _filled_per_item(template: str, o: Any, inputs: Mapping[str, Any]) -> list[str] | None:
+    """For an output typed ``list[...]``: the template filled once per item of the list
+    inputs it names (Pydra's ``MultiOutputFile``), all of one length."""
+    listed = {
+        root: inputs[root]
+        for root, _ in _fields_of(template)
+        if isinstance(inputs.get(root), (list, tuple))
+    }
+    lengths = {len(v) for v in listed.values()}
+    if len(lengths) > 1:
+        raise SpecError(
+            f"output {o.name!r}: path template {template!r} names lists of different lengths "
+            f"{ {k: len(v) for k, v in listed.items()} }; expected one length",
+            field=o.name,
+            value=template,
+        )
+    if not listed:
+        one = fill_path_template(template, o.name, inputs, o.keep_extension)
+        return None if one is None else [one]
+    filled = []
+    for k in range(lengths.pop()):
+        item = {**inputs, **{root: values[k] for root, values in listed.items()}}
+        rel = fill_path_template(template, o.name, item, o.keep_extension)
+        if rel is None:
+            return None
+        filled.append(rel)
+    return filled
+
+
 def output_paths(
     outputs: Mapping[str, Any], inputs: Mapping[str, Any], output_dir: Path
-) -> dict[str, Path | None]:
-    """The path of each placed output (None: not made, as its input asked or a template
-    input is None)."""
-    paths: dict[str, Path | None] = {}
+) -> dict[str, Any]:
+    """The path of each placed output: a Path, a list of them for an output typed
+    ``list[...]`` whose template names list inputs, or None (not made, as its input asked
+    or a template input is None)."""
+    paths: dict[str, Any] = {}
     for o in outputs.values():
         if o.path_template is None:
             continue
@@ -123,6 +157,14 @@ def output_paths(
         chosen = inputs.get(o.name, default) if o.settable else True
         if chosen is False or chosen is None:
             paths[o.name] = None
+            continue
+        if chosen is True and _is_list_type(o.type):
+            rels = _filled_per_item(o.path_template, o, inputs)
+            paths[o.name] = (
+                None
+                if rels is None
+                else [output_dir / inside_job(r, o.name, o.path_template) for r in rels]
+            )
             continue
         if chosen is True:
             rel = fill_path_template(o.path_template, o.name, inputs, o.keep_extension)
@@ -173,7 +215,13 @@ def collect_outputs(
     for o in task_cls._output_fields.values():
         if o.name in streams:
             continue
-        if o.name in paths:
+        if o.name in paths and isinstance(paths[o.name], list):
+            item_type = (typing.get_args(_plain(o.type)) or (Any,))[0]
+            missing = [str(p) for p in paths[o.name] if not p.exists()]
+            if missing:
+                raise _missing(task, o.name, f"was not created at {missing}", command)
+            found[o.name] = [as_type(item_type, p) for p in paths[o.name]]
+        elif o.name in paths:
             path = paths[o.name]
             if path is not None and path.exists():
                 found[o.name] = as_type(o.type, path)

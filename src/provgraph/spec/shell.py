@@ -127,7 +127,7 @@ class ShellTask(TaskDef):
         return shlex.join(self.command_line(values, Path.cwd()))
 
     @classmethod
-    def _output_paths(cls, inputs: dict[str, Any], output_dir: Path) -> dict[str, Path | None]:
+    def _output_paths(cls, inputs: dict[str, Any], output_dir: Path) -> dict[str, Any]:
         return output_paths(cls._output_fields, inputs, output_dir)
 
     @classmethod
@@ -135,7 +135,10 @@ class ShellTask(TaskDef):
         """The argument vector for these inputs, with outputs placed in ``output_dir``."""
         values = dict(inputs)
         for name, path in cls._output_paths(inputs, output_dir).items():
-            values[name] = None if path is None else str(path)
+            if isinstance(path, list):
+                values[name] = [str(p) for p in path]
+            else:
+                values[name] = None if path is None else str(path)
         argv = cls._executable_of(inputs)
         for item in cls._layout:
             if isinstance(item, _Literal):
@@ -158,9 +161,10 @@ class ShellTask(TaskDef):
             placement = environment.place(inputs, output_dir)
             inside = cls.command_line(placement.inputs, placement.job_dir)
             argv = environment.wrap(inside, placement)
-        for path in cls._output_paths(inputs, output_dir).values():
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
+        for placed in cls._output_paths(inputs, output_dir).values():
+            for path in placed if isinstance(placed, list) else [placed]:
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
         stdout_path, stderr_path = output_dir / "stdout.txt", output_dir / "stderr.txt"
         command = shlex.join(argv)
         with open(stdout_path, "wb") as so, open(stderr_path, "wb") as se:
