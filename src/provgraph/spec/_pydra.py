@@ -1,7 +1,8 @@
-"""Task objects defined with Pydra 1.0's ``pydra.compose.shell`` (from any pydra-tasks-*
-package), run by provgraph unchanged: each Pydra class is translated once, from its field
-metadata, into a provgraph shell class with the same command line; each task object into
-an instance of it with the same input values, splitter and combiner.
+"""Task objects defined with Pydra 1.0's ``pydra.compose.shell`` or ``pydra.compose.python``
+(from any pydra-tasks-* package), run by provgraph unchanged: each Pydra class is translated
+once, from its field metadata, into a provgraph class (a shell class with the same command
+line, or a Python task of the same function); each task object into an instance of it with
+the same input values, splitter and combiner.
 
 Used only when such an object is given (``pip install provgraph[pydra]``); a Pydra feature
 the translation cannot honour is refused with an error naming the field and the feature.
