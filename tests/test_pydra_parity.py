@@ -520,3 +520,20 @@ def test_file_mock_and_sample(tmp_path: Path) -> None:
     other = File.sample(tmp_path, seed=2)
     assert one.read_bytes() == same.read_bytes() != other.read_bytes()
     assert one.stat().st_size == 256 and one.parent == tmp_path
+
+
+def test_split_container_ndim_zips_a_nested_list_with_an_outer_product(tmp_path: Path) -> None:
+    """Pydra's container_ndim: x, a 2-level list, zipped with the 2x2 outer product a x v."""
+    from provgraph import SplitterError
+
+    @python.define
+    def Label(a: int, v: str, x: int) -> str:
+        return f"{a}{v}{x}"
+
+    values = dict(a=[1, 2], v=["a", "b"], x=[[10, 100], [20, 200]])
+    split = Label().split((["a", "v"], "x"), container_ndim={"x": 2}, **values)
+    assert split(cache_dir=tmp_path).out == ["1a10", "1b100", "2a20", "2b200"]
+    with pytest.raises(SplitterError, match=r"has 1"):
+        Label().split((["a", "v"], "x"), container_ndim={"x": 2}, a=[1], v=["a"], x=[3])
+    with pytest.raises(SplitterError, match=r"'b', which is not split over"):
+        Label().split("a", container_ndim={"b": 2}, a=[1])

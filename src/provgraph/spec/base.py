@@ -128,12 +128,25 @@ class TaskDef:
         """The input fields the splitter mentions (not its ``"_node"`` terms)."""
         return [n for n in _state.splitter_fields(self._splitter) if n in self._input_fields]
 
-    def split(self, splitter: Any = None, /, *, overwrite: bool = False, **inputs: Any) -> Self:
+    def split(
+        self,
+        splitter: Any = None,
+        /,
+        *,
+        overwrite: bool = False,
+        container_ndim: dict[str, int] | None = None,
+        **inputs: Any,
+    ) -> Self:
         """A copy of this task split over ``splitter``; ``inputs`` set the values split over.
 
         Without a splitter, the keyword names are split over, as an outer product when there
         are several. Splitting a task that is already split needs ``overwrite=True``.
+        ``container_ndim`` (Pydra's) says how many list levels of a value are split over; the
+        engine reads the levels from the values and the field's type, so here it is checked:
+        each named value must be a split field nested that deep.
         """
+        if container_ndim is not None:
+            _check_container_ndim(self._task_name, container_ndim, splitter, inputs)
         if splitter is None:
             if not inputs:
                 raise SplitterError(f"{self._task_name}.split() needs a splitter or split values")
@@ -213,6 +226,31 @@ class TaskDef:
         lines.append("outputs:")
         lines.extend(f"  {o.name}: {type_name(o.type)}" for o in cls._output_fields.values())
         return "\n".join(lines)
+
+
+def _check_container_ndim(task: str, ndims: Any, splitter: Any, inputs: dict[str, Any]) -> None:
+    names = set(_state.splitter_fields(splitter)) if splitter is not None else set(inputs)
+    if not isinstance(ndims, dict):
+        raise SplitterError(f"{task}.split(container_ndim={ndims!r}); expected a dict")
+    for name, ndim in ndims.items():
+        if name not in names:
+            raise SplitterError(
+                f"{task}.split(container_ndim=...) names {name!r}, which is not split over; "
+                f"split fields are {sorted(names)}"
+            )
+        if not isinstance(ndim, int) or isinstance(ndim, bool) or ndim < 1:
+            raise SplitterError(
+                f"{task}.split(container_ndim={{{name!r}: {ndim!r}}}); expected a whole number "
+                "of list levels, 1 or more"
+            )
+        value, depth = inputs.get(name), 0
+        while isinstance(value, (list, tuple)) and depth < ndim:
+            value, depth = (value[0] if value else None), depth + 1
+        if depth < ndim and not _is_lazy(inputs.get(name)):
+            raise SplitterError(
+                f"{task}.split: input {name!r} is split over {ndim} list levels "
+                f"(container_ndim) but its value has {depth}"
+            )
 
 
 def _check_connection(task_name: str, field: Field, lazy: Any, split: bool) -> None:
