@@ -27,12 +27,12 @@ from .exceptions import (
 )
 from .hashing import hash_value
 from .spec import python, shell, workflow
-from .spec._pydra import from_pydra
 from .spec.fields import MultiInputObj
 
 if _typing.TYPE_CHECKING:
     from .provenance.rocrate import read_crate
     from .provenance.store import ProvenanceStore
+    from .spec._pydra import from_pydra
 
 
 def __getattr__(name: str) -> object:
@@ -41,6 +41,10 @@ def __getattr__(name: str) -> object:
         from .provenance.store import ProvenanceStore
 
         return ProvenanceStore
+    if name == "from_pydra":  # Pydra's task packages: loaded when first asked for
+        from .spec._pydra import from_pydra
+
+        return from_pydra
     if name == "read_crate":
         from .provenance.rocrate import read_crate
 

@@ -39,8 +39,7 @@ from ..config import Config
 from ..exceptions import CacheError, HashingError, ProvgraphError, SpecError
 from ..graph import lazy_inputs
 from ..hashing import FileHashCache, hash_value, unhashable_in, use_file_hash_cache
-from ..spec._pydra import as_own_task
-from ..spec.base import Outputs, TaskDef
+from ..spec.base import Outputs, TaskDef, as_own_task
 from ..spec.shell import check_environment
 from ..spec.workflow import built
 from ..workers import Worker, get_worker

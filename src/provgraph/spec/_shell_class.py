@@ -13,7 +13,6 @@ from typing import Any
 import attrs
 
 from ..exceptions import SpecError
-from ._cmdline import template_names
 from .fields import NOTHING, Field, OutputField, OutputName, coerce
 
 __all__ = ["arg", "check_output_templates", "command_order", "from_class", "out", "outarg"]
@@ -422,6 +421,8 @@ def _check_rules_declared(task: str, inputs: dict[str, Field]) -> None:
                 f"requires=, which are not inputs; its inputs are {sorted(inputs)}",
                 field=field.name,
             )
+        from ._cmdline import template_names
+
         used = template_names(field.argstr) if field.argstr and "{" in field.argstr else set()
         if used - set(inputs):
             raise SpecError(
@@ -437,6 +438,8 @@ def check_output_templates(
     what: str, inputs: dict[str, Field], outputs: dict[str, OutputField]
 ) -> None:
     """An output's file name template may use {name}, {suffix} and the input fields only."""
+    from ._cmdline import template_names
+
     known = {"name", "suffix", *inputs}
     for output in outputs.values():
         if output.path_template is None:

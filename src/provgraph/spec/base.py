@@ -9,6 +9,7 @@ never execute anything themselves: a ``Submitter`` runs them.
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -226,6 +227,16 @@ class TaskDef:
         lines.append("outputs:")
         lines.extend(f"  {o.name}: {type_name(o.type)}" for o in cls._output_fields.values())
         return "\n".join(lines)
+
+
+def as_own_task(task: Any) -> Any:
+    """``task`` itself, or, for a task object defined with Pydra, its provgraph translation
+    (looked for only when pydra is loaded)."""
+    if isinstance(task, TaskDef) or "pydra.compose.base" not in sys.modules:
+        return task
+    from ._pydra import as_own_task as translated
+
+    return translated(task)
 
 
 def _check_container_ndim(task: str, ndims: Any, splitter: Any, inputs: dict[str, Any]) -> None:

@@ -39,10 +39,8 @@ import attrs
 
 from .._filetypes import Directory, File
 from ..exceptions import CommandError, MissingInputError, SpecError
-from ._cmdline import field_words
 from ._definition import check_task_name, make_task_class
 from ._shell_class import IMPLICIT, arg, check_output_templates, from_class, out, outarg
-from ._shell_outputs import collect_outputs, output_paths
 from .base import TaskDef
 from .fields import NOTHING, Field, OutputField, coerce
 from .resources import check_resources
@@ -128,11 +126,15 @@ class ShellTask(TaskDef):
 
     @classmethod
     def _output_paths(cls, inputs: dict[str, Any], output_dir: Path) -> dict[str, Any]:
+        from ._shell_outputs import output_paths  # (imported when a job runs, not with provgraph)
+
         return output_paths(cls._output_fields, inputs, output_dir)
 
     @classmethod
     def command_line(cls, inputs: dict[str, Any], output_dir: Path) -> list[str]:
         """The argument vector for these inputs, with outputs placed in ``output_dir``."""
+        from ._cmdline import field_words
+
         values = dict(inputs)
         for name, path in cls._output_paths(inputs, output_dir).items():
             if isinstance(path, list):
@@ -202,6 +204,8 @@ class ShellTask(TaskDef):
             "stdout": stdout,
             "stderr": stderr,
         }
+        from ._shell_outputs import collect_outputs
+
         outputs.update(collect_outputs(cls, inputs, output_dir, command, outputs))
         return outputs
 

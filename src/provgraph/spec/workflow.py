@@ -19,8 +19,7 @@ from .. import graph as _graph
 from ..exceptions import MissingInputError, SpecError
 from ._definition import check_task_name
 from ._function_fields import input_fields, output_fields
-from ._pydra import as_own_task
-from .base import TaskDef, _is_lazy
+from .base import TaskDef, _is_lazy, as_own_task
 from .fields import NOTHING, UNKNOWN, OutputField, check_rules
 from .lazy import LazyField, LazyOutputs
 from .python import function_task_class, type_hints
