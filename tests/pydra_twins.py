@@ -99,7 +99,7 @@ def own_argv(own_cls: Any, values: dict, job_dir: Path) -> list[str]:
     inputs = {}
     for name, field in own_cls._input_fields.items():
         value = task._values[name]
-        if field.implicit and value == field.default:
+        if field.left_implicit(value):
             continue
         inputs[name] = check_value(field, value)
     return own_cls.command_line(inputs, job_dir)

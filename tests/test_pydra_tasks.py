@@ -38,7 +38,7 @@ def _own_argv(task: object, job_dir: Path) -> list[str]:
     inputs = {
         n: check_value(f, own._values[n])
         for n, f in type(own)._input_fields.items()
-        if not (f.implicit and own._values[n] == f.default)
+        if not f.left_implicit(own._values[n])
         and own._values[n] is not None
         and own._values[n] is not __import__("attrs").NOTHING
     }

@@ -468,3 +468,21 @@ def test_path_template_over_a_list_input_matches_pydras_multi_output_file(tmp_pa
                 made: list[File] = shell.outarg(argstr="", path_template="{a}_{b}.txt")
 
         Pairs.command_line({"a": ["x"], "b": ["y", "z"]}, tmp_path)
+
+
+def test_a_callable_parameter_with_a_default_keeps_it(tmp_path: Path) -> None:
+    """A parameter that is neither an input nor given by the engine, but has a default, is
+    accepted at definition and keeps its default when called (before, the call failed)."""
+
+    def lines(stdout, scale=10):
+        return scale * len(stdout.splitlines())
+
+    @shell.define
+    class Say:
+        executable = "echo"
+        word: str = shell.arg(argstr="")
+
+        class Outputs:
+            n: int = shell.out(callable=lines)
+
+    assert Say(word="hi")(cache_dir=tmp_path).n == 10

@@ -80,9 +80,8 @@ def fileset_digest(value: Any) -> bytes:
     so renaming, play no part)."""
     from .hashing import H, hash_value
 
-    parts = [hash_value(format_name(value))]
-    parts += [_content(path) for path in members(value)]
-    return H(b"fileformats", b"".join(parts))
+    contents = sorted(_content(os.fspath(p)) for p in value.fspaths)  # by content: as members
+    return H(b"fileformats", hash_value(format_name(value)) + b"".join(contents))
 
 
 def _directory(path: str) -> Any:

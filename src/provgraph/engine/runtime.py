@@ -352,7 +352,7 @@ def prepare_fixed(node: NodeRun) -> None:
             if value.node is not None:
                 continue
             value = node.instance.inputs[value.field]
-        if spec.implicit and value == spec.default:
+        if spec.left_implicit(value):
             continue  # a shell task's own executable, no extra arguments: as if absent
         node.fixed[field] = checked = check_value(spec, value)
         node.fixed_digests[field] = digest(field, checked)
@@ -367,7 +367,7 @@ def resolve_inputs(job: JobRun) -> None:
     fields = task._input_fields
     for field, value in job.assign.items():
         if field in fields:
-            if fields[field].implicit and value == fields[field].default:
+            if fields[field].left_implicit(value):
                 continue
             inputs[field] = checked = check_value(fields[field], value)
             digests[field] = digest(field, checked)
@@ -397,7 +397,7 @@ def definition_digest(task_cls: Any, memo: dict[int, bytes]) -> bytes:
         values = []
         specs = type(task)._input_fields
         for field, value in task._values.items():
-            if specs[field].implicit and value == specs[field].default:
+            if specs[field].left_implicit(value):
                 continue  # as if absent: workflows keep their hashes
             if getattr(value, "_provgraph_lazy", False):
                 values.append(hash_value(("lazy", field, value.label)))

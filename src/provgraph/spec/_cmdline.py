@@ -26,13 +26,13 @@ import re
 import shlex
 import string
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..exceptions import SpecError
 from .fields import NOTHING, MultiInputObj
 
-__all__ = ["call_with", "field_words", "order_by_position", "template_names"]
+__all__ = ["call_with", "field_words", "parameters", "template_names"]
 
 
 def _text(value: Any) -> str:
@@ -99,21 +99,27 @@ def _fill_words(
     return [w for w in words if w]
 
 
-def call_with(function: Callable[..., Any], named: Mapping[str, Any], what: str) -> Any:
-    """Call ``function`` with the arguments it names, taken from ``named``."""
-    wanted = [
-        p.name
+def parameters(function: Callable[..., Any]) -> list[tuple[str, bool]]:
+    """(name, required) of each parameter a function may be given by name."""
+    return [
+        (p.name, p.default is p.empty)
         for p in inspect.signature(function).parameters.values()
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
     ]
-    unknown = [n for n in wanted if n not in named]
+
+
+def call_with(function: Callable[..., Any], named: Mapping[str, Any], what: str) -> Any:
+    """Call ``function`` with the arguments it names, taken from ``named`` (a parameter with
+    a default keeps it when ``named`` has no such name)."""
+    wanted = parameters(function)
+    unknown = [n for n, required in wanted if required and n not in named]
     if unknown:
         raise SpecError(
             f"{what}: {function.__name__}() asks for {unknown}, which are neither inputs nor "
             f"one of {sorted(k for k in named if not k.startswith('_'))[:12]}...",
             field=what,
         )
-    return function(**{n: named[n] for n in wanted})
+    return function(**{n: named[n] for n, _ in wanted if n in named})
 
 
 def _formatted(field: Any, values: Mapping[str, Any]) -> list[str]:
@@ -181,18 +187,3 @@ def field_words(field: Any, values: Mapping[str, Any]) -> list[str]:
     if _is_multi(field.type) and _is_list(value):
         return [w for item in value for w in _one(field, argstr, item, values)]
     return _one(field, argstr, value, values)
-
-
-def order_by_position(groups: Iterable[tuple[int | None, list[str]]]) -> list[str]:
-    """Words of positioned groups: positive positions, unpositioned ones, then negative."""
-    first, middle, last = [], [], []
-    for position, words in groups:
-        if not position:
-            middle.append(words)
-        elif position > 0:
-            first.append((position, words))
-        else:
-            last.append((position, words))
-    ordered = [w for _, w in sorted(first, key=lambda p: p[0])] + middle
-    ordered += [w for _, w in sorted(last, key=lambda p: p[0])]
-    return [word for words in ordered for word in words]

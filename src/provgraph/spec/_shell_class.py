@@ -3,7 +3,6 @@ reading of a class into fields and a command-line layout (Pydra 1.0's field meta
 
 from __future__ import annotations
 
-import inspect
 import os
 import shlex
 import typing
@@ -33,19 +32,6 @@ class _ArgSpec:
     formatter: Any = None
     allowed_values: tuple[Any, ...] | None = None
     copy_mode: str | None = None
-
-
-@attrs.frozen(kw_only=True)
-class _OutSpec:
-    path_template: str | None = None
-    glob: str | None = None
-    callable: Any = None
-    argstr: str | None = None
-    position: int | None = None
-    help: str = ""
-    keep_extension: bool = True
-    settable: bool = False
-    sep: str | None = None
 
 
 def _names(label: str, names: Any) -> tuple[str, ...]:
@@ -155,7 +141,8 @@ def out(
             field="callable",
             value=callable,
         )
-    return _OutSpec(
+    return OutputField(  # named and typed when its class is read
+        name="",
         path_template=path_template,
         glob=glob,
         callable=callable,
@@ -189,7 +176,8 @@ def outarg(
             field="path_template",
             value=path_template,
         )
-    return _OutSpec(
+    return OutputField(  # named and typed when its class is read
+        name="",
         path_template=path_template,
         argstr=argstr,
         position=position,
@@ -276,8 +264,8 @@ def from_class(
     outputs: dict[str, OutputField] = {}
     out_cls = cls.__dict__.get("Outputs")
     for name, tp in (typing.get_type_hints(out_cls) if out_cls is not None else {}).items():
-        spec = out_cls.__dict__.get(name, _OutSpec())
-        if not isinstance(spec, _OutSpec):
+        spec = out_cls.__dict__.get(name, OutputField(name=name))
+        if not isinstance(spec, OutputField):
             raise SpecError(
                 f"shell class {cls.__name__}: output {name!r} is {spec!r}; expected "
                 "shell.out(...), shell.outarg(...) or a type alone",
@@ -286,19 +274,7 @@ def from_class(
         function = spec.callable
         if isinstance(function, staticmethod):
             function = function.__func__
-        outputs[name] = OutputField(
-            name=name,
-            type=tp,
-            help=spec.help,
-            path_template=spec.path_template,
-            glob=spec.glob,
-            argstr=spec.argstr,
-            position=spec.position,
-            callable=function,
-            keep_extension=spec.keep_extension,
-            settable=spec.settable,
-            sep=spec.sep,
-        )
+        outputs[name] = spec = attrs.evolve(spec, name=name, type=tp, callable=function)
         if spec.settable:
             if name in inputs:
                 raise SpecError(
@@ -332,6 +308,8 @@ _CALLABLE_NAMES = (
 def _check_signatures(task: str, inputs: dict[str, Field], outputs: dict[str, OutputField]) -> None:
     """A formatter's or a callable output's parameters must be names it will be given: a
     typo is refused now, not after the command has run."""
+    from ._cmdline import parameters
+
     checks: list[tuple[str, Any, tuple[str, ...]]] = [
         (f"input {f.name!r}: formatter", f.formatter, _FORMATTER_NAMES) for f in inputs.values()
     ]
@@ -342,16 +320,9 @@ def _check_signatures(task: str, inputs: dict[str, Field], outputs: dict[str, Ou
         if function is None:
             continue
         try:
-            parameters = inspect.signature(function).parameters.values()
+            wanted = [n for n, required in parameters(function) if required]
         except (TypeError, ValueError):
             continue  # a builtin without a signature: checked when called
-        wanted = [
-            p.name
-            for p in parameters
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-            and p.default is p.empty
-            and p.name != "self"
-        ]
         unknown = [n for n in wanted if n not in inputs and n not in extra]
         if unknown:
             raise SpecError(

@@ -24,6 +24,7 @@ from .._fileformats import as_fileset, candidates, format_name
 from .._filetypes import Directory, File
 from ..exceptions import CommandError, SpecError
 from ._cmdline import call_with
+from .fields import outside_directory
 
 __all__ = ["collect_outputs", "output_paths"]
 
@@ -99,15 +100,14 @@ def fill_path_template(
 def inside_job(rel: str, name: str, given: str) -> str:
     """``rel`` if it stays inside the job's directory; else a ``SpecError`` before the command
     runs (an output never lands outside its job)."""
-    normal = os.path.normpath(rel) if rel else ""
-    if not normal or os.path.isabs(normal) or normal == "." or normal.split(os.sep)[0] == "..":
+    if outside_directory(rel):
         raise SpecError(
             f"output {name!r}: {given!r} gives {rel!r}, which is outside the job's directory; "
             "expected a relative path inside it (no leading '/', no '..' leading out)",
             field=name,
             value=rel,
         )
-    return normal
+    return os.path.normpath(rel)
 
 
 def _is_list_type(tp: Any) -> bool:
@@ -207,10 +207,11 @@ def collect_outputs(
     output_dir: Path,
     command: str,
     streams: Mapping[str, Any],
+    paths: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The declared outputs of a finished command, found or computed."""
+    """The declared outputs of a finished command, found or computed; ``paths`` are where
+    the placed ones were put (:func:`output_paths`)."""
     task = task_cls._task_name
-    paths = output_paths(task_cls._output_fields, inputs, output_dir)
     found: dict[str, Any] = {}
     for o in task_cls._output_fields.values():
         if o.name in streams:

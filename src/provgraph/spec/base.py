@@ -87,11 +87,7 @@ class TaskDef:
         """The input values, without the implicit ones left at their defaults (a shell
         task's ``executable`` and ``append_args``): what a record names."""
         fields = self._input_fields
-        return {
-            k: v
-            for k, v in self._values.items()
-            if not (fields[k].implicit and v == fields[k].default)
-        }
+        return {k: v for k, v in self._values.items() if not fields[k].left_implicit(v)}
 
     @property
     def inputs(self) -> Inputs:

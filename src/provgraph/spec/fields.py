@@ -66,6 +66,11 @@ class Field:
         """True when the field has no default and must be given."""
         return self.default is NOTHING
 
+    def left_implicit(self, value: Any) -> bool:
+        """True for an implicit input left at its default: as if absent (not hashed, not
+        recorded, not passed to the job)."""
+        return self.implicit and value == self.default
+
 
 @attrs.frozen(kw_only=True)
 class OutputField:
@@ -283,15 +288,21 @@ def _coerce_plain(tp: Any, value: Any) -> Any:
 RESERVED_NAMES = ("stdout.txt", "stderr.txt", "_result.pkl", "_error.json", "_lock", "_copied")
 
 
+def outside_directory(rel: str) -> bool:
+    """True when the relative path ``rel`` is empty, absolute, the directory itself, or
+    leads out of it with ``..``: no output file may be placed there."""
+    normal = os.path.normpath(rel) if rel else ""
+    return not normal or os.path.isabs(normal) or normal == "." or normal.split(os.sep)[0] == ".."
+
+
 def _output_name(name: str) -> str:
-    normal = os.path.normpath(name) if name else ""
-    if not normal or os.path.isabs(normal) or normal == "." or normal.split(os.sep)[0] == "..":
+    if outside_directory(name):
         raise SpecError(
             f"output file name {name!r} is outside the job's directory; expected a relative "
             "path inside it (no leading '/', no '..' leading out), or True/False",
             value=name,
         )
-    first = normal.split(os.sep)[0]
+    first = os.path.normpath(name).split(os.sep)[0]
     if first in RESERVED_NAMES or first.startswith("_prov"):
         raise SpecError(
             f"output file name {name!r} is one the engine keeps in the job's directory; "

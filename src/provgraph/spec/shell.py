@@ -120,7 +120,7 @@ class ShellTask(TaskDef):
                     "value is known only when the workflow runs",
                     field=name,
                 )
-            if not (field.implicit and value == field.default):
+            if not field.left_implicit(value):
                 values[name] = value
         return shlex.join(self.command_line(values, Path.cwd()))
 
@@ -131,12 +131,17 @@ class ShellTask(TaskDef):
         return output_paths(cls._output_fields, inputs, output_dir)
 
     @classmethod
-    def command_line(cls, inputs: dict[str, Any], output_dir: Path) -> list[str]:
-        """The argument vector for these inputs, with outputs placed in ``output_dir``."""
+    def command_line(
+        cls, inputs: dict[str, Any], output_dir: Path, paths: dict[str, Any] | None = None
+    ) -> list[str]:
+        """The argument vector for these inputs, with outputs placed in ``output_dir``
+        (``paths``: the outputs' paths there, when already known)."""
         from ._cmdline import field_words
 
         values = dict(inputs)
-        for name, path in cls._output_paths(inputs, output_dir).items():
+        if paths is None:
+            paths = cls._output_paths(inputs, output_dir)
+        for name, path in paths.items():
             if isinstance(path, list):
                 values[name] = [str(p) for p in path]
             else:
@@ -158,12 +163,13 @@ class ShellTask(TaskDef):
         cls, inputs: dict[str, Any], output_dir: Path, environment: Any = None
     ) -> dict[str, Any]:
         inputs = _copied_in(cls, inputs, output_dir)
-        argv = cls.command_line(inputs, output_dir)
+        paths = cls._output_paths(inputs, output_dir)  # once per job
+        argv = cls.command_line(inputs, output_dir, paths)
         if environment is not None:  # written with the paths seen inside, run by the runtime
             placement = environment.place(inputs, output_dir)
             inside = cls.command_line(placement.inputs, placement.job_dir)
             argv = environment.wrap(inside, placement)
-        for placed in cls._output_paths(inputs, output_dir).values():
+        for placed in paths.values():
             for path in placed if isinstance(placed, list) else [placed]:
                 if path is not None:
                     path.parent.mkdir(parents=True, exist_ok=True)
@@ -206,7 +212,7 @@ class ShellTask(TaskDef):
         }
         from ._shell_outputs import collect_outputs
 
-        outputs.update(collect_outputs(cls, inputs, output_dir, command, outputs))
+        outputs.update(collect_outputs(cls, inputs, output_dir, command, outputs, paths))
         return outputs
 
 
