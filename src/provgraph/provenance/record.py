@@ -18,9 +18,7 @@ Locations inside the cache are written relative to the record's file (see
 
 from __future__ import annotations
 
-import datetime
 import functools
-import itertools
 import os
 import pickle
 from collections.abc import Iterator
@@ -35,17 +33,16 @@ from .. import __version__, _signing
 from .._filetypes import Directory, File
 from ..cache import atomic_write
 from ..engine.job import ErrorInfo, Outcome
-from ..exceptions import HashingError
-from ..hashing import file_content_digest, hash_value
+from . import _triples as T
 from . import journal
 from . import vocab as V
+from ._describe import describe_value
 from .environment import capture
 
 __all__ = ["describe_value", "pickle_definition", "recover", "write_job_run"]
 
-_SMALL_TEXT = 256
 _TRIG = ox.RdfFormat.TRIG
-PREFIXES = {"prov": V.PROV, "pg": V.PG, "rdfs": V.RDFS, "xsd": V.XSD}
+PREFIXES = T.PREFIXES
 
 
 def _trig(quads: list[ox.Quad], depth: int = 1) -> bytes:
@@ -61,19 +58,11 @@ def _n(iri: str) -> ox.NamedNode:
 
 
 A = _n(V.RDF + "type")
-_BLANKS = itertools.count()
-
-
-@functools.lru_cache(maxsize=4096)
-def _graph_tag(graph: str) -> str:
-    return xxhash.xxh3_64_hexdigest(graph.encode())
 
 
 def _blank(g: ox.NamedNode) -> ox.BlankNode:
-    """A blank node of the record of graph ``g``, labelled from the graph's name and a counter.
-    Never ``ox.BlankNode()``: its random labels repeat in processes forked from one parent (a
-    ``cf`` pool), and the union of their records would join unrelated usages."""
-    return ox.BlankNode(f"b{_graph_tag(g.value)}x{next(_BLANKS):x}")
+    """A blank node of the record of graph ``g`` (see :func:`._triples.blank_label`)."""
+    return ox.BlankNode(T.blank_label(g.value))
 
 
 LABEL = _n(V.RDFS + "label")
@@ -89,118 +78,13 @@ def G(name: str) -> ox.NamedNode:
     return _n(V.PG + name)
 
 
-def _lit(value: Any) -> ox.Literal:
-    if isinstance(value, bool):
-        return ox.Literal("true" if value else "false", datatype=_n(V.XSD + "boolean"))
-    if isinstance(value, int):
-        return ox.Literal(str(value), datatype=_n(V.XSD + "integer"))
-    if isinstance(value, float):
-        return ox.Literal(repr(value), datatype=_n(V.XSD + "double"))
-    return ox.Literal(str(value))
-
-
 def _time(seconds: float) -> ox.Literal:
-    stamp = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC).isoformat()
-    return ox.Literal(stamp, datatype=_n(V.XSD + "dateTime"))
+    return ox.Literal(T.iso(seconds), datatype=_n(V.XSD + "dateTime"))
 
 
 def _place(path: str | os.PathLike[str], root: str) -> ox.NamedNode:
     """A file's IRI in a record of the cache ``root``: relative to it when inside it."""
     return _n(V.location_iri(path, root))
-
-
-def describe_value(value: Any) -> dict[str, Any]:
-    """Content hash, kind, and location/size or small value, of one input or output value.
-
-    A list (or tuple) of files is described by its members too, so that each file has its own
-    entity; a value with no content hash is hashed by its pickled bytes.
-    """
-    if type(value).__module__.startswith("fileformats"):
-        return _describe_fileset(value)
-    plain_path = isinstance(value, Path) and not isinstance(value, (File, Directory))
-    if plain_path and not os.path.lexists(value):  # a path a task may create: its name
-        return {"kind": "Value", "hash": hash_value(value).hex(), "value": str(value)}
-    if isinstance(value, (File, Directory, Path)):
-        path = Path(value)
-        if path.is_dir():
-            digest = hash_value(Directory(path)).hex()
-            return {"kind": "Directory", "hash": digest, "location": str(path), "size": None}
-        digest = file_content_digest(path).hex()
-        return {"kind": "File", "hash": digest, "location": str(path), "size": path.stat().st_size}
-    if (
-        isinstance(value, (list, tuple))
-        and value
-        and all(
-            isinstance(v, (File, Directory)) or type(v).__module__.startswith("fileformats")
-            for v in value
-        )
-    ):
-        members = [describe_value(v) for v in value]
-        return {"kind": "Value", "hash": hash_value(value).hex(), "members": members}
-    small = None
-    if isinstance(value, (bool, int, float)) or (
-        isinstance(value, str) and len(value) <= _SMALL_TEXT
-    ):
-        small = value
-    try:
-        digest = hash_value(value).hex()
-    except HashingError:  # recorded all the same, by its pickled bytes
-        import cloudpickle
-
-        digest = xxhash.xxh3_128_hexdigest(cloudpickle.dumps(value))
-    return {"kind": "Value", "hash": digest, "value": small}
-
-
-def _describe_fileset(value: Any) -> dict[str, Any]:
-    """A fileformats file set: a one-file set is that file, a larger set a value whose
-    members are its files; both with the format's MIME-like name."""
-    from .._fileformats import format_name, members
-
-    files = [describe_value(File(p)) for p in members(value)]
-    if len(files) == 1:
-        return {**files[0], "format": format_name(value)}
-    digest = hash_value(value).hex()
-    return {"kind": "Value", "hash": digest, "members": files, "format": format_name(value)}
-
-
-def _entity(g: ox.NamedNode, iri: ox.NamedNode, d: dict[str, Any], root: str) -> Iterator[ox.Quad]:
-    yield ox.Quad(iri, A, P("Entity"), g)
-    yield ox.Quad(iri, A, G(d["kind"]), g)
-    yield ox.Quad(iri, G("contentHash"), ox.Literal(f"xxh3-128:{d['hash']}"), g)
-    if d.get("location"):
-        yield ox.Quad(iri, P("atLocation"), _place(d["location"], root), g)
-    if d.get("size") is not None:
-        yield ox.Quad(iri, G("size"), _lit(d["size"]), g)
-    if d.get("value") is not None:
-        yield ox.Quad(iri, P("value"), _lit(d["value"]), g)
-    if d.get("format") is not None:
-        yield ox.Quad(iri, G("format"), ox.Literal(d["format"]), g)
-
-
-def _generated(
-    g: ox.NamedNode,
-    entity: ox.NamedNode,
-    described: dict[str, Any],
-    run: ox.NamedNode,
-    role: ox.NamedNode,
-    sources: list[ox.NamedNode],
-    root: str,
-) -> Iterator[ox.Quad]:
-    """An output entity: its description, its (qualified) generation, what it derives from."""
-    generation = _blank(g)
-    yield from _entity(g, entity, described, root)
-    yield ox.Quad(entity, P("wasGeneratedBy"), run, g)
-    yield ox.Quad(entity, P("qualifiedGeneration"), generation, g)
-    yield ox.Quad(generation, A, P("Generation"), g)
-    yield ox.Quad(generation, P("activity"), run, g)
-    yield ox.Quad(generation, P("hadRole"), role, g)
-    for source in sources:
-        derivation = _blank(g)
-        yield ox.Quad(entity, P("wasDerivedFrom"), source, g)
-        yield ox.Quad(entity, P("qualifiedDerivation"), derivation, g)
-        yield ox.Quad(derivation, A, P("Derivation"), g)
-        yield ox.Quad(derivation, P("entity"), source, g)
-        yield ox.Quad(derivation, P("hadActivity"), run, g)
 
 
 def _agents(g: ox.NamedNode, context: dict[str, Any]) -> Iterator[ox.Quad]:
@@ -234,11 +118,22 @@ def _plan(g: ox.NamedNode, context: dict[str, Any]) -> Iterator[ox.Quad]:
         yield ox.Quad(plan, G("definitionFile"), where, g)
 
 
-def _environment_file(cache_dir: Path, env: dict[str, Any]) -> None:
-    """The environment's own graph, written once per environment hash."""
+_INTEGER = _n(V.XSD + "integer")
+
+
+_WRITTEN: set[tuple[str, str]] = set()  # (cache, environment hash): written by this process
+
+
+def _environment_file(root: str, env: dict[str, Any]) -> None:
+    """The environment's own graph, written once per environment hash (looked for once per
+    process: it is on every job's path)."""
+    if (root, env["hash"]) in _WRITTEN:
+        return
+    cache_dir = Path(root)
     folder = cache_dir / ".provenance" / "environments"
     path = folder / f"{env['hash']}.trig"
     if path.exists():
+        _WRITTEN.add((root, env["hash"]))
         return
     iri = _n(V.environment_iri(env["hash"]))
     g = iri
@@ -248,7 +143,7 @@ def _environment_file(cache_dir: Path, env: dict[str, Any]) -> None:
         ox.Quad(iri, G("pythonVersion"), ox.Literal(env["python_version"]), g),
         ox.Quad(iri, G("platform"), ox.Literal(env["platform"]), g),
         ox.Quad(iri, G("hostname"), ox.Literal(env["hostname"]), g),
-        ox.Quad(iri, G("cpuCount"), _lit(env["cpu_count"]), g),
+        ox.Quad(iri, G("cpuCount"), ox.Literal(str(env["cpu_count"]), datatype=_INTEGER), g),
     ]
     for name, version in env["packages"].items():
         package = _blank(g)
@@ -263,26 +158,7 @@ def _environment_file(cache_dir: Path, env: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     journal.append(cache_dir, [path])  # named too (the folder's mtime may be too coarse)
     atomic_write(path, _trig(quads, depth=2))
-
-
-_PLACEMENT = {  # what a worker says of where a job ran -> the property recording it
-    "worker": "worker",
-    "address": "workerAddress",
-    "slurm_job_id": "slurmJobId",
-    "slurm_state": "slurmState",
-}
-
-
-def _placement(
-    g: ox.NamedNode, run: ox.NamedNode, placement: dict[str, str], root: str
-) -> Iterator[ox.Quad]:
-    """Which worker ran the job, where (Dask address, SLURM job id), and its log file."""
-    for key, prop in _PLACEMENT.items():
-        if placement.get(key):
-            yield ox.Quad(run, G(prop), ox.Literal(str(placement[key])), g)
-    log = placement.get("log")
-    if log and os.path.exists(log):
-        yield ox.Quad(run, G("workerLog"), _place(log, root), g)
+    _WRITTEN.add((root, env["hash"]))
 
 
 def _with_container(env: dict[str, Any], container: dict[str, str] | None) -> dict[str, Any]:
@@ -323,77 +199,6 @@ def record_name(run_id: str) -> str:
     return f"_prov-{run_id}.trig"
 
 
-_CORE = {name: _n(V.PG + name) for name in (
-    "JobRun", "taskName", "nodeName", "elementIndex", "jobHash", "outputDir", "status",
-    "partOf", "workerHost", "workerPid",
-)}  # fmt: skip
-_ACTIVITY, _STARTED, _ENDED = (_n(V.PROV + n) for n in ("Activity", "startedAtTime", "endedAtTime"))
-
-
-def _run_core(job: Any, outcome: Any, g: ox.NamedNode, root: str) -> list[ox.Quad]:
-    """What a job run says about itself: task, node, job, place, status, times, workflow run.
-    (On every job's path: plain list building, the terms made once.)"""
-    context, quad, c, lit = job.context, ox.Quad, _CORE, ox.Literal
-    quads = [
-        quad(g, A, _ACTIVITY, g),
-        quad(g, A, c["JobRun"], g),
-        quad(g, c["taskName"], lit(context["task_name"]), g),
-        quad(g, c["nodeName"], lit(context["node"]), g),
-        quad(g, c["elementIndex"], _lit(job.index), g),
-        quad(g, c["jobHash"], lit(job.job_hash), g),
-        quad(g, c["outputDir"], _place(job.output_dir, root), g),
-        quad(g, c["status"], lit(outcome.status), g),
-        quad(g, _STARTED, _time(outcome.started), g),
-        quad(g, _ENDED, _time(max(outcome.ended, outcome.started)), g),
-        quad(g, c["partOf"], _n(V.run_iri(context["workflow_run"])), g),
-        quad(g, c["workerHost"], lit(outcome.host), g),
-        quad(g, c["workerPid"], _lit(outcome.pid), g),
-    ]
-    quads += _placement(g, g, getattr(outcome, "placement", None) or {}, root)
-    quads += _consumption(g, job, outcome, root)
-    return quads
-
-
-_USAGE = {"cpu_user": "cpuUserTime", "cpu_system": "cpuSystemTime"}
-
-
-def _consumption(g: ox.NamedNode, job: Any, outcome: Any, root: str) -> Iterator[ox.Quad]:
-    """What the run consumed (CPU, peak memory), its command's exit code and executable."""
-    usage = getattr(outcome, "usage", None) or {}
-    for key, prop in _USAGE.items():
-        if key in usage:
-            yield ox.Quad(g, G(prop), _lit(round(float(usage[key]), 6)), g)
-    if "peak_rss" in usage:
-        yield ox.Quad(g, G("peakMemory"), _lit(int(usage["peak_rss"])), g)
-    code = (outcome.outputs or {}).get("return_code") if outcome.ok else None
-    if code is None and outcome.error is not None:
-        code = getattr(outcome.error, "exit_code", None)
-    if isinstance(code, int) and not isinstance(code, bool):
-        yield ox.Quad(g, G("exitCode"), _lit(code), g)
-    task_cls: Any = getattr(job, "task_cls", None)
-    if getattr(task_cls, "_kind", "") == "shell" and getattr(job, "environment", None) is None:
-        words = task_cls._executable_of(getattr(job, "inputs", None) or {})
-        yield from _executable(g, words, root)
-
-
-def _executable(g: ox.NamedNode, words: list[str], root: str) -> Iterator[ox.Quad]:
-    """The program a native shell command ran: its resolved path and content hash."""
-    import shutil
-
-    found = shutil.which(words[0]) if words else None
-    if found is None:
-        return
-    path = os.path.realpath(found)
-    try:
-        digest = file_content_digest(path).hex()
-    except (HashingError, OSError):
-        return
-    exe = _n(V.content_iri(digest))
-    yield ox.Quad(g, G("executable"), exe, g)
-    yield from _entity(g, exe, {"kind": "File", "hash": digest, "location": path}, root)
-    yield ox.Quad(exe, A, G("Executable"), g)
-
-
 _ENVIRONMENT_ROLE = _n(V.PG + "environmentRole")
 
 
@@ -424,50 +229,6 @@ def _association(g: ox.NamedNode, context: dict[str, Any]) -> Iterator[ox.Quad]:
     yield from _plan(g, context)
 
 
-def _usages(
-    g: ox.NamedNode,
-    context: dict[str, Any],
-    root: str,
-    used: list[ox.NamedNode],
-    roles: bool = True,
-) -> Iterator[ox.Quad]:
-    """Each input used, plainly and qualified with its role; upstream runs informing this one.
-    The entities used are appended to ``used``."""
-    informed: set[str] = set()
-    for field, d in context["inputs"].items():
-        role = _n(V.parameter_iri(context["definition"], "input", field))
-        if roles:
-            yield from _parameter(g, role, context, "input", field)
-        if d.get("sources"):
-            entities = [_n(V.output_iri(V.run_iri(r), f)) for r, f in d["sources"] if r]
-            informed.update(V.run_iri(r) for r, _ in d["sources"] if r)
-            for entity in entities:  # typed here too, so that this record validates alone
-                yield ox.Quad(entity, A, P("Entity"), g)
-        else:
-            entity = _n(V.content_iri(d["hash"]))
-            yield from _entity(g, entity, d, root)
-            entities = [entity]
-            for member in d.get("members", []):
-                member_entity = _n(V.content_iri(member["hash"]))
-                yield from _entity(g, member_entity, member, root)
-                yield ox.Quad(entity, P("hadMember"), member_entity, g)
-                entities.append(member_entity)
-        for entity in entities:
-            usage = _blank(g)
-            yield ox.Quad(g, P("used"), entity, g)
-            yield ox.Quad(g, P("qualifiedUsage"), usage, g)
-            yield ox.Quad(usage, A, P("Usage"), g)
-            yield ox.Quad(usage, P("entity"), entity, g)
-            yield ox.Quad(usage, P("hadRole"), role, g)
-            used.append(entity)
-    for upstream in sorted(informed):
-        communication = _blank(g)
-        yield ox.Quad(g, P("wasInformedBy"), _n(upstream), g)
-        yield ox.Quad(g, P("qualifiedCommunication"), communication, g)
-        yield ox.Quad(communication, A, P("Communication"), g)
-        yield ox.Quad(communication, P("activity"), _n(upstream), g)
-
-
 @functools.lru_cache(maxsize=1024)
 def field_types(task_cls: Any) -> dict[str, str]:
     """``"input:<field>"`` / ``"output:<field>"`` -> the field's type, as written in records."""
@@ -478,21 +239,6 @@ def field_types(task_cls: Any) -> dict[str, str]:
     found = {f"input:{n}": name(f.type) for n, f in task_cls._input_fields.items()}
     found.update({f"output:{n}": name(f.type) for n, f in task_cls._output_fields.items()})
     return found
-
-
-def _parameter(
-    g: ox.NamedNode, role: ox.NamedNode, context: dict[str, Any], direction: str, field: str
-) -> Iterator[ox.Quad]:
-    """A formal parameter of the task definition, as the role its value plays: labelled with
-    the field's name, its direction (input or output) and its type, part of its plan."""
-    yield ox.Quad(role, A, P("Role"), g)
-    yield ox.Quad(role, A, G("Parameter"), g)
-    yield ox.Quad(role, LABEL, ox.Literal(field), g)
-    yield ox.Quad(role, G("direction"), ox.Literal(direction), g)
-    yield ox.Quad(role, G("parameterOf"), _n(V.definition_iri(context["definition"])), g)
-    kind = context.get("types", {}).get(f"{direction}:{field}")
-    if kind:
-        yield ox.Quad(role, G("parameterType"), ox.Literal(kind), g)
 
 
 def workflow_structure(g: ox.NamedNode, workflow: str, nodes: dict[str, Any]) -> Iterator[ox.Quad]:
@@ -525,49 +271,6 @@ def workflow_structure(g: ox.NamedNode, workflow: str, nodes: dict[str, Any]) ->
             yield ox.Quad(link, G("targetParameter"), target, g)
 
 
-def _generations(
-    g: ox.NamedNode,
-    outcome: Any,
-    context: dict[str, Any],
-    root: str,
-    used: list[ox.NamedNode],
-    roles: bool = True,
-) -> Iterator[ox.Quad]:
-    """Each output, generated by the run and derived from every input; a rerun's checks."""
-    for field, value in (outcome.outputs or {}).items():
-        entity = _n(V.output_iri(g.value, field))
-        role = _n(V.parameter_iri(context["definition"], "output", field))
-        described = describe_value(value)
-        if roles:
-            yield from _parameter(g, role, context, "output", field)
-        yield from _generated(g, entity, described, g, role, used, root)
-        for i, member in enumerate(described.get("members", [])):
-            member_entity = _n(V.output_iri(g.value, f"{field}.{i}"))
-            yield ox.Quad(entity, P("hadMember"), member_entity, g)
-            yield from _generated(g, member_entity, member, g, role, used, root)
-    if context.get("rerun_of"):
-        yield ox.Quad(g, G("rerunOf"), _n(context["rerun_of"]), g)
-        reproduced = context.get("reproduced")
-        if reproduced is None:  # a forced rerun (sub(task, rerun=True)): compared here
-            new = outcome.outputs or {}
-            reproduced = {
-                field: field in new and describe_value(new[field])["hash"] == digest
-                for field, digest in context.get("previous_outputs", {}).items()
-            }
-        for field, same in reproduced.items():
-            entity = _n(V.output_iri(g.value, field))
-            yield ox.Quad(entity, G("reproduced"), _lit(bool(same)), g)
-
-
-def _error(g: ox.NamedNode, error: Any) -> Iterator[ox.Quad]:
-    node = _blank(g)
-    yield ox.Quad(g, G("error"), node, g)
-    yield ox.Quad(node, A, G("Error"), g)
-    yield ox.Quad(node, G("errorType"), ox.Literal(error.type), g)
-    yield ox.Quad(node, G("errorMessage"), ox.Literal(error.message), g)
-    yield ox.Quad(node, G("traceback"), ox.Literal(error.traceback), g)
-
-
 _PLAIN = (str, int, float, bool, bytes, type(None), File, Directory, Path)
 
 
@@ -583,35 +286,32 @@ def _plain(value: Any) -> bool:
     return False
 
 
-def _pickled_beside(
-    g: ox.NamedNode, prop: str, path: Path, value: Any, root: str
-) -> Iterator[ox.Quad]:
+def _pickled_beside(out: list[str], g: str, prop: str, path: str, value: Any, root: str) -> None:
     """``value`` pickled to ``path`` for reruns, and the record's pointer to it; a value that
     cannot be pickled costs the rerun, never the record."""
-    import cloudpickle
-
     try:  # (under the job's lock, before the record that names it is published: no rename)
-        data = pickle.dumps(value) if _plain(value) else cloudpickle.dumps(value)
+        if _plain(value):
+            data = pickle.dumps(value)
+        else:
+            import cloudpickle
+
+            data = cloudpickle.dumps(value)
         with open(path, "wb") as fh:
             fh.write(_signing.seal(data))
     except Exception:
         return
-    yield ox.Quad(g, G(prop), _place(path, root), g)
+    out.append(f"<{g}> pg:{prop} {T.place(path, root)} .\n")
 
 
-def _rerun_files(job: Any, outcome: Any, g: ox.NamedNode, folder: Path, root: str) -> list[ox.Quad]:
+def _rerun_files(out: list[str], job: Any, outcome: Any, g: str, folder: str, root: str) -> None:
     """The job's inputs (and container) pickled beside its record, for reruns."""
     if outcome.status == INTERRUPTED:
-        return []
-    quads = list(
-        _pickled_beside(
-            g, "inputsFile", folder / f"_prov-{job.run_id}.inputs.pkl", dict(job.inputs), root
-        )
-    )
+        return
+    where = os.path.join(folder, f"_prov-{job.run_id}.inputs.pkl")
+    _pickled_beside(out, g, "inputsFile", where, dict(job.inputs), root)
     if getattr(job, "environment", None) is not None:  # a rerun runs in the same container
-        where = folder / f"_prov-{job.run_id}.environment.pkl"
-        quads += _pickled_beside(g, "environmentFile", where, job.environment, root)
-    return quads
+        where = os.path.join(folder, f"_prov-{job.run_id}.environment.pkl")
+        _pickled_beside(out, g, "environmentFile", where, job.environment, root)
 
 
 def _static_quads(
@@ -621,46 +321,28 @@ def _static_quads(
     association with the engine and the plan, and the parameters (roles) of its fields."""
     quads = list(_environment_usage(g, env_iri))
     quads += _association(g, context)
-    for field in context["inputs"]:
-        role = _n(V.parameter_iri(context["definition"], "input", field))
-        quads += _parameter(g, role, context, "input", field)
-    for field in outputs:
-        role = _n(V.parameter_iri(context["definition"], "output", field))
-        quads += _parameter(g, role, context, "output", field)
-    return quads
-
-
-def _dynamic_quads(job: Any, outcome: Any, g: ox.NamedNode, root: str) -> list[ox.Quad]:
-    """What a record says of this job alone: the run, its inputs' entities and usages, its
-    outputs or its error."""
-    context = job.context
-    quads = list(_run_core(job, outcome, g, root))
-    used: list[ox.NamedNode] = []
-    quads += _usages(g, context, root, used, roles=False)
-    if outcome.ok:
-        quads += _generations(g, outcome, context, root, used, roles=False)
-    elif outcome.error is not None:
-        quads += _error(g, outcome.error)
-    return quads
+    roles: list[str] = []
+    for direction, fields in (("input", context["inputs"]), ("output", outputs)):
+        for field in fields:
+            role = T.iri(V.parameter_iri(context["definition"], direction, field))
+            T.parameter(roles, role, context, direction, field)
+    return quads + T.as_quads(roles, g.value)
 
 
 # -- records from a template ---------------------------------------------------------------
 # The part of a job record that is the same for every job of a node is serialized once, for a
 # stand-in run, and copied into each record with the stand-in's IRI and blank-node labels
-# replaced by the run's; only the job's own triples are built and serialized per job.
+# replaced by the run's; the job's own triples are written as text (:mod:`._triples`).
 _STAND_IN = "urn:uuid:00000000-0000-4000-8000-0000000000aa"
-_STATIC: dict[tuple[Any, ...], bytes] = {}
-_HEADER = b"".join(
-    f"@prefix {name}: <{iri}> .\n".encode() for name, iri in sorted(PREFIXES.items())
-)
+_STATIC: dict[tuple[Any, ...], str] = {}
 
 
-def _body(data: bytes) -> bytes:
+def _body(data: bytes) -> str:
     """The triples inside the one graph block of serialized TriG."""
-    return data[data.index(b"{\n") + 2 : data.rindex(b"}")]
+    return data[data.index(b"{\n") + 2 : data.rindex(b"}")].decode()
 
 
-def _static_body(context: dict[str, Any], env_hash: str, outputs: tuple[str, ...]) -> bytes:
+def _static_body(context: dict[str, Any], env_hash: str, outputs: tuple[str, ...]) -> str:
     key = (
         context["definition"],
         context["definition_text"],
@@ -686,24 +368,36 @@ def _static_body(context: dict[str, Any], env_hash: str, outputs: tuple[str, ...
     return body
 
 
+def _own_lines(job: Any, outcome: Any, run: str, root: str) -> list[str]:
+    """What a record says of this job alone: the run, its inputs' entities and usages, its
+    outputs or its error."""
+    out: list[str] = []
+    T.run_core(out, job, outcome, run, root)
+    used: list[str] = []
+    T.usages(out, run, job.context, root, used, roles=False)
+    if outcome.ok:
+        T.generations(out, run, outcome, job.context, root, used, roles=False)
+    elif outcome.error is not None:
+        T.error(out, run, outcome.error)
+    return out
+
+
 def job_run_trig(job: Any, outcome: Any, folder: Path, depth: int = 1) -> bytes:
     """The TriG of one job run's named graph (the record file's bytes); its rerun files are
     written to ``folder``."""
     context = job.context
     root = context["cache_dir"]
     run = V.run_iri(job.run_id)
-    g = _n(run)
     env = _with_container(capture(), context.get("container"))
-    _environment_file(Path(root), env)
+    _environment_file(root, env)
     outputs = tuple(outcome.outputs or ()) if outcome.ok else ()
     static = _static_body(context, env["hash"], outputs)
-    static = static.replace(_STAND_IN.encode(), run.encode()).replace(
-        f"_:b{_graph_tag(_STAND_IN)}x".encode(), f"_:b{_graph_tag(run)}s".encode()
+    static = static.replace(_STAND_IN, run).replace(
+        f"_:b{T.graph_tag(_STAND_IN)}x", f"_:b{T.graph_tag(run)}s"
     )
-    own = _dynamic_quads(job, outcome, g, root) + _rerun_files(job, outcome, g, folder, root)
-    serialized = ox.serialize(own, format=_TRIG, prefixes=PREFIXES)
-    assert serialized is not None
-    data = b"".join((_HEADER, b"<", run.encode(), b"> {\n", static, _body(serialized), b"}\n"))
+    own = _own_lines(job, outcome, run, root)
+    _rerun_files(own, job, outcome, run, os.fspath(folder), root)
+    data = "".join((T.HEADER, "<", run, "> {\n", static, *own, "}\n")).encode()
     return V.relative_locations(data, depth)
 
 
@@ -794,7 +488,9 @@ def _interrupt(pending: Path, final: Path) -> None:
     dropped = outputs | generations
     kept = [q for q in quads if q.subject not in dropped and q.predicate not in (status, error)]
     kept.append(ox.Quad(run, status, ox.Literal(INTERRUPTED), run))
-    kept += _error(run, ErrorInfo(type="Interrupted", message=_DIED, traceback=""))
+    lines: list[str] = []
+    T.error(lines, run.value, ErrorInfo(type="Interrupted", message=_DIED, traceback=""))
+    kept += T.as_quads(lines, run.value)
     journal.append(final.parent.parent, [final])  # named again: a withdrawal may have come
     atomic_write(final, _trig(kept))
     pending.unlink(missing_ok=True)

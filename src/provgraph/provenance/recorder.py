@@ -24,6 +24,7 @@ from .. import _signing, cache
 from ..cache import atomic_write
 from ..engine import events
 from ..engine.runtime import JobRun, input_sources
+from . import _triples as T
 from . import journal
 from . import vocab as V
 from .index import file_base
@@ -33,14 +34,11 @@ from .record import (
     P,
     _agents,
     _blank,
-    _generated,
     _n,
-    _parameter,
     _place,
     _plan,
     _time,
     _trig,
-    _usages,
     describe_value,
     field_types,
     pickle_definition,
@@ -79,7 +77,7 @@ class Recorder:
             self.remote = remote_url(remote)
         self.user, self.login = V.user_iri()
         self._root = os.fspath(self.cache_dir)
-        self._definitions: set[str] = set()
+        self._definitions: dict[str, str] = {}  # definition hash -> its pickle's path
         self._journal = journal.Writer(cache_dir)
         self._reset()
 
@@ -149,16 +147,21 @@ class Recorder:
         }
 
     def _store_definition(self, task_cls: Any) -> str:
-        """The task class, pickled once per definition beside the index, for reruns."""
+        """The task class, pickled once per definition beside the index, for reruns; where
+        (``""`` when it cannot be pickled); settled once per definition (on every job's path)."""
         digest = task_cls._definition_hash.hex()
+        known = self._definitions.get(digest)
+        if known is not None:
+            return known
         path = self.cache_dir / ".provenance" / "definitions" / f"{digest}.pkl"
-        if digest not in self._definitions and not _sealed(path):
+        if not _sealed(path):
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 atomic_write(path, _signing.seal(pickle_definition(task_cls)))
             except Exception:  # a definition that cannot be pickled can still be recorded
+                self._definitions[digest] = ""
                 return ""
-        self._definitions.add(digest)
+        self._definitions[digest] = str(path)
         return str(path)
 
     def _record_lost_failure(self, job: Any, outcome: Any) -> None:
@@ -278,7 +281,10 @@ class Recorder:
                 ox.Quad(run, G("outputDir"), _place(job.output_dir, str(self.cache_dir)), run)
             )
         if context is not None:
-            quads += _usages(run, context, str(self.cache_dir), [])
+            used: list[str] = []
+            lines: list[str] = []
+            T.usages(lines, run.value, context, str(self.cache_dir), used)
+            quads += T.as_quads(lines, run.value)
             quads += _plan(run, context)
             self.workflow_contexts[run_id] = context
         self._write_start(run, quads, plan=context["definition"] if context else None)
@@ -421,19 +427,19 @@ class Recorder:
         context = self.workflow_contexts.get(job.run_id)
         if context is None or job.outputs is None:
             return []
-        quads: list[ox.Quad] = []
+        lines: list[str] = []
         for field, value in job.outputs.items():
-            role = _n(V.parameter_iri(context["definition"], "output", field))
+            role = T.iri(V.parameter_iri(context["definition"], "output", field))
             sources = (job.output_sources or {}).get(field, [])
-            derived = [_n(V.output_iri(V.run_iri(r), f)) for r, f in sources if r]
-            quads += _parameter(run, role, context, "output", field)
+            derived = [T.iri(V.output_iri(V.run_iri(r), f)) for r, f in sources if r]
+            T.parameter(lines, role, context, "output", field)
             for source in derived:
-                quads.append(ox.Quad(source, A, P("Entity"), run))
-            entity = _n(V.output_iri(run.value, field))
-            quads += _generated(
-                run, entity, describe_value(value), run, role, derived, str(self.cache_dir)
+                lines.append(f"{source} a prov:Entity .\n")
+            entity = T.iri(V.output_iri(run.value, field))
+            T.generated(
+                lines, run.value, entity, describe_value(value), role, derived, str(self.cache_dir)
             )
-        return quads
+        return T.as_quads(lines, run.value)
 
     def _withdraw_unstarted(self) -> None:
         """Withdraw the journaled records of jobs that never ran (the interrupt came first):

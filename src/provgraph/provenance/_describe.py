@@ -1,0 +1,72 @@
+"""What a record says of one value: its content hash, kind, and location and size (a file)
+or the value itself (a small one)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from .._filetypes import Directory, File
+from ..exceptions import HashingError
+from ..hashing import file_content_digest, hash_value
+
+__all__ = ["describe_value"]
+
+_SMALL_TEXT = 256
+
+
+def describe_value(value: Any) -> dict[str, Any]:
+    """Content hash, kind, and location/size or small value, of one input or output value.
+
+    A list (or tuple) of files is described by its members too, so that each file has its own
+    entity; a value with no content hash is hashed by its pickled bytes.
+    """
+    if type(value).__module__.startswith("fileformats"):
+        return _describe_fileset(value)
+    plain_path = isinstance(value, Path) and not isinstance(value, (File, Directory))
+    if plain_path and not os.path.lexists(value):  # a path a task may create: its name
+        return {"kind": "Value", "hash": hash_value(value).hex(), "value": str(value)}
+    if isinstance(value, (File, Directory, Path)):
+        path = Path(value)
+        if path.is_dir():
+            digest = hash_value(Directory(path)).hex()
+            return {"kind": "Directory", "hash": digest, "location": str(path), "size": None}
+        digest = file_content_digest(path).hex()
+        return {"kind": "File", "hash": digest, "location": str(path), "size": path.stat().st_size}
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and all(
+            isinstance(v, (File, Directory)) or type(v).__module__.startswith("fileformats")
+            for v in value
+        )
+    ):
+        members = [describe_value(v) for v in value]
+        return {"kind": "Value", "hash": hash_value(value).hex(), "members": members}
+    small = None
+    if isinstance(value, (bool, int, float)) or (
+        isinstance(value, str) and len(value) <= _SMALL_TEXT
+    ):
+        small = value
+    try:
+        digest = hash_value(value).hex()
+    except HashingError:  # recorded all the same, by its pickled bytes
+        import cloudpickle
+
+        digest = xxhash.xxh3_128_hexdigest(cloudpickle.dumps(value))
+    return {"kind": "Value", "hash": digest, "value": small}
+
+
+def _describe_fileset(value: Any) -> dict[str, Any]:
+    """A fileformats file set: a one-file set is that file, a larger set a value whose
+    members are its files; both with the format's MIME-like name."""
+    from .._fileformats import format_name, members
+
+    files = [describe_value(File(p)) for p in members(value)]
+    if len(files) == 1:
+        return {**files[0], "format": format_name(value)}
+    digest = hash_value(value).hex()
+    return {"kind": "Value", "hash": digest, "members": files, "format": format_name(value)}

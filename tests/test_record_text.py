@@ -1,0 +1,81 @@
+"""Job records are written as text (issue 17): values that need escaping come back exact.
+
+Each record below is read by both stores (pyoxigraph's parser and rdflib's), so a badly escaped
+string, IRI or blank node would fail the parse or change the value.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from pathlib import Path
+
+import pytest
+import rdflib
+
+from provgraph import File, ProvenanceStore, Submitter, python
+
+TRICKY = [
+    'quote " and backslash \\ and a tab\tthere',
+    "new\nline and carriage\rreturn, braces } { and > <",
+    "unicode é ß 漢字 and an emoji \U0001f600",
+    "a control \x01 character and prefixed-looking text pg:status 'x' .",
+]
+
+
+@python.define
+def Echo(text: str, path: File) -> str:
+    if text.startswith("fail"):
+        raise ValueError(text)
+    return text + "!"
+
+
+@pytest.mark.parametrize("backend", ["oxigraph", "memory"])
+def test_tricky_values_paths_and_errors_round_trip(tmp_path: Path, backend: str) -> None:
+    folder = tmp_path / "in put #1 %20 é"
+    folder.mkdir()
+    path = folder / "data file.txt"
+    path.write_text("content")
+    cache = tmp_path / "cache dir é"
+    failing = 'fail: "quoted" \\ and\nnewline } >'
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        result = sub(Echo(path=path).split(text=[*TRICKY, failing]))
+    assert result.errored
+
+    store = ProvenanceStore(cache, backend=backend)
+    inputs = {
+        str(value)
+        for (value,) in store.query(
+            "SELECT ?v WHERE { ?run a pg:JobRun ; prov:qualifiedUsage ?u . "
+            "?u prov:hadRole/rdfs:label 'text' ; prov:entity/prov:value ?v }"
+        )
+    }
+    assert inputs == {*TRICKY, failing}
+    outputs = {
+        str(value)
+        for (value,) in store.query(
+            "SELECT ?v WHERE { ?e prov:wasGeneratedBy ?run ; prov:value ?v . ?run a pg:JobRun }"
+        )
+    }
+    assert outputs == {text + "!" for text in TRICKY}
+    errors = [
+        (str(kind), str(message))
+        for kind, message in store.query(
+            "SELECT ?t ?m WHERE { ?run pg:status 'failed' ; pg:error ?e . "
+            "?e pg:errorType ?t ; pg:errorMessage ?m }"
+        )
+    ]
+    assert errors == [("ValueError", failing)]
+    locations = {
+        where
+        for (where,) in store.query(
+            "SELECT DISTINCT ?where WHERE { ?run a pg:JobRun ; prov:used ?e . "
+            "?e a pg:File ; prov:atLocation ?where }"
+        )
+    }
+    assert locations == {rdflib.URIRef(path.as_uri())}
+    dirs = {
+        Path(urllib.parse.unquote(urllib.parse.urlparse(str(d)).path))
+        for (d,) in store.query("SELECT ?d WHERE { ?run a pg:JobRun ; pg:outputDir ?d }")
+    }
+    assert len(dirs) == len(TRICKY) + 1
+    assert all(d.parent == cache and d.is_dir() for d in dirs)
