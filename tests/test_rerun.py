@@ -10,7 +10,7 @@ import pytest
 
 import regression_tasks as R
 from prov_tasks import Copy, make_inputs
-from provgraph import ProvenanceError, ProvenanceStore, Submitter
+from provgraph import ProvenanceError, ProvenanceStore, Submitter, python
 
 
 def test_deterministic_job_reproduces(tmp_path: Path, cache_dir: Path) -> None:
@@ -88,3 +88,59 @@ def test_whole_workflow_run_reruns_its_jobs_in_order(tmp_path: Path, cache_dir: 
     assert len(result.jobs) == 7 and result.all_reproduced
     order = [j.output_dir.name.split("-rerun-")[0] for j in result.jobs]
     assert order.index("Total") == 6 and order.count("Copy") == 3
+
+
+@python.define
+def Literals(n: int, x: float, flag: bool, text: str, missing: str | None = None) -> str:
+    return repr((type(n), n, type(x), x, type(flag), flag, text, missing))
+
+
+def _inputs_files(cache_dir: Path) -> list[Path]:
+    return list(cache_dir.glob("Literals-*/_prov-*.inputs.pkl"))
+
+
+def test_literal_inputs_rerun_from_the_record_alone(tmp_path: Path, cache_dir: Path) -> None:
+    """Inputs that are all booleans, numbers and short strings are the record's own literals:
+    no inputs pickle is written, and the rerun gets back the same values of the same types."""
+    text = 'a "quoted" line\nand é'
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        original = sub(Literals(n=3, x=2.0, flag=True, text=text))
+    assert _inputs_files(cache_dir) == []
+    store = ProvenanceStore(cache_dir)
+    (flag,) = [row[0] for row in store.query("SELECT ?f WHERE { ?run pg:inputsInRecord ?f }")]
+    assert flag.toPython() is True
+    result = store.rerun(original.output_dir.name, into=tmp_path / "scratch")
+    assert result.outputs["out"] == original.outputs.out  # int stays int, 2.0 stays a float
+    assert result.all_reproduced
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        {"text": "x" * 257},  # too long to be a literal of the record
+        {"text": "t", "missing": "x" * 300},  # nor an optional one
+    ],
+)
+def test_other_inputs_are_pickled_beside_the_record(
+    tmp_path: Path, cache_dir: Path, inputs: dict[str, object]
+) -> None:
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        original = sub(Literals(n=1, x=0.5, flag=False, **inputs))
+    assert len(_inputs_files(cache_dir)) == 1
+    store = ProvenanceStore(cache_dir)
+    assert not list(store.query("SELECT ?f WHERE { ?run pg:inputsInRecord ?f }"))
+    assert store.rerun(original.output_dir.name, into=tmp_path / "s").all_reproduced
+
+
+def test_an_edited_literal_input_is_refused(tmp_path: Path, cache_dir: Path) -> None:
+    """A record whose input literal no longer gives back its recorded content hash (edited by
+    hand, or read with another type) is not rerun."""
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        original = sub(Literals(n=3, x=2.0, flag=True, text="t"))
+    (record,) = original.output_dir.glob("_prov-*.trig")
+    data = record.read_text()
+    assert '"3"^^xsd:integer' in data
+    record.write_text(data.replace('"3"^^xsd:integer', '"4"^^xsd:integer'))
+    store = ProvenanceStore(cache_dir)
+    with pytest.raises(ProvenanceError, match="input 'n' is recorded as"):
+        store.rerun(original.output_dir.name, into=tmp_path / "s")

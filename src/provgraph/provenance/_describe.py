@@ -15,7 +15,7 @@ from ..hashing import file_content_digest, hash_value
 
 __all__ = ["describe_value"]
 
-_SMALL_TEXT = 256
+SMALL_TEXT = 256
 
 
 def describe_value(value: Any) -> dict[str, Any]:
@@ -48,7 +48,7 @@ def describe_value(value: Any) -> dict[str, Any]:
         return {"kind": "Value", "hash": hash_value(value).hex(), "members": members}
     small = None
     if isinstance(value, (bool, int, float)) or (
-        isinstance(value, str) and len(value) <= _SMALL_TEXT
+        isinstance(value, str) and len(value) <= SMALL_TEXT
     ):
         small = value
     try:

@@ -36,7 +36,7 @@ from ..engine.job import ErrorInfo, Outcome
 from . import _triples as T
 from . import journal
 from . import vocab as V
-from ._describe import describe_value
+from ._describe import SMALL_TEXT, describe_value
 from .environment import capture
 
 __all__ = ["describe_value", "pickle_definition", "recover", "write_job_run"]
@@ -303,12 +303,36 @@ def _pickled_beside(out: list[str], g: str, prop: str, path: str, value: Any, ro
     out.append(f"<{g}> pg:{prop} {T.place(path, root)} .\n")
 
 
+_LITERALS = (int, float, bool, type(None))
+
+
+def _inputs_in_record(job: Any) -> bool:
+    """Whether the record holds every input exactly: each is None (an entity with no value)
+    or a bool, int, float or short string written as the entity's ``prov:value`` (not a
+    subclass, not NaN)."""
+    described = job.context["inputs"]
+    inputs = job.inputs or {}
+    if inputs.keys() != described.keys():
+        return False
+    for field, value in inputs.items():
+        kind = type(value)
+        if not (kind in _LITERALS or (kind is str and len(value) <= SMALL_TEXT)):
+            return False
+        if described[field].get("value") != value:  # (NaN never equals itself)
+            return False
+    return True
+
+
 def _rerun_files(out: list[str], job: Any, outcome: Any, g: str, folder: str, root: str) -> None:
-    """The job's inputs (and container) pickled beside its record, for reruns."""
+    """What a rerun needs besides the record: the job's inputs pickled beside it, unless the
+    record holds them all as literals (``pg:inputsInRecord``); its container, pickled."""
     if outcome.status == INTERRUPTED:
         return
-    where = os.path.join(folder, f"_prov-{job.run_id}.inputs.pkl")
-    _pickled_beside(out, g, "inputsFile", where, dict(job.inputs), root)
+    if _inputs_in_record(job):
+        out.append(f"<{g}> pg:inputsInRecord true .\n")
+    else:
+        where = os.path.join(folder, f"_prov-{job.run_id}.inputs.pkl")
+        _pickled_beside(out, g, "inputsFile", where, dict(job.inputs), root)
     if getattr(job, "environment", None) is not None:  # a rerun runs in the same container
         where = os.path.join(folder, f"_prov-{job.run_id}.environment.pkl")
         _pickled_beside(out, g, "environmentFile", where, job.environment, root)

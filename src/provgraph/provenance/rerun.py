@@ -53,11 +53,12 @@ def _recorded(store: Any, run: str) -> dict[str, Any]:
 
     rows = list(
         store.query(
-            "SELECT ?task ?node ?defile ?inputs ?envfile ?digest ?hash ?def WHERE { "
+            "SELECT ?task ?node ?defile ?inputs ?envfile ?digest ?hash ?def ?inrecord WHERE { "
             "?run a pg:JobRun ; pg:taskName ?task ; pg:nodeName ?node ; pg:jobHash ?hash ; "
             "prov:qualifiedAssociation/prov:hadPlan ?plan . ?plan pg:definitionHash ?def . "
             "OPTIONAL { ?plan pg:definitionFile ?defile } "
             "OPTIONAL { ?run pg:inputsFile ?inputs } "
+            "OPTIONAL { ?run pg:inputsInRecord ?inrecord } "
             "OPTIONAL { ?run pg:environmentFile ?envfile } "
             "OPTIONAL { ?run prov:used/pg:containerDigest ?digest } }",
             run=rdflib.URIRef(run),
@@ -65,8 +66,9 @@ def _recorded(store: Any, run: str) -> dict[str, Any]:
     )
     if not rows:
         raise ProvenanceError(f"no job run {run} is recorded")
-    task, node, definition_file, inputs_file, environment_file, digest, job_hash, plan = rows[0]
-    if definition_file is None or inputs_file is None:
+    task, node, definition_file, inputs_file, environment_file, digest, job_hash, plan = rows[0][:8]
+    in_record = rows[0][8] is not None and rows[0][8].toPython() is True
+    if definition_file is None or (inputs_file is None and not in_record):
         raise ProvenanceError(
             f"run {run} of {task} cannot be rerun: its record has no stored definition or inputs"
         )
@@ -94,12 +96,44 @@ def _recorded(store: Any, run: str) -> dict[str, Any]:
         "job_dir": job_dir(store.cache_dir, str(task), str(job_hash)),
         "definition_file": _path(definition_file),
         "definition_hash": str(plan).removeprefix("xxh3-128:"),
-        "inputs_file": _path(inputs_file),
+        "inputs_file": _path(inputs_file) if inputs_file is not None else None,
+        "inputs_in_record": _literal_inputs(store, run) if inputs_file is None else None,
         "environment_file": _path(environment_file) if environment_file is not None else None,
         "container_digest": str(digest) if digest is not None else None,
         "files": files,
         "outputs": outputs,
     }
+
+
+def _literal_inputs(store: Any, run: str) -> dict[str, Any]:
+    """The input values a record holds as literals (``pg:inputsInRecord``), by field; each
+    must hash to the content hash recorded for it (same value, same type)."""
+    import rdflib
+
+    from ._describe import describe_value
+
+    found: dict[str, Any] = {}
+    for field, literal, digest in store.query(
+        "SELECT ?field ?v ?hash WHERE { ?run prov:qualifiedUsage ?u . ?u prov:hadRole ?role ; "
+        "prov:entity ?e . ?e pg:contentHash ?hash . OPTIONAL { ?e prov:value ?v } "
+        "?role rdfs:label ?field ; pg:direction 'input' }",
+        run=rdflib.URIRef(run),
+    ):
+        value = None if literal is None else literal.toPython()  # (None has no literal)
+        if type(value) not in (
+            bool,
+            int,
+            float,
+            str,
+            type(None),
+        ) or f"xxh3-128:{describe_value(value)['hash']}" != str(digest):
+            shown = "no value" if literal is None else literal.n3()
+            raise ProvenanceError(
+                f"run {run}: input {str(field)!r} is recorded as {shown}, which does not give "
+                f"back the value of content hash {digest}: it cannot be rerun from its record"
+            )
+        found[str(field)] = value
+    return found
 
 
 def verified(path: Path, what: str) -> bytes:
@@ -175,7 +209,10 @@ def rerun(
     record = _recorded(store, old_run)
     try:
         task_cls = cloudpickle.loads(verified(record["definition_file"], "task definition"))
-        inputs = dict(cloudpickle.loads(verified(record["inputs_file"], "inputs")))
+        if record["inputs_file"] is None:  # every input is a literal of the record
+            inputs = dict(record["inputs_in_record"])
+        else:
+            inputs = dict(cloudpickle.loads(verified(record["inputs_file"], "inputs")))
     except ProvenanceError:
         raise
     except Exception as err:
