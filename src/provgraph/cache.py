@@ -98,7 +98,12 @@ class _RelSet:
     rels: tuple[str, ...]
 
 
+_SCALARS = frozenset((int, float, str, bool, bytes, type(None)))  # stored as they are
+
+
 def _to_stored(value: Any, root: Path) -> Any:
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, (File, Directory)):
         rel = _relative_in_cache(os.path.abspath(value), os.path.abspath(root))
         return value if rel is None else _Rel(type(value).__name__, rel)
@@ -127,6 +132,8 @@ def _relative_in_cache(path: str, job: str) -> str | None:
 
 
 def _from_stored(value: Any, root: Path) -> Any:
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, _Rel):
         path = Path(os.path.normpath(root / value.rel))
         if not path.exists():
@@ -202,8 +209,8 @@ def job_hash_of(directory: Path) -> str:
 def read_result(directory: Path) -> StoredResult | None:
     """The stored result, or None when absent, incomplete, corrupt, missing its files, or of
     another job (its job hash is not the directory's: a warning says so)."""
-    try:
-        with open(directory / RESULT_NAME, "rb") as fh:
+    try:  # (a string path: this runs for every job, hit or miss)
+        with open(f"{os.fspath(directory)}/{RESULT_NAME}", "rb") as fh:
             data = fh.read()
     except OSError:
         return None

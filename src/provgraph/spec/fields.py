@@ -173,8 +173,11 @@ class _Mismatch(Exception):
     """Internal: a value does not fit a type."""
 
 
+_EXACT = frozenset((int, float, str, bool))  # a value of exactly one of these is canonical
+
+
 def _coerce(tp: Any, value: Any) -> Any:
-    if tp is Any or tp is object:
+    if tp is Any or tp is object or (type(value) is tp and tp in _EXACT):
         return value
     item = _multi_item(tp)
     if item is not None:  # one value or a list of them: a list
