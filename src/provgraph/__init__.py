@@ -5,7 +5,6 @@ The public door: everything a user needs is importable from here.
 
 import typing as _typing
 
-from . import environments
 from ._filetypes import Directory, File
 from ._version import __version__
 from .config import Config
@@ -30,6 +29,7 @@ from .spec import python, shell, workflow
 from .spec.fields import MultiInputObj
 
 if _typing.TYPE_CHECKING:
+    from . import environments
     from .provenance.rocrate import read_crate
     from .provenance.store import ProvenanceStore
     from .spec._pydra import from_pydra
@@ -45,6 +45,10 @@ def __getattr__(name: str) -> object:
         from .spec._pydra import from_pydra
 
         return from_pydra
+    if name == "environments":  # the container runtimes: imported when first asked for
+        import importlib
+
+        return importlib.import_module(".environments", __name__)
     if name == "read_crate":
         from .provenance.rocrate import read_crate
 

@@ -25,7 +25,6 @@ import json
 import os
 import pickle
 import shutil
-import socket
 import sys
 import time
 import typing
@@ -267,7 +266,7 @@ def clear_for_run(directory: Path) -> None:
                     os.unlink(entry.path)
 
 
-_HOST = socket.gethostname()
+_HOST = os.uname().nodename  # (what socket.gethostname() gives, without importing socket)
 
 
 class JobLock:

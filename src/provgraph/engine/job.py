@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
-import socket
 import time
 import traceback
 from pathlib import Path
@@ -24,7 +23,7 @@ from ..exceptions import CacheError
 
 __all__ = ["ErrorInfo", "Job", "Outcome", "job_fields", "run_job"]
 
-_HOST = socket.gethostname()
+_HOST = os.uname().nodename  # (what socket.gethostname() gives, without importing socket)
 
 
 @attrs.frozen(kw_only=True)

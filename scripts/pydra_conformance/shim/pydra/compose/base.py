@@ -1,0 +1,5 @@
+"""``pydra.compose.base``: the common bases of task and outputs objects."""
+
+from provgraph.spec.base import Outputs, TaskDef as Task
+
+__all__ = ["Outputs", "Task"]

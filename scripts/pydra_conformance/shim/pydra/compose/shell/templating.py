@@ -1,0 +1,7 @@
+"""``pydra.compose.shell.templating``: Pydra internals, not provided."""
+
+import sys
+
+from ..._internal import internal_module
+
+sys.modules[__name__] = internal_module(__name__)

@@ -1,0 +1,3 @@
+"""``pydra.engine``: only the submitter is public."""
+
+from .submitter import Submitter  # noqa: F401

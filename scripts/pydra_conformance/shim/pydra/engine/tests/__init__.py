@@ -1,0 +1,1 @@
+"""``pydra.engine.tests``: the checkout's test helpers, loaded with the shim active."""

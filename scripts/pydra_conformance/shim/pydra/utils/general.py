@@ -1,0 +1,76 @@
+"""``pydra.utils.general``: the public helpers, over provgraph's equivalents.
+
+* ``get_fields(task or class or outputs class)``: the field objects of provgraph's
+  ``_input_fields`` (or ``_output_fields`` when given a task's outputs), a list.
+* ``task_help(task)``: provgraph's ``describe()`` text, printed and returned as lines.
+* ``default_run_cache_root``: provgraph's default cache directory.
+* ``plot_workflow(wf, out_dir, ...)``: provgraph's ``to_dot`` written to ``<name>.dot``.
+Internal helpers (``position_sort``, ``attrs_values``...) are placeholders that raise.
+"""
+
+from __future__ import annotations
+
+import inspect
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from provgraph import Config
+from provgraph.graph import to_dot
+from provgraph.spec.base import Outputs, TaskDef
+
+from .._internal import placeholder
+
+default_run_cache_root = Path(Config.from_env().cache_dir).absolute()
+
+
+def get_fields(task: Any) -> list[Any]:
+    if isinstance(task, Outputs) or (inspect.isclass(task) and issubclass(task, Outputs)):
+        owner = getattr(task, "_task", None) or getattr(task, "_owner", None)
+        fields = getattr(owner, "_output_fields", None) if owner is not None else None
+        if fields is None:
+            raise TypeError(f"get_fields({task!r}): no provgraph field list mapped for outputs")
+        return list(fields.values())
+    cls = task if inspect.isclass(task) else type(task)
+    if not (inspect.isclass(cls) and issubclass(cls, TaskDef)):
+        return []
+    return list(cls._input_fields.values())
+
+
+def task_help(task_type: Any, line_width: int = 79, help_indent: int = 4) -> list[str]:
+    cls = task_type if inspect.isclass(task_type) else type(task_type)
+    lines = cls.describe().splitlines()
+    print("\n".join(lines))
+    return lines
+
+
+def plot_workflow(workflow_task: Any, out_dir: Path, plot_type: str = "simple",
+                  export: Any = None, name: str | None = None, lazy: Any = None) -> Any:
+    if plot_type != "simple" or lazy:
+        raise NotImplementedError(f"plot_workflow(plot_type={plot_type!r}): only 'simple' mapped")
+    cls = workflow_task if inspect.isclass(workflow_task) else type(workflow_task)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dot_file = out_dir / f"{name or 'graph'}.dot"
+    dot_file.write_text(to_dot(cls))
+    if not export:
+        return dot_file
+    formats = [export] if isinstance(export, str) else list(export)
+    if shutil.which("dot") is None:
+        raise FileNotFoundError("graphviz 'dot' is needed to export")
+    made = []
+    for fmt in formats:
+        target = dot_file.with_suffix("." + fmt)
+        subprocess.run(["dot", f"-T{fmt}", "-o", str(target), str(dot_file)], check=True)
+        made.append(target)
+    return dot_file, made
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("__"):
+        raise AttributeError(name)
+    return placeholder(f"pydra.utils.general.{name}")
+
+
+__all__ = ["default_run_cache_root", "get_fields", "plot_workflow", "task_help"]

@@ -1,0 +1,1 @@
+"""``pydra.workers``: workers are named by string in provgraph; modules here are internals."""
