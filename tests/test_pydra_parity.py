@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from provgraph import MissingInputError, MultiInputObj, SpecError, Submitter, python, workflow
+from provgraph import (
+    MissingInputError,
+    MultiInputObj,
+    ProvenanceStore,
+    SpecError,
+    Submitter,
+    python,
+    workflow,
+)
 
 
 def _run(task: Any, tmp_path: Path) -> Any:
@@ -468,22 +476,61 @@ def test_dynamic_workflow_is_built_from_its_input_values(tmp_path: Path) -> None
     assert set(loud.node_stats) > {"Chosen/say2"} and "Chosen/say1" not in quiet.node_stats
 
 
-def test_dynamic_workflow_inside_a_static_one_and_its_limits(tmp_path: Path) -> None:
+def test_dynamic_workflow_inside_a_static_one(tmp_path: Path) -> None:
     @workflow.define
     def Outer(x: int) -> str:
         return workflow.add(Chosen(x=5, loud=True, copies=2)).out
 
     assert Outer(x=0)(cache_dir=tmp_path).out == "5!6!"
-    with pytest.raises(SpecError, match=r"dynamic: its input 'x' must be a value"):
-
-        @workflow.define
-        def Connected(x: int) -> str:
-            return workflow.add(Chosen(x=x, loud=True)).out
-
-    with pytest.raises(SpecError, match=r"cannot be split"):
-        Chosen(loud=True).split(x=[1, 2])(cache_dir=tmp_path)
     with pytest.raises(MissingInputError, match=r"'loud' not set"):
         Chosen(x=1)(cache_dir=tmp_path)
+
+
+@python.define
+def HowMany(n: int) -> int:
+    return n
+
+
+@workflow.define
+def FromUpstream(n: int, x: int) -> str:
+    count = workflow.add(HowMany(n=n))
+    return workflow.add(Chosen(x=x, loud=True, copies=count.out)).out
+
+
+def test_dynamic_workflow_built_per_job_when_split_or_connected(tmp_path: Path) -> None:
+    """Each job of a split or connected dynamic workflow is built from its own values, when
+    the engine opens it: elements of one split may have different graphs."""
+    with Submitter(cache_dir=tmp_path, progress=False) as sub:
+        by_copies = sub(Chosen(x=1, loud=True).split(copies=[1, 3]))
+        by_x = sub(Chosen(loud=False, copies=2).split(x=[1, 5]))
+        upstream = sub(FromUpstream(x=7).split(n=[1, 2]))
+        again = sub(Chosen(x=1, loud=True).split(copies=[1, 3]))
+    assert by_copies.outputs.out == ["1!", "1!2!3!"]
+    assert by_x.outputs.out == ["(1)(2)", "(5)(6)"]
+    assert upstream.outputs.out == ["7!", "7!8!"]
+    assert sum(stats["executed"] for stats in again.node_stats.values()) == 0
+    # the element with three copies has three nodes (its first the other's, reused), the
+    # other one
+    assert set(by_copies.node_stats) == {
+        "Chosen[0]/say0",
+        "Chosen[1]/say0",
+        "Chosen[1]/say1",
+        "Chosen[1]/say2",
+    }
+    assert by_copies.node_stats["Chosen[1]/say0"]["reused"] == 1
+    steps = ProvenanceStore(tmp_path).query(
+        "SELECT ?run (COUNT(DISTINCT ?step) AS ?n) WHERE { ?run a pg:WorkflowRun ; "
+        "pg:taskName 'Chosen' . GRAPH ?run { ?plan pg:hasStep ?step } } GROUP BY ?run"
+    )
+    # each element's workflow run records the graph its own values built: 1 and 3 steps (by
+    # copies), 2 and 2 (by x), 1 and 2 (from upstream); the last submission ran none again
+    assert sorted(int(n) for _, n in steps) == [1, 1, 2, 2, 2, 3]
+
+
+def test_dynamic_workflow_per_job_on_cf(tmp_path: Path) -> None:
+    with Submitter(cache_dir=tmp_path, worker="cf", n_procs=2, progress=False) as sub:
+        result = sub(FromUpstream(x=2).split(n=[3, 1]))
+    assert result.outputs.out == ["2!3!4!", "2!"] and not result.errored
 
 
 @workflow.define

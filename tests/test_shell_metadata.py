@@ -91,6 +91,14 @@ CASES = [
         dict(m=[(0, 1), (2, 3)]),
     ),
     (["cmd", "sub"], {"a": (str, dict(argstr="--a"))}, {}, dict(a="x")),
+    # a repeated flag over a list of tuples: each tuple's items as sep says
+    ("cmd", {"p": (list[tuple[int, int]], dict(argstr="-p..."))}, {}, dict(p=[(0, 1), (2, 3)])),
+    (
+        "cmd",
+        {"p": (list[tuple[int, int]], dict(argstr="-p...", sep=","))},
+        {},
+        dict(p=[(0, 1), (2, 3)]),
+    ),
 ]
 
 

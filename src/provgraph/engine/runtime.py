@@ -22,6 +22,7 @@ from ..graph import lazy_inputs, topological_nodes
 from ..hashing import H, hash_value
 from ..spec.base import TaskDef
 from ..spec.fields import NOTHING, check_rules
+from ..spec.workflow import graph_class
 from .plan import check_value, digest, job_hash
 
 __all__ = ["Instance", "JobRun", "NodeRun"]
@@ -37,6 +38,7 @@ class JobRun:
         "digests",
         "environment",
         "environment_info",
+        "graph",
         "index",
         "inner",
         "inputs",
@@ -78,6 +80,9 @@ class JobRun:
         self.environment_info: dict[str, str] | None = None
         # a workflow job: for each output, the (run UUID, field) of the inner jobs behind it
         self.output_sources: dict[str, list[tuple[str, str]]] | None = None
+        # a workflow job, once opened: the class whose graph it runs (a dynamic workflow's is
+        # built from the job's input values)
+        self.graph: Any = None
 
     @property
     def done(self) -> bool:
@@ -391,6 +396,8 @@ def definition_digest(task_cls: Any, memo: dict[int, bytes]) -> bytes:
     found = memo.get(id(task_cls))
     if found is not None:
         return found
+    if task_cls._graph is None:  # a dynamic workflow built per job: its job's inputs say which
+        return H(b"DynamicWorkflow", bytes(task_cls._definition_hash))
     parts = [task_cls._definition_hash]
     for name in topological_nodes(task_cls._graph):
         task = task_cls._nodes[name]
@@ -441,8 +448,9 @@ def tasks_within(task: TaskDef, path: str = "") -> Iterator[tuple[str, TaskDef]]
 
 def open_instance(job: JobRun) -> Instance:
     """The graph of a workflow job, as nodes of a new instance with the job's inputs."""
-    wf_cls: Any = type(job.node.task)
     assert job.inputs is not None
+    wf_cls: Any = graph_class(type(job.node.task), job.inputs)
+    job.graph = wf_cls
     instance = Instance(f"{job.label}/", dict(job.inputs), job, job.run_id)
     for name in topological_nodes(wf_cls._graph):
         instance.nodes[name] = NodeRun(instance, name, wf_cls._nodes[name])

@@ -654,9 +654,9 @@ class _Run:
             self.emit(events.WorkflowFinished(run_id=self.run_id, job=parent, ok=False))
             self._complete(parent)
             return
-        outputs = rt.instance_outputs(instance, type(parent.node.task))
+        outputs = rt.instance_outputs(instance, parent.graph)
         parent.outputs = outputs
-        parent.output_sources = rt.instance_output_sources(instance, type(parent.node.task))
+        parent.output_sources = rt.instance_output_sources(instance, parent.graph)
         parent.status = "succeeded"
         if self.dry:  # (every job inside came from the cache)
             self.emit(events.WorkflowFinished(run_id=self.run_id, job=parent, ok=True))

@@ -143,6 +143,8 @@ def _one(field: Any, argstr: str, value: Any, values: Mapping[str, Any]) -> list
         for item in value:
             if templated:
                 words += _fill_words(flag, {**values, field.name: item})
+            elif _is_list(item):  # a list's items, as sep says (a tuple per flag: -p 0 1)
+                words += _one(field, flag, item, values)
             elif _text(item) != "":  # an empty item writes nothing, its flag neither
                 words += [*_flag_words(flag), _text(item)]
         return words

@@ -24,7 +24,7 @@ from .fields import NOTHING, UNKNOWN, OutputField, check_rules
 from .lazy import LazyField, LazyOutputs
 from .python import function_task_class, type_hints
 
-__all__ = ["DynamicWorkflowTask", "WorkflowTask", "add", "built", "define"]
+__all__ = ["DynamicWorkflowTask", "WorkflowTask", "add", "built", "define", "graph_class"]
 
 _BUILDING: contextvars.ContextVar[dict[str, TaskDef] | None] = contextvars.ContextVar(
     "provgraph_workflow_nodes", default=None
@@ -226,26 +226,21 @@ def _construct(
 
 class DynamicWorkflowTask(WorkflowTask):
     """A workflow whose constructor runs when its input values are known (``dynamic=True``):
-    :func:`built` turns an instance into the static workflow its values make."""
+    at once when they are given as values (:func:`built`), else for each of its jobs, when the
+    engine opens it with that job's values (a split, or inputs connected to other nodes)."""
 
     _constructor: Any = None
     _built: dict[bytes, type[WorkflowTask]] = {}
 
 
 def built(task: Any) -> Any:
-    """``task`` itself, or, for a dynamic workflow, the workflow its input values build (the
-    same class for the same values)."""
+    """``task`` itself, or, for a dynamic workflow whose inputs are all values and which is
+    not split, the workflow those values build (the same class for the same values). A split
+    or connected dynamic workflow is returned as it is: each of its jobs is built when it
+    runs (:func:`graph_class`)."""
     cls = type(task)
     if not (isinstance(cls, type) and issubclass(cls, DynamicWorkflowTask)):
         return task
-    if task.splitter is not None:
-        raise SpecError(
-            f"workflow {cls._task_name} is dynamic (its graph depends on its input values), so "
-            "it cannot be split: each element would be another workflow; split the tasks "
-            "inside it, or submit one workflow per value",
-            field="splitter",
-            value=task.splitter,
-        )
     values: dict[str, Any] = {}
     for field in cls._input_fields:
         value = task._values[field]
@@ -255,15 +250,17 @@ def built(task: Any) -> Any:
                 "workflow is built from its input values)",
                 field=field,
             )
-        if _is_lazy(value):
-            raise SpecError(
-                f"workflow {cls._task_name} is dynamic: its input {field!r} must be a value "
-                f"when it is built, not the connection {value.label}; define it without "
-                "dynamic=True to connect its inputs",
-                field=field,
-                value=value,
-            )
         values[field] = value
+    if task.splitter is not None or any(_is_lazy(v) for v in values.values()):
+        return task  # built per job, from each job's values
+    return graph_class(cls, values)(**values)
+
+
+def graph_class(cls: Any, values: dict[str, Any]) -> Any:
+    """The class whose graph a workflow job runs: a static workflow's own; for a dynamic
+    one, the workflow its constructor builds from ``values`` (cached per values)."""
+    if not (isinstance(cls, type) and issubclass(cls, DynamicWorkflowTask)):
+        return cls
     from ..hashing import hash_value
 
     key = hash_value(sorted(values.items()))
@@ -277,7 +274,7 @@ def built(task: Any) -> Any:
             cls._version,
             values,
         )
-    return static(**values)
+    return static
 
 
 def _check_output_type(wf_name: str, declared: OutputField, lazy: LazyField) -> None:

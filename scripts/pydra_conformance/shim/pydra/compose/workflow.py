@@ -1,8 +1,16 @@
 """``pydra.compose.workflow`` -> ``provgraph.workflow``.
 
-Pydra runs a workflow's constructor with the input values; provgraph runs it once when the
-workflow is defined, unless ``dynamic=True``. ``PCONF_WORKFLOW_DYNAMIC=1`` makes the shim
-pass ``dynamic=True`` to every ``workflow.define`` (Pydra's timing, provgraph's limits).
+Pydra runs a workflow's constructor when the workflow runs, with the input values; provgraph
+runs it once when the workflow is defined, with placeholders, unless it is defined with
+``dynamic=True`` (provgraph's name for Pydra's timing). ``PCONF_WORKFLOW_MODE`` picks how
+the shim maps ``workflow.define``:
+
+* ``auto`` (default): provgraph's static definition; when the constructor cannot run with
+  placeholders (it branches on a value, or breaks a definition-time rule such as two nodes
+  of one name), the same call again with ``dynamic=True``, so the error, if any, comes when
+  the workflow runs, as in Pydra.
+* ``static``: provgraph's definition only (errors at definition time).
+* ``dynamic``: ``dynamic=True`` always.
 """
 
 import os
@@ -10,15 +18,24 @@ import os
 from provgraph.spec import workflow as _wf
 from provgraph.spec.workflow import add
 
-_DYNAMIC = os.environ.get("PCONF_WORKFLOW_DYNAMIC", "0") not in ("", "0")
+MODE = os.environ.get("PCONF_WORKFLOW_MODE", "auto")
+
+
+def _define(fn, kwargs):
+    if MODE == "dynamic":
+        kwargs.setdefault("dynamic", True)
+    if MODE != "auto" or "dynamic" in kwargs:
+        return _wf.define(fn, **kwargs)
+    try:
+        return _wf.define(fn, **kwargs)
+    except Exception:
+        return _wf.define(fn, dynamic=True, **kwargs)
 
 
 def define(wrapped=None, /, **kwargs):
-    if _DYNAMIC:
-        kwargs.setdefault("dynamic", True)
     if wrapped is None:
-        return lambda fn: _wf.define(fn, **kwargs)
-    return _wf.define(wrapped, **kwargs)
+        return lambda fn: _define(fn, dict(kwargs))
+    return _define(wrapped, dict(kwargs))
 
 
 class Task:

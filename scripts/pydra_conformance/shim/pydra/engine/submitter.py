@@ -6,7 +6,7 @@ Mapped call shapes:
   **worker_options)``: ``cache_root`` is provgraph's ``cache_dir`` (``None`` means provgraph's
   default); Pydra's worker ``"debug"`` is provgraph's ``"serial"`` (also registered under
   the name ``"debug"`` so that ``task(worker="debug")`` finds it); ``readonly_caches=None``
-  is ``()``; the progress display is turned off, as Pydra has none.
+  is ``()`` and a single path is a list of one; the progress display is turned off, as Pydra has none.
 * ``sub(task, hooks=None, raise_errors=None, rerun=False)``: as in Pydra, ``raise_errors``
   defaults to True for the debug worker, and then a failed run raises provgraph's own error.
 * the result: :class:`Result` below, Pydra's attribute names over provgraph's ``Result``.
@@ -26,6 +26,14 @@ if "debug" not in available_workers():
     register_worker("debug", "provgraph.workers.serial:SerialWorker")
 
 _WORKERS = {None: "serial", "debug": "serial"}
+
+
+def _caches(value: Any) -> Any:
+    if value is None:
+        return ()
+    if isinstance(value, (str, Path)):
+        return [value]
+    return value
 
 
 class Result:
@@ -91,7 +99,7 @@ class Submitter:
             cache_dir=cache_root,
             worker=name,
             environment=environment,
-            readonly_caches=readonly_caches or (),
+            readonly_caches=_caches(readonly_caches),
             progress=False,
             **kwargs,
         )

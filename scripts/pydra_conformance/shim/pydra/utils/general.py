@@ -1,7 +1,8 @@
 """``pydra.utils.general``: the public helpers, over provgraph's equivalents.
 
 * ``get_fields(task or class or outputs class)``: the field objects of provgraph's
-  ``_input_fields`` (or ``_output_fields`` when given a task's outputs), a list.
+  ``_input_fields`` (or ``_output_fields`` when given a task's outputs), a list that also
+  gives each field by name, as Pydra's does.
 * ``task_help(task)``: provgraph's ``describe()`` text, printed and returned as lines.
 * ``default_run_cache_root``: provgraph's default cache directory.
 * ``plot_workflow(wf, out_dir, ...)``: provgraph's ``to_dot`` written to ``<name>.dot``.
@@ -25,17 +26,27 @@ from .._internal import placeholder
 default_run_cache_root = Path(Config.from_env().cache_dir).absolute()
 
 
+class _Fields(list):
+    """A list of fields that also gives each by name (``get_fields(T).a``), as Pydra's."""
+
+    def __getattr__(self, name: str) -> Any:
+        for f in self:
+            if f.name == name:
+                return f
+        raise AttributeError(name)
+
+
 def get_fields(task: Any) -> list[Any]:
     if isinstance(task, Outputs) or (inspect.isclass(task) and issubclass(task, Outputs)):
         owner = getattr(task, "_task", None) or getattr(task, "_owner", None)
         fields = getattr(owner, "_output_fields", None) if owner is not None else None
         if fields is None:
             raise TypeError(f"get_fields({task!r}): no provgraph field list mapped for outputs")
-        return list(fields.values())
+        return _Fields(fields.values())
     cls = task if inspect.isclass(task) else type(task)
     if not (inspect.isclass(cls) and issubclass(cls, TaskDef)):
-        return []
-    return list(cls._input_fields.values())
+        return _Fields()
+    return _Fields(cls._input_fields.values())
 
 
 def task_help(task_type: Any, line_width: int = 79, help_indent: int = 4) -> list[str]:

@@ -2,8 +2,12 @@
 
 ``MultiInputObj`` is provgraph's own. ``MultiOutputFile`` is ``list[File]`` (provgraph's
 documented equivalent). ``StateArray`` (the list a split node's output becomes) is ``list``.
-``MultiOutputObj`` has no provgraph equivalent and is left out.
+``MultiOutputObj`` (Pydra: one value or a list, a list of one unwrapped) has no provgraph
+equivalent; it is named here as ``typing.Any`` so that modules importing it still load, and
+tests relying on its unwrapping fail.
 """
+
+import typing
 
 from fileformats.generic import File
 
@@ -11,5 +15,6 @@ from provgraph import MultiInputObj
 
 StateArray = list
 MultiOutputFile = list[File]
+MultiOutputObj = typing.Any
 
-__all__ = ["MultiInputObj", "MultiOutputFile", "StateArray"]
+__all__ = ["MultiInputObj", "MultiOutputFile", "MultiOutputObj", "StateArray"]
