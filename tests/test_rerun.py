@@ -10,7 +10,7 @@ import pytest
 
 import regression_tasks as R
 from prov_tasks import Copy, make_inputs
-from provgraph import ProvenanceError, ProvenanceStore, Submitter, python
+from provgraph import ProvenanceError, ProvenanceStore, Submitter, python, workflow
 
 
 def test_deterministic_job_reproduces(tmp_path: Path, cache_dir: Path) -> None:
@@ -144,3 +144,29 @@ def test_an_edited_literal_input_is_refused(tmp_path: Path, cache_dir: Path) -> 
     store = ProvenanceStore(cache_dir)
     with pytest.raises(ProvenanceError, match="input 'n' is recorded as"):
         store.rerun(original.output_dir.name, into=tmp_path / "s")
+
+
+@python.define
+def Nothing(x: int) -> int | None:
+    return None
+
+
+@python.define
+def OrZero(v: int | None) -> int:
+    return v or 0
+
+
+@workflow.define
+def NoneAcross(x: int) -> int:
+    first = workflow.add(Nothing(x=x))
+    return workflow.add(OrZero(v=first.out)).out
+
+
+def test_inputs_from_upstream_are_pickled(tmp_path: Path, cache_dir: Path) -> None:
+    """An input that came from another job is that job's entity, not this record's literal:
+    even a None from upstream is pickled for reruns."""
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        assert sub(NoneAcross(x=1)).outputs.out == 0
+    (job_dir,) = cache_dir.glob("OrZero-*")
+    assert len(list(job_dir.glob("_prov-*.inputs.pkl"))) == 1
+    assert ProvenanceStore(cache_dir).rerun(job_dir.name, into=tmp_path / "s").all_reproduced

@@ -318,8 +318,8 @@ def _inputs_in_record(job: Any) -> bool:
         kind = type(value)
         if not (kind in _LITERALS or (kind is str and len(value) <= SMALL_TEXT)):
             return False
-        if described[field].get("value") != value:  # (NaN never equals itself)
-            return False
+        if "sources" in described[field] or described[field].get("value") != value:
+            return False  # from upstream (its entity is another record's), or NaN
     return True
 
 
