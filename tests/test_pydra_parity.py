@@ -5,6 +5,8 @@ outputs, definition-time checks, repr, and the error for an unset input."""
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -523,8 +525,9 @@ def test_dynamic_workflow_built_per_job_when_split_or_connected(tmp_path: Path) 
         "pg:taskName 'Chosen' . GRAPH ?run { ?plan pg:hasStep ?step } } GROUP BY ?run"
     )
     # each element's workflow run records the graph its own values built: 1 and 3 steps (by
-    # copies), 2 and 2 (by x), 1 and 2 (from upstream); the last submission ran none again
-    assert sorted(int(n) for _, n in steps) == [1, 1, 2, 2, 2, 3]
+    # copies, twice: a workflow built per job is opened again, its jobs all reused), 2 and 2
+    # (by x), 1 and 2 (from upstream)
+    assert sorted(int(n) for _, n in steps) == [1, 1, 1, 2, 2, 2, 3, 3]
 
 
 def test_dynamic_workflow_per_job_on_cf(tmp_path: Path) -> None:
@@ -584,3 +587,70 @@ def test_split_container_ndim_zips_a_nested_list_with_an_outer_product(tmp_path:
         Label().split((["a", "v"], "x"), container_ndim={"x": 2}, a=[1], v=["a"], x=[3])
     with pytest.raises(SplitterError, match=r"'b', which is not split over"):
         Label().split("a", container_ndim={"b": 2}, a=[1])
+
+
+_DYNAMIC_MODULE = """
+import sys
+from provgraph import Submitter, python, workflow
+
+@python.define
+def Inner(x: int) -> int:
+    return x * 10
+
+@workflow.define(dynamic=True)
+def Dyn(x: int) -> int:
+    return workflow.add(Inner(x=x), name="inner").out
+
+with Submitter(cache_dir=sys.argv[1], progress=False) as sub:
+    print(sub(Dyn().split(x=[1, 2])).outputs.out)
+"""
+
+
+def test_split_dynamic_workflow_sees_a_changed_inner_task(tmp_path: Path) -> None:
+    """A workflow built per job is opened again at each submission (its job hash cannot
+    cover the graph its values build): a task changed inside it runs again."""
+    script = tmp_path / "dyn.py"
+    cache = tmp_path / "cache"
+    outputs = []
+    for body in ("x * 10", "x * 1000"):
+        script.write_text(_DYNAMIC_MODULE.replace("x * 10", body))
+        done = subprocess.run(
+            [sys.executable, str(script), str(cache)], capture_output=True, text=True, check=True
+        )
+        outputs.append(done.stdout.strip())
+    assert outputs == ["[10, 20]", "[1000, 2000]"]
+
+
+@python.define
+def Stamped(x: int, log: str) -> int:
+    with open(log, "a") as fh:
+        fh.write(f"{x}\n")
+    return x
+
+
+@workflow.define(dynamic=True)
+def AlwaysAgain(x: int, log: str) -> int:
+    return workflow.add(Stamped(x=x, log=log), name="stamp", rerun=True).out
+
+
+@workflow.define(dynamic=True)
+def Picky(x: int) -> int:
+    if x == 2:
+        raise ValueError("no graph for 2")
+    return workflow.add(HowMany(n=x)).out
+
+
+def test_split_dynamic_workflow_keeps_rerun_nodes_and_element_failures(tmp_path: Path) -> None:
+    log = tmp_path / "runs.log"
+    with Submitter(cache_dir=tmp_path / "cache", progress=False) as sub:
+        for _ in range(2):
+            sub(AlwaysAgain(log=str(log)).split(x=[1, 2]))
+        picky = sub(Picky().split(x=[1, 2, 3]))
+    # a node added with rerun=True runs at every submission, inside a per-job graph too
+    assert sorted(log.read_text().split()) == ["1", "1", "2", "2"]
+    # a constructor that fails on one element's values fails that element only
+    assert picky.errored and picky.outputs.out == [1, None, 3]
+    (failure,) = picky.errors
+    assert failure.error_type == "ValueError" and "no graph for 2" in failure.message
+    runs = ProvenanceStore(tmp_path / "cache").runs()
+    assert [run["status"] for run in runs if run["task"] == "Picky"] == ["partial"]

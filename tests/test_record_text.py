@@ -6,8 +6,10 @@ string, IRI or blank node would fail the parse or change the value.
 
 from __future__ import annotations
 
+import shutil
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import pytest
 import rdflib
@@ -79,3 +81,43 @@ def test_tricky_values_paths_and_errors_round_trip(tmp_path: Path, backend: str)
     }
     assert len(dirs) == len(TRICKY) + 1
     assert all(d.parent == cache and d.is_dir() for d in dirs)
+
+
+@python.define
+def Half(x: float) -> float:
+    return x / 2
+
+
+@python.define
+def Twice(y: Any) -> Any:
+    return y * 2
+
+
+def test_numpy_scalars_are_written_as_plain_literals(tmp_path: Path) -> None:
+    """A numpy float is a float: written "3.0"^^xsd:double, not its repr; and a rerun from
+    another record's literals of the same value (same content entity) is not disturbed."""
+    np = pytest.importorskip("numpy")
+    with Submitter(cache_dir=tmp_path, progress=False) as sub:
+        plain = sub(Half(x=1.5))
+        sub(Twice(y=np.float64(1.5)))
+    store = ProvenanceStore(tmp_path)
+    values = {
+        value.n3()
+        for (value,) in store.query(
+            "SELECT ?v WHERE { ?e prov:wasGeneratedBy ?run ; prov:value ?v . "
+            "?run pg:taskName 'Twice' }"
+        )
+    }
+    assert values == {'"3.0"^^<http://www.w3.org/2001/XMLSchema#double>'}
+    assert store.rerun(plain.output_dir.name).all_reproduced
+
+
+def test_environment_file_written_again_when_gone(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    for _ in range(2):  # the second time in a new cache at the same place, same process
+        shutil.rmtree(cache, ignore_errors=True)
+        with Submitter(cache_dir=cache, progress=False) as sub:
+            sub(Half(x=1.0))
+        assert len(list((cache / ".provenance" / "environments").glob("*.trig"))) == 1
+    rows = list(ProvenanceStore(cache).query("SELECT ?v WHERE { ?env pg:pythonVersion ?v }"))
+    assert len(rows) == 1

@@ -119,7 +119,7 @@ class NodeRun:
         # workflow.add(..., rerun=True) on this node, or on a workflow node around it
         parent = instance.parent
         self.rerun: bool = parent is not None and (
-            parent.node.rerun or name in getattr(type(parent.node.task), "_rerun_nodes", ())
+            parent.node.rerun or name in getattr(parent.graph, "_rerun_nodes", ())
         )
 
     # -- what this node passes downstream ----------------------------------------------------

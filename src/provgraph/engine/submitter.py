@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
+from traceback import format_exception
 from typing import Any
 
 import attrs
@@ -405,8 +406,8 @@ class _Run:
         if stored is not None and self._rerun(job):
             job.replaces = stored  # run again; the record compares the outputs with these
             stored = None
-        if stored is not None and _holds_rerun_nodes(type(job.node.task)):
-            stored = None  # a workflow with nodes that always run again: opened, not reused
+        if stored is not None and _always_opened(type(job.node.task)):
+            stored = None  # nodes that always run again, or a graph built per job: opened
         if stored is not None:
             job.outputs = stored.outputs
             job.run_id = stored.run_id
@@ -569,7 +570,11 @@ class _Run:
         job.status = "running"
         job.run_id = str(uuid.uuid4())
         self.emit(events.JobSubmitted(run_id=self.run_id, job=job))
-        instance = rt.open_instance(job)
+        try:
+            instance = rt.open_instance(job)
+        except Exception as err:  # a dynamic workflow's constructor failed on these values
+            self._fail(job, type(err).__name__, str(err), "".join(format_exception(err)))
+            return
         if not instance.nodes:
             self._instance_done(instance)
             return
@@ -728,13 +733,16 @@ def _check_hashable_inputs(where: str, task: TaskDef) -> None:
             )
 
 
-def _holds_rerun_nodes(task_cls: Any) -> bool:
-    """Whether a workflow (or one nested in it) has nodes added with ``rerun=True``."""
+def _always_opened(task_cls: Any) -> bool:
+    """Whether a workflow's saved result is never reused whole, but the workflow opened again
+    (its jobs reused one by one): it (or one nested in it) has nodes added with
+    ``rerun=True``, or is a dynamic workflow built per job, whose job hash cannot cover the
+    graph its values build (so not a change in the tasks inside it either)."""
     if getattr(task_cls, "_kind", "") != "workflow":
         return False
-    if getattr(task_cls, "_rerun_nodes", ()):
+    if getattr(task_cls, "_rerun_nodes", ()) or task_cls._graph is None:
         return True
-    return any(_holds_rerun_nodes(type(t)) for t in getattr(task_cls, "_nodes", {}).values())
+    return any(_always_opened(type(t)) for t in getattr(task_cls, "_nodes", {}).values())
 
 
 def _nodes(root: rt.NodeRun) -> Iterator[rt.NodeRun]:

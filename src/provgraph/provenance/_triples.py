@@ -48,10 +48,10 @@ def lit(value: Any) -> str:
     """A literal of a small value: booleans, integers and floats typed, anything else a string."""
     if isinstance(value, bool):
         return f'"{"true" if value else "false"}"^^xsd:boolean'
-    if isinstance(value, int):
-        return f'"{value}"^^xsd:integer'
+    if isinstance(value, int):  # (int() and float(): numpy scalars are written plainly)
+        return f'"{int(value)}"^^xsd:integer'
     if isinstance(value, float):
-        return f'"{value!r}"^^xsd:double'
+        return f'"{float(value)!r}"^^xsd:double'
     return str(ox.Literal(str(value)))
 
 

@@ -121,20 +121,14 @@ def _plan(g: ox.NamedNode, context: dict[str, Any]) -> Iterator[ox.Quad]:
 _INTEGER = _n(V.XSD + "integer")
 
 
-_WRITTEN: set[tuple[str, str]] = set()  # (cache, environment hash): written by this process
-
-
 def _environment_file(root: str, env: dict[str, Any]) -> None:
-    """The environment's own graph, written once per environment hash (looked for once per
-    process: it is on every job's path)."""
-    if (root, env["hash"]) in _WRITTEN:
+    """The environment's own graph, written once per environment hash (unless its file is
+    gone: a string path and one stat, as it is on every job's path)."""
+    if os.path.exists(f"{root}/.provenance/environments/{env['hash']}.trig"):
         return
     cache_dir = Path(root)
     folder = cache_dir / ".provenance" / "environments"
     path = folder / f"{env['hash']}.trig"
-    if path.exists():
-        _WRITTEN.add((root, env["hash"]))
-        return
     iri = _n(V.environment_iri(env["hash"]))
     g = iri
     quads = [
@@ -158,7 +152,6 @@ def _environment_file(root: str, env: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     journal.append(cache_dir, [path])  # named too (the folder's mtime may be too coarse)
     atomic_write(path, _trig(quads, depth=2))
-    _WRITTEN.add((root, env["hash"]))
 
 
 def _with_container(env: dict[str, Any], container: dict[str, str] | None) -> dict[str, Any]:

@@ -114,9 +114,11 @@ def _literal_inputs(store: Any, run: str) -> dict[str, Any]:
 
     found: dict[str, Any] = {}
     for field, literal, digest in store.query(
-        "SELECT ?field ?v ?hash WHERE { ?run prov:qualifiedUsage ?u . ?u prov:hadRole ?role ; "
-        "prov:entity ?e . ?e pg:contentHash ?hash . OPTIONAL { ?e prov:value ?v } "
-        "?role rdfs:label ?field ; pg:direction 'input' }",
+        # in the run's own graph: a content entity is shared by every record that used the
+        # same value, and another record may have written its literal differently
+        "SELECT ?field ?v ?hash WHERE { GRAPH ?run { ?run prov:qualifiedUsage ?u . "
+        "?u prov:hadRole ?role ; prov:entity ?e . ?e pg:contentHash ?hash . "
+        "OPTIONAL { ?e prov:value ?v } ?role rdfs:label ?field ; pg:direction 'input' } }",
         run=rdflib.URIRef(run),
     ):
         value = None if literal is None else literal.toPython()  # (None has no literal)
