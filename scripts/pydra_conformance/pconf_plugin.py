@@ -19,9 +19,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pydra
 import pytest
-
-import pydra  # noqa: F401  (the shim when it is first on sys.path)
 
 SHIM = bool(getattr(pydra, "__provgraph_shim__", False))
 CHECKOUT = Path(os.environ["PYDRA_CONFORMANCE_CHECKOUT"])
@@ -34,7 +33,9 @@ for _name in ("pydra.compose", "pydra.engine", "pydra.utils"):
 
 def _load(name: str, path: Path) -> None:
     spec = importlib.util.spec_from_file_location(
-        name, path, submodule_search_locations=[str(path.parent)] if path.name == "__init__.py" else None
+        name,
+        path,
+        submodule_search_locations=[str(path.parent)] if path.name == "__init__.py" else None,
     )
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -52,8 +53,11 @@ else:
 # below it from that directory: ``engine`` for pydra/engine, ``shell`` for
 # pydra/compose/shell. Those names are pointed at the modules already imported, so pytest
 # never executes the checkout's own engine or shell source.
-for _alias, _name in (("engine", "pydra.engine"), ("engine.tests", "pydra.engine.tests"),
-                      ("shell", "pydra.compose.shell")):
+for _alias, _name in (
+    ("engine", "pydra.engine"),
+    ("engine.tests", "pydra.engine.tests"),
+    ("shell", "pydra.compose.shell"),
+):
     sys.modules.setdefault(_alias, sys.modules[_name])
 
 
@@ -81,7 +85,7 @@ def _first_line(exc: BaseException | None, text: str) -> str:
     if exc is not None:
         msg = str(exc).strip().splitlines()
         return (msg[0] if msg else "")[:300]
-    lines = [l for l in text.splitlines() if l.startswith("E ")]
+    lines = [line for line in text.splitlines() if line.startswith("E ")]
     return (lines[0][1:].strip() if lines else text.strip().splitlines()[-1:] or [""])[0][:300]
 
 
@@ -130,13 +134,15 @@ def pytest_runtest_makereport(item, call):
 def pytest_collectreport(report):
     if report.failed:
         text = str(report.longrepr)
-        _write({
-            "event": "collect_error",
-            "nodeid": report.nodeid,
-            "exc_type": _type_name(None, text),
-            "message": _first_line(None, text),
-            "internal": _is_internal(None, text),
-        })
+        _write(
+            {
+                "event": "collect_error",
+                "nodeid": report.nodeid,
+                "exc_type": _type_name(None, text),
+                "message": _first_line(None, text),
+                "internal": _is_internal(None, text),
+            }
+        )
 
 
 def _alarm(signum, frame):

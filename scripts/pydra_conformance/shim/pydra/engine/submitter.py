@@ -6,7 +6,8 @@ Mapped call shapes:
   **worker_options)``: ``cache_root`` is provgraph's ``cache_dir`` (``None`` means provgraph's
   default); Pydra's worker ``"debug"`` is provgraph's ``"serial"`` (also registered under
   the name ``"debug"`` so that ``task(worker="debug")`` finds it); ``readonly_caches=None``
-  is ``()`` and a single path is a list of one; the progress display is turned off, as Pydra has none.
+  is ``()`` and a single path is a list of one; the progress display is turned off, as
+  Pydra has none.
 * ``sub(task, hooks=None, raise_errors=None, rerun=False)``: as in Pydra, ``raise_errors``
   defaults to True for the debug worker, and then a failed run raises provgraph's own error.
 * the result: :class:`Result` below, Pydra's attribute names over provgraph's ``Result``.
@@ -92,7 +93,9 @@ class Submitter:
         propagate_rerun: bool = True,
         **kwargs: Any,
     ) -> None:
-        name = _WORKERS.get(worker, worker) if (worker is None or isinstance(worker, str)) else worker
+        name = (
+            _WORKERS.get(worker, worker) if (worker is None or isinstance(worker, str)) else worker
+        )
         self._debug = name == "serial"
         self.propagate_rerun = propagate_rerun
         self._sub = provgraph.Submitter(
@@ -119,8 +122,9 @@ class Submitter:
     def close(self) -> None:
         self._sub.close()
 
-    def __call__(self, task: Any, hooks: Any = None, raise_errors: bool | None = None,
-                 rerun: bool = False) -> Result:
+    def __call__(
+        self, task: Any, hooks: Any = None, raise_errors: bool | None = None, rerun: bool = False
+    ) -> Result:
         if hooks is not None:
             raise TypeError("Submitter(...)(task, hooks=...): no provgraph equivalent mapped")
         if raise_errors is None:
@@ -131,4 +135,4 @@ class Submitter:
         return Result(result, task)
 
 
-__all__ = ["Submitter", "Result"]
+__all__ = ["Result", "Submitter"]

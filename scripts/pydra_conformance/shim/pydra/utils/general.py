@@ -56,8 +56,14 @@ def task_help(task_type: Any, line_width: int = 79, help_indent: int = 4) -> lis
     return lines
 
 
-def plot_workflow(workflow_task: Any, out_dir: Path, plot_type: str = "simple",
-                  export: Any = None, name: str | None = None, lazy: Any = None) -> Any:
+def plot_workflow(
+    workflow_task: Any,
+    out_dir: Path,
+    plot_type: str = "simple",
+    export: Any = None,
+    name: str | None = None,
+    lazy: Any = None,
+) -> Any:
     if plot_type != "simple" or lazy:
         raise NotImplementedError(f"plot_workflow(plot_type={plot_type!r}): only 'simple' mapped")
     cls = workflow_task if inspect.isclass(workflow_task) else type(workflow_task)
