@@ -29,6 +29,8 @@ def test_error_tree() -> None:
     assert issubclass(exceptions.SplitterError, ValueError)
     assert issubclass(exceptions.InputFileError, FileNotFoundError)
     assert issubclass(exceptions.InputFileError, exceptions.SpecError)
+    for both in (exceptions.MissingInputError, exceptions.InputRuleError):  # as in Pydra too
+        assert issubclass(both, exceptions.SpecError) and issubclass(both, ValueError)
     assert issubclass(exceptions.TaskFailedError, RuntimeError)
     assert exceptions.__all__ == sorted(exceptions.__all__)
 

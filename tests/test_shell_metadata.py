@@ -494,3 +494,119 @@ def test_a_callable_parameter_with_a_default_keeps_it(tmp_path: Path) -> None:
             n: int = shell.out(callable=lines)
 
     assert Say(word="hi")(cache_dir=tmp_path).n == 10
+
+
+# -- from the Pydra conformance run (scripts/pydra_conformance) ------------------------------
+
+
+@shell.define
+class TouchNamed:
+    executable = ["touch", "always.txt"]
+    first: str = shell.arg(argstr="", position=1)
+    second: str | None = shell.arg(default=None, argstr="", position=2)
+
+    class Outputs:
+        made: File | None = shell.out(callable=lambda first: first, requires=["first"])
+        both: File | None = shell.out(
+            callable=lambda second: second, requires=[["first", "second"]]
+        )
+        absent: File | None = shell.out(callable=lambda: "never.txt")
+        listed: list[File] = shell.out(callable=lambda first: [first, "always.txt"])
+
+
+def test_outputs_from_callables_are_typed_and_may_require_inputs(tmp_path: Path) -> None:
+    one = TouchNamed(first=Path("a.txt"))(cache_dir=tmp_path)  # a Path for a str: as text
+    assert isinstance(one.made, File) and one.made.fspath.exists()
+    assert one.both is None  # requires first and second: second is not set
+    assert one.absent is None  # optional, and not made
+    assert [p.name for p in one.listed] == ["a.txt", "always.txt"]
+    assert all(isinstance(p, File) for p in one.listed)
+    two = TouchNamed(first="a.txt", second="b.txt")(cache_dir=tmp_path)
+    assert two.both.name == "b.txt" and two.both.fspath.exists()
+
+
+def test_a_missing_mandatory_output_from_a_callable_fails_the_job(tmp_path: Path) -> None:
+    @shell.define
+    class Claims:
+        executable = "true"
+
+        class Outputs:
+            made: File = shell.out(callable=lambda: "never.txt")
+
+    with pytest.raises(TaskFailedError, match=r"output 'made' \(from its callable\) was not"):
+        Claims()(cache_dir=tmp_path)
+
+
+def test_requires_names_inputs() -> None:
+    with pytest.raises(SpecError, match=r"output 'x' requires \['nope'\], which are not inputs"):
+
+        @shell.define
+        class Bad:
+            executable = "true"
+
+            class Outputs:
+                x: File | None = shell.out(callable=lambda: "x", requires=["nope"])
+
+
+def test_executable_is_kept_as_given() -> None:
+    assert shell.define("echo")(append_args=["hi"]).executable == "echo"
+    assert shell.define("echo")(append_args=["hi"]).cmdline == "echo hi"
+    assert shell.define("git log <n:int>")(n=1).executable == ["git", "log"]
+
+
+def test_str_inputs_take_paths_and_file_outputs_as_text(tmp_path: Path) -> None:
+    from provgraph import python, workflow
+
+    @python.define
+    def Made(name: str) -> File:
+        path = Path(name)
+        path.write_text("x")
+        return File(path.absolute())
+
+    @python.define
+    def Named(text: str) -> str:
+        return text
+
+    @workflow.define
+    def Chain(name: str) -> str:
+        made = workflow.add(Made(name=name))
+        return workflow.add(Named(text=made.out)).out  # File -> str: its path
+
+    out = Chain(name="m.txt")(cache_dir=tmp_path).out
+    assert isinstance(out, str) and out.endswith("/m.txt") and Path(out).exists()
+    assert Named(text=tmp_path / "p")(cache_dir=tmp_path).out == str(tmp_path / "p")
+
+
+def test_rule_errors_are_value_errors_too() -> None:
+    from provgraph import InputRuleError
+
+    @shell.define
+    class Rules:
+        executable = "ls"
+        a: bool = shell.arg(default=False, argstr="-a", xor=["b"])
+        b: bool = shell.arg(default=False, argstr="-b")
+        c: bool = shell.arg(default=False, argstr="-c", requires=["a"])
+
+    with pytest.raises(ValueError, match="mutually exclusive") as caught:
+        Rules(a=True, b=True)()
+    assert isinstance(caught.value, InputRuleError) and isinstance(caught.value, SpecError)
+    with pytest.raises(ValueError, match=r"'c' requires \['a'\]"):
+        Rules(c=True)()
+
+
+def test_a_template_filled_with_an_absolute_path_names_a_file_in_the_job(tmp_path: Path) -> None:
+    """As in Pydra: a template whose input holds a whole path places the file in the job's
+    directory under that path's last part (never at the path itself)."""
+
+    @shell.define
+    class TouchAt:
+        executable = "touch"
+        where: str = shell.arg(argstr=None)
+
+        class Outputs:
+            made: File = shell.outarg(path_template="{where}", argstr="", position=1)
+
+    target = tmp_path / "elsewhere" / "made.txt"
+    out = TouchAt(where=target)(cache_dir=tmp_path / "cache").made
+    assert out.fspath.parent.parent == tmp_path / "cache" and out.name == "made.txt"
+    assert not target.exists()

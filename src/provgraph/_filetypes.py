@@ -33,7 +33,16 @@ def _what_is(path: os.PathLike[str]) -> str:
     return "is not a regular file"
 
 
-class File(_PathBase):  # type: ignore[valid-type, misc]
+class _Path(_PathBase):  # type: ignore[valid-type, misc]
+    """What File and Directory share."""
+
+    @property
+    def fspath(self) -> pathlib.Path:
+        """The path as a plain ``pathlib.Path`` (fileformats' and Pydra's name for it)."""
+        return pathlib.Path(self)
+
+
+class File(_Path):
     """A path to a regular file. Hashed by its bytes, never by its name or location."""
 
     kind = "File"
@@ -72,7 +81,7 @@ class File(_PathBase):  # type: ignore[valid-type, misc]
             )
 
 
-class Directory(_PathBase):  # type: ignore[valid-type, misc]
+class Directory(_Path):
     """A path to a directory. Hashed by the names and bytes of everything inside it."""
 
     kind = "Directory"

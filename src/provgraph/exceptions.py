@@ -28,6 +28,7 @@ __all__ = [
     "ContainerError",
     "HashingError",
     "InputFileError",
+    "InputRuleError",
     "MissingInputError",
     "ProvenanceError",
     "ProvgraphError",
@@ -53,6 +54,11 @@ class SpecError(ProvgraphError, TypeError):
 
 class MissingInputError(SpecError, ValueError):
     """A mandatory input was not set: a ``SpecError`` (a ``TypeError``) and, as in Pydra, a
+    ``ValueError``."""
+
+
+class InputRuleError(SpecError, ValueError):
+    """Inputs break an ``xor`` or ``requires`` rule: a ``SpecError`` and, as in Pydra, a
     ``ValueError``."""
 
 

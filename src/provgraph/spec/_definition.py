@@ -59,6 +59,7 @@ _OUTPUT_METADATA = {
     "keep_extension": True,
     "settable": False,
     "sep": None,
+    "requires": (),
 }
 
 

@@ -115,6 +115,7 @@ def out(
     position: int | None = None,
     help: str = "",
     keep_extension: bool = True,
+    requires: list[str] | list[list[str]] | None = None,
 ) -> Any:
     """Declare an output of a class-form shell task.
 
@@ -123,7 +124,9 @@ def out(
     path on the command line; ``glob`` collects files the command creates by itself;
     ``callable(output_dir, stdout, stderr, inputs, <input names>...)`` computes the value
     after the command ran. An output declared by its type alone is the file or directory
-    named after it (``name`` or ``name.*``) in the job's directory.
+    named after it (``name`` or ``name.*``) in the job's directory. With ``requires`` (input
+    names, or lists of them: any one list), the output is ``None`` unless those inputs are set
+    (as in Pydra; ``None``, unset and ``False`` count as not set).
     """
     given = [n for n, v in (("path_template", path_template), ("glob", glob)) if v is not None]
     if callable is not None:
@@ -150,6 +153,30 @@ def out(
         position=position,
         help=help,
         keep_extension=keep_extension,
+        requires=_requirement_groups(requires),
+    )
+
+
+def _requirement_groups(requires: Any) -> tuple[tuple[str, ...], ...]:
+    """``requires=`` as groups of input names, any one of which must all be set."""
+    if requires is None:
+        return ()
+    if isinstance(requires, str) or not isinstance(requires, (list, tuple)):
+        raise SpecError(
+            f"shell.out(requires={requires!r}): expected a list of input names, or a list of "
+            "such lists",
+            field="requires",
+            value=requires,
+        )
+    if all(isinstance(r, str) for r in requires):
+        return (tuple(requires),)
+    if all(isinstance(g, (list, tuple)) and all(isinstance(r, str) for r in g) for g in requires):
+        return tuple(tuple(g) for g in requires)
+    raise SpecError(
+        f"shell.out(requires={requires!r}): expected a list of input names, or a list of such "
+        "lists",
+        field="requires",
+        value=requires,
     )
 
 

@@ -24,7 +24,7 @@ from .._fileformats import as_fileset, candidates, format_name
 from .._filetypes import Directory, File
 from ..exceptions import CommandError, SpecError
 from ._cmdline import call_with
-from .fields import outside_directory
+from .fields import outside_directory, requirements_met
 
 __all__ = ["collect_outputs", "output_paths"]
 
@@ -110,6 +110,12 @@ def inside_job(rel: str, name: str, given: str) -> str:
     return os.path.normpath(rel)
 
 
+def _in_job(rel: str) -> str:
+    """A template filled with an absolute path (an input holding one) names its file in the
+    job's directory by that path's last part, as Pydra does."""
+    return os.path.basename(rel) if os.path.isabs(rel) else rel
+
+
 def _is_list_type(tp: Any) -> bool:
     return typing.get_origin(_plain(tp)) is list
 
@@ -163,11 +169,12 @@ def output_paths(
             paths[o.name] = (
                 None
                 if rels is None
-                else [output_dir / inside_job(r, o.name, o.path_template) for r in rels]
+                else [output_dir / inside_job(_in_job(r), o.name, o.path_template) for r in rels]
             )
             continue
         if chosen is True:
             rel = fill_path_template(o.path_template, o.name, inputs, o.keep_extension)
+            rel = None if rel is None else _in_job(rel)
             given = o.path_template
         else:
             rel, given = os.fspath(chosen), f"{o.name}={os.fspath(chosen)!r}"
@@ -216,6 +223,9 @@ def collect_outputs(
     for o in task_cls._output_fields.values():
         if o.name in streams:
             continue
+        if not requirements_met(o.requires, inputs):
+            found[o.name] = None  # (requires=: the inputs it needs are not set)
+            continue
         if o.name in paths and isinstance(paths[o.name], list):
             item_type = (typing.get_args(_plain(o.type)) or (Any,))[0]
             missing = [str(p) for p in paths[o.name] if not p.exists()]
@@ -240,7 +250,8 @@ def collect_outputs(
                 "cache_dir": output_dir,
                 "executable": task_cls._executable_of(inputs),
             }
-            found[o.name] = call_with(o.callable, named, f"output {o.name!r} of {task}")
+            value = call_with(o.callable, named, f"output {o.name!r} of {task}")
+            found[o.name] = _as_declared(task, o, value, output_dir, command)
         elif o.glob is not None:
             found[o.name] = _globbed(task, o, output_dir, command)
         else:  # declared by type only: found by its name
@@ -258,6 +269,41 @@ def collect_outputs(
                     command,
                 )
     return found
+
+
+def _is_path_type(tp: Any) -> bool:
+    tp = _plain(tp)
+    if isinstance(tp, type) and issubclass(tp, (File, Directory, Path)):
+        return True
+    return bool(candidates(tp))
+
+
+def _as_declared(task: str, o: Any, value: Any, output_dir: Path, command: str) -> Any:
+    """A callable's value as its output declares it: a path (relative ones in the job's
+    directory) of a file type becomes that type; one that does not exist is None for an
+    optional output, else an error, as for outputs found by template."""
+    plain = _plain(o.type)
+    if typing.get_origin(plain) is list and _is_path_type(typing.get_args(plain)[0]):
+        if value is None and _optional(o.type):
+            return None
+        if not isinstance(value, (list, tuple)):
+            return value
+        item = typing.get_args(plain)[0]
+        return [_as_declared_one(task, o, item, v, output_dir, command) for v in value]
+    if not _is_path_type(o.type) or value is None:
+        return value
+    return _as_declared_one(task, o, o.type, value, output_dir, command)
+
+
+def _as_declared_one(task: str, o: Any, tp: Any, value: Any, output_dir: Path, cmd: str) -> Any:
+    if not isinstance(value, (str, os.PathLike)):
+        return value  # (a fileformats value, or anything else: as the callable gave it)
+    path = Path(value) if os.path.isabs(value) else output_dir / value
+    if path.exists():
+        return as_type(tp, path)
+    if _optional(tp) or _optional(o.type):
+        return None
+    raise _missing(task, o.name, f"(from its callable) was not created at {str(path)!r}", cmd)
 
 
 def _globbed(task: str, o: Any, output_dir: Path, command: str) -> Any:

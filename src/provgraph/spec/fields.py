@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from .._filetypes import Directory, File
-from ..exceptions import SpecError
+from ..exceptions import InputRuleError, SpecError
 
 __all__ = [
     "NOTHING",
@@ -68,8 +68,23 @@ class Field:
 
     def left_implicit(self, value: Any) -> bool:
         """True for an implicit input left at its default: as if absent (not hashed, not
-        recorded, not passed to the job)."""
-        return self.implicit and value == self.default
+        recorded, not passed to the job). A command given as a string or as its list of words
+        is the same command (``"echo"`` and ``["echo"]``)."""
+        if not self.implicit:
+            return False
+        return value == self.default or (
+            _words(value) is not None and _words(value) == _words(self.default)
+        )
+
+
+def _words(value: Any) -> list[str] | None:
+    if isinstance(value, str):
+        import shlex
+
+        return shlex.split(value)
+    if isinstance(value, (list, tuple)) and all(isinstance(w, str) for w in value):
+        return list(value)
+    return None
 
 
 @attrs.frozen(kw_only=True)
@@ -94,6 +109,7 @@ class OutputField:
     keep_extension: bool = True  # a path input's extension kept in the file name (shell)
     settable: bool = False  # an input of the same name may name the file, or turn it off
     sep: str | None = None
+    requires: tuple[tuple[str, ...], ...] = ()  # None unless one group of inputs is all set
 
 
 class OutputName(str):
@@ -259,6 +275,10 @@ def _coerce_plain(tp: Any, value: Any) -> Any:
     if tp is str:
         if isinstance(value, str):
             return value
+        if isinstance(value, os.PathLike):  # a path given as text, as in Pydra
+            return os.fspath(value)
+        if type(value).__module__.startswith("fileformats") and hasattr(value, "fspath"):
+            return os.fspath(value.fspath)
         raise _Mismatch
     if isinstance(tp, type) and issubclass(tp, (File, Directory)):
         if isinstance(value, (str, os.PathLike)) and not isinstance(value, bytes):
@@ -388,6 +408,11 @@ def _is_set(value: Any) -> bool:
     return value is not None and value is not NOTHING and value is not False
 
 
+def requirements_met(groups: tuple[tuple[str, ...], ...], values: Mapping[str, Any]) -> bool:
+    """Whether one of the ``requires`` groups of an output has all its inputs set."""
+    return not groups or any(all(_is_set(values.get(n)) for n in group) for group in groups)
+
+
 UNKNOWN: Any = type("Unknown", (), {"__repr__": lambda self: "<a connection>"})()
 
 
@@ -411,7 +436,7 @@ def check_rules(
             if n != field.name and _is_set(values.get(n)) and values.get(n) is not UNKNOWN
         ]
         if clash:
-            raise SpecError(
+            raise InputRuleError(
                 f"{task}: inputs {field.name!r} and {clash[0]!r} are mutually exclusive "
                 f"(xor); set only one of {sorted({field.name, *field.xor})}",
                 field=field.name,
@@ -419,14 +444,14 @@ def check_rules(
             )
         missing = [n for n in field.requires if not _is_set(values.get(n))]
         if missing:
-            raise SpecError(
+            raise InputRuleError(
                 f"{task}: input {field.name!r} requires {missing} to be set as well",
                 field=field.name,
                 value=values.get(field.name),
             )
     for group in one_of:
         if not any(_is_set(values.get(n)) for n in group):
-            raise SpecError(
+            raise InputRuleError(
                 f"{task}: one of the inputs {list(group)} must be set (they exclude each "
                 "other, and one is required)",
                 field=group[0],

@@ -115,6 +115,13 @@ def compatible(source: Any, target: Any) -> bool:
     from .._filetypes import Directory, File
 
     paths = (File, Directory, str)
+    import os
     import pathlib
 
+    if target is str:  # a path (a file, fileformats' too) given as text, as in Pydra
+        return issubclass(source, os.PathLike) or _is_fileset(source)
     return issubclass(target, pathlib.PurePath) and issubclass(source, (*paths, pathlib.PurePath))
+
+
+def _is_fileset(tp: Any) -> bool:
+    return isinstance(tp, type) and tp.__module__.startswith("fileformats")

@@ -453,7 +453,10 @@ def _implicit_inputs(spec: Any) -> dict[str, Field]:
     """``executable`` (the command, replaceable per task) and ``append_args`` (words added at
     the end): inputs of every shell task, as in Pydra; at their defaults they change nothing,
     neither the command nor the hash."""
-    command = getattr(spec, "executable", spec) if isinstance(spec, type) else spec
+    if isinstance(spec, type):
+        command = getattr(spec, "executable", spec)
+    else:  # a template's command words: one word as a string, several as a list (as Pydra)
+        command = spec[0] if len(spec) == 1 else list(spec)
     return {
         "executable": Field(
             name="executable",
@@ -558,6 +561,15 @@ def define(
                 field="template",
                 value=spec,
             )
+        for o in outputs.values():
+            unknown = sorted({n for g in o.requires for n in g} - set(inputs) - set(IMPLICIT))
+            if unknown:
+                raise SpecError(
+                    f"shell task: output {o.name!r} requires {unknown}, which are not inputs; "
+                    f"expected some of {sorted(inputs)}",
+                    field=o.name,
+                    value=list(o.requires),
+                )
         clash = {n for n in set(outputs) & set(inputs) if not outputs[n].settable}
         if clash:
             raise SpecError(f"shell task: names used for inputs and outputs: {sorted(clash)}")
