@@ -610,3 +610,25 @@ def test_a_template_filled_with_an_absolute_path_names_a_file_in_the_job(tmp_pat
     out = TouchAt(where=target)(cache_dir=tmp_path / "cache").made
     assert out.fspath.parent.parent == tmp_path / "cache" and out.name == "made.txt"
     assert not target.exists()
+
+
+def test_outarg_default_and_task_outputs_class(tmp_path: Path) -> None:
+    @shell.define
+    class Cp:
+        executable = "cp"
+        source: File = shell.arg(argstr="", position=1)
+
+        class Outputs:
+            copied: File = shell.outarg(argstr="", position=2, path_template="out.txt")
+            extra: File | None = shell.outarg(
+                default=None, argstr="--not-used", path_template="x.txt"
+            )
+
+    source = tmp_path / "in.txt"
+    source.write_text("foo")
+    done = Cp(source=source, extra=False)(cache_dir=tmp_path / "cache")
+    assert done.copied.fspath.read_text() == "foo" and done.extra is None
+    assert set(Cp.Outputs.fields()) == {"copied", "extra", "return_code", "stdout", "stderr"}
+    assert Cp(source=source).Outputs is Cp.Outputs
+    with pytest.raises(SpecError, match=r"outarg\(default='x'\)"):
+        shell.outarg(default="x", path_template="x.txt")

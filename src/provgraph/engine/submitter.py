@@ -697,7 +697,7 @@ class _Run:
                 totals[key] += count
         output_dir = self._root_dir()
         result = Result(
-            outputs=Outputs(values),
+            outputs=getattr(type(self.task), "_outputs_class", Outputs)(values),
             output_dir=output_dir,
             errors=self.failures,
             stats=totals,

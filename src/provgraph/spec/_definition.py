@@ -8,7 +8,7 @@ from pathlib import PurePath
 from typing import Any
 
 from ..hashing import H, hash_value
-from .base import TaskDef
+from .base import Outputs, TaskDef
 from .fields import NOTHING, Field, OutputField, type_name
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
@@ -60,6 +60,7 @@ _OUTPUT_METADATA = {
     "settable": False,
     "sep": None,
     "requires": (),
+    "named_default": NOTHING,
 }
 
 
@@ -129,4 +130,13 @@ def make_task_class(
         **extra,
     }
     cls = type(qualname.rsplit(".", 1)[-1], (base,), namespace)
+    own: Any = type(  # the class of T's outputs (its results' outputs are of it)
+        "Outputs",
+        (Outputs,),
+        {"__qualname__": f"{qualname}.Outputs", "__module__": module, "__slots__": ()},
+    )
+    own._task = cls
+    cls._outputs_class = own  # type: ignore[attr-defined]
+    if "Outputs" not in inputs and not hasattr(cls, "Outputs"):  # T.Outputs, as in Pydra
+        cls.Outputs = own  # type: ignore[attr-defined]  # (a class form keeps its own)
     return cls

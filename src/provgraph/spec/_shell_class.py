@@ -192,11 +192,21 @@ def outarg(
     help: str = "",
     keep_extension: bool = True,
     sep: str | None = None,
+    default: Any = NOTHING,
 ) -> Any:
     """Declare an output file that is also an input of the same name (Pydra's ``outarg``):
     by default its path comes from ``path_template`` and is written on the command line by
     ``argstr``/``position``; the user may set the input to a file name in the job's
-    directory, or to ``False`` (or ``None``) for no such file."""
+    directory, or to ``False`` (or ``None``) for no such file. ``default`` is the input's
+    value when not set: ``True`` (a mandatory output's), or ``None``/``False`` (no file
+    unless asked for: an optional output's)."""
+    if default is not NOTHING and default not in (True, False, None):
+        raise SpecError(
+            f"shell.outarg(default={default!r}): expected True (the template), or False or "
+            "None (no such file unless the input is set)",
+            field="default",
+            value=default,
+        )
     if not isinstance(path_template, str) or not path_template:
         raise SpecError(
             f"shell.outarg(path_template={path_template!r}): expected a file name template",
@@ -212,6 +222,7 @@ def outarg(
         keep_extension=keep_extension,
         settable=True,
         sep=sep,
+        named_default=default,
     )
 
 
@@ -256,11 +267,10 @@ def _input_field(name: str, tp: Any, spec: _ArgSpec) -> Field:
 
 def _named_input(o: OutputField) -> Field:
     """The input naming a settable output: True (the template), a name, or False/None."""
-    optional = type(None) in typing.get_args(o.type)
     return Field(
         name=o.name,
         type=bool | OutputName | None,
-        default=None if optional else True,
+        default=o.default_choice(),
         help=o.help or f"the file name of output {o.name!r} (True: {o.path_template!r})",
         argstr=o.argstr or None,
         on_command=o.argstr is not None,

@@ -159,8 +159,7 @@ def output_paths(
     for o in outputs.values():
         if o.path_template is None:
             continue
-        default = None if _optional(o.type) else True  # the input's own default
-        chosen = inputs.get(o.name, default) if o.settable else True
+        chosen = inputs.get(o.name, o.default_choice()) if o.settable else True
         if chosen is False or chosen is None:
             paths[o.name] = None
             continue

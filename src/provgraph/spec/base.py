@@ -323,9 +323,18 @@ class Inputs:
 
 
 class Outputs:
-    """A job's or a task's outputs, as attributes: ``result.outputs.out``."""
+    """A job's or a task's outputs, as attributes: ``result.outputs.out``. Each task class
+    ``T`` has its own subclass, ``T.Outputs``, whose ``fields()`` are ``T``'s outputs."""
 
     __slots__ = ("_values",)
+    _task: ClassVar[Any] = None  # (a task's own subclass: the task class)
+
+    @classmethod
+    def fields(cls) -> dict[str, Any]:
+        """The output fields of the task this class belongs to, by name."""
+        if cls._task is None:
+            raise AttributeError("Outputs.fields(): only a task's own T.Outputs has fields")
+        return dict(cls._task._output_fields)
 
     def __init__(self, values: dict[str, Any]) -> None:
         object.__setattr__(self, "_values", dict(values))

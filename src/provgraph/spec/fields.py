@@ -110,6 +110,15 @@ class OutputField:
     settable: bool = False  # an input of the same name may name the file, or turn it off
     sep: str | None = None
     requires: tuple[tuple[str, ...], ...] = ()  # None unless one group of inputs is all set
+    # a settable output: its input's default (outarg(default=)); NOTHING: by its type
+    named_default: Any = attrs.field(factory=lambda: NOTHING)
+
+    def default_choice(self) -> Any:
+        """A settable output's input when not set: as declared, else ``True`` (made by its
+        template) for a mandatory output and ``None`` (not made) for an optional one."""
+        if self.named_default is not NOTHING:
+            return self.named_default
+        return None if type(None) in typing.get_args(self.type) else True
 
 
 class OutputName(str):
