@@ -654,3 +654,23 @@ def test_split_dynamic_workflow_keeps_rerun_nodes_and_element_failures(tmp_path:
     assert failure.error_type == "ValueError" and "no graph for 2" in failure.message
     runs = ProvenanceStore(tmp_path / "cache").runs()
     assert [run["status"] for run in runs if run["task"] == "Picky"] == ["partial"]
+
+
+@python.define
+def Plus(a: Any) -> Any:
+    return a + 1
+
+
+@workflow.define
+def Upstream(x: Any) -> Any:
+    first = workflow.add(Plus(a=x), name="first")
+    return workflow.add(Plus(a=first.out), name="second").out
+
+
+def test_a_failed_submission_says_it_failed_with_errors(tmp_path: Path) -> None:
+    """As Pydra says it: the submitted task 'failed with errors', naming the failed node."""
+    with pytest.raises(TypeError) as caught:  # the task's own error type, as in Pydra
+        Upstream(x="hi")(cache_dir=tmp_path)
+    text = str(caught.value)
+    assert text.startswith("Upstream failed with errors (1 job(s) failed, 1 skipped)")
+    assert "Upstream/first" in text

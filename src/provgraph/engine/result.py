@@ -71,4 +71,8 @@ class Result:
             kinds = {e.error_type for e in failed}
             # also of the built-in type every job failed with, when it pairs with it
             error = TASK_FAILED_AS.get(kinds.pop() if len(kinds) == 1 else "", TaskFailedError)
-            raise error(f"{counts}:\n{text}\n\nlast traceback:\n{last}", errors=self.errors)
+            submitted = self.errors[0].node.split("/", 1)[0].split("[", 1)[0]
+            raise error(
+                f"{submitted} failed with errors ({counts}):\n{text}\n\nlast traceback:\n{last}",
+                errors=self.errors,
+            )
