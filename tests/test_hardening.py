@@ -147,6 +147,3 @@ def test_cli_output_into_a_closed_pipe_is_quiet(tmp_path: Path, cache_dir: Path)
     _, err = show.communicate()
     assert b"Traceback" not in err and b"BrokenPipeError" not in err
     assert show.returncode in (0, 141)
-
-
-from provgraph import File  # noqa: E402  (used in a task's annotation above)

@@ -674,3 +674,23 @@ def test_a_failed_submission_says_it_failed_with_errors(tmp_path: Path) -> None:
     text = str(caught.value)
     assert text.startswith("Upstream failed with errors (1 job(s) failed, 1 skipped)")
     assert "Upstream/first" in text
+
+
+def test_readonly_caches_takes_one_path(tmp_path: Path) -> None:
+    with Submitter(cache_dir=tmp_path / "lab", progress=False) as sub:
+        sub(HowMany(n=4))
+    with Submitter(cache_dir=tmp_path / "own", readonly_caches=tmp_path / "lab") as sub:
+        again = sub(HowMany(n=4))
+    assert again.outputs.out == 4 and again.stats["reused"] == 1
+
+
+def test_python_arg_allowed_values(tmp_path: Path) -> None:
+    @python.define(inputs={"mode": python.arg(allowed_values=["mean", "max"])})
+    def Reduce(values: list[float], mode: str) -> float:
+        return sum(values) / len(values) if mode == "mean" else max(values)
+
+    assert Reduce(values=[1.0, 3.0], mode="max")(cache_dir=tmp_path).out == 3.0
+    with pytest.raises(SpecError, match=r"input 'mode': got 'median', expected one of"):
+        Reduce(values=[1.0], mode="median")
+    with pytest.raises(SpecError, match="expected a list of values"):
+        python.arg(allowed_values="mean")

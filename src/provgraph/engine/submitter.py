@@ -819,13 +819,10 @@ class DryRun:
 
 
 def _readonly_caches(given: Iterable[str | Path], own: Path) -> tuple[Path, ...]:
-    """The read-only caches, checked: existing directories, other than ``own``."""
-    if isinstance(given, (str, Path)):
-        raise SpecError(
-            f"readonly_caches={given!r}; expected a list of cache directories",
-            field="readonly_caches",
-            value=given,
-        )
+    """The read-only caches, checked: existing directories, other than ``own`` (one path is a
+    list of one, as in Pydra)."""
+    if isinstance(given, (str, os.PathLike)):
+        given = [given]
     found = []
     for item in given:
         path = Path(os.path.abspath(item))

@@ -38,6 +38,7 @@ class ArgSpec:
     type: Any = _UNSET
     default: Any = NOTHING
     help: str = ""
+    allowed_values: tuple[Any, ...] | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -50,11 +51,25 @@ class OutSpec:
 
 
 def arg(
-    *, default: Any = NOTHING, help: str = "", type: Any = _UNSET, name: str | None = None
+    *,
+    default: Any = NOTHING,
+    help: str = "",
+    type: Any = _UNSET,
+    name: str | None = None,
+    allowed_values: Any = None,
 ) -> Any:
-    """Declare an input of a Python task or workflow: its help text, default and type (each
-    optional; the function's signature gives the rest)."""
-    return ArgSpec(name=name, type=type, default=default, help=help)
+    """Declare an input of a Python task or workflow: its help text, default, type and the
+    only values it accepts (each optional; the function's signature gives the rest)."""
+    if allowed_values is not None and (
+        isinstance(allowed_values, (str, bytes)) or not hasattr(allowed_values, "__iter__")
+    ):
+        raise SpecError(
+            f"python.arg(allowed_values={allowed_values!r}): expected a list of values",
+            field="allowed_values",
+            value=allowed_values,
+        )
+    allowed = tuple(allowed_values) if allowed_values is not None else None
+    return ArgSpec(name=name, type=type, default=default, help=help, allowed_values=allowed)
 
 
 def out(*, help: str = "", type: Any = _UNSET, name: str | None = None) -> Any:
@@ -137,6 +152,8 @@ def _override(field: Field, spec: Any) -> Field:
             changes["type"] = spec.type
         if spec.default is not NOTHING:
             changes["default"] = spec.default
+        if spec.allowed_values is not None:
+            changes["allowed_values"] = spec.allowed_values
         return attrs.evolve(field, **changes)
     if spec is _UNSET:
         return field
