@@ -694,3 +694,15 @@ def test_python_arg_allowed_values(tmp_path: Path) -> None:
         Reduce(values=[1.0], mode="median")
     with pytest.raises(SpecError, match="expected a list of values"):
         python.arg(allowed_values="mean")
+
+
+def test_task_hash_names_the_directory_a_submission_uses(tmp_path: Path) -> None:
+    from provgraph import task_hash
+
+    tasks = [HowMany(n=3), HowMany().split(n=[1, 2]), FromUpstream(n=2, x=1), TwoSteps(x=4)]
+    with Submitter(cache_dir=tmp_path, progress=False) as sub:
+        for task in tasks:
+            assert sub(task).output_dir.name.endswith("-" + task_hash(task))
+    assert task_hash(HowMany(n=3)) != task_hash(HowMany(n=4))
+    with pytest.raises(MissingInputError):
+        task_hash(HowMany())

@@ -9,6 +9,7 @@ from ._filetypes import Directory, File
 from ._version import __version__
 from .config import Config
 from .engine.result import JobFailure, Result
+from .engine.runtime import task_hash
 from .engine.submitter import DryRun, PlannedJob, Submitter
 from .exceptions import (
     CacheError,
@@ -88,5 +89,6 @@ __all__ = [
     "python",
     "read_crate",
     "shell",
+    "task_hash",
     "workflow",
 ]

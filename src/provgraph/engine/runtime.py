@@ -23,7 +23,7 @@ from ..hashing import H, hash_value
 from ..spec.base import TaskDef
 from ..spec.fields import NOTHING, check_rules
 from ..spec.workflow import graph_class
-from .plan import check_value, digest, job_hash
+from .plan import check_value, digest, job_hash, split_hash
 
 __all__ = ["Instance", "JobRun", "NodeRun"]
 
@@ -430,6 +430,40 @@ def hash_job(job: JobRun, memo: dict[int, bytes], environment: bytes | None = No
     if environment is not None:  # "@" cannot start a field name, so no input collides
         digests = {**digests, "@environment": environment}
     return job_hash(definition_digest(type(job.node.task), memo), digests)
+
+
+def split_name(root: NodeRun, memo: dict[int, bytes]) -> str:
+    """The hash naming a split root task's own directory: every element's job hash (which
+    covers its checked values; their order covers the splitter) and the state."""
+    digests = {f"#{i}": bytes.fromhex(j.job_hash or "") for i, j in enumerate(root.jobs)}
+    state = (root.task.splitter, root.task.combiner)
+    return split_hash(definition_digest(type(root.task), memo), digests, state)
+
+
+def task_hash(task: TaskDef) -> str:
+    """The hash that names ``task``'s directory when it is submitted (with no container in
+    the hash): its job's, or, split, its split's. Its inputs are checked as a submission checks
+    them (input files must exist; they are hashed by content)."""
+    if any(True for _ in lazy_inputs(task)):
+        from ..exceptions import SpecError
+
+        raise SpecError(
+            f"{type(task)._task_name}: an input is a connection to another node; its hash is "
+            "known when the workflow runs",
+            value=task,
+        )
+    instance = Instance("", {}, None)
+    root = NodeRun(instance, type(task)._task_name, task)
+    instance.nodes[root.name] = root
+    prepare_fixed(root)
+    expand_node(root)
+    memo: dict[int, bytes] = {}
+    for job in root.jobs:
+        resolve_inputs(job)
+        job.job_hash = hash_job(job, memo)
+    if root.expansion_is_single:
+        return root.jobs[0].job_hash or ""
+    return split_name(root, memo)
 
 
 def environment_digest(info: dict[str, str]) -> bytes:

@@ -47,7 +47,6 @@ from ..workers import Worker, get_worker
 from . import events
 from . import runtime as rt
 from .job import Job, Outcome
-from .plan import split_hash
 from .result import JobFailure, Result
 
 __all__ = ["DryRun", "PlannedJob", "Submitter"]
@@ -383,11 +382,7 @@ class _Run:
         if root.expansion_is_single:
             assert root.jobs[0].output_dir is not None
             return root.jobs[0].output_dir
-        # every element's job hash covers its checked values; their order covers the splitter
-        digests = {f"#{i}": bytes.fromhex(j.job_hash or "") for i, j in enumerate(root.jobs)}
-        state = (root.task.splitter, root.task.combiner)
-        name = split_hash(rt.definition_digest(type(root.task), self.memo), digests, state)
-        return cache.job_dir(self.sub.cache_dir, root.name, name)
+        return cache.job_dir(self.sub.cache_dir, root.name, rt.split_name(root, self.memo))
 
     # -- jobs ----------------------------------------------------------------------------------
     def _dispatch(self, job: rt.JobRun) -> None:

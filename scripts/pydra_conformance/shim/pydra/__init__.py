@@ -7,3 +7,15 @@ Pydra's internal modules are stand-ins whose names fail when used (see ``_intern
 """
 
 __provgraph_shim__ = True
+
+
+def _map_private_names() -> None:
+    """Pydra's tests read ``task._hash``: the task's hash, which provgraph gives publicly as
+    ``provgraph.task_hash(task)`` (a name mapping, set on provgraph's task base class)."""
+    import provgraph
+    from provgraph.spec.base import TaskDef
+
+    TaskDef._hash = property(provgraph.task_hash)  # type: ignore[attr-defined]
+
+
+_map_private_names()
