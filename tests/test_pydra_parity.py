@@ -166,7 +166,7 @@ def test_an_unset_mandatory_input_is_a_value_error_too(tmp_path: Path) -> None:
 
     with (
         Submitter(cache_dir=tmp_path / "cache", progress=False) as sub,
-        pytest.raises(ValueError, match="mandatory input") as caught,
+        pytest.raises(ValueError, match="Mandatory field") as caught,
     ):
         sub(Add(a=1))
     assert isinstance(caught.value, MissingInputError) and isinstance(caught.value, SpecError)
@@ -484,7 +484,7 @@ def test_dynamic_workflow_inside_a_static_one(tmp_path: Path) -> None:
         return workflow.add(Chosen(x=5, loud=True, copies=2)).out
 
     assert Outer(x=0)(cache_dir=tmp_path).out == "5!6!"
-    with pytest.raises(MissingInputError, match=r"'loud' not set"):
+    with pytest.raises(MissingInputError, match=r"Mandatory field 'loud' is not set"):
         Chosen(x=1)(cache_dir=tmp_path)
 
 

@@ -433,7 +433,7 @@ def test_cmdline_shows_the_command_without_running_it(
         _ = Echo().split(word=["a", "b"]).cmdline
     from provgraph import MissingInputError
 
-    with pytest.raises(MissingInputError, match=r"'word' not set"):
+    with pytest.raises(MissingInputError, match=r"Mandatory field 'word' is not set"):
         _ = Echo().cmdline
 
 

@@ -78,7 +78,10 @@ def test_setting_inputs_is_checked() -> None:
 
 def test_missing_mandatory_input_reported_before_running(cache_dir: Path) -> None:
     """Submitting without a mandatory input raises and creates no job directory."""
-    with Submitter(cache_dir=cache_dir) as sub, pytest.raises(SpecError, match=r"mandatory.*a"):
+    with (
+        Submitter(cache_dir=cache_dir) as sub,
+        pytest.raises(SpecError, match=r"Mandatory field .a. is not set"),
+    ):
         sub(AddTwo())
     assert [p for p in cache_dir.iterdir() if not p.name.startswith(".")] == []
 

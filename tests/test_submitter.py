@@ -172,7 +172,7 @@ def test_bad_input_raises_before_any_job(
         assert info.value.field == "in_file" and "gone.nii" in str(info.value)
         with pytest.raises(HashingError, match=r"input 'x'.*object"):
             sub(Anything().split(x=[1, object()]))
-        with pytest.raises(SpecError, match=r"mandatory.*voxel"):
+        with pytest.raises(SpecError, match=r"Mandatory field .voxel. is not set"):
             sub(Resample(in_file=files[0]))
         with pytest.raises(SpecError, match="expected a task instance"):
             sub(Resample)  # the class, not an instance

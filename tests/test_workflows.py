@@ -410,7 +410,7 @@ def test_nested_workflows_run_in_parallel(cache_dir: Path) -> None:
 
 def test_unset_input_of_a_node_fails_at_definition() -> None:
     """A node left without a mandatory input is reported when the workflow is defined."""
-    with pytest.raises(SpecError, match=r"node 'mult' has mandatory input\(s\) not set: y"):
+    with pytest.raises(SpecError, match=r"node 'mult': Mandatory field 'y' is not set"):
 
         @workflow.define
         def Half(x: int) -> int:

@@ -56,6 +56,18 @@ class MissingInputError(SpecError, ValueError):
     """A mandatory input was not set: a ``SpecError`` (a ``TypeError``) and, as in Pydra, a
     ``ValueError``."""
 
+    @classmethod
+    def of(cls, where: str, names: list[str], why: str = "") -> MissingInputError:
+        """The error for the mandatory inputs ``names`` of ``where`` left unset, worded as
+        Pydra words it ("Mandatory field 'a' is not set")."""
+        quoted = ", ".join(repr(n) for n in names)
+        text = (
+            f"Mandatory field {quoted} is not set"
+            if len(names) == 1
+            else f"Mandatory fields {quoted} are not set"
+        )
+        return cls(f"{where}: {text}{why}", field=names[0])
+
 
 class InputRuleError(SpecError, ValueError):
     """Inputs break an ``xor`` or ``requires`` rule: a ``SpecError`` and, as in Pydra, a

@@ -346,9 +346,7 @@ def prepare_fixed(node: NodeRun) -> None:
     split = set(task.split_fields)
     missing = [f for f in task._input_fields if task._values[f] is NOTHING]
     if missing:
-        raise MissingInputError(
-            f"{node.path}: mandatory input(s) not set: {', '.join(missing)}", field=missing[0]
-        )
+        raise MissingInputError.of(node.path, missing)
     for field, spec in task._input_fields.items():
         value = task._values[field]
         if field in split:

@@ -111,9 +111,7 @@ class ShellTask(TaskDef):
         for name, field in self._input_fields.items():
             value = self._values[name]
             if value is NOTHING:
-                raise MissingInputError(
-                    f"{self._task_name}: mandatory input {name!r} not set", field=name
-                )
+                raise MissingInputError.of(self._task_name, [name])
             if getattr(value, "_provgraph_lazy", False):
                 raise SpecError(
                     f"{self._task_name}: input {name!r} is a connection ({value.label}); its "

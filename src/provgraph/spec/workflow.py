@@ -208,11 +208,7 @@ def _construct(
             )
         missing = [f for f, v in task._values.items() if v is NOTHING]
         if missing:
-            raise MissingInputError(
-                f"workflow {wf_name}: node {node_name!r} has mandatory input(s) not set: "
-                f"{', '.join(missing)}",
-                field=missing[0],
-            )
+            raise MissingInputError.of(f"workflow {wf_name}: node {node_name!r}", missing)
     graph = _graph.build_graph(wf_name, nodes)
     extra = {
         "_nodes": nodes,
@@ -245,10 +241,10 @@ def built(task: Any) -> Any:
     for field in cls._input_fields:
         value = task._values[field]
         if value is NOTHING:
-            raise MissingInputError(
-                f"workflow {cls._task_name}: mandatory input {field!r} not set (a dynamic "
-                "workflow is built from its input values)",
-                field=field,
+            raise MissingInputError.of(
+                f"workflow {cls._task_name}",
+                [field],
+                " (a dynamic workflow is built from its input values)",
             )
         values[field] = value
     if task.splitter is not None or any(_is_lazy(v) for v in values.values()):
