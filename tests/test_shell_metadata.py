@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -632,3 +633,46 @@ def test_outarg_default_and_task_outputs_class(tmp_path: Path) -> None:
     assert Cp(source=source).Outputs is Cp.Outputs
     with pytest.raises(SpecError, match=r"outarg\(default='x'\)"):
         shell.outarg(default="x", path_template="x.txt")
+
+
+def _parity(inputs: Any) -> str:
+    return "{inp_a}_even" if inputs.inp_b % 2 == 0 else "{inp_a}_odd"
+
+
+def test_path_template_given_as_a_function_matches_pydra(tmp_path: Path) -> None:
+    spec = {
+        "inp_a": (str, dict(argstr="", position=1)),
+        "inp_b": (int, dict(argstr=None)),
+    }
+    outputs = {"out_a": (File, "outarg", dict(argstr="-o", position=2, path_template=_parity))}
+    pydra_cls, own_cls = twins("executable", spec, outputs)
+    for values in (dict(inp_a="x", inp_b=1), dict(inp_a="x", inp_b=2)):
+        own = own_argv(own_cls, values, tmp_path)
+        assert own == pydra_argv(pydra_cls, values, tmp_path)
+    assert own_argv(own_cls, dict(inp_a="x", inp_b=2), tmp_path)[-1].endswith("x_even")
+
+
+def test_path_template_function_runs_and_is_checked(tmp_path: Path) -> None:
+    @shell.define
+    class TouchChosen:
+        executable = "touch"
+        stem: str = shell.arg(argstr=None)
+        loud: bool = shell.arg(argstr=None, default=False)
+
+        class Outputs:
+            made: File = shell.outarg(
+                argstr="",
+                position=1,
+                path_template=lambda stem, loud: "{stem}_LOUD.txt" if loud else "{stem}.txt",
+            )
+
+    assert TouchChosen(stem="a")(cache_dir=tmp_path).made.name == "a.txt"
+    assert TouchChosen(stem="a", loud=True)(cache_dir=tmp_path).made.name == "a_LOUD.txt"
+    with pytest.raises(SpecError, match=r"path_template function <lambda>\(\) asks for \['nope'\]"):
+
+        @shell.define
+        class Bad:
+            executable = "touch"
+
+            class Outputs:
+                made: File = shell.outarg(path_template=lambda nope: "x")

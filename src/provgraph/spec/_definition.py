@@ -42,9 +42,8 @@ def fields_digest(inputs: dict[str, Field], outputs: dict[str, OutputField]) -> 
         text += _metadata_text(f, _INPUT_METADATA)
         parts.append(H(b"field", text.encode() + b"|" + default))
     for o in outputs.values():
-        text = (
-            f"out|{o.name}|{type_name(o.type)}|{o.path_template}|{o.glob}|{o.argstr}|{o.position}"
-        )
+        template = function_text(o.path_template) if callable(o.path_template) else o.path_template
+        text = f"out|{o.name}|{type_name(o.type)}|{template}|{o.glob}|{o.argstr}|{o.position}"
         text += _metadata_text(o, _OUTPUT_METADATA)
         parts.append(H(b"field", text.encode()))
     return H(b"fields", b"".join(parts))

@@ -171,9 +171,7 @@ def _translate_shell(pydra_cls: type) -> type[TaskDef]:
             continue
         out_annotations[o.name] = _own_type(o.type)
         if isinstance(o, pydra_shell.outarg):
-            if callable(o.path_template):
-                _unsupported(name, o.name, "a path_template given as a function")
-            if not isinstance(o.path_template, str):
+            if not isinstance(o.path_template, str) and not callable(o.path_template):
                 _unsupported(name, o.name, f"a path_template of several files {o.path_template!r}")
             if typing.get_origin(o.type) in (list, tuple) or o.type is Any:
                 _unsupported(name, o.name, f"an outarg typed {o.type!r} (list or any)")

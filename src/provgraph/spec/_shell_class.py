@@ -207,9 +207,10 @@ def outarg(
             field="default",
             value=default,
         )
-    if not isinstance(path_template, str) or not path_template:
+    if not (isinstance(path_template, str) and path_template) and not _is_function(path_template):
         raise SpecError(
-            f"shell.outarg(path_template={path_template!r}): expected a file name template",
+            f"shell.outarg(path_template={path_template!r}): expected a file name template, "
+            "or a function of the inputs returning one",
             field="path_template",
             value=path_template,
         )
@@ -451,6 +452,19 @@ def check_output_templates(
     known = {"name", "suffix", *inputs}
     for output in outputs.values():
         if output.path_template is None:
+            continue
+        if callable(output.path_template):  # its template is known per job; its parameters now
+            from ._cmdline import parameters
+
+            asked = {n for n, required in parameters(output.path_template) if required}
+            unknown = sorted(asked - {*inputs, "inputs", "field"})
+            if unknown:
+                raise SpecError(
+                    f"{what}: output {output.name!r}: path_template function "
+                    f"{output.path_template.__name__}() asks for {unknown}; expected input "
+                    "names, 'inputs' (all of them, as attributes) or 'field'",
+                    field=output.name,
+                )
             continue
         try:
             used = template_names(output.path_template, strict=True)

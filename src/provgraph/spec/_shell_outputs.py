@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import os
 import string
+import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import attrs
 
 from .._fileformats import as_fileset, candidates, format_name
 from .._filetypes import Directory, File
@@ -110,6 +113,21 @@ def inside_job(rel: str, name: str, given: str) -> str:
     return os.path.normpath(rel)
 
 
+def template_of(o: Any, inputs: Mapping[str, Any]) -> str:
+    """The file name template a ``path_template`` function returns for ``inputs`` (given
+    as ``inputs``, with the inputs as attributes, as in Pydra, or by name)."""
+    named = {**inputs, "inputs": types.SimpleNamespace(**inputs), "field": o}
+    template = call_with(o.path_template, named, f"path_template of output {o.name!r}")
+    if not isinstance(template, str) or not template:
+        raise SpecError(
+            f"output {o.name!r}: path_template function {o.path_template.__name__}() returned "
+            f"{template!r}; expected a file name template (a non-empty string)",
+            field=o.name,
+            value=template,
+        )
+    return template
+
+
 def _in_job(rel: str) -> str:
     """A template filled with an absolute path (an input holding one) names its file in the
     job's directory by that path's last part, as Pydra does."""
@@ -159,6 +177,8 @@ def output_paths(
     for o in outputs.values():
         if o.path_template is None:
             continue
+        if callable(o.path_template):  # the template this job's inputs choose
+            o = attrs.evolve(o, path_template=template_of(o, inputs))
         chosen = inputs.get(o.name, o.default_choice()) if o.settable else True
         if chosen is False or chosen is None:
             paths[o.name] = None

@@ -95,13 +95,14 @@ class OutputField:
     (``str.format`` over the inputs, plus ``{name}``, the field's own name, and ``{suffix}``,
     the suffixes of the first input file, unless inputs have those names), ``argstr``/``position``
     put that path on the command line, and an output without a template is read from the
-    files the command leaves behind by ``glob``.
+    files the command leaves behind by ``glob``. A ``path_template`` may also be a function
+    of the inputs that returns the template for a job.
     """
 
     name: str
     type: Any = Any
     help: str = ""
-    path_template: str | None = None
+    path_template: Any = None  # a template (str), or a function returning one
     glob: str | None = None
     argstr: str | None = None
     position: int | None = None
