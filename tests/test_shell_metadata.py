@@ -676,3 +676,79 @@ def test_path_template_function_runs_and_is_checked(tmp_path: Path) -> None:
 
             class Outputs:
                 made: File = shell.outarg(path_template=lambda nope: "x")
+
+
+# -- found in review of the Pydra-parity changes: each failed before its fix ----------------
+
+
+def test_a_lambda_template_is_hashed_by_its_own_expression() -> None:
+    """help= is documentation: editing it beside a lambda template keeps the hash; another
+    template (also one whose source cannot be read) changes it."""
+    from provgraph import task_hash
+
+    def define(line: str) -> Any:
+        source = (
+            "from provgraph import File, shell\n"
+            "@shell.define\n"
+            "class T:\n"
+            "    executable = 'cp'\n"
+            "    src: str = shell.arg(position=1)\n"
+            "    class Outputs:\n"
+            f"        out: File = {line}\n"
+        )
+        namespace: dict[str, Any] = {}
+        exec(compile(source, "<generated>", "exec", dont_inherit=True), namespace)
+        return namespace["T"]
+
+    lam = "shell.outarg(path_template=lambda inputs: '{src}_{x}', position=2, help='{h}')"
+    one = define(lam.replace("{x}", "a").replace("{h}", "one"))
+    two = define(lam.replace("{x}", "a").replace("{h}", "two"))
+    other = define(lam.replace("{x}", "b").replace("{h}", "one"))
+    assert task_hash(one(src="s")) == task_hash(two(src="s")) != task_hash(other(src="s"))
+
+
+def test_two_outputs_at_one_file_are_refused(tmp_path: Path) -> None:
+    @shell.define
+    class Two:
+        executable = ["sh", "-c", 'echo one > "$0"; echo two > "$1"']
+        a: str = shell.arg(argstr=None)
+        b: str = shell.arg(argstr=None)
+
+        class Outputs:
+            o1: File = shell.outarg(argstr="", position=1, path_template="{a}.txt")
+            o2: File = shell.outarg(argstr="", position=2, path_template="{b}.txt")
+
+    result = Submitter(cache_dir=tmp_path)(Two(a="/x/f", b="/y/f"))
+    (failure,) = result.errors
+    assert "outputs 'o1' and 'o2' are both placed at" in failure.message
+    assert Two(a="/x/f", b="/y/g")(cache_dir=tmp_path).o2.name == "g.txt"
+
+
+def test_a_mandatory_list_of_files_from_a_callable_has_no_none(tmp_path: Path) -> None:
+    @shell.define
+    class Listed:
+        executable = ["touch", "a.txt"]
+
+        class Outputs:
+            files: list[File] = shell.out(callable=lambda: ["a.txt", None])
+
+    with pytest.raises(TaskFailedError, match=r"output 'files' \(from its callable\) has None"):
+        Listed()(cache_dir=tmp_path)
+
+
+def test_callable_outputs_of_path_types_are_marked_in_the_hash() -> None:
+    """Results made before callable values were converted kept bare strings: definitions
+    whose callable outputs are of path types hash anew, so those are not reused."""
+    from provgraph.spec._definition import _names_paths
+
+    assert _names_paths(File) and _names_paths(File | None) and _names_paths(list[File])
+    assert _names_paths(Path) and not _names_paths(str) and not _names_paths(list[int])
+
+
+def test_outputs_pickle_as_their_values(tmp_path: Path) -> None:
+    import pickle
+
+    echo = shell.define("echo <word:str>")
+    out = echo(word="hi")(cache_dir=tmp_path)
+    again = pickle.loads(pickle.dumps(out))
+    assert again == out and again.stdout == "hi\n"

@@ -42,9 +42,13 @@ def fields_digest(inputs: dict[str, Field], outputs: dict[str, OutputField]) -> 
         text += _metadata_text(f, _INPUT_METADATA)
         parts.append(H(b"field", text.encode() + b"|" + default))
     for o in outputs.values():
-        template = function_text(o.path_template) if callable(o.path_template) else o.path_template
+        template = o.path_template
+        if callable(template):
+            template = template_function_text(template)
         text = f"out|{o.name}|{type_name(o.type)}|{template}|{o.glob}|{o.argstr}|{o.position}"
         text += _metadata_text(o, _OUTPUT_METADATA)
+        if o.callable is not None and _names_paths(o.type):
+            text += "|callable value as declared"  # (older results kept the bare value)
         parts.append(H(b"field", text.encode()))
     return H(b"fields", b"".join(parts))
 
@@ -81,6 +85,52 @@ def function_text(function: Any) -> str:
         return (
             f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', function)}"
         )
+
+
+def _names_paths(tp: Any) -> bool:
+    """Whether a declared type is (or holds) a file, directory or path type: a callable's
+    value for it is converted to it (since issue 18), which older results were not."""
+    import typing
+
+    from .._filetypes import Directory, File
+
+    args = typing.get_args(tp)
+    if args:
+        return any(_names_paths(a) for a in args)
+    if not isinstance(tp, type):
+        return False
+    return issubclass(tp, (File, Directory, PurePath)) or tp.__module__.startswith("fileformats")
+
+
+def template_function_text(function: Any) -> str:
+    """A path template function's identity in a hash: a lambda's own expression (not the line
+    around it, whose ``help=`` text is documentation), a function's source, or, when the
+    source cannot be read (made by ``exec``), its code."""
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return "code:" + _code_text(function.__code__)
+    if function.__name__ != "<lambda>":
+        return source
+    import ast
+    import textwrap
+
+    statement = textwrap.dedent(source).strip().rstrip(",")
+    try:
+        tree = ast.parse(statement)
+    except SyntaxError:  # a lambda inside a larger expression spread over lines
+        try:
+            tree = ast.parse("(" + statement + ")")
+        except SyntaxError:
+            return source
+    lambdas = [node for node in ast.walk(tree) if isinstance(node, ast.Lambda)]
+    return ast.unparse(lambdas[0]) if len(lambdas) == 1 else source
+
+
+def _code_text(code: Any) -> str:
+    """A code object's instructions, constants (nested code too) and names, as text."""
+    consts = [_code_text(c) if hasattr(c, "co_code") else repr(c) for c in code.co_consts]
+    return repr((code.co_code.hex(), consts, code.co_names, code.co_varnames))
 
 
 def definition_digest(kind: str, name: str, body: str, version: str | None, fields: bytes) -> bytes:

@@ -198,7 +198,25 @@ def output_paths(
         else:
             rel, given = os.fspath(chosen), f"{o.name}={os.fspath(chosen)!r}"
         paths[o.name] = None if rel is None else output_dir / inside_job(rel, o.name, given)
+    _distinct(paths)
     return paths
+
+
+def _distinct(paths: Mapping[str, Any]) -> None:
+    """Two outputs placed at one file would overwrite each other: refused, naming both."""
+    seen: dict[Path, str] = {}
+    for name, placed in paths.items():
+        for path in placed if isinstance(placed, list) else [placed]:
+            if path is None:
+                continue
+            if path in seen:
+                raise SpecError(
+                    f"outputs {seen[path]!r} and {name!r} are both placed at {str(path)!r}; "
+                    "expected a file of its own for each (check their templates or names)",
+                    field=name,
+                    value=str(path),
+                )
+            seen[path] = name
 
 
 def as_type(tp: Any, path: Path) -> Any:
@@ -308,6 +326,8 @@ def _as_declared(task: str, o: Any, value: Any, output_dir: Path, command: str) 
         if not isinstance(value, (list, tuple)):
             return value
         item = typing.get_args(plain)[0]
+        if None in value and not _optional(item):
+            raise _missing(task, o.name, f"(from its callable) has None in {value!r}", command)
         return [_as_declared_one(task, o, item, v, output_dir, command) for v in value]
     if not _is_path_type(o.type) or value is None:
         return value

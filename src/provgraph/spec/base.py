@@ -339,6 +339,11 @@ class Outputs:
     def __init__(self, values: dict[str, Any]) -> None:
         object.__setattr__(self, "_values", dict(values))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled as plain outputs: a task's own class may not be importable by name (a
+        # template-string task's), and the values are what a pickle must keep
+        return (Outputs, (dict(self._values),))
+
     def __getattr__(self, name: str) -> Any:
         values = object.__getattribute__(self, "_values")
         if name in values:
