@@ -18,6 +18,7 @@ from provgraph import (
     ProvenanceStore,
     SpecError,
     Submitter,
+    TaskFailedError,
     python,
     workflow,
 )
@@ -706,3 +707,49 @@ def test_task_hash_names_the_directory_a_submission_uses(tmp_path: Path) -> None
     assert task_hash(HowMany(n=3)) != task_hash(HowMany(n=4))
     with pytest.raises(MissingInputError):
         task_hash(HowMany())
+
+
+def test_a_returned_dict_maps_by_name(tmp_path: Path) -> None:
+    """As in Pydra: keys that are not outputs are left out, an optional output the dict
+    leaves out is None; a mandatory one missing is an error naming it."""
+
+    @python.define(outputs={"total": int, "product": int | None})
+    def Both(a: int, b: int) -> dict:
+        return {"total": a + b, "difference": a - b}
+
+    out = Both(a=2, b=3)(cache_dir=tmp_path)
+    assert out.total == 5 and out.product is None and "difference" not in list(out)
+
+    @python.define(outputs={"total": int, "product": int})
+    def Strict(a: int) -> dict:
+        return {"total": a}
+
+    with pytest.raises(TaskFailedError, match=r"returned a dict without \['product'\]"):
+        Strict(a=1)(cache_dir=tmp_path)
+
+
+@workflow.define
+def PassThrough(x: int) -> int:
+    return x  # an input passed straight through: no node
+
+
+@workflow.define
+def AroundPassThrough(x: int) -> int:
+    before = workflow.add(HowMany(n=x), name="before")
+    through = workflow.add(PassThrough(x=before.out))
+    return workflow.add(Plus(a=through.out), name="after").out
+
+
+def test_a_workflow_output_may_be_one_of_its_inputs(tmp_path: Path) -> None:
+    """As in Pydra: no identity node needed; the value's provenance goes through it."""
+    with Submitter(cache_dir=tmp_path, progress=False) as sub:
+        assert sub(PassThrough(x=5)).outputs.out == 5
+        assert sub(PassThrough().split(x=[1, 2])).outputs.out == [1, 2]
+        around = sub(AroundPassThrough(x=3))
+    assert around.outputs.out == 4 and not around.errored
+    # the 'after' job used what the 'before' job generated, through the workflow
+    rows = ProvenanceStore(tmp_path).query(
+        "SELECT ?up WHERE { ?after pg:nodeName 'AroundPassThrough/after' ; prov:used ?e . "
+        "?e prov:wasGeneratedBy ?up . ?up pg:nodeName 'AroundPassThrough/before' }"
+    )
+    assert len(list(rows)) == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import regression_tasks as R
-from provgraph import SpecError, Submitter, TaskFailedError, workflow
+from provgraph import Submitter, TaskFailedError, workflow
 
 
 def test_closures_over_different_values_are_different_tasks(tmp_path: Path, worker: str) -> None:
@@ -49,13 +49,16 @@ def test_sys_exit_in_a_task_fails_only_that_job(cache_dir: Path, worker: str) ->
     assert failure.error_type == "SystemExit" and "three is too many" in failure.message
 
 
-def test_workflow_output_from_an_input_is_refused() -> None:
-    """A workflow output must come from a node."""
-    with pytest.raises(SpecError, match="output 'x_used' is its input 'x'"):
+def test_workflow_output_from_an_input_is_passed_through(cache_dir: Path) -> None:
+    """A workflow output may be one of its inputs (as in Pydra, issue 18; it was refused
+    before, which was this test's first form)."""
 
-        @workflow.define(outputs=["result", "x_used"])
-        def PassThrough(x: int) -> tuple[int, int]:
-            return workflow.add(R.Add(a=x), name="add").out, x
+    @workflow.define(outputs=["result", "x_used"])
+    def PassThrough(x: int) -> tuple[int, int]:
+        return workflow.add(R.Add(a=x), name="add").out, x
+
+    out = PassThrough(x=4)(cache_dir=cache_dir)
+    assert out.x_used == 4 and out.result == R.Add(a=4)(cache_dir=cache_dir).out
 
 
 def test_raise_for_errors_shows_the_failure_not_the_skip(cache_dir: Path) -> None:

@@ -85,7 +85,8 @@ def _edges(wf_cls: Any) -> list[tuple[str, str, str]]:
             source = lazy.node if lazy.node is not None else "inputs"
             edges.append((source, name, f"{lazy.field} → {field}"))
     for out_name, lazy in wf_cls._output_map.items():
-        edges.append((lazy.node, "outputs", f"{lazy.field} → {out_name}"))
+        source = lazy.node if lazy.node is not None else "inputs"
+        edges.append((source, "outputs", f"{lazy.field} → {out_name}"))
     return edges
 
 

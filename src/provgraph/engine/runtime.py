@@ -500,7 +500,11 @@ def open_instance(job: JobRun) -> Instance:
 def instance_outputs(instance: Instance, wf_cls: Any) -> dict[str, Any]:
     """A finished instance's workflow outputs (each node's remaining state as a flat list)."""
     return {
-        name: instance.nodes[lazy.node].result_value(lazy.field)
+        name: (
+            instance.inputs.get(lazy.field)  # one of its inputs, passed straight through
+            if lazy.node is None
+            else instance.nodes[lazy.node].result_value(lazy.field)
+        )
         for name, lazy in wf_cls._output_map.items()
     }
 
@@ -542,6 +546,10 @@ def instance_output_sources(instance: Instance, wf_cls: Any) -> dict[str, list[t
     """For each workflow output, the (run UUID, field) of the inner jobs behind its value."""
     sources: dict[str, list[tuple[str, str]]] = {}
     for name, lazy in wf_cls._output_map.items():
+        if lazy.node is None:  # an input passed through: the jobs behind that input, if any
+            parent = instance.parent
+            sources[name] = input_sources(parent).get(lazy.field, []) if parent else []
+            continue
         node = instance.nodes[lazy.node]
         sources[name] = [src for j in node.jobs for src in job_sources(j, lazy.field)]
     return sources

@@ -125,7 +125,7 @@ class Recorder:
         sources = input_sources(job)
         inputs: dict[str, dict[str, Any]] = {}
         for field, value in (job.inputs or {}).items():
-            if field in sources:
+            if sources.get(field):  # (none: a value, e.g. passed through a workflow)
                 inputs[field] = {"sources": sources[field]}
             else:
                 inputs[field] = describe_value(value)

@@ -64,8 +64,13 @@ class PythonTask(TaskDef):
             values = [None] * len(names)
         elif len(names) == 1:
             values = [returned]
-        elif isinstance(returned, Mapping):
-            missing = [n for n in names if n not in returned]
+        elif isinstance(returned, Mapping):  # by name: other keys are left out, as in Pydra
+            missing = [
+                n
+                for n in names
+                if n not in returned
+                and type(None) not in typing.get_args(cls._output_fields[n].type)
+            ]  # (an optional output the dict leaves out is None)
             if missing:
                 raise SpecError(
                     f"{cls._task_name} declares outputs {names} but returned a dict without "
@@ -73,7 +78,7 @@ class PythonTask(TaskDef):
                     field=missing[0],
                     value=returned,
                 )
-            values = [returned[n] for n in names]
+            values = [returned.get(n) for n in names]
         elif isinstance(returned, (tuple, list)) and len(returned) == len(names):
             values = list(returned)
         else:

@@ -186,14 +186,8 @@ def _construct(
         _BUILDING.reset(token)
         _RERUN.reset(rerun_token)
     output_map = _bind_outputs(wf_name, returned, outs)
-    for out_name, lazy in output_map.items():
-        if lazy.node is None:
-            raise SpecError(
-                f"workflow {wf_name} output {out_name!r} is its input {lazy.field!r}; "
-                "outputs must come from nodes (add an identity task to pass it through)",
-                field=out_name,
-            )
-        if lazy.node not in nodes:
+    for out_name, lazy in output_map.items():  # (an input passed straight through: node None)
+        if lazy.node is not None and lazy.node not in nodes:
             raise SpecError(f"workflow {wf_name} output {out_name!r} names unknown node")
         _check_output_type(wf_name, outs[out_name], lazy)
     for node_name, task in nodes.items():
