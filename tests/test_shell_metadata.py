@@ -752,3 +752,15 @@ def test_outputs_pickle_as_their_values(tmp_path: Path) -> None:
     out = echo(word="hi")(cache_dir=tmp_path)
     again = pickle.loads(pickle.dumps(out))
     assert again == out and again.stdout == "hi\n"
+
+
+def test_cmdline_checks_the_rules_a_submission_checks() -> None:
+    @shell.define
+    class Either:
+        executable = "ls"
+        a: bool = shell.arg(default=False, argstr="-a", xor=["b"])
+        b: bool = shell.arg(default=False, argstr="-b")
+
+    assert Either(a=True).cmdline == "ls -a"
+    with pytest.raises(ValueError, match="mutually exclusive"):
+        Either(a=True, b=True).cmdline  # noqa: B018

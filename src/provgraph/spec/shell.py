@@ -42,7 +42,7 @@ from ..exceptions import CommandError, MissingInputError, SpecError
 from ._definition import check_task_name, make_task_class
 from ._shell_class import IMPLICIT, arg, check_output_templates, from_class, out, outarg
 from .base import TaskDef
-from .fields import NOTHING, Field, OutputField, coerce
+from .fields import NOTHING, Field, OutputField, check_rules, coerce
 from .resources import check_resources
 
 __all__ = ["ShellTask", "arg", "define", "out", "outarg"]
@@ -120,6 +120,8 @@ class ShellTask(TaskDef):
                 )
             if not field.left_implicit(value):
                 values[name] = value
+        if self._has_rules:  # xor and requires, as a submission checks them
+            check_rules(self._task_name, self._input_fields, values, type(self)._one_of)
         return shlex.join(self.command_line(values, Path.cwd()))
 
     @classmethod
