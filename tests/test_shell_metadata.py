@@ -764,3 +764,15 @@ def test_cmdline_checks_the_rules_a_submission_checks() -> None:
     assert Either(a=True).cmdline == "ls -a"
     with pytest.raises(ValueError, match="mutually exclusive"):
         Either(a=True, b=True).cmdline  # noqa: B018
+
+
+def test_a_file_output_that_is_a_directory_fails_the_job(tmp_path: Path) -> None:
+    @shell.define
+    class MakesDir:
+        executable = ["mkdir", "made"]
+
+        class Outputs:
+            made: File = shell.out(callable=lambda: "made")
+
+    with pytest.raises(TaskFailedError, match="is a directory; its output is declared a file"):
+        MakesDir()(cache_dir=tmp_path)

@@ -224,6 +224,11 @@ def as_type(tp: Any, path: Path) -> Any:
     classes, the first format the file is of)."""
     tp = _plain(tp)
     if isinstance(tp, type) and issubclass(tp, (File, Directory)):
+        if path.is_dir() != issubclass(tp, Directory):
+            found, wanted = (
+                ("a directory", "a file") if path.is_dir() else ("a file", "a directory")
+            )
+            raise SpecError(f"output {str(path)!r} is {found}; its output is declared {wanted}")
         return tp(path)
     if tp is Path:
         return path
