@@ -753,3 +753,12 @@ def test_a_workflow_output_may_be_one_of_its_inputs(tmp_path: Path) -> None:
         "?e prov:wasGeneratedBy ?up . ?up pg:nodeName 'AroundPassThrough/before' }"
     )
     assert len(list(rows)) == 1
+
+
+def test_calling_a_task_may_rerun_it(tmp_path: Path) -> None:
+    log = tmp_path / "runs.log"
+    task = Stamped(x=1, log=str(log))
+    task(cache_dir=tmp_path / "cache")
+    task(cache_dir=tmp_path / "cache")  # reused
+    task(cache_dir=tmp_path / "cache", rerun=True)  # as sub(task, rerun=True)
+    assert log.read_text().split() == ["1", "1"]

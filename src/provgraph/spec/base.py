@@ -190,12 +190,20 @@ class TaskDef:
     def _execute(cls, inputs: dict[str, Any], output_dir: Path) -> dict[str, Any]:
         raise NotImplementedError
 
-    def __call__(self, cache_dir: str | Path | None = None, **options: Any) -> Outputs:
-        """Run this task with a ``Submitter`` and return its outputs; raise on failure."""
+    def __call__(
+        self,
+        cache_dir: str | Path | None = None,
+        *,
+        rerun: bool = False,
+        propagate_rerun: bool = True,
+        **options: Any,
+    ) -> Outputs:
+        """Run this task with a ``Submitter`` (``options``: the submitter's) and return its
+        outputs; raise on failure. ``rerun``/``propagate_rerun``: as for ``sub(task, ...)``."""
         from ..engine.submitter import Submitter
 
         with Submitter(cache_dir=cache_dir, **options) as sub:
-            result = sub(self)
+            result = sub(self, rerun=rerun, propagate_rerun=propagate_rerun)
         result.raise_for_errors()
         return result.outputs
 
