@@ -578,15 +578,16 @@ def test_str_inputs_take_paths_and_file_outputs_as_text(tmp_path: Path) -> None:
     assert Named(text=tmp_path / "p")(cache_dir=tmp_path).out == str(tmp_path / "p")
 
 
+@shell.define
+class Rules:
+    executable = "ls"
+    a: bool = shell.arg(default=False, argstr="-a", xor=["b"])
+    b: bool = shell.arg(default=False, argstr="-b")
+    c: bool = shell.arg(default=False, argstr="-c", requires=["a"])
+
+
 def test_rule_errors_are_value_errors_too() -> None:
     from provgraph import InputRuleError
-
-    @shell.define
-    class Rules:
-        executable = "ls"
-        a: bool = shell.arg(default=False, argstr="-a", xor=["b"])
-        b: bool = shell.arg(default=False, argstr="-b")
-        c: bool = shell.arg(default=False, argstr="-c", requires=["a"])
 
     with pytest.raises(ValueError, match="mutually exclusive") as caught:
         Rules(a=True, b=True)()
@@ -755,15 +756,9 @@ def test_outputs_pickle_as_their_values(tmp_path: Path) -> None:
 
 
 def test_cmdline_checks_the_rules_a_submission_checks() -> None:
-    @shell.define
-    class Either:
-        executable = "ls"
-        a: bool = shell.arg(default=False, argstr="-a", xor=["b"])
-        b: bool = shell.arg(default=False, argstr="-b")
-
-    assert Either(a=True).cmdline == "ls -a"
+    assert Rules(a=True).cmdline == "ls -a"
     with pytest.raises(ValueError, match="mutually exclusive"):
-        Either(a=True, b=True).cmdline  # noqa: B018
+        Rules(a=True, b=True).cmdline  # noqa: B018
 
 
 def test_a_file_output_that_is_a_directory_fails_the_job(tmp_path: Path) -> None:
