@@ -5,7 +5,6 @@ same inputs (Pydra's as ``ShellTask.cmdline`` builds it, run in the job's direct
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -71,23 +70,13 @@ def twins(executable: Any, inputs: dict, outputs: dict | None = None) -> tuple[A
     return pydra_cls, own_cls
 
 
-@contextlib.contextmanager
-def _cwd(path: Path):
-    before = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(before)
-
-
 def pydra_argv(pydra_cls: Any, values: dict, job_dir: Path) -> list[str]:
     """The words Pydra runs for these inputs, in ``job_dir``."""
     from pydra.compose.shell.templating import template_update
     from pydra.utils.general import attrs_values
 
     task = pydra_cls(**values)
-    with _cwd(job_dir):
+    with contextlib.chdir(job_dir):
         resolved = attrs_values(task)
         resolved.update(template_update(task, cache_dir=job_dir))
         return [str(w) for w in task._command_args(values=resolved)]

@@ -740,7 +740,7 @@ def test_a_mandatory_list_of_files_from_a_callable_has_no_none(tmp_path: Path) -
 def test_callable_outputs_of_path_types_are_marked_in_the_hash() -> None:
     """Results made before callable values were converted kept bare strings: definitions
     whose callable outputs are of path types hash anew, so those are not reused."""
-    from provgraph.spec._definition import _names_paths
+    from provgraph.spec.fields import path_valued as _names_paths
 
     assert _names_paths(File) and _names_paths(File | None) and _names_paths(list[File])
     assert _names_paths(Path) and not _names_paths(str) and not _names_paths(list[int])

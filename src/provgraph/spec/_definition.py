@@ -9,7 +9,7 @@ from typing import Any
 
 from ..hashing import H, hash_value
 from .base import Outputs, TaskDef
-from .fields import NOTHING, Field, OutputField, type_name
+from .fields import NOTHING, Field, OutputField, path_valued, type_name
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
@@ -44,10 +44,10 @@ def fields_digest(inputs: dict[str, Field], outputs: dict[str, OutputField]) -> 
     for o in outputs.values():
         template = o.path_template
         if callable(template):
-            template = template_function_text(template)
+            template = function_text(template, precise=True)
         text = f"out|{o.name}|{type_name(o.type)}|{template}|{o.glob}|{o.argstr}|{o.position}"
         text += _metadata_text(o, _OUTPUT_METADATA)
-        if o.callable is not None and _names_paths(o.type):
+        if o.callable is not None and path_valued(o.type):
             text += "|callable value as declared"  # (older results kept the bare value)
         parts.append(H(b"field", text.encode()))
     return H(b"fields", b"".join(parts))
@@ -77,41 +77,28 @@ def _metadata_text(field: Any, defaults: dict[str, Any]) -> str:
     return text
 
 
-def function_text(function: Any) -> str:
-    """A function's source (its identity in a hash), or its qualified name without one."""
-    try:
-        return inspect.getsource(function)
-    except (OSError, TypeError):
-        return (
-            f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', function)}"
-        )
-
-
-def _names_paths(tp: Any) -> bool:
-    """Whether a declared type is (or holds) a file, directory or path type: a callable's
-    value for it is converted to it (since issue 18), which older results were not."""
-    import typing
-
-    from .._filetypes import Directory, File
-
-    args = typing.get_args(tp)
-    if args:
-        return any(_names_paths(a) for a in args)
-    if not isinstance(tp, type):
-        return False
-    return issubclass(tp, (File, Directory, PurePath)) or tp.__module__.startswith("fileformats")
-
-
-def template_function_text(function: Any) -> str:
-    """A path template function's identity in a hash: a lambda's own expression (not the line
-    around it, whose ``help=`` text is documentation), a function's source, or, when the
-    source cannot be read (made by ``exec``), its code."""
+def function_text(function: Any, *, precise: bool = False) -> str:
+    """A function's identity in a hash: its source, or its qualified name without one.
+    ``precise`` (path template functions): a lambda by its own expression (not the line
+    around it, whose ``help=`` text is documentation), and a function whose source cannot be
+    read (made by ``exec``) by its code. Formatters and callables keep the first rule, which
+    their hashes were made with."""
     try:
         source = inspect.getsource(function)
     except (OSError, TypeError):
-        return "code:" + _code_text(function.__code__)
-    if function.__name__ != "<lambda>":
+        if precise:
+            return "code:" + _code_text(function.__code__)
+        return (
+            f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', function)}"
+        )
+    if not precise or function.__name__ != "<lambda>":
         return source
+    return _lambda_expression(source)
+
+
+def _lambda_expression(source: str) -> str:
+    """The one lambda in ``source`` (the lines ``inspect`` gives), as ``ast`` writes it back;
+    ``source`` itself when there is not exactly one."""
     import ast
     import textwrap
 

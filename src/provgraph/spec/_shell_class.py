@@ -161,17 +161,13 @@ def _requirement_groups(requires: Any) -> tuple[tuple[str, ...], ...]:
     """``requires=`` as groups of input names, any one of which must all be set."""
     if requires is None:
         return ()
-    if isinstance(requires, str) or not isinstance(requires, (list, tuple)):
-        raise SpecError(
-            f"shell.out(requires={requires!r}): expected a list of input names, or a list of "
-            "such lists",
-            field="requires",
-            value=requires,
-        )
-    if all(isinstance(r, str) for r in requires):
-        return (tuple(requires),)
-    if all(isinstance(g, (list, tuple)) and all(isinstance(r, str) for r in g) for g in requires):
-        return tuple(tuple(g) for g in requires)
+    if isinstance(requires, (list, tuple)):
+        if all(isinstance(r, str) for r in requires):
+            return (tuple(requires),)
+        if all(
+            isinstance(g, (list, tuple)) and all(isinstance(r, str) for r in g) for g in requires
+        ):
+            return tuple(tuple(g) for g in requires)
     raise SpecError(
         f"shell.out(requires={requires!r}): expected a list of input names, or a list of such "
         "lists",

@@ -27,21 +27,16 @@ from .._fileformats import as_fileset, candidates, format_name
 from .._filetypes import Directory, File
 from ..exceptions import CommandError, SpecError
 from ._cmdline import call_with
-from .fields import outside_directory, requirements_met
+from .fields import (
+    declares_path,
+    is_optional,
+    list_item,
+    outside_directory,
+    requirements_met,
+    without_none,
+)
 
 __all__ = ["collect_outputs", "output_paths"]
-
-
-def _optional(tp: Any) -> bool:
-    return type(None) in typing.get_args(tp)
-
-
-def _plain(tp: Any) -> Any:
-    """``tp`` without ``| None``."""
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if _optional(tp) and len(args) == 1:
-        return args[0]
-    return tp
 
 
 def _fields_of(template: str) -> list[tuple[str, bool]]:
@@ -135,7 +130,7 @@ def _in_job(rel: str) -> str:
 
 
 def _is_list_type(tp: Any) -> bool:
-    return typing.get_origin(_plain(tp)) is list
+    return typing.get_origin(without_none(tp)) is list
 
 
 def _filled_per_item(template: str, o: Any, inputs: Mapping[str, Any]) -> list[str] | None:
@@ -222,7 +217,7 @@ def _distinct(paths: Mapping[str, Any]) -> None:
 def as_type(tp: Any, path: Path) -> Any:
     """A path found on disk as the output type declares it (for a union of fileformats
     classes, the first format the file is of)."""
-    tp = _plain(tp)
+    tp = without_none(tp)
     if isinstance(tp, type) and issubclass(tp, (File, Directory)):
         if path.is_dir() != issubclass(tp, Directory):
             found, wanted = (
@@ -269,7 +264,7 @@ def collect_outputs(
             found[o.name] = None  # (requires=: the inputs it needs are not set)
             continue
         if o.name in paths and isinstance(paths[o.name], list):
-            item_type = (typing.get_args(_plain(o.type)) or (Any,))[0]
+            item_type = (typing.get_args(without_none(o.type)) or (Any,))[0]
             missing = [str(p) for p in paths[o.name] if not p.exists()]
             if missing:
                 raise _missing(task, o.name, f"was not created at {missing}", command)
@@ -278,7 +273,7 @@ def collect_outputs(
             path = paths[o.name]
             if path is not None and path.exists():
                 found[o.name] = as_type(o.type, path)
-            elif path is None or _optional(o.type):
+            elif path is None or is_optional(o.type):
                 found[o.name] = None
             else:
                 raise _missing(task, o.name, f"was not created at {str(path)!r}", command)
@@ -300,7 +295,7 @@ def collect_outputs(
             matches = sorted({*output_dir.glob(o.name), *output_dir.glob(o.name + ".*")})
             if len(matches) == 1:
                 found[o.name] = as_type(o.type, matches[0])
-            elif not matches and _optional(o.type):
+            elif not matches and is_optional(o.type):
                 found[o.name] = None
             else:
                 raise _missing(
@@ -313,28 +308,20 @@ def collect_outputs(
     return found
 
 
-def _is_path_type(tp: Any) -> bool:
-    tp = _plain(tp)
-    if isinstance(tp, type) and issubclass(tp, (File, Directory, Path)):
-        return True
-    return bool(candidates(tp))
-
-
 def _as_declared(task: str, o: Any, value: Any, output_dir: Path, command: str) -> Any:
     """A callable's value as its output declares it: a path (relative ones in the job's
     directory) of a file type becomes that type; one that does not exist is None for an
     optional output, else an error, as for outputs found by template."""
-    plain = _plain(o.type)
-    if typing.get_origin(plain) is list and _is_path_type(typing.get_args(plain)[0]):
-        if value is None and _optional(o.type):
+    item = list_item(o.type)
+    if item is not None and declares_path(item):
+        if value is None and is_optional(o.type):
             return None
         if not isinstance(value, (list, tuple)):
             return value
-        item = typing.get_args(plain)[0]
-        if None in value and not _optional(item):
+        if None in value and not is_optional(item):
             raise _missing(task, o.name, f"(from its callable) has None in {value!r}", command)
         return [_as_declared_one(task, o, item, v, output_dir, command) for v in value]
-    if not _is_path_type(o.type) or value is None:
+    if not declares_path(o.type) or value is None:
         return value
     return _as_declared_one(task, o, o.type, value, output_dir, command)
 
@@ -345,7 +332,7 @@ def _as_declared_one(task: str, o: Any, tp: Any, value: Any, output_dir: Path, c
     path = Path(value) if os.path.isabs(value) else output_dir / value
     if path.exists():
         return as_type(tp, path)
-    if _optional(tp) or _optional(o.type):
+    if is_optional(tp) or is_optional(o.type):
         return None
     raise _missing(task, o.name, f"(from its callable) was not created at {str(path)!r}", cmd)
 
@@ -356,7 +343,7 @@ def _globbed(task: str, o: Any, output_dir: Path, command: str) -> Any:
         return [as_type(typing.get_args(o.type)[0], p) for p in matches]
     if len(matches) == 1:
         return as_type(o.type, matches[0])
-    if not matches and _optional(o.type):
+    if not matches and is_optional(o.type):
         return None
     raise _missing(
         task, o.name, f"expects one file matching {o.glob!r}, found {len(matches)},", command

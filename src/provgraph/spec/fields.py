@@ -72,18 +72,20 @@ class Field:
         is the same command (``"echo"`` and ``["echo"]``)."""
         if not self.implicit:
             return False
-        return value == self.default or (
-            _words(value) is not None and _words(value) == _words(self.default)
-        )
+        if value == self.default:
+            return True
+        words = command_words(value)
+        return words is not None and words == command_words(self.default)
 
 
-def _words(value: Any) -> list[str] | None:
+def command_words(value: Any) -> list[str] | None:
+    """A command given as one string or as a list of words, as its words; None for neither."""
     if isinstance(value, str):
         import shlex
 
         return shlex.split(value)
-    if isinstance(value, (list, tuple)) and all(isinstance(w, str) for w in value):
-        return list(value)
+    if isinstance(value, (list, tuple)):
+        return [str(w) for w in value]
     return None
 
 
@@ -119,7 +121,46 @@ class OutputField:
         template) for a mandatory output and ``None`` (not made) for an optional one."""
         if self.named_default is not NOTHING:
             return self.named_default
-        return None if type(None) in typing.get_args(self.type) else True
+        return None if is_optional(self.type) else True
+
+
+def is_optional(tp: Any) -> bool:
+    """Whether ``tp`` admits ``None`` (``X | None``)."""
+    return type(None) in typing.get_args(tp)
+
+
+def without_none(tp: Any) -> Any:
+    """``tp`` without ``| None``."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return args[0] if is_optional(tp) and len(args) == 1 else tp
+
+
+def declares_path(tp: Any) -> bool:
+    """Whether ``tp`` (``| None`` aside) is a file, directory or path type, or names
+    fileformats classes: the types a path value is converted to."""
+    tp = without_none(tp)
+    if isinstance(tp, type) and issubclass(tp, (File, Directory, pathlib.Path)):
+        return True
+    from .._fileformats import candidates
+
+    return bool(candidates(tp))
+
+
+def list_item(tp: Any) -> Any:
+    """The item type of ``list[X]`` (``| None`` aside), else None."""
+    plain = without_none(tp)
+    return (
+        typing.get_args(plain)[0]
+        if typing.get_origin(plain) is list and typing.get_args(plain)
+        else None
+    )
+
+
+def path_valued(tp: Any) -> bool:
+    """Whether a value computed for an output declared ``tp`` is converted to paths: ``tp``
+    declares a path, or is a list of such."""
+    item = list_item(tp)
+    return declares_path(tp) or (item is not None and declares_path(item))
 
 
 class OutputName(str):

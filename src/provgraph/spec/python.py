@@ -21,7 +21,7 @@ from ..exceptions import SpecError
 from ._definition import check_task_name, make_task_class
 from ._function_fields import arg, class_parts, input_fields, out, output_fields
 from .base import TaskDef
-from .fields import Field, OutputField, coerce
+from .fields import Field, OutputField, coerce, is_optional
 from .resources import check_resources
 
 __all__ = ["Outputs", "PythonTask", "Task", "arg", "define", "out"]
@@ -68,8 +68,7 @@ class PythonTask(TaskDef):
             missing = [
                 n
                 for n in names
-                if n not in returned
-                and type(None) not in typing.get_args(cls._output_fields[n].type)
+                if n not in returned and not is_optional(cls._output_fields[n].type)
             ]  # (an optional output the dict leaves out is None)
             if missing:
                 raise SpecError(

@@ -42,7 +42,7 @@ from ..exceptions import CommandError, MissingInputError, SpecError
 from ._definition import check_task_name, make_task_class
 from ._shell_class import IMPLICIT, arg, check_output_templates, from_class, out, outarg
 from .base import TaskDef
-from .fields import NOTHING, Field, OutputField, check_rules, coerce
+from .fields import NOTHING, Field, OutputField, check_rules, coerce, command_words
 from .resources import check_resources
 
 __all__ = ["ShellTask", "arg", "define", "out", "outarg"]
@@ -92,10 +92,8 @@ class ShellTask(TaskDef):
     @classmethod
     def _executable_of(cls, inputs: dict[str, Any]) -> list[str]:
         """The command's first words: the ``executable`` input when set, else the class's."""
-        value = inputs.get("executable")
-        if value is None:
-            return list(cls._executable)
-        return shlex.split(value) if isinstance(value, str) else [str(w) for w in value]
+        words = command_words(inputs.get("executable"))
+        return list(cls._executable) if words is None else words
 
     @property
     def cmdline(self) -> str:
