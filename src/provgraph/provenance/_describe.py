@@ -13,9 +13,11 @@ from .._filetypes import Directory, File
 from ..exceptions import HashingError
 from ..hashing import file_content_digest, hash_value
 
-__all__ = ["describe_value"]
+__all__ = ["LITERAL_TYPES", "SMALL_TEXT", "describe_value"]
 
 SMALL_TEXT = 256
+# the values a record can hold exactly as literals (None: an entity with no value)
+LITERAL_TYPES = (bool, int, float, str, type(None))
 
 
 def describe_value(value: Any) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from ..engine.job import ErrorInfo, Outcome
 from . import _triples as T
 from . import journal
 from . import vocab as V
-from ._describe import SMALL_TEXT, describe_value
+from ._describe import LITERAL_TYPES, SMALL_TEXT, describe_value
 from .environment import capture
 
 __all__ = ["describe_value", "pickle_definition", "recover", "write_job_run"]
@@ -296,9 +296,6 @@ def _pickled_beside(out: list[str], g: str, prop: str, path: str, value: Any, ro
     out.append(f"<{g}> pg:{prop} {T.place(path, root)} .\n")
 
 
-_LITERALS = (int, float, bool, type(None))
-
-
 def _inputs_in_record(job: Any) -> bool:
     """Whether the record holds every input exactly: each is None (an entity with no value)
     or a bool, int, float or short string written as the entity's ``prov:value`` (not a
@@ -309,7 +306,7 @@ def _inputs_in_record(job: Any) -> bool:
         return False
     for field, value in inputs.items():
         kind = type(value)
-        if not (kind in _LITERALS or (kind is str and len(value) <= SMALL_TEXT)):
+        if kind not in LITERAL_TYPES or (kind is str and len(value) > SMALL_TEXT):
             return False
         if "sources" in described[field] or described[field].get("value") != value:
             return False  # from upstream (its entity is another record's), or NaN

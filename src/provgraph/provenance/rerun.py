@@ -110,7 +110,7 @@ def _literal_inputs(store: Any, run: str) -> dict[str, Any]:
     must hash to the content hash recorded for it (same value, same type)."""
     import rdflib
 
-    from ._describe import describe_value
+    from ._describe import LITERAL_TYPES, describe_value
 
     found: dict[str, Any] = {}
     for field, literal, digest in store.query(
@@ -122,13 +122,8 @@ def _literal_inputs(store: Any, run: str) -> dict[str, Any]:
         run=rdflib.URIRef(run),
     ):
         value = None if literal is None else literal.toPython()  # (None has no literal)
-        if type(value) not in (
-            bool,
-            int,
-            float,
-            str,
-            type(None),
-        ) or f"xxh3-128:{describe_value(value)['hash']}" != str(digest):
+        hashed = f"xxh3-128:{describe_value(value)['hash']}"
+        if type(value) not in LITERAL_TYPES or hashed != str(digest):
             shown = "no value" if literal is None else literal.n3()
             raise ProvenanceError(
                 f"run {run}: input {str(field)!r} is recorded as {shown}, which does not give "

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from ..exceptions import SpecError
-from .fields import NOTHING, Field, OutputField, coerce
+from .fields import NOTHING, Field, OutputField, allowed_tuple, coerce
 
 __all__ = ["arg", "class_parts", "input_fields", "out", "output_fields"]
 
@@ -60,15 +60,7 @@ def arg(
 ) -> Any:
     """Declare an input of a Python task or workflow: its help text, default, type and the
     only values it accepts (each optional; the function's signature gives the rest)."""
-    if allowed_values is not None and (
-        isinstance(allowed_values, (str, bytes)) or not hasattr(allowed_values, "__iter__")
-    ):
-        raise SpecError(
-            f"python.arg(allowed_values={allowed_values!r}): expected a list of values",
-            field="allowed_values",
-            value=allowed_values,
-        )
-    allowed = tuple(allowed_values) if allowed_values is not None else None
+    allowed = allowed_tuple(allowed_values, "python.arg")
     return ArgSpec(name=name, type=type, default=default, help=help, allowed_values=allowed)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 
 from ..exceptions import SpecError
-from .fields import NOTHING, Field, OutputField, OutputName, coerce
+from .fields import NOTHING, Field, OutputField, OutputName, allowed_tuple, coerce
 
 __all__ = ["arg", "check_output_templates", "command_order", "from_class", "out", "outarg"]
 
@@ -81,7 +81,7 @@ def arg(
             field="copy_mode",
             value=copy_mode,
         )
-    allowed = None if allowed_values is None else tuple(allowed_values)
+    allowed = allowed_tuple(allowed_values, "shell.arg")
     return _ArgSpec(
         default=default,
         argstr=argstr,

@@ -168,6 +168,19 @@ class OutputName(str):
     job's directory (a plain ``str`` once set)."""
 
 
+def allowed_tuple(allowed_values: Any, where: str) -> tuple[Any, ...] | None:
+    """``allowed_values=`` of ``where`` (``"python.arg"``...) as a tuple, or None."""
+    if allowed_values is None:
+        return None
+    if isinstance(allowed_values, (str, bytes)) or not hasattr(allowed_values, "__iter__"):
+        raise SpecError(
+            f"{where}(allowed_values={allowed_values!r}): expected a list of values",
+            field="allowed_values",
+            value=allowed_values,
+        )
+    return tuple(allowed_values)
+
+
 def check_allowed(field: Field, value: Any) -> None:
     """A ``SpecError`` when ``field`` lists its allowed values and ``value`` is not one."""
     allowed = field.allowed_values
