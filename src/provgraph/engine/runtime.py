@@ -438,6 +438,16 @@ def split_name(root: NodeRun, memo: dict[int, bytes]) -> str:
     return split_hash(definition_digest(type(root.task), memo), digests, state)
 
 
+def root_node(task: TaskDef, run_id: str = "") -> NodeRun:
+    """The node of a submitted task, alone in the root instance (the submission's workflow
+    run ``run_id``)."""
+    instance = Instance("", {}, None, run_id)
+    root = NodeRun(instance, type(task)._task_name, task)
+    instance.nodes[root.name] = root
+    instance.n_incomplete = 1
+    return root
+
+
 def task_hash(task: TaskDef) -> str:
     """The hash that names ``task``'s directory when it is submitted (with no container in
     the hash): its job's, or, split, its split's. Its inputs are checked as a submission checks
@@ -450,9 +460,7 @@ def task_hash(task: TaskDef) -> str:
             "known when the workflow runs",
             value=task,
         )
-    instance = Instance("", {}, None)
-    root = NodeRun(instance, type(task)._task_name, task)
-    instance.nodes[root.name] = root
+    root = root_node(task)
     prepare_fixed(root)
     expand_node(root)
     memo: dict[int, bytes] = {}

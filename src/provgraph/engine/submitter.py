@@ -265,10 +265,7 @@ class _Run:
         self._to_expand: collections.deque[rt.NodeRun] = collections.deque()
         self._expanding = False
         self.node_stats: dict[str, dict[str, int]] = {}
-        root_instance = rt.Instance("", {}, None, str(uuid.uuid4()))
-        self.root = rt.NodeRun(root_instance, type(task)._task_name, task)
-        self.root.instance.nodes[self.root.name] = self.root
-        self.root.instance.n_incomplete = 1
+        self.root = rt.root_node(task, str(uuid.uuid4()))
 
     # -- the run loop ----------------------------------------------------------------------------
     def execute(self) -> Result:
