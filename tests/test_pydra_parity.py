@@ -17,6 +17,7 @@ from provgraph import (
     MultiInputObj,
     ProvenanceStore,
     SpecError,
+    SpecValueError,
     Submitter,
     TaskFailedError,
     python,
@@ -125,7 +126,8 @@ def test_returned_values_map_to_outputs(tmp_path: Path) -> None:
 
 
 def test_output_names_must_fit_the_return_annotation() -> None:
-    with pytest.raises(SpecError, match=r"3 outputs .* \(2 values\)"):
+    # a SpecValueError: a SpecError and, as Pydra raises it, a ValueError
+    with pytest.raises(SpecValueError, match=r"Length of the outputs \(3: .* \(2 values\)"):
 
         @python.define(outputs=["a", "b", "c"])
         def Two(x: int) -> tuple[int, int]:
@@ -691,7 +693,7 @@ def test_python_arg_allowed_values(tmp_path: Path) -> None:
         return sum(values) / len(values) if mode == "mean" else max(values)
 
     assert Reduce(values=[1.0, 3.0], mode="max")(cache_dir=tmp_path).out == 3.0
-    with pytest.raises(SpecError, match=r"input 'mode': got 'median', expected one of"):
+    with pytest.raises(SpecValueError, match=r"input 'mode': got 'median'; the value of mode has"):
         Reduce(values=[1.0], mode="median")
     with pytest.raises(SpecError, match="expected a list of values"):
         python.arg(allowed_values="mean")
@@ -762,3 +764,79 @@ def test_calling_a_task_may_rerun_it(tmp_path: Path) -> None:
     task(cache_dir=tmp_path / "cache")  # reused
     task(cache_dir=tmp_path / "cache", rerun=True)  # as sub(task, rerun=True)
     assert log.read_text().split() == ["1", "1"]
+
+
+class _Point:
+    """A user's class: one value, not a tuple."""
+
+
+def test_a_function_annotated_none_has_no_outputs_and_must_return_none(tmp_path: Path) -> None:
+    @python.define
+    def Log(a: int) -> None:
+        print(a)
+
+    assert Log._output_fields == {}
+    assert _run(Log(a=1), tmp_path).asdict() == {}
+
+    @python.define(outputs=[])
+    def Leaky(a: int):  # type: ignore[no-untyped-def]
+        return a
+
+    with pytest.raises(ValueError, match="No output fields were specified for Leaky") as caught:
+        Leaky(a=1)(cache_dir=tmp_path / "c2", progress=False)
+    assert isinstance(caught.value, TaskFailedError)
+
+
+def test_several_output_names_for_one_returned_value_are_refused_at_definition() -> None:
+    with pytest.raises(SpecValueError, match=r"Multiple outputs specified \(\['a', 'b'\]\)"):
+
+        @python.define(outputs=["a", "b"])
+        def Mono(x: int) -> _Point:
+            return _Point()
+
+
+def test_a_wrong_count_of_returned_values_names_the_count_expected(tmp_path: Path) -> None:
+    @python.define(outputs=["a", "b", "c"])
+    def Pair(x: float):  # type: ignore[no-untyped-def]
+        return x, x
+
+    with pytest.raises(ValueError, match="expected 3 elements"):
+        Pair(x=1.0)(cache_dir=tmp_path, progress=False)
+
+
+def test_a_returned_value_of_the_wrong_type_fails_as_a_type_error(tmp_path: Path) -> None:
+    @python.define(outputs={"n": python.out(type=int)})
+    def Half(x):  # type: ignore[no-untyped-def]
+        return x / 2
+
+    with pytest.raises(TypeError, match=r"output 'n' of Half: got 1.5 \(float\), expected int"):
+        Half(x=3)(cache_dir=tmp_path, progress=False)
+
+
+def test_definition_mistakes_are_value_errors_worded_as_in_pydra() -> None:
+    with pytest.raises(ValueError, match="The argument 'function' is reserved"):
+
+        @python.define
+        def Apply(function: Any) -> Any:
+            return function
+
+    with pytest.raises(ValueError, match="Only named Arg objects should be provided as inputs"):
+
+        @python.define(inputs=[python.arg(help="an int")])
+        def Twice(a: int) -> int:
+            return 2 * a
+
+
+def test_a_default_may_be_an_attrs_factory() -> None:
+    import attrs
+
+    @python.define(inputs={"items": python.arg(default=attrs.Factory(list))})
+    def Count(items: list[int]) -> int:
+        return len(items)
+
+    assert Count().items == []
+    with pytest.raises(SpecError, match="takes_self"):
+
+        @python.define(inputs={"items": python.arg(default=attrs.Factory(list, takes_self=True))})
+        def Bad(items: list[int]) -> int:
+            return len(items)

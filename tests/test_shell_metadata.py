@@ -287,7 +287,8 @@ def test_copy_mode_protects_the_input(tmp_path: Path, in_file: str) -> None:
 
 def test_allowed_values_refused_before_anything_runs(in_file: str) -> None:
     with pytest.raises(
-        SpecError, match=r"input 'mode': got 'medium', expected one of \['fast', 'slow'\]"
+        ValueError,
+        match=r"input 'mode': got 'medium'; the value of mode has to be one of \['fast', 'slow'\]",
     ):
         Append(path=in_file, mode="medium")
     with pytest.raises(SpecError, match=r"'medium'"):

@@ -77,9 +77,14 @@ def members(value: Any) -> list[str]:
 
 def fileset_digest(value: Any) -> bytes:
     """The content hash of a file set: its format, then each member's content (names, and
-    so renaming, play no part)."""
+    so renaming, play no part). A mock file set (``File.mock()``, for tests and command
+    lines) has no content: its paths are hashed instead."""
     from .hashing import H, hash_value
 
+    mock = getattr(sys.modules.get("fileformats.core.mock"), "MockMixin", None)
+    if mock is not None and isinstance(value, mock):  # File.mock(): paths that need not exist
+        paths = sorted(os.fspath(p) for p in value.fspaths)
+        return H(b"fileformats-mock", hash_value(format_name(value)) + hash_value(paths))
     contents = sorted(_content(os.fspath(p)) for p in value.fspaths)  # by content: as members
     return H(b"fileformats", hash_value(format_name(value)) + b"".join(contents))
 

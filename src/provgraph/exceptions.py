@@ -4,6 +4,9 @@
 
     ProvgraphError
      +-- SpecError (TypeError)            a task definition or its inputs are wrong
+     |    +-- SpecValueError (ValueError)  right type, wrong content (counts, allowed values)
+     |    |    +-- MissingInputError       a mandatory input is not set
+     |    |    +-- InputRuleError          inputs break an xor or requires rule
      |    +-- InputFileError (FileNotFoundError)   an input file or directory is missing
      +-- SplitterError (ValueError)       a splitter or combiner is wrong
      +-- HashingError (TypeError)         a value cannot be hashed deterministically
@@ -33,6 +36,7 @@ __all__ = [
     "ProvenanceError",
     "ProvgraphError",
     "SpecError",
+    "SpecValueError",
     "SplitterError",
     "TaskFailedError",
     "WorkerError",
@@ -52,7 +56,14 @@ class SpecError(ProvgraphError, TypeError):
         self.value = value
 
 
-class MissingInputError(SpecError, ValueError):
+class SpecValueError(SpecError, ValueError):
+    """A definition or a value of the right type but the wrong content: output names that do
+    not fit the return annotation, a value outside ``allowed_values``, a function returning a
+    value where no output is declared. A ``SpecError`` (a ``TypeError``) and, as in Pydra, a
+    ``ValueError``."""
+
+
+class MissingInputError(SpecValueError):
     """A mandatory input was not set: a ``SpecError`` (a ``TypeError``) and, as in Pydra, a
     ``ValueError``."""
 
@@ -69,7 +80,7 @@ class MissingInputError(SpecError, ValueError):
         return cls(f"{where}: {text}{why}", field=names[0])
 
 
-class InputRuleError(SpecError, ValueError):
+class InputRuleError(SpecValueError):
     """Inputs break an ``xor`` or ``requires`` rule: a ``SpecError`` and, as in Pydra, a
     ``ValueError``."""
 
@@ -156,6 +167,13 @@ TASK_FAILED_AS: dict[str, type[TaskFailedError]] = {
     "AttributeError": TaskFailedAttributeError,
     "AssertionError": TaskFailedAssertionError,
     "NotImplementedError": TaskFailedNotImplementedError,
+    # provgraph's own errors, by the built-in type each is first
+    "SpecError": TaskFailedTypeError,
+    "HashingError": TaskFailedTypeError,
+    "SpecValueError": TaskFailedValueError,
+    "MissingInputError": TaskFailedValueError,
+    "InputRuleError": TaskFailedValueError,
+    "SplitterError": TaskFailedValueError,
 }
 
 

@@ -23,6 +23,7 @@ import hashlib
 import os
 import pathlib
 import stat
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -80,8 +81,8 @@ def hash_value(obj: Any) -> bytes:
     table_hash = _table_hash(obj)
     if table_hash is not None:
         return table_hash
-    if cls.__module__.startswith("fileformats"):
-        from ._fileformats import fileset_digest, is_fileset
+    if cls.__module__.startswith("fileformats") or "fileformats.core" in sys.modules:
+        from ._fileformats import fileset_digest, is_fileset  # (mocks' classes are made)
 
         if is_fileset(obj):
             return fileset_digest(obj)

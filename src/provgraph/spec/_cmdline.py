@@ -178,6 +178,8 @@ def field_words(field: Any, values: Mapping[str, Any]) -> list[str]:
         return [] if values.get(field.name) is None else _formatted(field, values)
     if not getattr(field, "on_command", True):
         return []
+    if getattr(field, "readonly", False):  # its argstr alone, filled from the other fields
+        return _fill_words(field.argstr or "", values)
     value = values.get(field.name)
     if value is None or value is NOTHING:
         return []

@@ -56,7 +56,7 @@ def fields_digest(inputs: dict[str, Field], outputs: dict[str, OutputField]) -> 
 # metadata added after the first release: written into the hash only when not the default, so
 # that definitions not using it keep their hashes (and their caches)
 # (rules that only refuse values, xor, requires and allowed_values, are not hashed)
-_INPUT_METADATA = {"formatter": None, "on_command": True, "copy_mode": None}
+_INPUT_METADATA = {"formatter": None, "on_command": True, "copy_mode": None, "readonly": False}
 _OUTPUT_METADATA = {
     "callable": None,
     "keep_extension": True,
@@ -158,7 +158,7 @@ def make_task_class(
         "_output_fields": outputs,
         "_definition_hash": digest,
         "_definition_text": body,
-        "_has_rules": any(f.xor or f.requires for f in inputs.values())
+        "_has_rules": any(f.xor or f.requires or f.readonly for f in inputs.values())
         or bool(extra.get("_one_of")),
         "__module__": module,
         "__qualname__": qualname,

@@ -16,8 +16,8 @@ from typing import Any
 
 import attrs
 
-from ..exceptions import SpecError
-from .fields import NOTHING, Field, OutputField, allowed_tuple, coerce
+from ..exceptions import SpecError, SpecValueError
+from .fields import NOTHING, Field, OutputField, allowed_tuple, coerce, declared_default
 
 __all__ = ["arg", "class_parts", "input_fields", "out", "output_fields"]
 
@@ -93,8 +93,10 @@ def _named(what: str, given: Any, spec_type: type, owner: str) -> dict[str, Any]
             elif isinstance(item, (ArgSpec, OutSpec)) and isinstance(item, spec_type) and item.name:
                 found[item.name] = item
             else:
-                raise SpecError(
-                    f"{owner}: {what}={given!r}; expected names, named "
+                kind = "Out" if what == "outputs" else "Arg"
+                raise SpecValueError(
+                    f"{owner}: {what}={given!r}: Only named {kind} objects should be provided "
+                    f"as {what}; expected names, named "
                     f"python.{'out' if what == 'outputs' else 'arg'}(name=...) declarations, "
                     "or a dict of name -> type or declaration",
                     field=what,
@@ -153,6 +155,7 @@ def _override(field: Field, spec: Any) -> Field:
 
 
 def _checked_default(owner: str, field: Field) -> Field:
+    field = attrs.evolve(field, default=declared_default(field.name, field.default))
     if field.default is NOTHING or field.default is None:
         return field
     try:
@@ -171,6 +174,8 @@ def output_fields(
     owner = owner or func.__name__
     ret = hints.get("return", Any)
     if outputs is None:
+        if ret is type(None):  # -> None: no outputs, as in Pydra
+            return {}
         return {"out": OutputField(name="out", type=ret)}
     named = _named("outputs", outputs, OutSpec, owner)
     names = list(named)
@@ -189,19 +194,13 @@ def output_fields(
     return fields
 
 
-_SCALARS = (int, float, complex, str, bytes, bool)
-
-
 def _one_value(tp: Any) -> bool:
-    """True for an annotation that can only be one value (a scalar, a file, a path): not a
-    tuple, list, dict, named tuple or typed dict, nor ``Any``, a union or a type variable."""
-    from .._filetypes import Directory, File
-
-    if not isinstance(tp, type) or typing.get_origin(tp) is not None:
+    """True for an annotation that can only be one value: a class other than ``object`` that
+    is not a tuple, list or mapping (a scalar, a file, a path, a user's class); not ``Any``, a
+    union, a type variable or a parametrised type."""
+    if tp in (Any, object, type(None)) or not isinstance(tp, type) or typing.get_origin(tp):
         return False
-    if issubclass(tp, (tuple, list, dict)) or typing.is_typeddict(tp):
-        return False
-    return issubclass(tp, (*_SCALARS, File, Directory)) or tp.__module__ == "pathlib"
+    return not issubclass(tp, (tuple, list, Mapping))
 
 
 def _types_from_return(owner: str, ret: Any, names: list[str]) -> list[Any]:
@@ -222,17 +221,17 @@ def _types_from_return(owner: str, ret: Any, names: list[str]) -> list[Any]:
     if origin is tuple and args and Ellipsis not in args:
         if len(args) == len(names):
             return list(args)
-        raise SpecError(
-            f"{owner}: {len(names)} outputs {names} declared, but the function is annotated to "
-            f"return {_show(ret)} ({len(args)} values)",
+        raise SpecValueError(
+            f"{owner}: Length of the outputs ({len(names)}: {names}) does not match the "
+            f"return annotation {_show(ret)} ({len(args)} values)",
             field="outputs",
             value=names,
         )
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         return [args[0]] * len(names)
     if _one_value(ret):
-        raise SpecError(
-            f"{owner}: {len(names)} outputs {names} declared, but the function is annotated to "
+        raise SpecValueError(
+            f"{owner}: Multiple outputs specified ({names}), but the function is annotated to "
             f"return one {_show(ret)}; annotate it -> tuple[...] (or -> dict) with one value "
             "per output",
             field="outputs",

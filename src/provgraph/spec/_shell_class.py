@@ -11,8 +11,8 @@ from typing import Any
 
 import attrs
 
-from ..exceptions import SpecError
-from .fields import NOTHING, Field, OutputField, OutputName, allowed_tuple, coerce
+from ..exceptions import SpecError, SpecValueError
+from .fields import NOTHING, Field, OutputField, OutputName, allowed_tuple, coerce, declared_default
 
 __all__ = ["arg", "check_output_templates", "command_order", "from_class", "out", "outarg"]
 
@@ -32,6 +32,7 @@ class _ArgSpec:
     formatter: Any = None
     allowed_values: tuple[Any, ...] | None = None
     copy_mode: str | None = None
+    readonly: bool = False
 
 
 def _names(label: str, names: Any) -> tuple[str, ...]:
@@ -56,6 +57,7 @@ def arg(
     formatter: Any = None,
     allowed_values: Any = None,
     copy_mode: Any = None,
+    readonly: bool = False,
 ) -> Any:
     """Declare an input of a class-form shell task and how it appears on the command line.
 
@@ -66,8 +68,17 @@ def arg(
     ``xor`` names inputs that may not be set together with this one, ``requires`` inputs
     that must be set when it is; ``allowed_values`` lists the only values accepted;
     ``copy_mode`` (``"copy"``, ``"symlink"``, ``"hardlink"``) places an input file in the
-    job's directory before the command runs.
+    job's directory before the command runs. A ``readonly`` input is never set: its
+    ``argstr`` is a template over other inputs and outputs (``"-o {out_a} {out_b}"``),
+    always written, leaving out fields that are unset or not made.
     """
+    if readonly and default is not NOTHING:
+        raise SpecError(
+            f"shell.arg(readonly=True, default={default!r}): expected no default (a read-only "
+            "input is never set)",
+            field="readonly",
+            value=default,
+        )
     if formatter is not None and not callable(formatter):
         raise SpecError(
             f"shell.arg(formatter={formatter!r}): expected a function",
@@ -93,6 +104,7 @@ def arg(
         formatter=formatter,
         allowed_values=allowed,
         copy_mode=mode,
+        readonly=bool(readonly),
     )
 
 
@@ -153,14 +165,16 @@ def out(
         position=position,
         help=help,
         keep_extension=keep_extension,
-        requires=_requirement_groups(requires),
+        requires=_requirement_groups(requires, "out"),
     )
 
 
-def _requirement_groups(requires: Any) -> tuple[tuple[str, ...], ...]:
+def _requirement_groups(requires: Any, where: str) -> tuple[tuple[str, ...], ...]:
     """``requires=`` as groups of input names, any one of which must all be set."""
     if requires is None:
         return ()
+    if isinstance(requires, (set, frozenset)):  # Pydra's {"a", "b"}: all of them
+        requires = sorted(requires)
     if isinstance(requires, (list, tuple)):
         if all(isinstance(r, str) for r in requires):
             return (tuple(requires),)
@@ -169,7 +183,7 @@ def _requirement_groups(requires: Any) -> tuple[tuple[str, ...], ...]:
         ):
             return tuple(tuple(g) for g in requires)
     raise SpecError(
-        f"shell.out(requires={requires!r}): expected a list of input names, or a list of such "
+        f"shell.{where}(requires={requires!r}): expected a list of input names, or a list of such "
         "lists",
         field="requires",
         value=requires,
@@ -189,17 +203,20 @@ def outarg(
     keep_extension: bool = True,
     sep: str | None = None,
     default: Any = NOTHING,
+    requires: list[str] | list[list[str]] | None = None,
 ) -> Any:
     """Declare an output file that is also an input of the same name (Pydra's ``outarg``):
     by default its path comes from ``path_template`` and is written on the command line by
     ``argstr``/``position``; the user may set the input to a file name in the job's
     directory, or to ``False`` (or ``None``) for no such file. ``default`` is the input's
     value when not set: ``True`` (a mandatory output's), or ``None``/``False`` (no file
-    unless asked for: an optional output's)."""
+    unless asked for: an optional output's). With ``requires`` (as for :func:`out`), the
+    file is neither named on the command line nor collected unless those inputs are set."""
     if default is not NOTHING and default not in (True, False, None):
-        raise SpecError(
-            f"shell.outarg(default={default!r}): expected True (the template), or False or "
-            "None (no such file unless the input is set)",
+        raise SpecValueError(
+            f"shell.outarg(default={default!r}): path_template ({path_template!r}) can only "
+            "be provided when there is no default value provided; expected default True (the "
+            "template), or False or None (no such file unless the input is set)",
             field="default",
             value=default,
         )
@@ -220,6 +237,7 @@ def outarg(
         settable=True,
         sep=sep,
         named_default=default,
+        requires=_requirement_groups(requires, "outarg"),
     )
 
 
@@ -242,7 +260,7 @@ def _command_words(cls: type) -> list[str]:
 
 
 def _input_field(name: str, tp: Any, spec: _ArgSpec) -> Field:
-    default = spec.default
+    default = None if spec.readonly else declared_default(name, spec.default)
     if default is not NOTHING and default is not None:
         default = coerce(name, tp, default)
     return Field(
@@ -259,6 +277,7 @@ def _input_field(name: str, tp: Any, spec: _ArgSpec) -> Field:
         formatter=spec.formatter,
         allowed_values=spec.allowed_values,
         copy_mode=spec.copy_mode,
+        readonly=spec.readonly,
     )
 
 
@@ -295,14 +314,21 @@ def from_class(
         if not isinstance(spec, _ArgSpec):
             spec = _ArgSpec(default=spec)
         inputs[name] = _input_field(name, tp, spec)
+    for name, spec in cls.__dict__.items():  # shell.arg(...) without an annotation: any type
+        if isinstance(spec, _ArgSpec) and name not in inputs and name not in IMPLICIT:
+            inputs[name] = _input_field(name, Any, spec)
     outputs: dict[str, OutputField] = {}
     out_cls = cls.__dict__.get("Outputs")
     for name, tp in (typing.get_type_hints(out_cls) if out_cls is not None else {}).items():
         spec = out_cls.__dict__.get(name, OutputField(name=name))
+        if isinstance(spec, str) and spec:  # a file name: a glob pattern, or a template
+            wild = any(c in spec for c in "*?[")
+            spec = out(glob=spec) if wild else out(path_template=spec)
         if not isinstance(spec, OutputField):
             raise SpecError(
                 f"shell class {cls.__name__}: output {name!r} is {spec!r}; expected "
-                "shell.out(...), shell.outarg(...) or a type alone",
+                "shell.out(...), shell.outarg(...), a file name (or glob pattern), or a type "
+                "alone",
                 field=name,
             )
         function = spec.callable
@@ -397,8 +423,9 @@ def command_order(task: str, fields: list[Any]) -> list[str]:
             {g.name for g in group} - {f.name} <= set(getattr(f, "xor", ())) for f in group
         ):
             names = [f"{g.name}({g.position})" for g in group]
-            raise SpecError(
-                f"{task}: inputs {names} share a position; expected distinct positions "
+            raise SpecValueError(
+                f"{task}: Multiple fields have the overlapping positions: inputs {names} share "
+                "a position; expected distinct positions "
                 "(or inputs that exclude each other with xor=)",
                 field=group[0].name,
             )

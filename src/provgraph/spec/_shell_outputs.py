@@ -72,7 +72,8 @@ def fill_path_template(
     if len(set(paths)) > 1:
         raise SpecError(
             f"output {name!r}: path template {template!r} uses several path inputs "
-            f"{sorted(set(paths))}; expected at most one (its name makes the output's name)",
+            f"{sorted(set(paths))}, and a template can't have multiple paths; expected at "
+            "most one (its name makes the output's name)",
             field=name,
             value=template,
         )
@@ -175,7 +176,7 @@ def output_paths(
         if callable(o.path_template):  # the template this job's inputs choose
             o = attrs.evolve(o, path_template=template_of(o, inputs))
         chosen = inputs.get(o.name, o.default_choice()) if o.settable else True
-        if chosen is False or chosen is None:
+        if chosen is False or chosen is None or not requirements_met(o.requires, inputs):
             paths[o.name] = None
             continue
         if chosen is True and _is_list_type(o.type):
@@ -267,7 +268,7 @@ def collect_outputs(
             item_type = (typing.get_args(without_none(o.type)) or (Any,))[0]
             missing = [str(p) for p in paths[o.name] if not p.exists()]
             if missing:
-                raise _missing(task, o.name, f"was not created at {missing}", command)
+                raise _missing(task, o.name, f"was not created: {missing} do not exist", command)
             found[o.name] = [as_type(item_type, p) for p in paths[o.name]]
         elif o.name in paths:
             path = paths[o.name]
@@ -276,7 +277,9 @@ def collect_outputs(
             elif path is None or is_optional(o.type):
                 found[o.name] = None
             else:
-                raise _missing(task, o.name, f"was not created at {str(path)!r}", command)
+                raise _missing(
+                    task, o.name, f"was not created: {str(path)!r} does not exist", command
+                )
         elif o.callable is not None:
             named = {
                 **inputs,
@@ -334,7 +337,9 @@ def _as_declared_one(task: str, o: Any, tp: Any, value: Any, output_dir: Path, c
         return as_type(tp, path)
     if is_optional(tp) or is_optional(o.type):
         return None
-    raise _missing(task, o.name, f"(from its callable) was not created at {str(path)!r}", cmd)
+    raise _missing(
+        task, o.name, f"(from its callable) was not created: {str(path)!r} does not exist", cmd
+    )
 
 
 def _globbed(task: str, o: Any, output_dir: Path, command: str) -> Any:

@@ -15,13 +15,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from .. import state as _state
-from ..exceptions import SpecError, SplitterError
+from ..exceptions import MissingInputError, SpecError, SplitterError
 from .fields import (
     NOTHING,
+    UNKNOWN,
     Field,
     OutputField,
     _is_lazy,
     check_allowed,
+    check_rules,
     coerce,
     fits_possibly_split,
     type_name,
@@ -184,6 +186,21 @@ class TaskDef:
         object.__setattr__(new, "_values", dict(self._values))
         object.__setattr__(new, "_given", set(self.__dict__.get("_given", ())))
         return new
+
+    def check_inputs(self) -> None:
+        """Check the inputs as a submission will, running nothing: a ``MissingInputError``
+        for a mandatory input left unset; an ``InputRuleError`` for inputs that break an
+        ``xor`` or ``requires`` rule or set a read-only input (values split over, or connected
+        from another node, count as set; each job's are checked when it runs)."""
+        missing = [n for n, v in self._values.items() if v is NOTHING]
+        if missing:
+            raise MissingInputError.of(self._task_name, missing)
+        if self._has_rules:
+            split = set(self.split_fields)
+            values = {
+                n: UNKNOWN if n in split or _is_lazy(v) else v for n, v in self._values.items()
+            }
+            check_rules(self._task_name, self._input_fields, values, type(self)._one_of)
 
     # -- execution hooks, overridden by each kind ---------------------------------------------
     @classmethod

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from .._filetypes import Directory, File
-from ..exceptions import InputRuleError, SpecError
+from ..exceptions import InputRuleError, SpecError, SpecValueError
 
 __all__ = [
     "NOTHING",
@@ -59,6 +59,7 @@ class Field:
     on_command: bool = True  # False: not on the command line (shell ``argstr=None``)
     allowed_values: tuple[Any, ...] | None = None  # the only values accepted, when given
     copy_mode: str | None = None  # a file input copied or linked into the job's directory
+    readonly: bool = False  # never set by the user; its argstr is filled from other fields
     implicit: bool = False  # every task of its kind has it; a default value is not hashed
 
     @property
@@ -118,10 +119,11 @@ class OutputField:
 
     def default_choice(self) -> Any:
         """A settable output's input when not set: as declared, else ``True`` (made by its
-        template) for a mandatory output and ``None`` (not made) for an optional one."""
+        template) for a mandatory output, and for an optional one with ``requires`` (made
+        when they are set, as in Pydra), ``None`` (not made) for another optional one."""
         if self.named_default is not NOTHING:
             return self.named_default
-        return None if is_optional(self.type) else True
+        return None if is_optional(self.type) and not self.requires else True
 
 
 def is_optional(tp: Any) -> bool:
@@ -188,8 +190,9 @@ def check_allowed(field: Field, value: Any) -> None:
         return
     bad = _not_allowed(value, allowed)
     if bad is not None:
-        raise SpecError(
-            f"input {field.name!r}: got {bad[0]!r}, expected one of {list(allowed)}",
+        raise SpecValueError(
+            f"input {field.name!r}: got {bad[0]!r}; the value of {field.name} has to be one "
+            f"of {list(allowed)}",
             field=field.name,
             value=bad[0],
         )
@@ -422,6 +425,22 @@ def _describe(value: Any) -> str:
     return f"{text} ({type(value).__name__})"
 
 
+def declared_default(field: str, default: Any) -> Any:
+    """A declared default as its value: an ``attrs.Factory`` (Pydra's fields are attrs
+    fields, so its users write ``default=attrs.Factory(list)``) is called once, when the task
+    is defined."""
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        if default.takes_self:
+            raise SpecError(
+                f"input {field!r}: default={default!r}; expected a value or "
+                "attrs.Factory(f) without takes_self (a task's inputs are not an instance yet)",
+                field=field,
+                value=default,
+            )
+        return default.factory()
+    return default
+
+
 def coerce(field: str, tp: Any, value: Any) -> Any:
     """Check ``value`` against ``tp`` for input ``field``; return its canonical form."""
     try:
@@ -492,6 +511,14 @@ def check_rules(
     checked later for ``xor``)."""
     for field in fields.values():
         value = values.get(field.name)
+        if field.readonly and _is_set(value):
+            raise InputRuleError(
+                f"{task}: input {field.name!r} is read only (its argstr "
+                f"{field.argstr!r} is filled from other fields); got {value!r}, expected it "
+                "left unset",
+                field=field.name,
+                value=value,
+            )
         if (not field.xor and not field.requires) or not _is_set(value) or value is UNKNOWN:
             continue
         clash = [
@@ -500,9 +527,13 @@ def check_rules(
             if n != field.name and _is_set(values.get(n)) and values.get(n) is not UNKNOWN
         ]
         if clash:
+            together = ", ".join(
+                f"{n}={values.get(n)!r}" for n in fields if n == field.name or n in clash
+            )
             raise InputRuleError(
-                f"{task}: inputs {field.name!r} and {clash[0]!r} are mutually exclusive "
-                f"(xor); set only one of {sorted({field.name, *field.xor})}",
+                f"{task}: Mutually exclusive fields ({together}) are set together: inputs "
+                f"{field.name!r} and {clash[0]!r} are mutually exclusive (xor); set only one "
+                f"of {sorted({field.name, *field.xor})}",
                 field=field.name,
                 value=values.get(field.name),
             )
@@ -516,7 +547,8 @@ def check_rules(
     for group in one_of:
         if not any(_is_set(values.get(n)) for n in group):
             raise InputRuleError(
-                f"{task}: one of the inputs {list(group)} must be set (they exclude each "
-                "other, and one is required)",
+                f"{task}: At least one of the mutually exclusive fields should be set: one of "
+                f"the inputs {list(group)} must be set (they exclude each other, and one is "
+                "required)",
                 field=group[0],
             )

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import SpecError
+from ..exceptions import SpecError, SpecValueError
 from ._definition import check_task_name, make_task_class
 from ._function_fields import arg, class_parts, input_fields, out, output_fields
 from .base import TaskDef
@@ -54,8 +54,9 @@ class PythonTask(TaskDef):
         names = list(cls._output_fields)
         if not names:
             if returned is not None:
-                raise SpecError(
-                    f"{cls._task_name} declares no outputs but returned {returned!r}",
+                raise SpecValueError(
+                    f"No output fields were specified for {cls._task_name}, but its function "
+                    f"returned {returned!r}; expected None",
                     field="outputs",
                     value=returned,
                 )
@@ -81,9 +82,10 @@ class PythonTask(TaskDef):
         elif isinstance(returned, (tuple, list)) and len(returned) == len(names):
             values = list(returned)
         else:
-            raise SpecError(
+            raise SpecValueError(
                 f"{cls._task_name} declares outputs {names} but returned {returned!r}; "
-                f"expected a tuple of {len(names)} values or a dict of them by name",
+                f"expected {len(names)} elements (a tuple of {len(names)} values) or a dict "
+                "of them by name",
                 field="outputs",
                 value=returned,
             )
@@ -352,8 +354,8 @@ def _build(
     members: dict[str, Any] | None = None,
 ) -> type[PythonTask]:
     if "function" in ins:
-        raise SpecError(
-            f"{task_name}: the input name 'function' is reserved (it holds the function the "
+        raise SpecValueError(
+            f"{task_name}: The argument 'function' is reserved (it holds the function the "
             "task runs, as TaskClass.function); rename the parameter",
             field="function",
         )
@@ -383,7 +385,7 @@ def _from_class(
     """The class form: fields from the class, the body from its ``function``."""
     task_name = check_task_name(name or klass.__name__)
     if inputs is not None or outputs is not None:
-        raise SpecError(
+        raise SpecValueError(
             f"{task_name}: a class-form task declares its fields in the class; inputs= and "
             "outputs= are for functions",
             field="inputs" if inputs is not None else "outputs",

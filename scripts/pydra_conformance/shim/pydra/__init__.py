@@ -11,11 +11,13 @@ __provgraph_shim__ = True
 
 def _map_private_names() -> None:
     """Pydra's tests read ``task._hash``: the task's hash, which provgraph gives publicly as
-    ``provgraph.task_hash(task)`` (a name mapping, set on provgraph's task base class)."""
+    ``provgraph.task_hash(task)``; and call ``task._check_rules()``, provgraph's public
+    ``task.check_inputs()`` (name mappings, set on provgraph's task base class)."""
     import provgraph
     from provgraph.spec.base import TaskDef
 
     TaskDef._hash = property(provgraph.task_hash)  # type: ignore[attr-defined]
+    TaskDef._check_rules = TaskDef.check_inputs  # type: ignore[attr-defined]
 
 
 _map_private_names()
