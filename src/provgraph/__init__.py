@@ -33,6 +33,7 @@ from .spec.fields import MultiInputObj
 
 if _typing.TYPE_CHECKING:
     from . import environments
+    from .drawing import plot_workflow
     from .provenance.rocrate import read_crate
     from .provenance.store import ProvenanceStore
     from .spec._pydra import from_pydra
@@ -52,6 +53,10 @@ def __getattr__(name: str) -> object:
         import importlib
 
         return importlib.import_module(".environments", __name__)
+    if name == "plot_workflow":  # (subprocess for Graphviz: imported when first asked for)
+        from .drawing import plot_workflow
+
+        return plot_workflow
     if name == "read_crate":
         from .provenance.rocrate import read_crate
 
@@ -88,6 +93,7 @@ __all__ = [
     "environments",
     "from_pydra",
     "hash_value",
+    "plot_workflow",
     "python",
     "read_crate",
     "shell",

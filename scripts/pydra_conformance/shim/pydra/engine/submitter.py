@@ -63,11 +63,11 @@ class Result:
         # Pydra: None, or a dict whose "error message" is a list of text lines
         if not self._result.errors:
             return None
-        lines: list[str] = []
-        for failure in self._result.errors:
-            lines.append(str(failure) + "\n")
-            if failure.traceback:
-                lines.append(failure.traceback)
+        # provgraph's own summary of the failed run, as raise_for_errors() words it
+        try:
+            self._result.raise_for_errors()
+        except provgraph.TaskFailedError as err:
+            lines = [line + "\n" for line in str(err).splitlines()]
         return {
             "error message": lines,
             "name with checksum": [f"{e.task_name}_{e.job_hash}" for e in self._result.errors],

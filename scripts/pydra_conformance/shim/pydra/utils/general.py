@@ -5,20 +5,18 @@
   gives each field by name, as Pydra's does.
 * ``task_help(task)``: provgraph's ``describe()`` text, printed and returned as lines.
 * ``default_run_cache_root``: provgraph's default cache directory.
-* ``plot_workflow(wf, out_dir, ...)``: provgraph's ``to_dot`` written to ``<name>.dot``.
+* ``plot_workflow(wf, out_dir, ...)``: ``provgraph.plot_workflow`` (``lazy=`` is not needed).
 Internal helpers (``position_sort``, ``attrs_values``...) are placeholders that raise.
 """
 
 from __future__ import annotations
 
 import inspect
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
+import provgraph
 from provgraph import Config
-from provgraph.graph import to_dot
 from provgraph.spec.base import Outputs, TaskDef
 
 from .._internal import placeholder
@@ -64,24 +62,11 @@ def plot_workflow(
     name: str | None = None,
     lazy: Any = None,
 ) -> Any:
-    if plot_type != "simple" or lazy:
-        raise NotImplementedError(f"plot_workflow(plot_type={plot_type!r}): only 'simple' mapped")
-    cls = workflow_task if inspect.isclass(workflow_task) else type(workflow_task)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    dot_file = out_dir / f"{name or 'graph'}.dot"
-    dot_file.write_text(to_dot(cls))
-    if not export:
-        return dot_file
-    formats = [export] if isinstance(export, str) else list(export)
-    if shutil.which("dot") is None:
-        raise FileNotFoundError("graphviz 'dot' is needed to export")
-    made = []
-    for fmt in formats:
-        target = dot_file.with_suffix("." + fmt)
-        subprocess.run(["dot", f"-T{fmt}", "-o", str(target), str(dot_file)], check=True)
-        made.append(target)
-    return dot_file, made
+    # ``lazy`` names the inputs Pydra leaves as placeholders when it builds the graph to
+    # draw; provgraph's graph is built with placeholders already, so it has no use
+    return provgraph.plot_workflow(
+        workflow_task, out_dir, plot_type=plot_type, export=export, name=name
+    )
 
 
 def __getattr__(name: str) -> Any:
