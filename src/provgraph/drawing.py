@@ -67,7 +67,7 @@ def _states(wf_cls: Any) -> tuple[dict[str, bool], dict[str, bool]]:
 
 
 def _workflow_class(workflow: Any) -> Any:
-    cls = workflow if isinstance(workflow, type) else type(workflow)
+    cls: Any = workflow if isinstance(workflow, type) else type(workflow)
     if getattr(cls, "_kind", None) != "workflow":
         raise SpecError(
             f"plot_workflow: got {workflow!r}; expected a workflow (made with "
@@ -161,10 +161,10 @@ def _detailed_lines(wf_cls: Any) -> list[str]:
     runs, _ = _states(wf_cls)
     for name in topological_nodes(wf_cls._graph):
         task_cls = type(wf_cls._nodes[name])
-        inputs = [n for n in task_cls._input_fields if not task_cls._input_fields[n].implicit]
+        ins = [n for n in task_cls._input_fields if not task_cls._input_fields[n].implicit]
         color = "color=blue, " if runs[name] else ""
         lines.append(
-            f'struct_{name} [{color}label="{{INPUT: | {{{_ports(inputs)}}}}} | {name} | '
+            f'struct_{name} [{color}label="{{INPUT: | {{{_ports(ins)}}}}} | {name} | '
             f'{{OUTPUT: | {{{_ports(task_cls._output_fields)}}}}}"];'
         )
     outputs = _ports(wf_cls._output_map)
