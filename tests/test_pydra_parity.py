@@ -24,6 +24,11 @@ from provgraph import (
     workflow,
 )
 
+try:
+    from fileformats import generic
+except ImportError:  # pragma: no cover - fileformats is an extra
+    generic = None
+
 
 def _run(task: Any, tmp_path: Path) -> Any:
     with Submitter(cache_dir=tmp_path / "cache", progress=False) as sub:
@@ -207,10 +212,19 @@ def test_a_failing_task_called_directly_raises_its_own_error_type(tmp_path: Path
     assert isinstance(caught.value, TaskFailedError)
     assert caught.value.errors[0].error_type == "ValueError"
     assert pickle.loads(pickle.dumps(caught.value)).args == caught.value.args  # it travels
-    with pytest.raises(TaskFailedError) as other:  # OSError's kind would not unpickle: plain
+    with pytest.raises(FileNotFoundError, match="no zero file") as other:
         Picky(x=0)(cache_dir=tmp_path / "b", progress=False)
-    assert not isinstance(other.value, OSError) and "no zero file" in str(other.value)
+    assert isinstance(other.value, TaskFailedError)
     assert other.value.errors[0].error_type == "FileNotFoundError"
+    # it travels to another process and back (pickled, as pools and Dask send errors)
+    sent = pickle.dumps(other.value)
+    code = (
+        "import pickle, sys; e = pickle.loads(sys.stdin.buffer.read()); print(type(e).__name__, e)"
+    )
+    back = subprocess.run(
+        [sys.executable, "-c", code], input=sent, capture_output=True, check=True
+    ).stdout.decode()
+    assert back.startswith("TaskFailedFileNotFoundError Picky failed with errors")
 
     @python.define
     def Lookup(key: str) -> int:
@@ -840,3 +854,66 @@ def test_a_default_may_be_an_attrs_factory() -> None:
         @python.define(inputs={"items": python.arg(default=attrs.Factory(list, takes_self=True))})
         def Bad(items: list[int]) -> int:
             return len(items)
+
+
+def test_a_workflow_output_of_the_wrong_type_fails_when_the_workflow_finishes(
+    tmp_path: Path,
+) -> None:
+    @python.define(outputs=["total", "each"])
+    def Scaled(k, values):  # type: ignore[no-untyped-def]  # no types to check at definition
+        each = [k * v for v in values]
+        return sum(each), each
+
+    @workflow.define(outputs={"alpha": int, "beta": list[int]})
+    def Wrong(k: int, values: list[int]):  # type: ignore[no-untyped-def]
+        s = workflow.add(Scaled(k=k, values=values))
+        return s.each, s.each  # alpha declared int, given the list
+
+    with pytest.raises(TypeError, match="Incorrect type for lazy field in 'alpha' field of Wrong"):
+        Wrong(k=1, values=[1, 2])(cache_dir=tmp_path, progress=False)
+
+    @workflow.define(outputs={"alpha": int})
+    def PerElement(values: list[int]) -> int:
+        s = workflow.add(Scaled(values=values).split("k", k=[1, 2]))
+        return s.total  # a list from a split node: each item an int, as declared
+
+    assert PerElement(values=[1, 2])(cache_dir=tmp_path, progress=False).alpha == [3, 6]
+
+
+@pytest.mark.skipif(generic is None, reason="fileformats is not installed")
+def test_a_missing_path_for_a_fileformats_input_is_refused_when_the_task_is_made(
+    tmp_path: Path,
+) -> None:
+    from provgraph import InputFileError
+
+    @python.define
+    def Size(f: generic.File) -> int:
+        return len(Path(f).read_bytes())
+
+    with pytest.raises(FileNotFoundError, match=r"do not exist \(nothing is there\)") as caught:
+        Size(f=tmp_path / "absent.txt")
+    assert isinstance(caught.value, InputFileError) and caught.value.field == "f"
+    (tmp_path / "real.txt").write_text("x")
+    (tmp_path / "link.txt").symlink_to(tmp_path / "real.txt")
+    (tmp_path / "real.txt").unlink()
+    with pytest.raises(InputFileError, match="a broken link is there"):
+        Size(f=tmp_path / "link.txt")
+
+    @python.define
+    def Either(f: generic.File | str) -> str:
+        return str(f)
+
+    assert Either(f="just text").f == "just text"  # the str member takes it
+
+
+def test_a_multi_output_obj_gives_one_item_alone(tmp_path: Path) -> None:
+    from provgraph import MultiOutputObj
+
+    @python.define(outputs={"values": python.out(type=MultiOutputObj[float])})
+    def Values(n: int, bad: bool = False):  # type: ignore[no-untyped-def]
+        return ["not a number"] if bad else [float(i) for i in range(n)]
+
+    assert Values(n=1)(cache_dir=tmp_path, progress=False).values == 0.0
+    assert Values(n=2)(cache_dir=tmp_path, progress=False).values == [0.0, 1.0]
+    with pytest.raises(TypeError, match="output 'values' of Values"):
+        Values(n=1, bad=True)(cache_dir=tmp_path, progress=False)

@@ -162,3 +162,93 @@ def test_a_missing_output_says_its_file_does_not_exist(tmp_path: Path) -> None:
 
     with pytest.raises(TaskFailedError, match=r"never\.txt' does not exist"):
         Forgets()(cache_dir=tmp_path, progress=False)
+
+
+def test_fields_given_as_lists_beside_the_command(tmp_path: Path) -> None:
+    Echo = shell.define("echo", inputs=[shell.arg(name=w, default=w) for w in ("hail", "pydra")])
+    assert Echo().cmdline == "echo hail pydra"
+    Touch = shell.define(
+        "touch made.txt",
+        outputs=[shell.out(name="made", type=File, callable=lambda: "made.txt")],
+    )
+    made = Touch()(cache_dir=tmp_path, progress=False).made
+    assert isinstance(made, File) and made.fspath.name == "made.txt"
+    Count = shell.define("wc", inputs={"path": shell.arg(argstr="-l", type=str)})
+    assert Count(path="a.txt").cmdline == "wc -l a.txt"
+    with pytest.raises(SpecError, match="expected the command alone"):
+        shell.define("cat <in_file>", inputs=[shell.arg(name="x")])
+    with pytest.raises(SpecError, match=r"expected a list of shell.arg\(name=...\)"):
+        shell.define("cat", inputs=[shell.arg()])
+
+
+def test_a_copied_input_lies_in_the_job_directory_under_its_own_name(tmp_path: Path) -> None:
+    source = tmp_path / "notes.txt"
+    source.write_text("hello\n")
+
+    @shell.define
+    class Edit:
+        executable = ["sed", "-i", "s/hello/hi/"]
+        text: File = shell.arg(argstr="", copy_mode="copy")
+
+        class Outputs:
+            edited: File = shell.out(callable=lambda text: text)
+
+    out = Edit(text=source)(cache_dir=tmp_path / "c", progress=False)
+    assert out.edited.fspath.parent.parent == tmp_path / "c"  # <cache>/<job>/notes.txt
+    assert out.edited.fspath.read_text() == "hi\n" and source.read_text() == "hello\n"
+
+    @shell.define
+    class Keep:  # its output takes the input's name: the copy goes in a folder of its own
+        executable = "cp"
+        text: File = shell.arg(argstr="", position=1, copy_mode="copy")
+
+        class Outputs:
+            kept: File = shell.outarg(argstr="", position=2, path_template="{text}")
+
+    kept = Keep(text=source)(cache_dir=tmp_path / "c", progress=False).kept
+    assert kept.fspath.name == "notes.txt" and kept.fspath.read_text() == "hello\n"
+    assert (kept.fspath.parent / "_copied" / "text" / "notes.txt").exists()
+
+
+def test_an_output_found_by_its_name_must_be_a_file() -> None:
+    with pytest.raises(SpecValueError, match="must have either a callable or a path_template"):
+
+        @shell.define
+        class Count:
+            executable = "wc"
+
+            class Outputs:
+                lines: int = shell.out(help="not a file: nothing to find by name")
+
+
+def test_an_output_may_require_an_input_to_hold_one_of_some_values(tmp_path: Path) -> None:
+    @shell.define
+    class Maybe:
+        executable = "touch"
+        name: str = shell.arg(argstr="")
+        level: int | None = shell.arg(argstr=None, default=None)
+
+        class Outputs:
+            made: File | None = shell.out(
+                callable=lambda name: name, requires=["name", ("level", [2, 3])]
+            )
+
+    assert Maybe(name="a.txt", level=2)(cache_dir=tmp_path, progress=False).made is not None
+    assert Maybe(name="b.txt", level=1)(cache_dir=tmp_path, progress=False).made is None
+    assert Maybe(name="c.txt")(cache_dir=tmp_path, progress=False).made is None
+    with pytest.raises(SpecError, match=r"\(name, \[allowed values\]\) pairs"):
+        shell.out(requires=[("level", 2)])
+
+
+def test_an_output_named_by_the_user_is_written_as_given(tmp_path: Path) -> None:
+    @shell.define
+    class Make:
+        executable = "touch"
+
+        class Outputs:
+            made: File = shell.outarg(argstr="", path_template="default.txt")
+
+    assert Make().cmdline == f"touch {Path.cwd() / 'default.txt'}"
+    assert Make(made="mine.txt").cmdline == "touch mine.txt"  # relative: in the job's directory
+    made = Make(made="mine.txt")(cache_dir=tmp_path, progress=False).made
+    assert made.fspath.name == "mine.txt" and made.fspath.parent.parent == tmp_path

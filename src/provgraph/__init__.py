@@ -29,7 +29,7 @@ from .exceptions import (
 )
 from .hashing import hash_value
 from .spec import python, shell, workflow
-from .spec.fields import MultiInputObj
+from .spec.fields import MultiInputObj, MultiOutputObj
 
 if _typing.TYPE_CHECKING:
     from . import environments
@@ -78,6 +78,7 @@ __all__ = [
     "JobFailure",
     "MissingInputError",
     "MultiInputObj",
+    "MultiOutputObj",
     "PlannedJob",
     "ProvenanceError",
     "ProvenanceStore",

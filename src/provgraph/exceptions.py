@@ -119,13 +119,21 @@ class TaskFailedError(ProvgraphError, RuntimeError):
         super().__init__(message)
         self.errors = list(errors or [])
 
+    def __reduce__(self) -> Any:
+        # remade from its message, then its attributes: an own reduction, so that tblib's
+        # exception pickling (installed by Dask) does not remake it with a base's __new__,
+        # which the pair with FileNotFoundError would refuse
+        return (type(self), tuple(self.args), dict(self.__dict__))
+
 
 # A task called directly that failed raises ``TaskFailedError``; when every job failed with one
 # of these built-in types, the error is also of that type (as Pydra re-raises a task's own
 # error): ``except ValueError`` still catches a task's ValueError. Defined here, by name, so
 # that they pickle; types whose ``str()`` differs from their message (KeyError, the
-# Unicode and syntax errors), that cannot be made from a message alone, or whose own
-# ``__new__`` stops the pair from being unpickled (OSError and its kind) are left out.
+# Unicode and syntax errors) or that cannot be made from a message alone are left out. Of
+# OSError's kind only FileNotFoundError is paired: made from its one message (no errno), it
+# pickles and unpickles like the others (``tests/test_pydra_parity.py`` checks it across
+# processes).
 class TaskFailedValueError(TaskFailedError, ValueError):
     """A task failed with ValueError."""
 
@@ -154,6 +162,10 @@ class TaskFailedAssertionError(TaskFailedError, AssertionError):
     """A task failed with AssertionError."""
 
 
+class TaskFailedFileNotFoundError(TaskFailedError, FileNotFoundError):
+    """A task failed with FileNotFoundError (or a missing input or output file)."""
+
+
 class TaskFailedNotImplementedError(TaskFailedError, NotImplementedError):
     """A task failed with NotImplementedError."""
 
@@ -167,6 +179,8 @@ TASK_FAILED_AS: dict[str, type[TaskFailedError]] = {
     "AttributeError": TaskFailedAttributeError,
     "AssertionError": TaskFailedAssertionError,
     "NotImplementedError": TaskFailedNotImplementedError,
+    "FileNotFoundError": TaskFailedFileNotFoundError,
+    "InputFileError": TaskFailedFileNotFoundError,
     # provgraph's own errors, by the built-in type each is first
     "SpecError": TaskFailedTypeError,
     "HashingError": TaskFailedTypeError,

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import state as _state
-from ..exceptions import MissingInputError, SplitterError
+from ..exceptions import MissingInputError, SpecError, SplitterError
 from ..graph import lazy_inputs, topological_nodes
 from ..hashing import H, hash_value
 from ..spec.base import TaskDef
-from ..spec.fields import NOTHING, check_rules
+from ..spec.fields import NOTHING, check_rules, coerce, type_name
 from ..spec.workflow import graph_class
 from .plan import check_value, digest, job_hash, split_hash
 
@@ -515,6 +515,39 @@ def instance_outputs(instance: Instance, wf_cls: Any) -> dict[str, Any]:
         )
         for name, lazy in wf_cls._output_map.items()
     }
+
+
+def output_type_error(instance: Instance, wf_cls: Any, outputs: dict[str, Any]) -> str | None:
+    """The first workflow output whose value does not fit the type the workflow declares for
+    it, or None; from a node that kept a state (or combined one), a list of fitting items
+    fits too. Checked when the workflow finishes: it catches outputs whose node declared no
+    type to check when the workflow was defined."""
+    for name, value in outputs.items():
+        field = wf_cls._output_fields.get(name)
+        if field is None or field.type is Any or value is None:
+            continue
+        lazy = wf_cls._output_map[name]
+        node = instance.nodes.get(lazy.node) if lazy.node is not None else None
+        stateful = node is not None and node.space is not None
+        stateful = stateful and (bool(node.space.axes) or node.combined)  # type: ignore[union-attr]
+        if _fits(name, field.type, value) or (
+            stateful and isinstance(value, list) and all(_fits(name, field.type, v) for v in value)
+        ):
+            continue
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        return (
+            f"Incorrect type for lazy field in {name!r} field of {wf_cls._task_name}.Outputs "
+            f"interface: got {shown} ({type(value).__name__}), expected {type_name(field.type)}"
+        )
+    return None
+
+
+def _fits(name: str, tp: Any, value: Any) -> bool:
+    try:
+        coerce(name, tp, value)
+    except SpecError:
+        return False
+    return True
 
 
 def input_sources(job: JobRun) -> dict[str, list[tuple[str, str]]]:

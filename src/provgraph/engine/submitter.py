@@ -652,6 +652,10 @@ class _Run:
             self._complete(parent)
             return
         outputs = rt.instance_outputs(instance, parent.graph)
+        wrong = rt.output_type_error(instance, parent.graph, outputs)
+        if wrong is not None:  # (a TypeError, as Pydra raises it)
+            self._fail(parent, "SpecError", wrong, "")
+            return
         parent.outputs = outputs
         parent.output_sources = rt.instance_output_sources(instance, parent.graph)
         parent.status = "succeeded"

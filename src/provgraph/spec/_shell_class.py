@@ -12,7 +12,17 @@ from typing import Any
 import attrs
 
 from ..exceptions import SpecError, SpecValueError
-from .fields import NOTHING, Field, OutputField, OutputName, allowed_tuple, coerce, declared_default
+from .fields import (
+    NOTHING,
+    Field,
+    OutputField,
+    OutputName,
+    allowed_tuple,
+    coerce,
+    declared_default,
+    path_valued,
+    type_name,
+)
 
 __all__ = ["arg", "check_output_templates", "command_order", "from_class", "out", "outarg"]
 
@@ -33,6 +43,8 @@ class _ArgSpec:
     allowed_values: tuple[Any, ...] | None = None
     copy_mode: str | None = None
     readonly: bool = False
+    name: str = ""  # in shell.define(..., inputs=[...]): the input's name
+    type: Any = NOTHING  # and its type (Any when not given)
 
 
 def _names(label: str, names: Any) -> tuple[str, ...]:
@@ -58,6 +70,8 @@ def arg(
     allowed_values: Any = None,
     copy_mode: Any = None,
     readonly: bool = False,
+    name: str = "",
+    type: Any = NOTHING,
 ) -> Any:
     """Declare an input of a class-form shell task and how it appears on the command line.
 
@@ -70,7 +84,8 @@ def arg(
     ``copy_mode`` (``"copy"``, ``"symlink"``, ``"hardlink"``) places an input file in the
     job's directory before the command runs. A ``readonly`` input is never set: its
     ``argstr`` is a template over other inputs and outputs (``"-o {out_a} {out_b}"``),
-    always written, leaving out fields that are unset or not made.
+    always written, leaving out fields that are unset or not made. ``name`` and ``type``
+    declare the input in a list given to ``shell.define(template, inputs=[...])``.
     """
     if readonly and default is not NOTHING:
         raise SpecError(
@@ -105,6 +120,8 @@ def arg(
         allowed_values=allowed,
         copy_mode=mode,
         readonly=bool(readonly),
+        name=name,
+        type=type,
     )
 
 
@@ -128,8 +145,11 @@ def out(
     help: str = "",
     keep_extension: bool = True,
     requires: list[str] | list[list[str]] | None = None,
+    name: str = "",
+    type: Any = Any,
 ) -> Any:
-    """Declare an output of a class-form shell task.
+    """Declare an output of a class-form shell task (``name`` and ``type``: in a list given
+    to ``shell.define(template, outputs=[...])``).
 
     ``path_template`` places the file in the job's directory (``str.format`` over the inputs,
     e.g. ``"{in_file.stem}_smooth.nii"``) and, with ``argstr`` or ``position``, passes its
@@ -157,7 +177,8 @@ def out(
             value=callable,
         )
     return OutputField(  # named and typed when its class is read
-        name="",
+        name=name,
+        type=type,
         path_template=path_template,
         glob=glob,
         callable=callable,
@@ -169,25 +190,41 @@ def out(
     )
 
 
-def _requirement_groups(requires: Any, where: str) -> tuple[tuple[str, ...], ...]:
-    """``requires=`` as groups of input names, any one of which must all be set."""
+def _requirement_groups(requires: Any, where: str) -> tuple[tuple[Any, ...], ...]:
+    """``requires=`` as groups, any one of which must be met: each item an input name (set),
+    or ``(name, [values])`` (set to one of those values)."""
     if requires is None:
         return ()
     if isinstance(requires, (set, frozenset)):  # Pydra's {"a", "b"}: all of them
         requires = sorted(requires)
     if isinstance(requires, (list, tuple)):
-        if all(isinstance(r, str) for r in requires):
-            return (tuple(requires),)
+        if all(_requirement(r) is not None for r in requires):
+            return (tuple(_requirement(r) for r in requires),)
         if all(
-            isinstance(g, (list, tuple)) and all(isinstance(r, str) for r in g) for g in requires
+            isinstance(g, (list, tuple)) and all(_requirement(r) is not None for r in g)
+            for g in requires
         ):
-            return tuple(tuple(g) for g in requires)
+            return tuple(tuple(_requirement(r) for r in g) for g in requires)
     raise SpecError(
-        f"shell.{where}(requires={requires!r}): expected a list of input names, or a list of such "
-        "lists",
+        f"shell.{where}(requires={requires!r}): expected a list of input names (or of "
+        "(name, [allowed values]) pairs), or a list of such lists",
         field="requires",
         value=requires,
     )
+
+
+def _requirement(item: Any) -> Any:
+    """One required input: its name, or ``(name, (values...))``; None when malformed."""
+    if isinstance(item, str):
+        return item
+    if (
+        isinstance(item, tuple)
+        and len(item) == 2
+        and isinstance(item[0], str)
+        and isinstance(item[1], (list, tuple, set, frozenset))
+    ):
+        return (item[0], tuple(item[1]))
+    return None
 
 
 def _is_function(value: Any) -> bool:
@@ -335,6 +372,14 @@ def from_class(
         if isinstance(function, staticmethod):
             function = function.__func__
         outputs[name] = spec = attrs.evolve(spec, name=name, type=tp, callable=function)
+        found_by_name = spec.path_template is None and spec.glob is None and function is None
+        if found_by_name and tp is not Any and not path_valued(tp):
+            raise SpecValueError(
+                f"shell class {cls.__name__}: output {name!r} is a {type_name(tp)} declared "
+                "by its type alone, which finds a file by the output's name; A shell output "
+                "field must have either a callable or a path_template unless it is a file",
+                field=name,
+            )
         if spec.settable:
             if name in inputs:
                 raise SpecError(
@@ -504,3 +549,50 @@ def check_output_templates(
                 field=output.name,
                 value=output.path_template,
             )
+
+
+def class_from_lists(template: str, inputs: Any, outputs: Any) -> type:
+    """A class form for ``shell.define(template, inputs=..., outputs=...)``: the template is
+    the command (no ``<field>`` in it), ``inputs`` a list of named ``shell.arg(name=, type=)``
+    or a dict name -> ``shell.arg`` or type, ``outputs`` the same of ``shell.out``/``outarg``
+    (or file names)."""
+    if "<" in template:
+        raise SpecError(
+            f"shell.define({template!r}, inputs=..., outputs=...): the template declares "
+            "fields too; expected the command alone when fields are given as lists",
+            field="template",
+            value=template,
+        )
+    body: dict[str, Any] = {"executable": template, "__annotations__": {}}
+    for name, spec in _listed("inputs", inputs, _ArgSpec):
+        body["__annotations__"][name] = (
+            spec if not isinstance(spec, _ArgSpec) else Any if spec.type is NOTHING else spec.type
+        )
+        if isinstance(spec, _ArgSpec):
+            body[name] = spec
+    outs: dict[str, Any] = {"__annotations__": {}}
+    for name, spec in _listed("outputs", outputs, OutputField):
+        outs["__annotations__"][name] = spec.type if isinstance(spec, OutputField) else spec
+        if isinstance(spec, OutputField):
+            outs[name] = spec
+    body["Outputs"] = type("Outputs", (), outs)
+    return type("Listed", (), body)
+
+
+def _listed(what: str, given: Any, kind: type) -> list[tuple[str, Any]]:
+    """``inputs=``/``outputs=`` as (name, spec or type) pairs."""
+    if given is None:
+        return []
+    if isinstance(given, dict):
+        return list(given.items())
+    if isinstance(given, (list, tuple)) and all(
+        isinstance(s, kind) and getattr(s, "name", "") for s in given
+    ):
+        return [(s.name, s) for s in given]
+    expected = "shell.arg(name=...)" if kind is _ArgSpec else "shell.out(name=...)"
+    raise SpecError(
+        f"shell.define({what}={given!r}): expected a list of {expected} declarations, or a "
+        "dict of name -> declaration or type",
+        field=what,
+        value=given,
+    )

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from .._filetypes import Directory, File
-from ..exceptions import InputRuleError, SpecError, SpecValueError
+from ..exceptions import InputFileError, InputRuleError, SpecError, SpecValueError
 
 __all__ = [
     "NOTHING",
@@ -113,7 +113,7 @@ class OutputField:
     keep_extension: bool = True  # a path input's extension kept in the file name (shell)
     settable: bool = False  # an input of the same name may name the file, or turn it off
     sep: str | None = None
-    requires: tuple[tuple[str, ...], ...] = ()  # None unless one group of inputs is all set
+    requires: tuple[tuple[Any, ...], ...] = ()  # None unless one group of requirements is met
     # a settable output: its input's default (outarg(default=)); NOTHING: by its type
     named_default: Any = attrs.field(factory=lambda: NOTHING)
 
@@ -242,6 +242,21 @@ class MultiInputObj(list[T]):
     ``3`` holds ``[3]`` (Pydra's ``MultiInputObj``). The value is a plain list."""
 
 
+class MultiOutputObj(list[T]):
+    """An output type: a list of values, but its one item alone when it holds one
+    (Pydra's ``MultiOutputObj``): ``MultiOutputObj[float]`` given ``[3.5]`` holds ``3.5``."""
+
+
+def _multi_out_item(tp: Any) -> Any:
+    """The item type of ``MultiOutputObj[...]`` (``Any`` when bare), or None."""
+    if tp is MultiOutputObj:
+        return Any
+    if typing.get_origin(tp) is MultiOutputObj:
+        args = typing.get_args(tp)
+        return args[0] if args else Any
+    return None
+
+
 def _multi_item(tp: Any) -> Any:
     """The item type of ``MultiInputObj[...]`` (``Any`` when bare), or None for other types."""
     if tp is MultiInputObj:
@@ -256,6 +271,10 @@ class _Mismatch(Exception):
     """Internal: a value does not fit a type."""
 
 
+class _MissingPath(_Mismatch):
+    """Internal: a path given for a fileformats type names nothing (or a broken link)."""
+
+
 _EXACT = frozenset((int, float, str, bool))  # a value of exactly one of these is canonical
 
 
@@ -266,6 +285,11 @@ def _coerce(tp: Any, value: Any) -> Any:
     if item is not None:  # one value or a list of them: a list
         many = _is_sequence(value) and not isinstance(value, (str, bytes))
         return _coerce_generic(list, (item,), value if many else [value])
+    item = _multi_out_item(tp)
+    if item is not None:  # a list, but its one item alone
+        many = _is_sequence(value) and not isinstance(value, (str, bytes))
+        items = _coerce_generic(list, (item,), value if many else [value])
+        return items[0] if len(items) == 1 else items
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
@@ -273,12 +297,15 @@ def _coerce(tp: Any, value: Any) -> Any:
             isinstance(a, type) and isinstance(value, a) for a in args
         ):
             return value
+        missing: _MissingPath | None = None
         for arg in args:
             try:
                 return _coerce(arg, value)
+            except _MissingPath as err:  # (another member may take the value as it is)
+                missing = err
             except _Mismatch:
                 continue
-        raise _Mismatch
+        raise missing or _Mismatch
     if origin is typing.Literal:
         if value in typing.get_args(tp):
             return value
@@ -360,9 +387,12 @@ def _coerce_plain(tp: Any, value: Any) -> Any:
             return pathlib.Path(os.path.abspath(value))
         raise _Mismatch
     if isinstance(tp, type) and tp.__module__.startswith("fileformats"):
-        from .._fileformats import as_fileset, is_fileset_type
+        from .._fileformats import as_fileset, is_fileset, is_fileset_type
 
         if is_fileset_type(tp):
+            given = isinstance(value, (str, os.PathLike)) and not is_fileset(value)
+            if given and not os.path.exists(value):
+                raise _MissingPath(os.fspath(value))  # (a fileformats set is made of files)
             try:
                 return as_fileset(tp, value)
             except ValueError:
@@ -445,6 +475,15 @@ def coerce(field: str, tp: Any, value: Any) -> Any:
     """Check ``value`` against ``tp`` for input ``field``; return its canonical form."""
     try:
         return _coerce(tp, value)
+    except _MissingPath as missing:
+        path = missing.args[0]
+        what = "a broken link" if os.path.islink(path) else "nothing"
+        raise InputFileError(
+            f"input {field!r}: the file system path(s) [{path!r}] do not exist ({what} is "
+            f"there); expected existing files of {type_name(tp)}",
+            field=field,
+            path=path,
+        ) from None
     except _Mismatch:
         raise SpecError(
             f"input {field!r}: got {_describe(value)}, expected {type_name(tp)}",
@@ -491,9 +530,22 @@ def _is_set(value: Any) -> bool:
     return value is not None and value is not NOTHING and value is not False
 
 
-def requirements_met(groups: tuple[tuple[str, ...], ...], values: Mapping[str, Any]) -> bool:
-    """Whether one of the ``requires`` groups of an output has all its inputs set."""
-    return not groups or any(all(_is_set(values.get(n)) for n in group) for group in groups)
+def requirements_met(groups: tuple[tuple[Any, ...], ...], values: Mapping[str, Any]) -> bool:
+    """Whether one of the ``requires`` groups of an output is met: each of its inputs set
+    (an item ``(name, values)``: set to one of those values)."""
+    return not groups or any(all(_required(r, values) for r in group) for group in groups)
+
+
+def requirement_name(item: Any) -> str:
+    """The input an output's requirement names (``"a"``, or ``("a", (2, 3))``)."""
+    return item if isinstance(item, str) else item[0]
+
+
+def _required(item: Any, values: Mapping[str, Any]) -> bool:
+    if isinstance(item, str):
+        return _is_set(values.get(item))
+    value = values.get(item[0])
+    return _is_set(value) and value in item[1]
 
 
 UNKNOWN: Any = type("Unknown", (), {"__repr__": lambda self: "<a connection>"})()

@@ -40,9 +40,26 @@ import attrs
 from .._filetypes import Directory, File
 from ..exceptions import CommandError, MissingInputError, SpecError
 from ._definition import check_task_name, make_task_class
-from ._shell_class import IMPLICIT, arg, check_output_templates, from_class, out, outarg
+from ._shell_class import (
+    IMPLICIT,
+    arg,
+    check_output_templates,
+    class_from_lists,
+    from_class,
+    out,
+    outarg,
+)
 from .base import TaskDef
-from .fields import NOTHING, Field, OutputField, check_rules, coerce, command_words
+from .fields import (
+    NOTHING,
+    RESERVED_NAMES,
+    Field,
+    OutputField,
+    check_rules,
+    coerce,
+    command_words,
+    requirement_name,
+)
 from .resources import check_resources
 
 __all__ = ["ShellTask", "arg", "define", "out", "outarg"]
@@ -140,8 +157,11 @@ class ShellTask(TaskDef):
         if paths is None:
             paths = cls._output_paths(inputs, output_dir)
         for name, path in paths.items():
+            chosen = inputs.get(name)
             if isinstance(path, list):
                 values[name] = [str(p) for p in path]
+            elif path is not None and isinstance(chosen, str):
+                values[name] = chosen  # named by the user: as given, in the job's directory
             else:
                 values[name] = None if path is None else str(path)
         argv = cls._executable_of(inputs)
@@ -215,20 +235,33 @@ class ShellTask(TaskDef):
 
 
 def _copied_in(cls: Any, inputs: dict[str, Any], output_dir: Path) -> dict[str, Any]:
-    """Inputs declared with ``copy_mode`` placed in the job's directory, each in a folder of
-    its own (``_copied/<field>/``), copied or linked (every file of a fileformats set); the
-    command is given the placed path, the provenance still names the original file."""
+    """Inputs declared with ``copy_mode`` placed in the job's directory under their own
+    names (as Pydra places them), copied or linked (every file of a fileformats set); a file
+    whose name is taken (by the engine's files, an output, or another input placed before
+    it) goes in a folder of its own, ``_copied/<field>/``. The command is given the placed
+    path; the provenance still names the original file."""
     moved = {}
+    taken: set[str] | None = None
     for field in cls._input_fields.values():
         value = inputs.get(field.name)
         if field.copy_mode in (None, "any", "leave") or not isinstance(value, os.PathLike):
             continue
-        folder = output_dir / "_copied" / field.name
+        if taken is None:  # the names the job's directory holds besides the copies
+            taken = set(RESERVED_NAMES)
+            for placed_out in cls._output_paths(inputs, output_dir).values():
+                for path in placed_out if isinstance(placed_out, list) else [placed_out]:
+                    if path is not None:
+                        taken.add(os.path.relpath(path, output_dir).split(os.sep)[0])
+        members = sorted(os.fspath(m) for m in getattr(value, "fspaths", None) or [value])
+        names = [os.path.basename(m) for m in members]
+        folder = output_dir
+        if any(n in taken or n.startswith("_prov") for n in names):
+            folder = output_dir / "_copied" / field.name
         folder.mkdir(parents=True, exist_ok=True)
-        members = getattr(value, "fspaths", None) or [value]
+        taken.update(names)
         placed = []
-        for member in sorted(os.fspath(m) for m in members):
-            target = folder / os.path.basename(member)
+        for member, name in zip(members, names, strict=True):
+            target = folder / name
             if not os.path.lexists(target):
                 _place(field.copy_mode, member, target)
             placed.append(target)
@@ -510,6 +543,8 @@ def define(
     environment: Any = None,
     resources: dict[str, Any] | None = None,
     xor: Any = (),
+    inputs: Any = None,
+    outputs: Any = None,
 ) -> type[ShellTask]: ...
 
 
@@ -522,6 +557,8 @@ def define(
     environment: Any = None,
     resources: dict[str, Any] | None = None,
     xor: Any = (),
+    inputs: Any = None,
+    outputs: Any = None,
 ) -> Callable[[str | type], type[ShellTask]]: ...
 
 
@@ -533,6 +570,8 @@ def define(
     environment: Any = None,
     resources: dict[str, Any] | None = None,
     xor: Any = (),
+    inputs: Any = None,
+    outputs: Any = None,
 ) -> Any:
     """Make a shell task class from a command template or a class (usable as a decorator).
 
@@ -540,13 +579,21 @@ def define(
     ``resources`` (time, mem, cpus...) what a batch scheduler should give each of its jobs
     (see :mod:`provgraph.spec.resources`). Neither is part of the definition hash.
     ``xor`` (Pydra's) lists groups of inputs that exclude each other: at most one of a group
-    may be set, and exactly one unless the group also holds ``None``.
+    may be set, and exactly one unless the group also holds ``None``. ``inputs`` and
+    ``outputs`` (Pydra's list form) declare fields beside a template that is the command
+    alone: lists of ``shell.arg(name=, type=)`` / ``shell.out(name=, type=)``, or dicts of
+    name -> declaration or type.
     """
     check_environment("environment", environment)
     checked_resources = check_resources(name or "shell task", resources)
+    listed = (inputs, outputs)  # fields given as lists, beside a template of the command
 
     def build(spec: str | type) -> type[ShellTask]:
-        if isinstance(spec, str):
+        if isinstance(spec, str) and listed != (None, None):
+            command, inputs, outputs, layout = from_class(class_from_lists(spec, *listed))
+            body = "executable: " + shlex.join(command) + _rules_marker(inputs, outputs, layout)
+            module, qualname, doc = "provgraph.spec.shell", None, None
+        elif isinstance(spec, str):
             command, inputs, outputs, layout = _parse_template(spec)
             body, module, qualname, doc = spec, "provgraph.spec.shell", None, None
         elif isinstance(spec, type):
@@ -560,7 +607,8 @@ def define(
                 value=spec,
             )
         for o in outputs.values():
-            unknown = sorted({n for g in o.requires for n in g} - set(inputs) - set(IMPLICIT))
+            named = {requirement_name(n) for g in o.requires for n in g}
+            unknown = sorted(named - set(inputs) - set(IMPLICIT))
             if unknown:
                 raise SpecError(
                     f"shell task: output {o.name!r} requires {unknown}, which are not inputs; "
