@@ -92,3 +92,41 @@ def test_export_renders_each_format_with_graphviz(tmp_path: Path) -> None:
     assert made == [tmp_path / "pic.svg", tmp_path / "pic.png"]
     assert made[0].read_text().lstrip().startswith("<?xml")
     assert made[1].read_bytes()[:4] == b"\x89PNG"
+
+
+@workflow.define
+def Deeper(x: int) -> int:
+    return workflow.add(Inner(x=x), name="inner").out
+
+
+@workflow.define
+def Clashing(x: int) -> int:
+    a = workflow.add(Add2(x=x), name="add2_a")
+    f = workflow.add(Inner(x=a.out), name="first")
+    s = workflow.add(Deeper(x=f.out), name="second")
+    return workflow.add(Add2(x=s.out), name="add-1").out
+
+
+def test_nested_names_that_repeat_are_told_apart_by_their_path(tmp_path: Path) -> None:
+    lines = _lines(plot_workflow(Clashing, tmp_path, plot_type="nested"))
+    assert '"first.add2_a" -> "first.add2_b"' in lines  # add2_a is also a node of Clashing
+    assert (
+        '"first.add2_b" -> "second.inner.add2_a" [ltail=cluster_first, lhead=cluster_second]'
+        in lines
+    )
+    assert '"second.inner.add2_b" -> "add-1" [ltail=cluster_second]' in lines
+    assert "subgraph cluster_inner {" in lines
+    detailed = _lines(plot_workflow(Clashing, tmp_path, plot_type="detailed"))
+    assert 'struct_second:out -> "struct_add-1":x;' in detailed
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_graphviz_reads_every_node_as_drawn(tmp_path: Path) -> None:
+    import subprocess
+
+    for kind in ("simple", "nested", "detailed"):
+        dot_file = plot_workflow(Clashing, tmp_path, plot_type=kind)
+        done = subprocess.run(["dot", "-Tplain", str(dot_file)], capture_output=True, text=True)
+        assert done.returncode == 0 and done.stderr == ""
+        nodes = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("node")]
+        assert len(nodes) == len(set(nodes)) and not any(n.startswith("-") for n in nodes)

@@ -917,3 +917,25 @@ def test_a_multi_output_obj_gives_one_item_alone(tmp_path: Path) -> None:
     assert Values(n=2)(cache_dir=tmp_path, progress=False).values == [0.0, 1.0]
     with pytest.raises(TypeError, match="output 'values' of Values"):
         Values(n=1, bad=True)(cache_dir=tmp_path, progress=False)
+
+
+def test_several_outputs_may_come_from_a_collection_annotation(tmp_path: Path) -> None:
+    import collections.abc
+
+    @python.define(outputs=["a", "b"])
+    def Pair(x: int) -> collections.abc.Sequence:  # type: ignore[type-arg]
+        return x, x + 1
+
+    assert _run(Pair(x=1), tmp_path).asdict() == {"a": 1, "b": 2}
+
+
+def test_a_missing_input_file_error_travels_between_processes() -> None:
+    from provgraph import InputFileError
+
+    support = pytest.importorskip("tblib.pickling_support", reason="tblib comes with dask")
+    support.install()
+    try:
+        raise InputFileError("input 'f': gone", field="f", path="/x")
+    except InputFileError as err:
+        back = pickle.loads(pickle.dumps(err))
+    assert type(back) is InputFileError and (back.field, back.path) == ("f", "/x")

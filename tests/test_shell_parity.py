@@ -5,6 +5,9 @@ outputs, mock files, and missing outputs."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import attrs
@@ -14,6 +17,7 @@ from provgraph import (
     File,
     InputRuleError,
     MissingInputError,
+    MultiOutputObj,
     SpecError,
     SpecValueError,
     Submitter,
@@ -160,8 +164,23 @@ def test_a_missing_output_says_its_file_does_not_exist(tmp_path: Path) -> None:
         class Outputs:
             made: File = shell.out(callable=lambda: "never.txt")
 
-    with pytest.raises(TaskFailedError, match=r"never\.txt' does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"never\.txt' does not exist") as caught:
         Forgets()(cache_dir=tmp_path, progress=False)
+    assert isinstance(caught.value, TaskFailedError)
+    assert caught.value.errors[0].error_type == "OutputNotFoundError"
+
+    @shell.define
+    class Patterned:  # Pydra's out(default=...): a glob pattern here
+        executable = "true"
+
+        class Outputs:
+            made: File = shell.out(default="made_*.txt")
+
+    assert Patterned._output_fields["made"].glob == "made_*.txt"
+    with pytest.raises(FileNotFoundError, match=r"expects one file matching 'made_\*\.txt'"):
+        Patterned()(cache_dir=tmp_path, progress=False)
+    with pytest.raises(SpecError, match=r"shell.out\(default=3\)"):
+        shell.out(default=3)
 
 
 def test_fields_given_as_lists_beside_the_command(tmp_path: Path) -> None:
@@ -252,3 +271,118 @@ def test_an_output_named_by_the_user_is_written_as_given(tmp_path: Path) -> None
     assert Make(made="mine.txt").cmdline == "touch mine.txt"  # relative: in the job's directory
     made = Make(made="mine.txt")(cache_dir=tmp_path, progress=False).made
     assert made.fspath.name == "mine.txt" and made.fspath.parent.parent == tmp_path
+
+
+def test_links_and_copies_beside_searched_outputs_keep_a_folder_of_their_own(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "sample.txt"
+    source.write_text("b\na\n")
+
+    @shell.define
+    class SortHere:  # writes over the file of its input's name, in its working directory
+        executable = ["sh", "-c", 'sort "$0" -o "$(basename "$0")"']
+        in_file: File = shell.arg(argstr="", copy_mode="symlink")
+
+        class Outputs:
+            out: File = shell.out(callable=lambda: "sample.txt")
+
+    SortHere(in_file=source)(cache_dir=tmp_path / "c", progress=False)
+    assert source.read_text() == "b\na\n"  # the link was not in the way: the user's file is safe
+
+    @shell.define
+    class Listing:
+        executable = ["sh", "-c", "touch result.txt"]
+        in_file: File = shell.arg(argstr=None, copy_mode="copy")
+
+        class Outputs:
+            found: list[File] = shell.out(glob="*.txt")
+
+    found = Listing(in_file=source)(cache_dir=tmp_path / "c", progress=False).found
+    assert [f.fspath.name for f in found] == ["result.txt"]  # the copy is not among them
+
+
+def test_required_values_given_as_a_set_hash_alike_in_every_process(tmp_path: Path) -> None:
+    script = tmp_path / "define.py"
+    script.write_text(
+        "from provgraph import File, shell\n"
+        "@shell.define\n"
+        "class Report:\n"
+        "    executable = 'report'\n"
+        "    mode: str = shell.arg(argstr='--mode')\n"
+        "    class Outputs:\n"
+        "        out: File | None = shell.outarg(argstr='--out', path_template='r.txt',\n"
+        "            requires=[('mode', {'fast', 'slow', 'medium', 'exact'})])\n"
+        "print(Report._definition_hash.hex())\n"
+    )
+    hashes = {
+        subprocess.run(
+            [sys.executable, str(script)],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in (1, 2, 3, 4)
+    }
+    assert len(hashes) == 1
+
+
+def test_an_attrs_factory_gives_each_task_a_value_of_its_own() -> None:
+    @shell.define
+    class Many:
+        executable = "echo"
+        words: list[str] = shell.arg(argstr="", default=attrs.Factory(list))
+
+    first, second = Many(), Many()
+    first.words.append("x")
+    assert second.words == [] and Many().words == []
+    assert task_hash(second) == task_hash(Many())
+
+
+def test_a_multi_output_obj_collects_a_list_and_gives_one_file_alone(tmp_path: Path) -> None:
+    @shell.define
+    class Touch:
+        executable = "touch"
+        names: list[str] = shell.arg(argstr="")
+
+        class Outputs:
+            fs: MultiOutputObj[File] = shell.out(glob="f*.txt")
+            gs: MultiOutputObj[File] = shell.out(glob="g*.txt")
+
+    out = Touch(names=["f1.txt", "f2.txt", "g1.txt"])(cache_dir=tmp_path, progress=False)
+    assert [f.fspath.name for f in out.fs] == ["f1.txt", "f2.txt"]
+    assert isinstance(out.gs, File) and out.gs.fspath.name == "g1.txt"
+
+
+def test_list_form_outputs_take_file_names_and_outargs(tmp_path: Path) -> None:
+    Touch = shell.define(
+        "touch out.txt a1.txt a2.txt", outputs={"out": "out.txt", "many": "a*.txt"}
+    )
+    out = Touch()(cache_dir=tmp_path, progress=False)
+    assert out.out.fspath.name == "out.txt" and len(out.many) == 2
+    Copy = shell.define(
+        "cp",
+        inputs=[shell.arg(name="src", type=str, argstr="", position=1)],
+        outputs=[
+            shell.outarg(name="dst", type=File, path_template="{src}_copy", argstr="", position=2)
+        ],
+    )
+    assert Copy(src="x").cmdline == f"cp x {Path.cwd() / 'x_copy'}"
+
+
+def test_an_optional_list_of_files_is_made_whole_or_not_at_all(tmp_path: Path) -> None:
+    @shell.define
+    class Some:
+        executable = "touch"
+        names: list[str] = shell.arg(argstr="")
+
+        class Outputs:
+            wanted: list[File] | None = shell.out(callable=lambda: ["a.txt", "b.txt"])
+            one: list[File] = shell.out(callable=lambda: "a.txt")  # one path: a list of it
+
+    out = Some(names=["a.txt"])(cache_dir=tmp_path, progress=False)
+    assert out.wanted is None  # b.txt was not made
+    assert [f.fspath.name for f in out.one] == ["a.txt"]
+    both = Some(names=["a.txt", "b.txt"])(cache_dir=tmp_path, progress=False).wanted
+    assert [f.fspath.name for f in both] == ["a.txt", "b.txt"]

@@ -105,77 +105,118 @@ def _simple_lines(wf_cls: Any) -> list[str]:
     return lines
 
 
-def _entries(wf_cls: Any, field: str) -> list[str]:
-    """The inner nodes of ``wf_cls`` that take its input ``field``."""
-    return [
-        name
-        for name, task in wf_cls._nodes.items()
-        if any(lazy.node is None and lazy.field == field for _, lazy in lazy_inputs(task))
-    ]
+def _paths(wf_cls: Any, prefix: str = "") -> list[str]:
+    """The path of every node of a nested drawing (``inner.add``), clusters included."""
+    found = []
+    for name, task in wf_cls._nodes.items():
+        found.append(prefix + name)
+        if _is_workflow(task):
+            found += _paths(type(task), f"{prefix}{name}.")
+    return found
 
 
-def _exit(wf_cls: Any, output: str) -> str | None:
-    """The inner node that gives ``wf_cls``'s output ``output`` (None: one of its inputs)."""
+def _entries(wf_cls: Any, field: str, prefix: str) -> list[str]:
+    """The paths of the plain nodes that take ``wf_cls``'s input ``field``, looking into
+    the workflows inside it."""
+    found = []
+    for name, task in wf_cls._nodes.items():
+        for inner_field, lazy in lazy_inputs(task):
+            if lazy.node is not None or lazy.field != field:
+                continue
+            if _is_workflow(task):
+                found += _entries(type(task), inner_field, f"{prefix}{name}.")
+            else:
+                found.append(prefix + name)
+    return found
+
+
+def _exit(wf_cls: Any, output: str, prefix: str) -> str | None:
+    """The path of the plain node that gives ``wf_cls``'s output ``output`` (None when it is
+    one of the workflow's inputs), looking into the workflows inside it."""
     lazy = wf_cls._output_map.get(output)
-    return None if lazy is None else lazy.node
+    if lazy is None or lazy.node is None:
+        return None
+    task = wf_cls._nodes[lazy.node]
+    if _is_workflow(task):
+        return _exit(type(task), lazy.field, f"{prefix}{lazy.node}.")
+    return prefix + lazy.node
 
 
-def _nested_lines(wf_cls: Any) -> list[str]:
+def _nested_lines(wf_cls: Any, prefix: str, show: dict[str, str]) -> list[str]:
+    """Lines of a nested drawing; ``show`` maps a node's path to its id in the drawing."""
     runs, carries = _states(wf_cls)
     lines: list[str] = []
     for name in topological_nodes(wf_cls._graph):
-        task = wf_cls._nodes[name]
+        task, path = wf_cls._nodes[name], prefix + name
         if _is_workflow(task):
-            lines.append(f"subgraph cluster_{name} {{")
+            lines.append(f"subgraph {_id('cluster_' + show[path])} {{")
             if runs[name]:
                 lines.append("color=blue")
             lines.append(f"label={_id(name)}")
-            lines.extend(_nested_lines(type(task)))
+            lines.extend(_nested_lines(type(task), path + ".", show))
             lines.append("}")
         else:
-            lines.append(_id(name) + _attrs("color=blue" if runs[name] else ""))
+            lines.append(_id(show[path]) + _attrs("color=blue" if runs[name] else ""))
     for source, target in wf_cls._graph.edges:
         blue = "color=blue" if carries[source] else ""
         for out_field, in_field in wf_cls._graph.edges[source, target]["fields"]:
-            tail, ltail = source, ""
+            tail: str | None = prefix + source
+            ltail = ""
             if _is_workflow(wf_cls._nodes[source]):
-                inner = _exit(type(wf_cls._nodes[source]), out_field)
-                tail, ltail = (inner or source), f"ltail=cluster_{source}"
-            heads: list[tuple[str, str]] = [(target, "")]
+                ltail = "ltail=" + _id("cluster_" + show[prefix + source])
+                tail = _exit(type(wf_cls._nodes[source]), out_field, f"{prefix}{source}.")
+            heads = [prefix + target]
+            lhead = ""
             if _is_workflow(wf_cls._nodes[target]):
-                inner_heads = _entries(type(wf_cls._nodes[target]), in_field) or [target]
-                heads = [(h, f"lhead=cluster_{target}") for h in inner_heads]
-            for head, lhead in heads:
-                lines.append(f"{_id(tail)} -> {_id(head)}" + _attrs(blue, ltail, lhead))
+                lhead = "lhead=" + _id("cluster_" + show[prefix + target])
+                heads = _entries(type(wf_cls._nodes[target]), in_field, f"{prefix}{target}.")
+            if tail is None:  # (an input passed straight through: no node to start from)
+                continue
+            for head in heads:
+                lines.append(f"{_id(show[tail])} -> {_id(show[head])}" + _attrs(blue, ltail, lhead))
     return lines
+
+
+def _nested_ids(wf_cls: Any) -> dict[str, str]:
+    """Each node's id in a nested drawing: its own name where no other node has it, else
+    its path (``inner.add``)."""
+    paths = _paths(wf_cls)
+    last = [p.rsplit(".", 1)[-1] for p in paths]
+    return {p: n if last.count(n) == 1 else p for p, n in zip(paths, last, strict=True)}
 
 
 def _ports(names: Any) -> str:
     return " | ".join(f"<{n}> {n}" for n in names)
 
 
+def _record_label(text: str) -> str:
+    """Text inside a record label: its special characters escaped."""
+    return re.sub(r'([{}|<>"\\ ])', r"\\\1", text)
+
+
 def _detailed_lines(wf_cls: Any) -> list[str]:
     wf = wf_cls._task_name
+    start, end = _id(f"struct_{wf}"), _id(f"struct_{wf}_out")
     inputs = _ports(wf_cls._input_fields)
-    lines = [f'struct_{wf} [color=red, label="{{WORKFLOW INPUT: | {{{inputs}}}}}"];']
+    lines = [f'{start} [color=red, label="{{WORKFLOW INPUT: | {{{inputs}}}}}"];']
     runs, _ = _states(wf_cls)
     for name in topological_nodes(wf_cls._graph):
         task_cls = type(wf_cls._nodes[name])
         ins = [n for n in task_cls._input_fields if not task_cls._input_fields[n].implicit]
         color = "color=blue, " if runs[name] else ""
         lines.append(
-            f'struct_{name} [{color}label="{{INPUT: | {{{_ports(ins)}}}}} | {name} | '
-            f'{{OUTPUT: | {{{_ports(task_cls._output_fields)}}}}}"];'
+            f'{_id("struct_" + name)} [{color}label="{{INPUT: | {{{_ports(ins)}}}}} | '
+            f'{_record_label(name)} | {{OUTPUT: | {{{_ports(task_cls._output_fields)}}}}}"];'
         )
     outputs = _ports(wf_cls._output_map)
-    lines.append(f'struct_{wf}_out [color=red, label="{{WORKFLOW OUTPUT: | {{{outputs}}}}}"];')
+    lines.append(f'{end} [color=red, label="{{WORKFLOW OUTPUT: | {{{outputs}}}}}"];')
     for name, task in wf_cls._nodes.items():
         for field, lazy in lazy_inputs(task):
-            source = f"struct_{lazy.node}" if lazy.node is not None else f"struct_{wf}"
-            lines.append(f"{source}:{lazy.field} -> struct_{name}:{field};")
+            source = _id(f"struct_{lazy.node}") if lazy.node is not None else start
+            lines.append(f"{source}:{lazy.field} -> {_id('struct_' + name)}:{field};")
     for output, lazy in wf_cls._output_map.items():
-        source = f"struct_{lazy.node}" if lazy.node is not None else f"struct_{wf}"
-        lines.append(f"{source}:{lazy.field} -> struct_{wf}_out:{output};")
+        source = _id(f"struct_{lazy.node}") if lazy.node is not None else start
+        lines.append(f"{source}:{lazy.field} -> {end}:{output};")
     return lines
 
 
@@ -186,7 +227,7 @@ def workflow_dot(workflow: Any, plot_type: str = "simple") -> str:
     if plot_type == "simple":
         body, head = _simple_lines(cls), [f"digraph {_id(cls._task_name)} {{"]
     elif plot_type == "nested":
-        body = _nested_lines(cls)
+        body = _nested_lines(cls, "", _nested_ids(cls))
         head = [f"digraph {_id(cls._task_name)} {{", "compound=true"]
     elif plot_type == "detailed":
         body, head = _detailed_lines(cls), ["digraph structs {", "node [shape=record];"]

@@ -14,6 +14,7 @@
      +-- WorkerError (RuntimeError)       a worker cannot run jobs
      +-- TaskFailedError (RuntimeError)   one or more jobs failed
      +-- CommandError (RuntimeError)      a shell command exited non-zero or could not start
+     |    +-- OutputNotFoundError (FileNotFoundError)  a declared output file was not made
      +-- ContainerError (RuntimeError)    an environment's runtime or image is missing
      +-- ProvenanceError                  provenance cannot be recorded or read
 
@@ -33,6 +34,7 @@ __all__ = [
     "InputFileError",
     "InputRuleError",
     "MissingInputError",
+    "OutputNotFoundError",
     "ProvenanceError",
     "ProvgraphError",
     "SpecError",
@@ -94,6 +96,11 @@ class InputFileError(SpecError, FileNotFoundError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+    def __reduce__(self) -> Any:
+        # an own reduction: tblib's exception pickling (installed by Dask) would remake it
+        # with a base's __new__, which FileNotFoundError refuses
+        return (_rebuild_input_file_error, (self.args[0], self.field, self.path))
 
 
 class SplitterError(ProvgraphError, ValueError):
@@ -181,6 +188,7 @@ TASK_FAILED_AS: dict[str, type[TaskFailedError]] = {
     "NotImplementedError": TaskFailedNotImplementedError,
     "FileNotFoundError": TaskFailedFileNotFoundError,
     "InputFileError": TaskFailedFileNotFoundError,
+    "OutputNotFoundError": TaskFailedFileNotFoundError,
     # provgraph's own errors, by the built-in type each is first
     "SpecError": TaskFailedTypeError,
     "HashingError": TaskFailedTypeError,
@@ -207,7 +215,18 @@ class CommandError(ProvgraphError, RuntimeError):
         self.stderr = stderr
 
     def __reduce__(self) -> Any:
-        return (_rebuild_command_error, (self.args[0], self.command, self.return_code, self.stderr))
+        return (
+            _rebuild_command_error,
+            (type(self), self.args[0], self.command, self.return_code, self.stderr),
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class OutputNotFoundError(CommandError, FileNotFoundError):
+    """A command finished, but a file it was declared to make is not there: a
+    ``CommandError`` and, as in Pydra, a ``FileNotFoundError``."""
 
 
 class ContainerError(ProvgraphError, RuntimeError):
@@ -230,5 +249,11 @@ def _rebuild_container_error(message: str, runtime: str, image: str) -> Any:
     return ContainerError(message, runtime=runtime, image=image)
 
 
-def _rebuild_command_error(message: str, command: str, code: int | None, stderr: str) -> Any:
-    return CommandError(message, command=command, return_code=code, stderr=stderr)
+def _rebuild_command_error(
+    kind: type[CommandError], message: str, command: str, code: int | None, stderr: str
+) -> Any:
+    return kind(message, command=command, return_code=code, stderr=stderr)
+
+
+def _rebuild_input_file_error(message: str, field: str | None, path: Any) -> Any:
+    return InputFileError(message, field=field, path=path)

@@ -160,6 +160,9 @@ def make_task_class(
         "_definition_text": body,
         "_has_rules": any(f.xor or f.requires or f.readonly for f in inputs.values())
         or bool(extra.get("_one_of")),
+        "_default_factories": tuple(
+            (n, f.default_factory) for n, f in inputs.items() if f.default_factory is not None
+        ),
         "__module__": module,
         "__qualname__": qualname,
         "__doc__": doc,

@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
 
 from ..exceptions import SpecError, SpecValueError
-from .fields import NOTHING, Field, OutputField, allowed_tuple, coerce, declared_default
+from .fields import (
+    NOTHING,
+    Field,
+    OutputField,
+    allowed_tuple,
+    coerce,
+    declared_default,
+    default_factory,
+)
 
 __all__ = ["arg", "class_parts", "input_fields", "out", "output_fields"]
 
@@ -155,7 +163,11 @@ def _override(field: Field, spec: Any) -> Field:
 
 
 def _checked_default(owner: str, field: Field) -> Field:
-    field = attrs.evolve(field, default=declared_default(field.name, field.default))
+    field = attrs.evolve(
+        field,
+        default=declared_default(field.name, field.default),
+        default_factory=default_factory(field.default),
+    )
     if field.default is NOTHING or field.default is None:
         return field
     try:
@@ -196,11 +208,12 @@ def output_fields(
 
 def _one_value(tp: Any) -> bool:
     """True for an annotation that can only be one value: a class other than ``object`` that
-    is not a tuple, list or mapping (a scalar, a file, a path, a user's class); not ``Any``, a
-    union, a type variable or a parametrised type."""
+    is not iterable (a number, a file, a path, a user's class), or text; not a tuple, list,
+    set, mapping or abstract collection, nor ``Any``, a union, a type variable or a
+    parametrised type."""
     if tp in (Any, object, type(None)) or not isinstance(tp, type) or typing.get_origin(tp):
         return False
-    return not issubclass(tp, (tuple, list, Mapping))
+    return issubclass(tp, (str, bytes)) or not issubclass(tp, Iterable)
 
 
 def _types_from_return(owner: str, ret: Any, names: list[str]) -> list[Any]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from .._filetypes import File
 from ..exceptions import SpecError, SpecValueError
 from .fields import (
     NOTHING,
@@ -20,6 +21,7 @@ from .fields import (
     allowed_tuple,
     coerce,
     declared_default,
+    default_factory,
     path_valued,
     type_name,
 )
@@ -44,7 +46,7 @@ class _ArgSpec:
     copy_mode: str | None = None
     readonly: bool = False
     name: str = ""  # in shell.define(..., inputs=[...]): the input's name
-    type: Any = NOTHING  # and its type (Any when not given)
+    type: Any = Any  # and its type
 
 
 def _names(label: str, names: Any) -> tuple[str, ...]:
@@ -71,7 +73,7 @@ def arg(
     copy_mode: Any = None,
     readonly: bool = False,
     name: str = "",
-    type: Any = NOTHING,
+    type: Any = Any,
 ) -> Any:
     """Declare an input of a class-form shell task and how it appears on the command line.
 
@@ -147,9 +149,11 @@ def out(
     requires: list[str] | list[list[str]] | None = None,
     name: str = "",
     type: Any = Any,
+    default: Any = NOTHING,
 ) -> Any:
     """Declare an output of a class-form shell task (``name`` and ``type``: in a list given
-    to ``shell.define(template, outputs=[...])``).
+    to ``shell.define(template, outputs=[...])``; ``default``, Pydra's spelling: a file
+    name, a ``path_template``, or a pattern with ``*``, ``?`` or ``[``, a ``glob``).
 
     ``path_template`` places the file in the job's directory (``str.format`` over the inputs,
     e.g. ``"{in_file.stem}_smooth.nii"``) and, with ``argstr`` or ``position``, passes its
@@ -160,6 +164,17 @@ def out(
     names, or lists of them: any one list), the output is ``None`` unless those inputs are set
     (as in Pydra; ``None``, unset and ``False`` count as not set).
     """
+    if default is not NOTHING:
+        if not (isinstance(default, str) and default):
+            raise SpecError(
+                f"shell.out(default={default!r}): expected a file name or a glob pattern",
+                field="default",
+                value=default,
+            )
+        if any(c in default for c in "*?[") and glob is None:
+            glob = default
+        elif path_template is None:
+            path_template = default
     given = [n for n, v in (("path_template", path_template), ("glob", glob)) if v is not None]
     if callable is not None:
         given.append("callable")
@@ -223,7 +238,10 @@ def _requirement(item: Any) -> Any:
         and isinstance(item[0], str)
         and isinstance(item[1], (list, tuple, set, frozenset))
     ):
-        return (item[0], tuple(item[1]))
+        values = item[1]
+        if isinstance(values, (set, frozenset)):  # in an order that does not vary by process
+            values = sorted(values, key=repr)
+        return (item[0], tuple(values))
     return None
 
 
@@ -241,6 +259,8 @@ def outarg(
     sep: str | None = None,
     default: Any = NOTHING,
     requires: list[str] | list[list[str]] | None = None,
+    name: str = "",
+    type: Any = Any,
 ) -> Any:
     """Declare an output file that is also an input of the same name (Pydra's ``outarg``):
     by default its path comes from ``path_template`` and is written on the command line by
@@ -248,7 +268,8 @@ def outarg(
     directory, or to ``False`` (or ``None``) for no such file. ``default`` is the input's
     value when not set: ``True`` (a mandatory output's), or ``None``/``False`` (no file
     unless asked for: an optional output's). With ``requires`` (as for :func:`out`), the
-    file is neither named on the command line nor collected unless those inputs are set."""
+    file is neither named on the command line nor collected unless those inputs are set.
+    ``name`` and ``type``: in a list given to ``shell.define(template, outputs=[...])``."""
     if default is not NOTHING and default not in (True, False, None):
         raise SpecValueError(
             f"shell.outarg(default={default!r}): path_template ({path_template!r}) can only "
@@ -264,8 +285,9 @@ def outarg(
             field="path_template",
             value=path_template,
         )
-    return OutputField(  # named and typed when its class is read
-        name="",
+    return OutputField(  # named and typed when its class is read (or by name=, type=)
+        name=name,
+        type=type,
         path_template=path_template,
         argstr=argstr,
         position=position,
@@ -315,6 +337,7 @@ def _input_field(name: str, tp: Any, spec: _ArgSpec) -> Field:
         allowed_values=spec.allowed_values,
         copy_mode=spec.copy_mode,
         readonly=spec.readonly,
+        default_factory=default_factory(spec.default),
     )
 
 
@@ -358,9 +381,8 @@ def from_class(
     out_cls = cls.__dict__.get("Outputs")
     for name, tp in (typing.get_type_hints(out_cls) if out_cls is not None else {}).items():
         spec = out_cls.__dict__.get(name, OutputField(name=name))
-        if isinstance(spec, str) and spec:  # a file name: a glob pattern, or a template
-            wild = any(c in spec for c in "*?[")
-            spec = out(glob=spec) if wild else out(path_template=spec)
+        if isinstance(spec, str) and spec:  # a file name: a template, or a glob pattern
+            spec = out(default=spec)
         if not isinstance(spec, OutputField):
             raise SpecError(
                 f"shell class {cls.__name__}: output {name!r} is {spec!r}; expected "
@@ -565,16 +587,19 @@ def class_from_lists(template: str, inputs: Any, outputs: Any) -> type:
         )
     body: dict[str, Any] = {"executable": template, "__annotations__": {}}
     for name, spec in _listed("inputs", inputs, _ArgSpec):
-        body["__annotations__"][name] = (
-            spec if not isinstance(spec, _ArgSpec) else Any if spec.type is NOTHING else spec.type
-        )
+        body["__annotations__"][name] = spec.type if isinstance(spec, _ArgSpec) else spec
         if isinstance(spec, _ArgSpec):
             body[name] = spec
     outs: dict[str, Any] = {"__annotations__": {}}
     for name, spec in _listed("outputs", outputs, OutputField):
-        outs["__annotations__"][name] = spec.type if isinstance(spec, OutputField) else spec
-        if isinstance(spec, OutputField):
+        if isinstance(spec, str):  # a file name, or a pattern for several
+            wild = any(c in spec for c in "*?[")
+            outs["__annotations__"][name] = list[File] if wild else File
             outs[name] = spec
+        else:
+            outs["__annotations__"][name] = spec.type if isinstance(spec, OutputField) else spec
+            if isinstance(spec, OutputField):
+                outs[name] = spec
     body["Outputs"] = type("Outputs", (), outs)
     return type("Listed", (), body)
 

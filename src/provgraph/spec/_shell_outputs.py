@@ -25,14 +25,17 @@ import attrs
 
 from .._fileformats import as_fileset, candidates, format_name
 from .._filetypes import Directory, File
-from ..exceptions import CommandError, SpecError
+from ..exceptions import OutputNotFoundError, SpecError
 from ._cmdline import call_with
 from .fields import (
+    RESERVED_NAMES,
+    as_list_type,
     declares_path,
     is_optional,
     list_item,
     outside_directory,
     requirements_met,
+    unwrap_one,
     without_none,
 )
 
@@ -131,7 +134,7 @@ def _in_job(rel: str) -> str:
 
 
 def _is_list_type(tp: Any) -> bool:
-    return typing.get_origin(without_none(tp)) is list
+    return list_item(tp) is not None  # list[X], or MultiOutputObj[X]
 
 
 def _filled_per_item(template: str, o: Any, inputs: Mapping[str, Any]) -> list[str] | None:
@@ -240,8 +243,8 @@ def as_type(tp: Any, path: Path) -> Any:
     return Directory(path) if path.is_dir() else File(path)
 
 
-def _missing(task: str, name: str, what: str, command: str) -> CommandError:
-    return CommandError(
+def _missing(task: str, name: str, what: str, command: str) -> OutputNotFoundError:
+    return OutputNotFoundError(
         f"{task}: output {name!r} {what} by command {command!r}", command=command, return_code=0
     )
 
@@ -261,6 +264,8 @@ def collect_outputs(
     for o in task_cls._output_fields.values():
         if o.name in streams:
             continue
+        if as_list_type(o.type) is not o.type:  # MultiOutputObj: collected as a list
+            o = attrs.evolve(o, type=as_list_type(o.type))
         if not requirements_met(o.requires, inputs):
             found[o.name] = None  # (requires=: the inputs it needs are not set)
             continue
@@ -296,7 +301,10 @@ def collect_outputs(
             found[o.name] = _globbed(task, o, output_dir, command)
         else:  # declared by type only: found by its name
             matches = sorted({*output_dir.glob(o.name), *output_dir.glob(o.name + ".*")})
-            if len(matches) == 1:
+            item = list_item(o.type)
+            if item is not None:  # a list (or MultiOutputObj): every file of that name
+                found[o.name] = [as_type(item, m) for m in matches]
+            elif len(matches) == 1:
                 found[o.name] = as_type(o.type, matches[0])
             elif not matches and is_optional(o.type):
                 found[o.name] = None
@@ -308,22 +316,27 @@ def collect_outputs(
                     f"{[m.name for m in matches]},",
                     command,
                 )
-    return found
+    fields = task_cls._output_fields
+    return {n: unwrap_one(fields[n].type, v) if n in fields else v for n, v in found.items()}
 
 
 def _as_declared(task: str, o: Any, value: Any, output_dir: Path, command: str) -> Any:
     """A callable's value as its output declares it: a path (relative ones in the job's
     directory) of a file type becomes that type; one that does not exist is None for an
-    optional output, else an error, as for outputs found by template."""
+    optional output, else an error, as for outputs found by template. A list of files is
+    made whole or not at all: an optional one missing any of its files is None (as in
+    Pydra); one path given for a list is a list of it."""
     item = list_item(o.type)
     if item is not None and declares_path(item):
         if value is None and is_optional(o.type):
             return None
-        if not isinstance(value, (list, tuple)):
-            return value
-        if None in value and not is_optional(item):
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if None in values and not is_optional(item):
             raise _missing(task, o.name, f"(from its callable) has None in {value!r}", command)
-        return [_as_declared_one(task, o, item, v, output_dir, command) for v in value]
+        found = [_as_declared_one(task, o, item, v, output_dir, command) for v in values]
+        if is_optional(o.type) and not is_optional(item) and None in found:
+            return None
+        return found
     if not declares_path(o.type) or value is None:
         return value
     return _as_declared_one(task, o, o.type, value, output_dir, command)
@@ -343,7 +356,7 @@ def _as_declared_one(task: str, o: Any, tp: Any, value: Any, output_dir: Path, c
 
 
 def _globbed(task: str, o: Any, output_dir: Path, command: str) -> Any:
-    matches = sorted(output_dir.glob(o.glob))
+    matches = sorted(p for p in output_dir.glob(o.glob) if not _engine_file(p, output_dir))
     if typing.get_origin(o.type) is list:
         return [as_type(typing.get_args(o.type)[0], p) for p in matches]
     if len(matches) == 1:
@@ -353,3 +366,10 @@ def _globbed(task: str, o: Any, output_dir: Path, command: str) -> Any:
     raise _missing(
         task, o.name, f"expects one file matching {o.glob!r}, found {len(matches)},", command
     )
+
+
+def _engine_file(path: Path, output_dir: Path) -> bool:
+    """Whether a file found in a job's directory is the engine's own (the command's streams,
+    the result, the lock, provenance records, placed inputs): never an output by pattern."""
+    first = path.relative_to(output_dir).parts[0]
+    return first in RESERVED_NAMES or first.startswith("_prov")

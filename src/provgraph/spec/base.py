@@ -46,9 +46,12 @@ class TaskDef:
     _resources: ClassVar[dict[str, Any]] = {}
     _has_rules: ClassVar[bool] = False  # an input has xor= or requires= (checked per job)
     _one_of: ClassVar[tuple[tuple[str, ...], ...]] = ()  # groups of which one must be set
+    _default_factories: ClassVar[tuple[tuple[str, Any], ...]] = ()  # attrs.Factory defaults
 
     def __init__(self, **inputs: Any) -> None:
         values: dict[str, Any] = {n: f.default for n, f in self._input_fields.items()}
+        for name, make in self._default_factories:  # a value of its own for each task
+            values[name] = make()
         object.__setattr__(self, "_values", values)
         object.__setattr__(self, "_given", set())  # inputs set by the user (shown by repr)
         object.__setattr__(self, "_splitter", None)

@@ -60,6 +60,7 @@ class Field:
     allowed_values: tuple[Any, ...] | None = None  # the only values accepted, when given
     copy_mode: str | None = None  # a file input copied or linked into the job's directory
     readonly: bool = False  # never set by the user; its argstr is filled from other fields
+    default_factory: Any = None  # attrs.Factory's function: each task gets a value of its own
     implicit: bool = False  # every task of its kind has it; a default value is not hashed
 
     @property
@@ -149,13 +150,32 @@ def declares_path(tp: Any) -> bool:
 
 
 def list_item(tp: Any) -> Any:
-    """The item type of ``list[X]`` (``| None`` aside), else None."""
+    """The item type of ``list[X]`` or ``MultiOutputObj[X]`` (``| None`` aside), else None."""
     plain = without_none(tp)
+    multi = _multi_out_item(plain)
+    if multi is not None:
+        return multi
     return (
         typing.get_args(plain)[0]
         if typing.get_origin(plain) is list and typing.get_args(plain)
         else None
     )
+
+
+def as_list_type(tp: Any) -> Any:
+    """``MultiOutputObj[X]`` (``| None`` kept) as ``list[X]``, the type its values are
+    collected as before one item alone is unwrapped; any other type as it is."""
+    item = _multi_out_item(without_none(tp))
+    if item is None:
+        return tp
+    return list[item] | None if is_optional(tp) else list[item]  # type: ignore[valid-type]
+
+
+def unwrap_one(tp: Any, value: Any) -> Any:
+    """A value collected for ``MultiOutputObj[X]``: its one item alone, when it holds one."""
+    if _multi_out_item(without_none(tp)) is not None and isinstance(value, list):
+        return value[0] if len(value) == 1 else value
+    return value
 
 
 def path_valued(tp: Any) -> bool:
@@ -457,8 +477,8 @@ def _describe(value: Any) -> str:
 
 def declared_default(field: str, default: Any) -> Any:
     """A declared default as its value: an ``attrs.Factory`` (Pydra's fields are attrs
-    fields, so its users write ``default=attrs.Factory(list)``) is called once, when the task
-    is defined."""
+    fields, so its users write ``default=attrs.Factory(list)``) is called once here, for the
+    definition (its hash, its description); see :func:`default_factory` for each task's."""
     if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
         if default.takes_self:
             raise SpecError(
@@ -469,6 +489,11 @@ def declared_default(field: str, default: Any) -> Any:
             )
         return default.factory()
     return default
+
+
+def default_factory(default: Any) -> Any:
+    """The function giving each task a default of its own (an ``attrs.Factory``'s), or None."""
+    return default.factory if isinstance(default, attrs.Factory) else None  # type: ignore[arg-type]
 
 
 def coerce(field: str, tp: Any, value: Any) -> Any:

@@ -235,13 +235,21 @@ class ShellTask(TaskDef):
 
 
 def _copied_in(cls: Any, inputs: dict[str, Any], output_dir: Path) -> dict[str, Any]:
-    """Inputs declared with ``copy_mode`` placed in the job's directory under their own
-    names (as Pydra places them), copied or linked (every file of a fileformats set); a file
-    whose name is taken (by the engine's files, an output, or another input placed before
-    it) goes in a folder of its own, ``_copied/<field>/``. The command is given the placed
-    path; the provenance still names the original file."""
+    """Inputs declared with ``copy_mode`` placed in the job's directory, copied or linked
+    (every file of a fileformats set). A real copy lies there under its own name, as Pydra
+    places it, when nothing else can take that place; a link (a command writing through it
+    would change the user's file), a copy whose name is taken (by the engine's files, an
+    output, or another input placed before it), and any copy of a task whose outputs are
+    found by pattern or by name (the copy would be found with them) go in a folder of their
+    own, ``_copied/<field>/``. The command is given the placed path; the provenance still
+    names the original file."""
     moved = {}
     taken: set[str] | None = None
+    searched = any(  # outputs found among the job's files: a copy beside them would be too
+        o.glob is not None or (o.path_template is None and o.callable is None)
+        for o in cls._output_fields.values()
+        if o.name not in _STD_OUTPUTS
+    )
     for field in cls._input_fields.values():
         value = inputs.get(field.name)
         if field.copy_mode in (None, "any", "leave") or not isinstance(value, os.PathLike):
@@ -255,7 +263,8 @@ def _copied_in(cls: Any, inputs: dict[str, Any], output_dir: Path) -> dict[str, 
         members = sorted(os.fspath(m) for m in getattr(value, "fspaths", None) or [value])
         names = [os.path.basename(m) for m in members]
         folder = output_dir
-        if any(n in taken or n.startswith("_prov") for n in names):
+        own_place = field.copy_mode == "copy" and not searched
+        if not own_place or any(n in taken or n.startswith("_prov") for n in names):
             folder = output_dir / "_copied" / field.name
         folder.mkdir(parents=True, exist_ok=True)
         taken.update(names)

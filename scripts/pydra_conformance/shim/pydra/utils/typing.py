@@ -1,8 +1,8 @@
 """``pydra.utils.typing``: the public type names, as provgraph spells them.
 
 ``MultiInputObj`` and ``MultiOutputObj`` are provgraph's own. ``MultiOutputFile`` is
-``list[File]`` (provgraph's documented equivalent). ``StateArray`` (the list a split node's
-output becomes) is ``list``.
+``MultiOutputObj[File]``, as in Pydra. ``StateArray`` (the list a split node's output
+becomes) is ``list``.
 """
 
 from fileformats.generic import File
@@ -10,6 +10,6 @@ from fileformats.generic import File
 from provgraph import MultiInputObj, MultiOutputObj
 
 StateArray = list
-MultiOutputFile = list[File]
+MultiOutputFile = MultiOutputObj[File]
 
 __all__ = ["MultiInputObj", "MultiOutputFile", "MultiOutputObj", "StateArray"]
