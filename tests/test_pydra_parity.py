@@ -23,6 +23,7 @@ from provgraph import (
     python,
     workflow,
 )
+from provgraph import task_hash as provgraph_task_hash
 
 try:
     from fileformats import generic
@@ -939,3 +940,41 @@ def test_a_missing_input_file_error_travels_between_processes() -> None:
     except InputFileError as err:
         back = pickle.loads(pickle.dumps(err))
     assert type(back) is InputFileError and (back.field, back.path) == ("f", "/x")
+
+
+if generic is not None:
+
+    class Notes(generic.File):  # a user's own format, defined outside fileformats' packages
+        ext = ".notes"
+
+
+@pytest.mark.skipif(generic is None, reason="fileformats is not installed")
+def test_a_users_own_fileformats_class_is_a_file_type(tmp_path: Path) -> None:
+    path = tmp_path / "a.notes"
+    path.write_text("first")
+
+    @python.define
+    def Read(doc: Notes) -> Notes:
+        return doc
+
+    task = Read(doc=path)  # converted to the user's format when the task is made
+    assert isinstance(task.doc, Notes)
+    out = _run(task, tmp_path)
+    assert isinstance(out.out, Notes) and Path(out.out.fspath).read_text() == "first"
+    before = provgraph_task_hash(task)
+    path.write_text("second")  # hashed by content, as fileformats' own classes are
+    assert provgraph_task_hash(Read(doc=path)) != before
+
+
+def test_get_fields_lists_a_definitions_fields_by_name() -> None:
+    from provgraph import get_fields
+
+    @python.define(outputs={"total": python.out(type=int, help="the sum")})
+    def Sum(a: int, b: int = 2) -> int:
+        return a + b
+
+    assert list(get_fields(Sum)) == ["a", "b"] and get_fields(Sum)["b"].default == 2
+    assert list(get_fields(Sum(a=1))) == ["a", "b"]
+    assert get_fields(Sum.Outputs)["total"].help == "the sum"
+    with pytest.raises(SpecError, match=r"get_fields\(3\): expected a task class"):
+        get_fields(3)

@@ -386,3 +386,14 @@ def test_an_optional_list_of_files_is_made_whole_or_not_at_all(tmp_path: Path) -
     assert [f.fspath.name for f in out.one] == ["a.txt"]
     both = Some(names=["a.txt", "b.txt"])(cache_dir=tmp_path, progress=False).wanted
     assert [f.fspath.name for f in both] == ["a.txt", "b.txt"]
+
+
+def test_a_set_is_written_item_by_item_in_a_stable_order() -> None:
+    @shell.define
+    class Tags:
+        executable = "tag"
+        names: set[str] = shell.arg(argstr="--name...")
+        joined: frozenset[str] = shell.arg(argstr="--all", sep=",")
+
+    task = Tags(names={"b", "a"}, joined=frozenset({"y", "x"}))
+    assert task.cmdline == "tag --name a --name b --all x,y"

@@ -30,6 +30,7 @@ from .exceptions import (
 )
 from .hashing import hash_value
 from .spec import python, shell, workflow
+from .spec.base import get_fields
 from .spec.fields import MultiInputObj, MultiOutputObj
 
 if _typing.TYPE_CHECKING:
@@ -95,6 +96,7 @@ __all__ = [
     "__version__",
     "environments",
     "from_pydra",
+    "get_fields",
     "hash_value",
     "plot_workflow",
     "python",

@@ -35,6 +35,7 @@ import attrs
 import cloudpickle
 
 from . import _signing
+from ._fileformats import is_fileset
 from ._filetypes import Directory, File
 from .exceptions import CacheError
 
@@ -106,7 +107,7 @@ def _to_stored(value: Any, root: Path) -> Any:
     if isinstance(value, (File, Directory)):
         rel = _relative_in_cache(os.path.abspath(value), os.path.abspath(root))
         return value if rel is None else _Rel(type(value).__name__, rel)
-    if type(value).__module__.startswith("fileformats") and hasattr(value, "fspaths"):
+    if is_fileset(value):
         job = os.path.abspath(root)
         rels = [_relative_in_cache(os.path.abspath(p), job) for p in value.fspaths]
         if all(r is not None for r in rels):
@@ -144,7 +145,7 @@ def _from_stored(value: Any, root: Path) -> Any:
             if not path.exists():
                 raise FileNotFoundError(path)
         return value.kind(paths)
-    if type(value).__module__.startswith("fileformats") and hasattr(value, "fspaths"):
+    if is_fileset(value):
         for path in value.fspaths:
             if not os.path.exists(path):
                 raise FileNotFoundError(path)

@@ -293,6 +293,11 @@ def has_rule(tp: Any) -> bool | None:
     if attrs.has(tp) or dataclasses.is_dataclass(tp):
         return True
     top = tp.__module__.split(".", 1)[0]
+    if "fileformats.core" in sys.modules:  # a format, also one of the user's own
+        from ._fileformats import is_fileset_type
+
+        if is_fileset_type(tp):
+            return True
     if top == "numpy" or top in TABLE_MODULES:
         return top in sys.modules or None
     if top == "fileformats":

@@ -9,6 +9,7 @@ from typing import Any
 
 import xxhash
 
+from .._fileformats import is_fileset
 from .._filetypes import Directory, File
 from ..exceptions import HashingError
 from ..hashing import file_content_digest, hash_value
@@ -26,7 +27,7 @@ def describe_value(value: Any) -> dict[str, Any]:
     A list (or tuple) of files is described by its members too, so that each file has its own
     entity; a value with no content hash is hashed by its pickled bytes.
     """
-    if type(value).__module__.startswith("fileformats"):
+    if is_fileset(value):
         return _describe_fileset(value)
     plain_path = isinstance(value, Path) and not isinstance(value, (File, Directory))
     if plain_path and not os.path.lexists(value):  # a path a task may create: its name
@@ -41,10 +42,7 @@ def describe_value(value: Any) -> dict[str, Any]:
     if (
         isinstance(value, (list, tuple))
         and value
-        and all(
-            isinstance(v, (File, Directory)) or type(v).__module__.startswith("fileformats")
-            for v in value
-        )
+        and all(isinstance(v, (File, Directory)) or is_fileset(v) for v in value)
     ):
         members = [describe_value(v) for v in value]
         return {"kind": "Value", "hash": hash_value(value).hex(), "members": members}

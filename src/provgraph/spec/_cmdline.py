@@ -43,6 +43,13 @@ def _is_list(value: Any) -> bool:
     return isinstance(value, (list, tuple))
 
 
+def _listed(value: Any) -> Any:
+    """A set's items as a list, in a stable order (by their text); any other value as is."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=_text)
+    return value
+
+
 def _is_multi(tp: Any) -> bool:
     for candidate in (tp, *typing.get_args(tp)):
         if candidate is MultiInputObj or typing.get_origin(candidate) is MultiInputObj:
@@ -180,7 +187,7 @@ def field_words(field: Any, values: Mapping[str, Any]) -> list[str]:
         return []
     if getattr(field, "readonly", False):  # its argstr alone, filled from the other fields
         return _fill_words(field.argstr or "", values)
-    value = values.get(field.name)
+    value = _listed(values.get(field.name))
     if value is None or value is NOTHING:
         return []
     argstr = field.argstr or ""

@@ -29,7 +29,7 @@ from .fields import (
     type_name,
 )
 
-__all__ = ["Inputs", "Outputs", "TaskDef"]
+__all__ = ["Inputs", "Outputs", "TaskDef", "get_fields"]
 
 
 class TaskDef:
@@ -398,3 +398,26 @@ class Outputs:
 
     def __repr__(self) -> str:
         return f"Outputs({self._values!r})"
+
+
+def get_fields(definition: Any) -> dict[str, Any]:
+    """The fields of a task definition, by name (Pydra's ``get_fields``): the input fields of
+    a task class or task, the output fields of a task's ``T.Outputs`` class or of outputs
+    made by it. Each field holds its type, default and metadata (``help``, ``argstr``...)."""
+    owner = definition if isinstance(definition, type) else type(definition)
+    if issubclass(owner, Outputs):
+        if owner._task is None:
+            raise SpecError(
+                f"get_fields({definition!r}): plain outputs belong to no task; expected a task "
+                "class, a task, or a task's T.Outputs",
+                field="definition",
+                value=definition,
+            )
+        return dict(owner._task._output_fields)
+    if issubclass(owner, TaskDef):
+        return dict(owner._input_fields)
+    raise SpecError(
+        f"get_fields({definition!r}): expected a task class, a task, or a task's T.Outputs",
+        field="definition",
+        value=definition,
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import sys
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from .._fileformats import is_fileset
 from .._filetypes import Directory, File
 from ..exceptions import InputFileError, InputRuleError, SpecError, SpecValueError
 
@@ -313,7 +315,7 @@ def _coerce(tp: Any, value: Any) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
-        if type(value).__module__.startswith("fileformats") and any(  # of a listed format
+        if is_fileset(value) and any(  # of a listed format
             isinstance(a, type) and isinstance(value, a) for a in args
         ):
             return value
@@ -391,7 +393,7 @@ def _coerce_plain(tp: Any, value: Any) -> Any:
             return value
         if isinstance(value, os.PathLike):  # a path given as text, as in Pydra
             return os.fspath(value)
-        if type(value).__module__.startswith("fileformats") and hasattr(value, "fspath"):
+        if is_fileset(value) and hasattr(value, "fspath"):
             return os.fspath(value.fspath)
         raise _Mismatch
     if isinstance(tp, type) and issubclass(tp, (File, Directory)):
@@ -406,8 +408,8 @@ def _coerce_plain(tp: Any, value: Any) -> Any:
         if isinstance(value, (str, os.PathLike)):
             return pathlib.Path(os.path.abspath(value))
         raise _Mismatch
-    if isinstance(tp, type) and tp.__module__.startswith("fileformats"):
-        from .._fileformats import as_fileset, is_fileset, is_fileset_type
+    if isinstance(tp, type) and "fileformats.core" in sys.modules:  # (also a user's format)
+        from .._fileformats import as_fileset, is_fileset_type
 
         if is_fileset_type(tp):
             given = isinstance(value, (str, os.PathLike)) and not is_fileset(value)

@@ -124,4 +124,6 @@ def compatible(source: Any, target: Any) -> bool:
 
 
 def _is_fileset(tp: Any) -> bool:
-    return isinstance(tp, type) and tp.__module__.startswith("fileformats")
+    from .._fileformats import is_fileset_type  # (a format, also one of the user's own)
+
+    return is_fileset_type(tp)

@@ -1,8 +1,7 @@
 """``pydra.utils.general``: the public helpers, over provgraph's equivalents.
 
-* ``get_fields(task or class or outputs class)``: the field objects of provgraph's
-  ``_input_fields`` (or ``_output_fields`` when given a task's outputs), a list that also
-  gives each field by name, as Pydra's does.
+* ``get_fields(task or class or outputs class)``: ``provgraph.get_fields`` (by name) as a
+  list that also gives each field by name, as Pydra's does.
 * ``task_help(task)``: provgraph's ``describe()`` text, printed and returned as lines.
 * ``default_run_cache_root``: provgraph's default cache directory.
 * ``plot_workflow(wf, out_dir, ...)``: ``provgraph.plot_workflow`` (``lazy=`` is not needed).
@@ -17,7 +16,6 @@ from typing import Any
 
 import provgraph
 from provgraph import Config
-from provgraph.spec.base import Outputs, TaskDef
 
 from .._internal import placeholder
 
@@ -35,16 +33,8 @@ class _Fields(list):
 
 
 def get_fields(task: Any) -> list[Any]:
-    if isinstance(task, Outputs) or (inspect.isclass(task) and issubclass(task, Outputs)):
-        owner = getattr(task, "_task", None) or getattr(task, "_owner", None)
-        fields = getattr(owner, "_output_fields", None) if owner is not None else None
-        if fields is None:
-            raise TypeError(f"get_fields({task!r}): no provgraph field list mapped for outputs")
-        return _Fields(fields.values())
-    cls = task if inspect.isclass(task) else type(task)
-    if not (inspect.isclass(cls) and issubclass(cls, TaskDef)):
-        return _Fields()
-    return _Fields(cls._input_fields.values())
+    # Pydra's list of field objects; provgraph.get_fields gives them by name
+    return _Fields(provgraph.get_fields(task).values())
 
 
 def task_help(task_type: Any, line_width: int = 79, help_indent: int = 4) -> list[str]:
