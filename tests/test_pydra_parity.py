@@ -978,3 +978,20 @@ def test_get_fields_lists_a_definitions_fields_by_name() -> None:
     assert get_fields(Sum.Outputs)["total"].help == "the sum"
     with pytest.raises(SpecError, match=r"get_fields\(3\): expected a task class"):
         get_fields(3)
+
+
+def test_get_fields_of_a_class_forms_own_outputs() -> None:
+    from provgraph import get_fields
+
+    @python.define
+    class Halves:
+        x: float
+
+        class Outputs:
+            half: float
+
+        @staticmethod
+        def function(x: float) -> float:
+            return x / 2
+
+    assert list(get_fields(Halves.Outputs)) == ["half"]

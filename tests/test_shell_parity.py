@@ -17,6 +17,7 @@ from provgraph import (
     File,
     InputRuleError,
     MissingInputError,
+    MultiInputObj,
     MultiOutputObj,
     SpecError,
     SpecValueError,
@@ -397,3 +398,29 @@ def test_a_set_is_written_item_by_item_in_a_stable_order() -> None:
 
     task = Tags(names={"b", "a"}, joined=frozenset({"y", "x"}))
     assert task.cmdline == "tag --name a --name b --all x,y"
+
+
+@pytest.mark.skipif(generic is None, reason="fileformats is not installed")
+def test_mock_files_pass_through_a_recorded_run(tmp_path: Path) -> None:
+    from provgraph import ProvenanceStore, workflow
+
+    @shell.define
+    class Say:
+        executable = "echo"
+        names: MultiInputObj[str] = shell.arg(argstr="...")
+
+    @workflow.define
+    def Names(files):  # type: ignore[no-untyped-def]  # untyped: the mocks travel as they are
+        return workflow.add(Say(names=files)).stdout
+
+    mocks = [generic.File.mock(tmp_path / "a"), generic.File.mock(tmp_path / "b")]
+    with Submitter(cache_dir=tmp_path / "c", progress=False) as sub:
+        done = sub(Names(files=mocks))
+    done.raise_for_errors()
+    assert done.outputs.out == f"{tmp_path / 'a'} {tmp_path / 'b'}\n"
+    rows = list(
+        ProvenanceStore(tmp_path / "c").query(
+            "SELECT (COUNT(DISTINCT ?run) AS ?n) WHERE { GRAPH ?run { ?a a prov:Activity } }"
+        )
+    )
+    assert int(rows[0][0]) >= 2  # the workflow's run and its node's, both recorded

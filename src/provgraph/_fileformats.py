@@ -11,7 +11,14 @@ import sys
 import typing
 from typing import Any
 
-__all__ = ["as_fileset", "fileset_digest", "format_name", "is_fileset", "is_fileset_type"]
+__all__ = [
+    "as_fileset",
+    "fileset_digest",
+    "format_name",
+    "is_fileset",
+    "is_fileset_type",
+    "is_mock",
+]
 
 
 def _fileset_base() -> Any:
@@ -29,6 +36,13 @@ def is_fileset(value: Any) -> bool:
     """True for a fileformats object."""
     base = _fileset_base()
     return base is not None and isinstance(value, base)
+
+
+def is_mock(value: Any) -> bool:
+    """True for a mock file set (``File.mock("a.txt")``): paths that need not exist, for
+    tests and command lines; hashed and recorded by its paths, never read."""
+    mock = getattr(sys.modules.get("fileformats.core.mock"), "MockMixin", None)
+    return mock is not None and isinstance(value, mock)
 
 
 def format_name(value_or_type: Any) -> str:
@@ -81,8 +95,7 @@ def fileset_digest(value: Any) -> bytes:
     lines) has no content: its paths are hashed instead."""
     from .hashing import H, hash_value
 
-    mock = getattr(sys.modules.get("fileformats.core.mock"), "MockMixin", None)
-    if mock is not None and isinstance(value, mock):  # File.mock(): paths that need not exist
+    if is_mock(value):  # File.mock(): paths that need not exist
         paths = sorted(os.fspath(p) for p in value.fspaths)
         return H(b"fileformats-mock", hash_value(format_name(value)) + hash_value(paths))
     contents = sorted(_content(os.fspath(p)) for p in value.fspaths)  # by content: as members

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from .._fileformats import is_fileset
+from .._fileformats import is_fileset, is_mock
 from .._filetypes import Directory, File
 from ..exceptions import ContainerError, SpecError
 
@@ -125,7 +125,7 @@ def place_files(inputs: dict[str, Any], output_dir: Path) -> Placement:
     def convert(value: Any) -> Any:
         if isinstance(value, PurePath):
             return type(value)(inside(value))
-        if is_fileset(value):
+        if is_fileset(value) and not is_mock(value):  # (a mock names no file to bind)
             # every file of the set is bound (a sidecar too); the command names the main one
             for member in value.fspaths:
                 inside(member)

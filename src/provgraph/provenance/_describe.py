@@ -63,8 +63,12 @@ def describe_value(value: Any) -> dict[str, Any]:
 def _describe_fileset(value: Any) -> dict[str, Any]:
     """A fileformats file set: a one-file set is that file, a larger set a value whose
     members are its files; both with the format's MIME-like name."""
-    from .._fileformats import format_name, members
+    from .._fileformats import format_name, is_mock, members
 
+    if is_mock(value):  # no files to read: its paths are what it is
+        paths = sorted(str(p) for p in value.fspaths)
+        shown = paths[0] if len(paths) == 1 else str(paths)
+        return {"kind": "Value", "hash": hash_value(value).hex(), "value": shown}
     files = [describe_value(File(p)) for p in members(value)]
     if len(files) == 1:
         return {**files[0], "format": format_name(value)}

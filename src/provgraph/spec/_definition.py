@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 from pathlib import PurePath
@@ -178,4 +179,9 @@ def make_task_class(
     cls._outputs_class = own  # type: ignore[attr-defined]
     if "Outputs" not in inputs and not hasattr(cls, "Outputs"):  # T.Outputs, as in Pydra
         cls.Outputs = own  # type: ignore[attr-defined]  # (a class form keeps its own)
+    else:
+        kept = getattr(cls, "Outputs", None)
+        if isinstance(kept, type) and kept is not own:
+            with contextlib.suppress(AttributeError, TypeError):  # (get_fields finds T by it)
+                kept._provgraph_task = cls  # type: ignore[attr-defined]
     return cls

@@ -405,6 +405,9 @@ def get_fields(definition: Any) -> dict[str, Any]:
     a task class or task, the output fields of a task's ``T.Outputs`` class or of outputs
     made by it. Each field holds its type, default and metadata (``help``, ``argstr``...)."""
     owner = definition if isinstance(definition, type) else type(definition)
+    declared_by = owner.__dict__.get("_provgraph_task")  # a class form's own Outputs class
+    if declared_by is not None:
+        return dict(declared_by._output_fields)
     if issubclass(owner, Outputs):
         if owner._task is None:
             raise SpecError(
