@@ -171,16 +171,18 @@ def _dumps(obj: Any) -> bytes:
         raise CacheError(f"the outputs cannot be stored: {err}") from err
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary name and a rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    folder, name = os.path.split(os.fspath(path))  # (strings: once per job on the hot path)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise CacheError(f"cannot write {str(path)!r}: {err}") from err
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise CacheError(f"cannot write {os.fspath(path)!r}: {err}") from err
 
 
 def encode_result(directory: Path, result: StoredResult) -> bytes:
@@ -193,7 +195,7 @@ def encode_result(directory: Path, result: StoredResult) -> bytes:
 
 def commit_result(directory: Path, data: bytes) -> None:
     """Make an encoded result visible, atomically."""
-    atomic_write(directory / RESULT_NAME, data)
+    atomic_write(os.path.join(directory, RESULT_NAME), data)
 
 
 def write_result(directory: Path, result: StoredResult) -> None:
@@ -274,7 +276,7 @@ class JobLock:
     """An exclusive lock on one job directory (``flock``; released by the kernel on death)."""
 
     def __init__(self, directory: Path, tag: str = "") -> None:
-        self.path = directory / LOCK_NAME
+        self.path = os.path.join(directory, LOCK_NAME)
         self.tag = tag  # said in the lock after pid, host and time (the run it is for)
         self._fd: int | None = None
         self.broken_stale: str | None = None

@@ -18,6 +18,7 @@ Locations inside the cache are written relative to the record's file (see
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import pickle
@@ -396,7 +397,7 @@ def _own_lines(job: Any, outcome: Any, run: str, root: str) -> list[str]:
     return out
 
 
-def job_run_trig(job: Any, outcome: Any, folder: Path, depth: int = 1) -> bytes:
+def job_run_trig(job: Any, outcome: Any, folder: str | Path, depth: int = 1) -> bytes:
     """The TriG of one job run's named graph (the record file's bytes); its rerun files are
     written to ``folder``."""
     context = job.context
@@ -426,11 +427,11 @@ def write_job_run(job: Any, outcome: Any) -> Any:
     context = job.context
     if context is None or not job.run_id:
         return None
-    folder = Path(context.get("record_dir") or job.output_dir)
+    folder = os.fspath(context.get("record_dir") or job.output_dir)  # (strings: the hot path)
     if outcome.stale_lock:
-        recover(folder, None, job=job, stale_lock=outcome.stale_lock)
-    final = record_path(folder, job.run_id)
-    pending = final.with_name(final.name + PENDING)
+        recover(Path(folder), None, job=job, stale_lock=outcome.stale_lock)
+    final = os.path.join(folder, record_name(job.run_id))
+    pending = final + PENDING
     data = job_run_trig(job, outcome, folder)
     with open(pending, "wb") as fh:
         fh.write(data)
@@ -443,8 +444,8 @@ class _Pending:
     """A record written aside: called, it is published (and, given a provenance server, sent
     to it from here, the node that ran the job); discarded, it is gone."""
 
-    pending: Path
-    final: Path
+    pending: str
+    final: str
     remote: tuple[str, str] | None = None  # (server URL, cache directory)
 
     def __call__(self) -> None:
@@ -452,10 +453,11 @@ class _Pending:
         if self.remote is not None:
             from .remote import send_record
 
-            send_record(self.final, *self.remote)
+            send_record(Path(self.final), *self.remote)
 
     def discard(self) -> None:
-        self.pending.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.pending)
 
 
 def recover(
