@@ -535,8 +535,13 @@ def test_a_missing_mandatory_output_from_a_callable_fails_the_job(tmp_path: Path
         class Outputs:
             made: File = shell.out(callable=lambda: "never.txt")
 
-    with pytest.raises(TaskFailedError, match=r"output 'made' \(from its callable\) was not"):
+    with pytest.raises(
+        TaskFailedError,
+        match=r"output 'made' \(from its callable\) was not created: .*never\.txt' does not exist",
+    ) as caught:
         Claims()(cache_dir=tmp_path)
+    assert isinstance(caught.value, FileNotFoundError)  # OutputNotFoundError, as in Pydra
+    assert caught.value.errors[0].error_type == "OutputNotFoundError"
 
 
 def test_requires_names_inputs() -> None:

@@ -269,24 +269,24 @@ class MultiOutputObj(list[T]):
     (Pydra's ``MultiOutputObj``): ``MultiOutputObj[float]`` given ``[3.5]`` holds ``3.5``."""
 
 
-def _multi_out_item(tp: Any) -> Any:
-    """The item type of ``MultiOutputObj[...]`` (``Any`` when bare), or None."""
-    if tp is MultiOutputObj:
+def _item_of(tp: Any, kind: type) -> Any:
+    """The item type of ``kind[...]`` (``Any`` when bare), or None for other types."""
+    if tp is kind:
         return Any
-    if typing.get_origin(tp) is MultiOutputObj:
+    if typing.get_origin(tp) is kind:
         args = typing.get_args(tp)
         return args[0] if args else Any
     return None
 
 
 def _multi_item(tp: Any) -> Any:
-    """The item type of ``MultiInputObj[...]`` (``Any`` when bare), or None for other types."""
-    if tp is MultiInputObj:
-        return Any
-    if typing.get_origin(tp) is MultiInputObj:
-        args = typing.get_args(tp)
-        return args[0] if args else Any
-    return None
+    """The item type of ``MultiInputObj[...]`` (``Any`` when bare), or None."""
+    return _item_of(tp, MultiInputObj)
+
+
+def _multi_out_item(tp: Any) -> Any:
+    """The item type of ``MultiOutputObj[...]`` (``Any`` when bare), or None."""
+    return _item_of(tp, MultiOutputObj)
 
 
 class _Mismatch(Exception):
