@@ -953,3 +953,24 @@ def test_a_tag_moved_during_a_run_does_not_change_the_image_that_runs(
         "SELECT ?d WHERE { ?run pg:nodeName 'Moving/note' ; prov:used/pg:containerDigest ?d }"
     )
     assert str(recorded) == first_digest
+
+
+@shell.define
+class EditCopy:
+    executable = ["sed", "-i", "s/hello/hi/"]
+    text: File = shell.arg(argstr="", copy_mode="copy")
+
+    class Outputs:
+        edited: File = shell.out(callable=lambda text: text)
+
+
+def test_a_copied_input_is_changed_in_place_in_every_environment(
+    env: Any, text_file: Path, cache_dir: Path
+) -> None:
+    """A copy lies in the job's directory: inside a container it is reached through the
+    writable job directory, not bound read-only with the other inputs."""
+    with Submitter(cache_dir=cache_dir, environment=env, progress=False) as sub:
+        result = sub(EditCopy(text=text_file))
+    assert not result.errored, result.errors
+    assert Path(result.outputs.edited).read_text() == "hi\ncontainers\n"
+    assert text_file.read_text() == "hello\ncontainers\n"  # the original is untouched

@@ -411,3 +411,74 @@ def test_mock_files_pass_through_a_recorded_run(tmp_path: Path) -> None:
         )
     )
     assert int(rows[0][0]) >= 2  # the workflow's run and its node's, both recorded
+
+
+def test_optional_lists_found_by_pattern_are_lists(tmp_path: Path) -> None:
+    @shell.define
+    class Touch:
+        executable = "touch"
+        names: list[str] = shell.arg(argstr="")
+
+        class Outputs:
+            many: MultiOutputObj[File] | None = shell.out(glob="f*.txt")
+            listed: list[File] | None = shell.out(glob="f*.txt")
+
+    two = Touch(names=["f1.txt", "f2.txt"])(cache_dir=tmp_path, progress=False)
+    assert [f.fspath.name for f in two.many] == ["f1.txt", "f2.txt"]
+    one = Touch(names=["f1.txt"])(cache_dir=tmp_path, progress=False)
+    assert isinstance(one.many, File)  # MultiOutputObj: one file alone
+    assert [f.fspath.name for f in one.listed] == ["f1.txt"]  # list: a list of one
+
+
+def test_attrs_factory_defaults_are_checked_like_any_value() -> None:
+    @shell.define
+    class Show:
+        executable = "echo"
+        scale: float = shell.arg(argstr="--scale", default=attrs.Factory(lambda: 1))
+        where: Path = shell.arg(argstr="", default=attrs.Factory(lambda: "rel.txt"))
+
+    task = Show()
+    assert task.scale == 1.0 and isinstance(task.scale, float)
+    assert task.where == Path.cwd() / "rel.txt"
+    assert task.cmdline == f"echo --scale 1.0 {Path.cwd() / 'rel.txt'}"
+
+
+def test_set_inputs_change_the_definition_hash() -> None:
+    """A set was written as its repr before: such definitions get a new hash (their cached
+    results came from that broken command line); others keep theirs."""
+
+    @shell.define
+    class WithSet:
+        executable = "tag"
+        names: set[str] = shell.arg(argstr="--name...")
+
+    @shell.define
+    class WithList:
+        executable = "tag"
+        names: list[str] = shell.arg(argstr="--name...")
+
+    assert "sets item by item" in WithSet._definition_text
+    assert "sets item by item" not in WithList._definition_text
+
+
+def test_outputs_found_by_name_are_never_the_engines_files(tmp_path: Path) -> None:
+    @shell.define
+    class Nothing:
+        executable = "true"
+
+        class Outputs:
+            _lock: File | None  # (a name the engine keeps: never an output's file)
+
+    assert Nothing()(cache_dir=tmp_path, progress=False)._lock is None
+
+
+@pytest.mark.skipif(generic is None, reason="fileformats is not installed")
+def test_a_mock_given_to_a_copied_input_is_not_copied(tmp_path: Path) -> None:
+    @shell.define
+    class Name:
+        executable = "echo"
+        item: generic.File = shell.arg(argstr="", copy_mode="copy")
+
+    mock = generic.File.mock(tmp_path / "nowhere" / "b.txt")
+    out = Name(item=mock)(cache_dir=tmp_path / "c", progress=False)
+    assert out.stdout == f"{tmp_path / 'nowhere' / 'b.txt'}\n"

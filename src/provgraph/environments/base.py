@@ -95,13 +95,15 @@ class Environment:
 
 
 def place_files(inputs: dict[str, Any], output_dir: Path) -> Placement:
-    """Bind each input file's directory read-only under ``/pg/in`` and the job's at ``/pg/job``.
+    """Bind each input file's directory read-only under ``/pg/in`` and the job's at ``/pg/job``
+    (an input placed in the job's directory, a copy, is reached through ``/pg/job``).
 
     Paths are rewritten wherever they sit in the inputs (lists, tuples, dict values); other
     values are left as they are. An input that is a symbolic link is bound as its target, under
     the link's name, in a folder of its own, since the link may point outside its directory.
     """
-    mounts = [Mount(source=os.path.abspath(output_dir), target=JOB_DIR, writable=True)]
+    job = os.path.abspath(output_dir)
+    mounts = [Mount(source=job, target=JOB_DIR, writable=True)]
     folders: dict[str, str] = {}
 
     def inside(path: PurePath) -> str:
@@ -116,6 +118,8 @@ def place_files(inputs: dict[str, Any], output_dir: Path) -> Placement:
                 folders[key] = f"{INPUTS_DIR}/{len(folders)}"
                 mounts.append(Mount(source=real, target=f"{folders[key]}/{name}"))
             return f"{folders[key]}/{name}"
+        if host.startswith(job + os.sep):  # in the job's directory (a copy placed there):
+            return f"{JOB_DIR}/{os.path.relpath(host, job)}"  # reached, writable, through it
         target = folders.get(parent)
         if target is None:
             target = folders[parent] = f"{INPUTS_DIR}/{len(folders)}"

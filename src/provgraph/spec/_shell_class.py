@@ -337,7 +337,7 @@ def _input_field(name: str, tp: Any, spec: _ArgSpec) -> Field:
         allowed_values=spec.allowed_values,
         copy_mode=spec.copy_mode,
         readonly=spec.readonly,
-        default_factory=default_factory(spec.default),
+        default_factory=None if spec.readonly else default_factory(spec.default),
     )
 
 

@@ -300,7 +300,8 @@ def collect_outputs(
         elif o.glob is not None:
             found[o.name] = _globbed(task, o, output_dir, command)
         else:  # declared by type only: found by its name
-            matches = sorted({*output_dir.glob(o.name), *output_dir.glob(o.name + ".*")})
+            by_name = {*output_dir.glob(o.name), *output_dir.glob(o.name + ".*")}
+            matches = sorted(p for p in by_name if not _engine_file(p, output_dir))
             item = list_item(o.type)
             if item is not None:  # a list (or MultiOutputObj): every file of that name
                 found[o.name] = [as_type(item, m) for m in matches]
@@ -357,8 +358,9 @@ def _as_declared_one(task: str, o: Any, tp: Any, value: Any, output_dir: Path, c
 
 def _globbed(task: str, o: Any, output_dir: Path, command: str) -> Any:
     matches = sorted(p for p in output_dir.glob(o.glob) if not _engine_file(p, output_dir))
-    if typing.get_origin(o.type) is list:
-        return [as_type(typing.get_args(o.type)[0], p) for p in matches]
+    item = list_item(o.type)
+    if item is not None:  # (list[X], also X | None, and MultiOutputObj collected as a list)
+        return [as_type(item, p) for p in matches]
     if len(matches) == 1:
         return as_type(o.type, matches[0])
     if not matches and is_optional(o.type):

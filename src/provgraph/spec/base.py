@@ -51,7 +51,7 @@ class TaskDef:
     def __init__(self, **inputs: Any) -> None:
         values: dict[str, Any] = {n: f.default for n, f in self._input_fields.items()}
         for name, make in self._default_factories:  # a value of its own for each task
-            values[name] = make()
+            values[name] = fits_possibly_split(self._input_fields[name].type, make())
         object.__setattr__(self, "_values", values)
         object.__setattr__(self, "_given", set())  # inputs set by the user (shown by repr)
         object.__setattr__(self, "_splitter", None)

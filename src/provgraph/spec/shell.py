@@ -37,6 +37,7 @@ from typing import Any
 
 import attrs
 
+from .._fileformats import is_mock
 from .._filetypes import Directory, File
 from ..exceptions import CommandError, MissingInputError, SpecError
 from ._definition import check_task_name, make_task_class
@@ -253,6 +254,8 @@ def _copied_in(cls: Any, inputs: dict[str, Any], output_dir: Path) -> dict[str, 
     for field in cls._input_fields.values():
         value = inputs.get(field.name)
         if field.copy_mode in (None, "any", "leave") or not isinstance(value, os.PathLike):
+            continue
+        if is_mock(value):  # (a mock names no file to copy)
             continue
         if taken is None:  # the names the job's directory holds besides the copies
             taken = set(RESERVED_NAMES)
@@ -486,7 +489,17 @@ def _rules_marker(
         or (f.argstr is not None and ("{" in f.argstr or f.argstr.endswith("...")))
         for f in inputs.values()
     )
-    return "\ncommand line: Pydra 1.0 rules" if changed else ""
+    marker = "\ncommand line: Pydra 1.0 rules" if changed else ""
+    if any(_holds_set(f.type) for f in inputs.values()):  # (written as a repr before)
+        marker += "\ncommand line: sets item by item"
+    return marker
+
+
+def _holds_set(tp: Any) -> bool:
+    """Whether an input type is, or admits, a set (``set[str]``, ``frozenset | None``...)."""
+    if tp in (set, frozenset) or typing.get_origin(tp) in (set, frozenset):
+        return True
+    return any(_holds_set(a) for a in typing.get_args(tp) if a is not Ellipsis)
 
 
 def _implicit_inputs(spec: Any) -> dict[str, Field]:
