@@ -972,5 +972,7 @@ def test_a_copied_input_is_changed_in_place_in_every_environment(
     with Submitter(cache_dir=cache_dir, environment=env, progress=False) as sub:
         result = sub(EditCopy(text=text_file))
     assert not result.errored, result.errors
-    assert Path(result.outputs.edited).read_text() == "hi\ncontainers\n"
+    edited = Path(result.outputs.edited)
+    assert edited.parent.parent == cache_dir  # <cache>/<job>/words.txt: under its own name
+    assert edited.read_text() == "hi\ncontainers\n"
     assert text_file.read_text() == "hello\ncontainers\n"  # the original is untouched
