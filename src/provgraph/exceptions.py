@@ -189,7 +189,8 @@ TASK_FAILED_AS: dict[str, type[TaskFailedError]] = {
     "FileNotFoundError": TaskFailedFileNotFoundError,
     "InputFileError": TaskFailedFileNotFoundError,
     "OutputNotFoundError": TaskFailedFileNotFoundError,
-    # provgraph's own errors, by the built-in type each is first
+    # provgraph's own errors, by the built-in type each stands for (a SpecValueError and its
+    # kinds: the ValueError Pydra raises for them)
     "SpecError": TaskFailedTypeError,
     "HashingError": TaskFailedTypeError,
     "SpecValueError": TaskFailedValueError,

@@ -453,8 +453,6 @@ def task_hash(task: TaskDef) -> str:
     the hash): its job's, or, split, its split's. Its inputs are checked as a submission checks
     them (input files must exist; they are hashed by content)."""
     if any(True for _ in lazy_inputs(task)):
-        from ..exceptions import SpecError
-
         raise SpecError(
             f"{type(task)._task_name}: an input is a connection to another node; its hash is "
             "known when the workflow runs",

@@ -125,11 +125,11 @@ _INTEGER = _n(V.XSD + "integer")
 def _environment_file(root: str, env: dict[str, Any]) -> None:
     """The environment's own graph, written once per environment hash (unless its file is
     gone: a string path and one stat, as it is on every job's path)."""
-    if os.path.exists(f"{root}/.provenance/environments/{env['hash']}.trig"):
+    name = f"{root}/.provenance/environments/{env['hash']}.trig"
+    if os.path.exists(name):
         return
-    cache_dir = Path(root)
-    folder = cache_dir / ".provenance" / "environments"
-    path = folder / f"{env['hash']}.trig"
+    cache_dir, path = Path(root), Path(name)
+    folder = path.parent
     iri = _n(V.environment_iri(env["hash"]))
     g = iri
     quads = [

@@ -24,7 +24,6 @@ from .fields import (
     allowed_tuple,
     coerce,
     declared_default,
-    default_factory,
 )
 
 __all__ = ["arg", "class_parts", "input_fields", "out", "output_fields"]
@@ -163,11 +162,8 @@ def _override(field: Field, spec: Any) -> Field:
 
 
 def _checked_default(owner: str, field: Field) -> Field:
-    field = attrs.evolve(
-        field,
-        default=declared_default(field.name, field.default),
-        default_factory=default_factory(field.default),
-    )
+    default, factory = declared_default(field.name, field.default)
+    field = attrs.evolve(field, default=default, default_factory=factory)
     if field.default is NOTHING or field.default is None:
         return field
     try:

@@ -21,7 +21,6 @@ from .fields import (
     allowed_tuple,
     coerce,
     declared_default,
-    default_factory,
     path_valued,
     type_name,
 )
@@ -171,7 +170,7 @@ def out(
                 field="default",
                 value=default,
             )
-        if any(c in default for c in "*?[") and glob is None:
+        if _is_pattern(default) and glob is None:
             glob = default
         elif path_template is None:
             path_template = default
@@ -213,13 +212,15 @@ def _requirement_groups(requires: Any, where: str) -> tuple[tuple[Any, ...], ...
     if isinstance(requires, (set, frozenset)):  # Pydra's {"a", "b"}: all of them
         requires = sorted(requires)
     if isinstance(requires, (list, tuple)):
-        if all(_requirement(r) is not None for r in requires):
-            return (tuple(_requirement(r) for r in requires),)
-        if all(
-            isinstance(g, (list, tuple)) and all(_requirement(r) is not None for r in g)
+        one = [_requirement(r) for r in requires]
+        if None not in one:
+            return (tuple(one),)
+        groups = [
+            [_requirement(r) for r in g] if isinstance(g, (list, tuple)) else [None]
             for g in requires
-        ):
-            return tuple(tuple(_requirement(r) for r in g) for g in requires)
+        ]
+        if all(None not in g for g in groups):
+            return tuple(tuple(g) for g in groups)
     raise SpecError(
         f"shell.{where}(requires={requires!r}): expected a list of input names (or of "
         "(name, [allowed values]) pairs), or a list of such lists",
@@ -243,6 +244,11 @@ def _requirement(item: Any) -> Any:
             values = sorted(values, key=repr)
         return (item[0], tuple(values))
     return None
+
+
+def _is_pattern(name: str) -> bool:
+    """Whether an output's file name is a glob pattern (``*``, ``?`` or ``[``)."""
+    return any(c in name for c in "*?[")
 
 
 def _is_function(value: Any) -> bool:
@@ -319,7 +325,7 @@ def _command_words(cls: type) -> list[str]:
 
 
 def _input_field(name: str, tp: Any, spec: _ArgSpec) -> Field:
-    default = None if spec.readonly else declared_default(name, spec.default)
+    default, factory = (None, None) if spec.readonly else declared_default(name, spec.default)
     if default is not NOTHING and default is not None:
         default = coerce(name, tp, default)
     return Field(
@@ -337,7 +343,7 @@ def _input_field(name: str, tp: Any, spec: _ArgSpec) -> Field:
         allowed_values=spec.allowed_values,
         copy_mode=spec.copy_mode,
         readonly=spec.readonly,
-        default_factory=None if spec.readonly else default_factory(spec.default),
+        default_factory=factory,
     )
 
 
@@ -593,8 +599,7 @@ def class_from_lists(template: str, inputs: Any, outputs: Any) -> type:
     outs: dict[str, Any] = {"__annotations__": {}}
     for name, spec in _listed("outputs", outputs, OutputField):
         if isinstance(spec, str):  # a file name, or a pattern for several
-            wild = any(c in spec for c in "*?[")
-            outs["__annotations__"][name] = list[File] if wild else File
+            outs["__annotations__"][name] = list[File] if _is_pattern(spec) else File
             outs[name] = spec
         else:
             outs["__annotations__"][name] = spec.type if isinstance(spec, OutputField) else spec

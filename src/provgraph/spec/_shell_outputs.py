@@ -28,9 +28,9 @@ from .._filetypes import Directory, File
 from ..exceptions import OutputNotFoundError, SpecError
 from ._cmdline import call_with
 from .fields import (
-    RESERVED_NAMES,
     as_list_type,
     declares_path,
+    engine_name,
     is_optional,
     list_item,
     outside_directory,
@@ -373,5 +373,4 @@ def _globbed(task: str, o: Any, output_dir: Path, command: str) -> Any:
 def _engine_file(path: Path, output_dir: Path) -> bool:
     """Whether a file found in a job's directory is the engine's own (the command's streams,
     the result, the lock, provenance records, placed inputs): never an output by pattern."""
-    first = path.relative_to(output_dir).parts[0]
-    return first in RESERVED_NAMES or first.startswith("_prov")
+    return engine_name(path.relative_to(output_dir).parts[0])

@@ -303,15 +303,13 @@ _EXACT = frozenset((int, float, str, bool))  # a value of exactly one of these i
 def _coerce(tp: Any, value: Any) -> Any:
     if tp is Any or tp is object or (type(value) is tp and tp in _EXACT):
         return value
-    item = _multi_item(tp)
-    if item is not None:  # one value or a list of them: a list
-        many = _is_sequence(value) and not isinstance(value, (str, bytes))
-        return _coerce_generic(list, (item,), value if many else [value])
-    item = _multi_out_item(tp)
-    if item is not None:  # a list, but its one item alone
+    item, one_alone = _multi_item(tp), False  # one value or a list of them: a list
+    if item is None:  # MultiOutputObj: a list, but its one item alone
+        item, one_alone = _multi_out_item(tp), True
+    if item is not None:
         many = _is_sequence(value) and not isinstance(value, (str, bytes))
         items = _coerce_generic(list, (item,), value if many else [value])
-        return items[0] if len(items) == 1 else items
+        return items[0] if one_alone and len(items) == 1 else items
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
@@ -430,6 +428,12 @@ def _coerce_plain(tp: Any, value: Any) -> Any:
 RESERVED_NAMES = ("stdout.txt", "stderr.txt", "_result.pkl", "_error.json", "_lock", "_copied")
 
 
+def engine_name(first: str) -> bool:
+    """Whether a name in a job's directory (its first part) is one the engine keeps: the
+    command's streams, the result, the lock, placed inputs, provenance records (``_prov*``)."""
+    return first in RESERVED_NAMES or first.startswith("_prov")
+
+
 def outside_directory(rel: str) -> bool:
     """True when the relative path ``rel`` is empty, absolute, the directory itself, or
     leads out of it with ``..``: no output file may be placed there."""
@@ -444,8 +448,7 @@ def _output_name(name: str) -> str:
             "path inside it (no leading '/', no '..' leading out), or True/False",
             value=name,
         )
-    first = os.path.normpath(name).split(os.sep)[0]
-    if first in RESERVED_NAMES or first.startswith("_prov"):
+    if engine_name(os.path.normpath(name).split(os.sep)[0]):
         raise SpecError(
             f"output file name {name!r} is one the engine keeps in the job's directory; "
             f"expected another name (not {', '.join(RESERVED_NAMES)} or _prov*)",
@@ -477,25 +480,21 @@ def _describe(value: Any) -> str:
     return f"{text} ({type(value).__name__})"
 
 
-def declared_default(field: str, default: Any) -> Any:
-    """A declared default as its value: an ``attrs.Factory`` (Pydra's fields are attrs
-    fields, so its users write ``default=attrs.Factory(list)``) is called once here, for the
-    definition (its hash, its description); see :func:`default_factory` for each task's."""
-    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-        if default.takes_self:
-            raise SpecError(
-                f"input {field!r}: default={default!r}; expected a value or "
-                "attrs.Factory(f) without takes_self (a task's inputs are not an instance yet)",
-                field=field,
-                value=default,
-            )
-        return default.factory()
-    return default
-
-
-def default_factory(default: Any) -> Any:
-    """The function giving each task a default of its own (an ``attrs.Factory``'s), or None."""
-    return default.factory if isinstance(default, attrs.Factory) else None  # type: ignore[arg-type]
+def declared_default(field: str, default: Any) -> tuple[Any, Any]:
+    """A declared default as (its value, the function giving each task one of its own, or
+    None). An ``attrs.Factory`` (Pydra's fields are attrs fields, so its users write
+    ``default=attrs.Factory(list)``) is called once here for the definition's value (its
+    hash, its description), and its function is kept for each task."""
+    if not isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        return default, None
+    if default.takes_self:
+        raise SpecError(
+            f"input {field!r}: default={default!r}; expected a value or "
+            "attrs.Factory(f) without takes_self (a task's inputs are not an instance yet)",
+            field=field,
+            value=default,
+        )
+    return default.factory(), default.factory
 
 
 def coerce(field: str, tp: Any, value: Any) -> Any:

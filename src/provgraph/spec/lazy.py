@@ -112,18 +112,13 @@ def compatible(source: Any, target: Any) -> bool:
         return True
     if issubclass(source, target):
         return True
+    from .._fileformats import is_fileset_type
     from .._filetypes import Directory, File
 
     paths = (File, Directory, str)
     import os
     import pathlib
 
-    if target is str:  # a path (a file, fileformats' too) given as text, as in Pydra
-        return issubclass(source, os.PathLike) or _is_fileset(source)
+    if target is str:  # a path (a file, a format's too, a user's own) given as text, as Pydra
+        return issubclass(source, os.PathLike) or is_fileset_type(source)
     return issubclass(target, pathlib.PurePath) and issubclass(source, (*paths, pathlib.PurePath))
-
-
-def _is_fileset(tp: Any) -> bool:
-    from .._fileformats import is_fileset_type  # (a format, also one of the user's own)
-
-    return is_fileset_type(tp)

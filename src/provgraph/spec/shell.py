@@ -53,12 +53,12 @@ from ._shell_class import (
 from .base import TaskDef
 from .fields import (
     NOTHING,
-    RESERVED_NAMES,
     Field,
     OutputField,
     check_rules,
     coerce,
     command_words,
+    engine_name,
     requirement_name,
 )
 from .resources import check_resources
@@ -258,7 +258,7 @@ def _copied_in(cls: Any, inputs: dict[str, Any], output_dir: Path) -> dict[str, 
         if is_mock(value):  # (a mock names no file to copy)
             continue
         if taken is None:  # the names the job's directory holds besides the copies
-            taken = set(RESERVED_NAMES)
+            taken = set()
             for placed_out in cls._output_paths(inputs, output_dir).values():
                 for path in placed_out if isinstance(placed_out, list) else [placed_out]:
                     if path is not None:
@@ -267,7 +267,7 @@ def _copied_in(cls: Any, inputs: dict[str, Any], output_dir: Path) -> dict[str, 
         names = [os.path.basename(m) for m in members]
         folder = output_dir
         own_place = field.copy_mode == "copy" and not searched
-        if not own_place or any(n in taken or n.startswith("_prov") for n in names):
+        if not own_place or any(n in taken or engine_name(n) for n in names):
             folder = output_dir / "_copied" / field.name
         folder.mkdir(parents=True, exist_ok=True)
         taken.update(names)
