@@ -187,3 +187,42 @@ def test_cf_with_a_fork_server(cache_dir: Path) -> None:
         result = sub(Doomed(marks=str(cache_dir)).split(x=[1, 2, 3]))
     assert not result.errored, result.errors
     assert result.outputs.out == [2, 4, 6]
+
+
+@python.define
+def Twice(x: int) -> int:
+    return 2 * x
+
+
+@pytest.mark.parametrize(
+    ("worker", "options"), [("cf", {"n_procs": 2}), ("dask", {"n_workers": 1})]
+)
+def test_batches_are_sent_as_soon_as_they_are_full(
+    worker: str, options: dict[str, Any], cache_dir: Path
+) -> None:
+    """Told how many jobs a round holds, the cf and dask workers send each batch once it is
+    full, while the submitter still prepares the rest (before, every job of a round was
+    prepared before the first was sent); batches keep the size the round gives them."""
+    sub = Submitter(cache_dir=cache_dir, worker=worker, max_batch=4, progress=False, **options)
+    sizes: list[int] = []
+    sent_at_submit: list[int] = []  # batches sent when each job was submitted
+    pack = sub.worker._packer.pack
+
+    def counted(jobs: Any, placement: dict[str, str]) -> bytes:
+        jobs = list(jobs)
+        sizes.append(len(jobs))
+        return pack(jobs, placement)
+
+    sub.worker._packer.pack = counted  # type: ignore[method-assign]
+
+    def watch(event: Any) -> None:
+        if type(event).__name__ == "JobSubmitted":
+            sent_at_submit.append(len(sizes))
+
+    sub.hooks.append(watch)
+    with sub:
+        result = sub(Twice().split(x=list(range(40))))
+    assert result.outputs.out == [2 * x for x in range(40)]
+    assert sent_at_submit[:3] == [0, 0, 0]  # the first batch is not full yet
+    assert sent_at_submit[3] == 1  # sent as it filled (cf keeps at most 2 per process in flight)
+    assert sizes == [4] * 10

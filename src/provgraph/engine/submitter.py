@@ -286,6 +286,7 @@ class _Run:
         if not root.jobs:
             self._node_complete(root)
         while True:
+            self.sub.worker.expect(len(self.ready))
             while self.ready:
                 self._dispatch(self.ready.popleft())
             self.sub.worker.flush()

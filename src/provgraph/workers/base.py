@@ -25,6 +25,10 @@ class Worker(abc.ABC):
         the progress display counts jobs beyond it as queued, not running."""
         return None
 
+    def expect(self, n_jobs: int) -> None:  # noqa: B027 - optional hook
+        """About ``n_jobs`` jobs are submitted before the next :meth:`flush` (a hint, given by
+        the run loop before each round: fewer come when some are found in the cache)."""
+
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Send jobs buffered by ``submit``; called by the run loop after each round."""
 

@@ -2,7 +2,9 @@
 
 Jobs are sent in batches (one pickled message runs several jobs) to keep the per-job cost
 near that of a bare pool. A task class is pickled once per batch and unpickled once per
-process.
+process. Told how many jobs a round holds (:meth:`expect`), the worker sends each batch as soon
+as it is full: the pool starts with the first one and runs while the submitter prepares the
+rest.
 
 A pool process that dies mid-job (killed, out of memory) breaks the whole executor, and every
 job in flight with it. The worker then replaces the pool and sorts the lost jobs: one whose
@@ -67,6 +69,7 @@ class ConcurrentFuturesWorker(BufferedWorker):
         self._suspect_in_flight = False
         self._attempts: dict[str, int] = {}
         self._packer = Packer()
+        self._early: int | None = None  # this round's batch size, when sent as they fill
         self.pools_replaced = 0
         self._aborted = False  # interrupted: no pool is started again
 
@@ -74,10 +77,25 @@ class ConcurrentFuturesWorker(BufferedWorker):
     def capacity(self) -> int | None:
         return self.n_procs
 
+    def expect(self, n_jobs: int) -> None:
+        with self._lock:
+            self._aborted = False  # a new round: a submission after an interrupted one
+            self._early = batch_size(n_jobs, self.n_procs, self.max_batch)
+
+    def submit(self, job: Any) -> Future[Any]:
+        future = super().submit(job)
+        with self._lock:
+            if self._early is not None and len(self._buffer) >= self._early:
+                batch, self._buffer = self._buffer[: self._early], self._buffer[self._early :]
+                self._queue.append(batch)  # full: sent now, as flush would send it
+                self._pump()
+        return future
+
     def flush(self) -> None:
         buffer = self.take_buffer()
         with self._lock:
             self._aborted = False  # a new round: a submission after an interrupted one
+            self._early = None
             size = batch_size(len(buffer), self.n_procs, self.max_batch)
             for i in range(0, len(buffer), size):
                 self._queue.append(buffer[i : i + size])

@@ -86,6 +86,8 @@ class DaskWorker(BufferedWorker):
         self.client: distributed.Client | None = None
         self.cluster: Any = None
         self._packer = Packer()
+        self._expected = 0  # jobs the round holds (a hint); its batch size, once known
+        self._early: int | None = None
 
     # -- the contract ---------------------------------------------------------------------------
     def capacity(self) -> int | None:
@@ -98,15 +100,39 @@ class DaskWorker(BufferedWorker):
             return None
         return sum(int(w.get("nthreads", 1)) for w in workers.values()) or None
 
+    def expect(self, n_jobs: int) -> None:
+        self._expected, self._early = n_jobs, None
+
+    def submit(self, job: Any) -> Future[Any]:
+        """Buffered; a full batch of the round is sent at once (the cluster starts with the
+        first job that runs, and works while the submitter prepares the rest)."""
+        future = super().submit(job)
+        if not self._expected:
+            return future
+        client = self._client()
+        if self._early is None:
+            self._early = self._batch_size(client, self._expected)
+        with self._lock:
+            batch = None
+            if len(self._buffer) >= self._early:
+                batch, self._buffer = self._buffer[: self._early], self._buffer[self._early :]
+        if batch:
+            self._send(client, batch)
+        return future
+
     def flush(self) -> None:
+        self._expected, self._early = 0, None
         buffer = self.take_buffer()
         if not buffer:
             return
         client = self._client()
-        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-        size = batch_size(len(buffer), n_workers, self.max_batch)
+        size = self._batch_size(client, len(buffer))
         for i in range(0, len(buffer), size):
             self._send(client, buffer[i : i + size])
+
+    def _batch_size(self, client: distributed.Client, n_jobs: int) -> int:
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        return batch_size(n_jobs, n_workers, self.max_batch)
 
     def close(self) -> None:
         client, self.client = self.client, None
