@@ -226,3 +226,44 @@ def test_batches_are_sent_as_soon_as_they_are_full(
     assert sent_at_submit[:3] == [0, 0, 0]  # the first batch is not full yet
     assert sent_at_submit[3] == 1  # sent as it filled (cf keeps at most 2 per process in flight)
     assert sizes == [4] * 10
+
+
+def test_slurm_run_runs_a_batch_written_by_the_slurm_workers_writer(cache_dir: Path) -> None:
+    """What the slurm worker writes (``write_batch``), ``slurm_run`` runs with no cluster: the
+    job's result and record in its directory, the outcome beside the batch, the placement
+    naming the worker. (The benchmark of a SLURM job's start-up relies on this.)"""
+    import subprocess
+    from concurrent.futures import Future
+
+    import cloudpickle
+
+    from provgraph import _signing
+    from provgraph.engine.job import run_job
+    from provgraph.workers._payload import Packer
+    from provgraph.workers.base import Worker
+    from provgraph.workers.slurm import write_batch
+
+    jobs: list[Any] = []
+
+    class Keep(Worker):
+        def submit(self, job: Any) -> Future[Any]:
+            jobs.append(job)
+            future: Future[Any] = Future()
+            future.set_result(run_job(job))
+            return future
+
+    with Submitter(cache_dir=cache_dir, worker=Keep(), progress=False) as sub:
+        assert sub(Twice(x=21)).outputs.out == 42
+    [job] = jobs
+    for path in job.output_dir.iterdir():  # as if it had not run: slurm_run runs it
+        path.unlink()
+    batch = cache_dir / "batch"
+    batch.mkdir()
+    write_batch(batch, jobs, Packer(), {"worker": "slurm"})
+    subprocess.run(
+        [sys.executable, "-m", "provgraph.workers.slurm_run", str(batch), "0"], check=True
+    )
+    outcome = cloudpickle.loads(_signing.unseal_file(batch / "0.outcome.pkl"))
+    assert outcome.ok and outcome.outputs == {"out": 42}
+    assert outcome.placement["worker"] == "slurm"
+    assert (job.output_dir / f"_prov-{job.run_id}.trig").exists()

@@ -49,7 +49,14 @@ from ..spec.resources import check_resources, merge_resources
 from ._payload import Packer, failed_outcome
 from .base import BufferedWorker
 
-__all__ = ["SlurmState", "SlurmWorker", "parse_sacct", "parse_scontrol", "parse_squeue"]
+__all__ = [
+    "SlurmState",
+    "SlurmWorker",
+    "parse_sacct",
+    "parse_scontrol",
+    "parse_squeue",
+    "write_batch",
+]
 
 _TAIL_LINES = 20
 REQUEUE_STATES = frozenset({"NODE_FAIL", "PREEMPTED", "BOOT_FAIL"})
@@ -344,17 +351,11 @@ class SlurmWorker(BufferedWorker):
         first = items[0][0]
         try:
             batch = self._batch_dir(first)
-            blob = self._packer.class_blob(first.task_cls)[1]
-            atomic_write(batch / "task.pkl", _signing.seal(blob))
-            # the modules the submitting process can import, the job can import too
-            paths = [os.path.abspath(p or os.getcwd()) for p in sys.path]  # '' is the cwd
-            paths = [p for p in dict.fromkeys(paths) if os.path.isdir(p)]
-            atomic_write(batch / "sys_path.json", _signing.seal(json.dumps(paths).encode()))
-            elements = []
-            for index, (job, future) in enumerate(items):
-                payload = cloudpickle.dumps(self._packer.fields(job, {"worker": self.name}))
-                atomic_write(batch / f"{index}.job.pkl", _signing.seal(payload))
-                elements.append(_Element(job, future, batch, index, resources))
+            write_batch(batch, [job for job, _ in items], self._packer, {"worker": self.name})
+            elements = [
+                _Element(job, future, batch, index, resources)
+                for index, (job, future) in enumerate(items)
+            ]
         except Exception as err:
             for job, future in items:
                 message = f"cannot write job {job.name} for SLURM: {type(err).__name__}: {err}"
@@ -633,6 +634,22 @@ class SlurmWorker(BufferedWorker):
             log=str(element.err_path),
         )
         return attrs.evolve(outcome, host=(found.node if found is not None else "") or "")
+
+
+def write_batch(
+    batch: Path, jobs: Sequence[Job], packer: Packer, placement: dict[str, str]
+) -> None:
+    """A batch folder as ``slurm_run`` reads it (all sealed): the task class of ``jobs`` (one
+    class), the submitting process's import path, and each job's fields by index."""
+    blob = packer.class_blob(jobs[0].task_cls)[1]
+    atomic_write(batch / "task.pkl", _signing.seal(blob))
+    # the modules the submitting process can import, the job can import too
+    paths = [os.path.abspath(p or os.getcwd()) for p in sys.path]  # '' is the cwd
+    paths = [p for p in dict.fromkeys(paths) if os.path.isdir(p)]
+    atomic_write(batch / "sys_path.json", _signing.seal(json.dumps(paths).encode()))
+    for index, job in enumerate(jobs):
+        payload = cloudpickle.dumps(packer.fields(job, placement))
+        atomic_write(batch / f"{index}.job.pkl", _signing.seal(payload))
 
 
 def _tail(path: Path) -> list[str]:
