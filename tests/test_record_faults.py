@@ -321,3 +321,18 @@ def test_interrupted_records_conform_to_the_shapes(tmp_path: Path, cache_dir: Pa
     shapes = rdflib.Graph().parse(vocab.ontology_path("shapes.ttl"))
     conforms, _, text = pyshacl.validate(union, shacl_graph=shapes)
     assert conforms, text
+
+
+def test_files_are_written_whole_and_a_full_disk_is_an_error(tmp_path: Path) -> None:
+    """Results and records are written with plain system calls: every byte of a large
+    buffer lands, and a device that is full (``/dev/full``) raises, never a short file."""
+    data = random.randbytes(8 * 1024 * 1024 + 3)
+    cache.write_file(tmp_path / "big", data)
+    assert (tmp_path / "big").read_bytes() == data
+    cache.write_file(tmp_path / "big", b"small")  # an existing file is replaced whole
+    assert (tmp_path / "big").read_bytes() == b"small"
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    with pytest.raises(OSError) as caught:
+        cache.write_file("/dev/full", data)
+    assert caught.value.errno == 28  # ENOSPC

@@ -50,6 +50,7 @@ __all__ = [
     "read_result",
     "unlocked_job",
     "write_error",
+    "write_file",
     "write_result",
 ]
 
@@ -171,13 +172,24 @@ def _dumps(obj: Any) -> bytes:
         raise CacheError(f"the outputs cannot be stored: {err}") from err
 
 
+def write_file(path: str | os.PathLike[str], data: bytes) -> None:
+    """Create (or truncate) ``path`` holding ``data``: plain system calls, no buffered file
+    object (a few microseconds less per file, on every job's path)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary name and a rename."""
     folder, name = os.path.split(os.fspath(path))  # (strings: once per job on the hot path)
     tmp = os.path.join(folder, f".{name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
+        write_file(tmp, data)
         os.replace(tmp, path)
     except OSError as err:
         with contextlib.suppress(FileNotFoundError):

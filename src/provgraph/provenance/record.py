@@ -32,7 +32,7 @@ import xxhash
 
 from .. import __version__, _signing
 from .._filetypes import Directory, File
-from ..cache import atomic_write
+from ..cache import atomic_write, write_file
 from ..engine.job import ErrorInfo, Outcome
 from . import _triples as T
 from . import journal
@@ -290,8 +290,7 @@ def _pickled_beside(out: list[str], g: str, prop: str, path: str, value: Any, ro
             import cloudpickle
 
             data = cloudpickle.dumps(value)
-        with open(path, "wb") as fh:
-            fh.write(_signing.seal(data))
+        write_file(path, _signing.seal(data))
     except Exception:
         return
     out.append(f"<{g}> pg:{prop} {T.place(path, root)} .\n")
@@ -433,8 +432,7 @@ def write_job_run(job: Any, outcome: Any) -> Any:
     final = os.path.join(folder, record_name(job.run_id))
     pending = final + PENDING
     data = job_run_trig(job, outcome, folder)
-    with open(pending, "wb") as fh:
-        fh.write(data)
+    write_file(pending, data)
     remote = (context["remote"], context["cache_dir"]) if context.get("remote") else None
     return _Pending(pending, final, remote)
 
