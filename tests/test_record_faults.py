@@ -328,7 +328,7 @@ def test_files_are_written_whole_and_a_full_disk_is_an_error(tmp_path: Path) -> 
     buffer lands, and a device that is full (``/dev/full``) raises, never a short file."""
     data = random.randbytes(8 * 1024 * 1024 + 3)
     cache.write_file(tmp_path / "big", data)
-    assert (tmp_path / "big").read_bytes() == data
+    assert (tmp_path / "big").read_bytes() == cache.read_file(tmp_path / "big") == data
     cache.write_file(tmp_path / "big", b"small")  # an existing file is replaced whole
     assert (tmp_path / "big").read_bytes() == b"small"
     if not Path("/dev/full").exists():

@@ -121,3 +121,32 @@ def test_environment_file_written_again_when_gone(tmp_path: Path) -> None:
         assert len(list((cache / ".provenance" / "environments").glob("*.trig"))) == 1
     rows = list(ProvenanceStore(cache).query("SELECT ?v WHERE { ?env pg:pythonVersion ?v }"))
     assert len(rows) == 1
+
+
+@python.define
+def Plus(x: int) -> int:
+    return x + 1
+
+
+@pytest.mark.parametrize("backend", ["oxigraph", "memory"])
+def test_reused_runs_are_written_in_each_runs_own_graph(tmp_path: Path, backend: str) -> None:
+    """The submission's end file names the runs it reused as lines, in more blocks of the
+    submission's and its workflow run's graphs: both stores read each ``pg:reused`` in the
+    graph of the run that reused."""
+    with Submitter(cache_dir=tmp_path, progress=False) as sub:
+        first = sub(Plus().split(x=[1, 2, 3]))
+    with Submitter(cache_dir=tmp_path, progress=False) as sub:
+        again = sub(Plus().split(x=[1, 2, 3]))
+    assert first.stats["executed"] == 3 and again.stats["reused"] == 3
+    store = ProvenanceStore(tmp_path, backend=backend)
+    rows = store.query("SELECT ?g ?s ?earlier { GRAPH ?g { ?s pg:reused ?earlier } }")
+    reused = [tuple(map(str, row)) for row in rows]
+    assert len(reused) == 6  # the submission and its workflow run each reused the 3 runs
+    assert all(g == s for g, s, _ in reused)  # each in the graph of the run that reused
+    kinds = {str(k) for (k,) in store.query("SELECT ?k { ?s pg:reused ?e ; a ?k }")}
+    assert {"https://w3id.org/provgraph/ns#Submission", V_PG + "WorkflowRun"} <= kinds
+    runs = {str(r) for (r,) in store.query("SELECT ?r { ?r a pg:JobRun }")}
+    assert {e for _, _, e in reused} == runs and len(runs) == 3
+
+
+V_PG = "https://w3id.org/provgraph/ns#"

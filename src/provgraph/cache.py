@@ -47,6 +47,7 @@ __all__ = [
     "job_hash_of",
     "lock_was_abandoned",
     "read_error",
+    "read_file",
     "read_result",
     "unlocked_job",
     "write_error",
@@ -184,6 +185,19 @@ def write_file(path: str | os.PathLike[str], data: bytes) -> None:
         os.close(fd)
 
 
+def read_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of ``path``, read with plain system calls (half the time of a file object on
+    a small file: every reused job reads its result)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary name and a rename."""
     folder, name = os.path.split(os.fspath(path))  # (strings: once per job on the hot path)
@@ -224,8 +238,7 @@ def read_result(directory: Path) -> StoredResult | None:
     """The stored result, or None when absent, incomplete, corrupt, missing its files, or of
     another job (its job hash is not the directory's: a warning says so)."""
     try:  # (a string path: this runs for every job, hit or miss)
-        with open(f"{os.fspath(directory)}/{RESULT_NAME}", "rb") as fh:
-            data = fh.read()
+        data = read_file(f"{os.fspath(directory)}/{RESULT_NAME}")
     except OSError:
         return None
     payload = _signing.unseal(data)

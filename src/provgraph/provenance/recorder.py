@@ -14,6 +14,7 @@ import contextlib
 import datetime
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -476,12 +477,23 @@ class Recorder:
                 ox.Quad(run, G("status"), ox.Literal(state), run),
                 *self.workflow_outputs.get(run_id, []),
             ]
-            for earlier in sorted(self.reused_in.get(run_id, ())):
-                quads.append(ox.Quad(run, G("reused"), _n(V.run_iri(earlier)), run))
-        for run_id in sorted(self.reused):
-            quads.append(ox.Quad(sub, G("reused"), _n(V.run_iri(run_id)), sub))
+        # the earlier runs reused (one per job taken from the cache: thousands) written as
+        # lines, in more blocks of the same graphs, not built as quads
+        reused = [
+            _reused_block(run_id, self.reused_in.get(run_id, ())) for run_id in self.workflow_runs
+        ]
+        reused.append(_reused_block(self.submission, self.reused))
         folder = self.cache_dir / ".provenance" / "submissions"
         path = folder / f"{self.submission.rsplit(':', 1)[-1]}.trig"
         journal.append(self.cache_dir, [path])
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, _trig(quads, depth=2))
+        atomic_write(path, _trig(quads, depth=2) + "".join(reused).encode())
+
+
+def _reused_block(run_id: str, earlier: Iterable[str]) -> str:
+    """A TriG block of ``run_id``'s graph: the earlier runs it reused (none: nothing)."""
+    if not earlier:
+        return ""
+    run = V.run_iri(run_id)
+    lines = [f"<{run}> <{V.PG}reused> <{V.run_iri(e)}> .\n" for e in sorted(earlier)]
+    return "".join((f"<{run}> {{\n", *lines, "}\n"))
