@@ -30,7 +30,7 @@ MAGIC = b"PGS1"
 MAC_SIZE = 32
 
 
-_known: tuple[tuple[str | None, ...], bytes] | None = None
+_known: tuple[tuple[object, ...], bytes] | None = None
 
 
 def key() -> bytes:

@@ -77,7 +77,7 @@ class Recorder:
 
             self.remote = remote_url(remote)
         self.user, self.login = V.user_iri()
-        self._root = os.fspath(self.cache_dir)
+        self._root = os.fspath(self.cache_dir) + os.sep  # (what job directories start with)
         self._definitions: dict[str, str] = {}  # definition hash -> its pickle's path
         self._journal = journal.Writer(cache_dir)
         self._reset()
@@ -201,7 +201,8 @@ class Recorder:
         if directory is None:
             return
         folder = os.fspath(directory)  # (string paths: this runs for every job reused)
-        if os.path.dirname(folder) != self._root:  # from a read-only cache: its record too
+        inside = folder.startswith(self._root) and os.sep not in folder[len(self._root) :]
+        if not inside:  # from a read-only cache: its record too
             with contextlib.suppress(OSError, SyntaxError, ValueError):  # unreadable: not copied
                 self._import(directory, run_id)
         elif not (
