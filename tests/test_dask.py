@@ -145,3 +145,34 @@ def test_threads_of_one_dask_worker_do_not_mix_up_job_directories(tmp_path: Path
     for x, made in enumerate(result.outputs.out):
         assert Path(made).read_text() == str(x)
         assert Path(made).parent.parent == tmp_path
+
+
+@python.define
+def Plus(x: int) -> int:
+    return x + 1
+
+
+def test_a_refused_connection_leaves_no_job_behind(tmp_path: Path) -> None:
+    """A submission whose scheduler cannot be reached keeps nothing buffered: once the
+    scheduler is up, the same submitter runs the same jobs, each once, as its own."""
+    import distributed
+
+    port = _free_port()
+    sub = Submitter(
+        cache_dir=tmp_path / "c",
+        worker="dask",
+        address=f"tcp://127.0.0.1:{port}",
+        connect_timeout=2,
+        progress=False,
+    )
+    with pytest.raises(WorkerError, match="cannot connect to the scheduler"):
+        sub(Plus().split(x=[0, 1]))
+    with (
+        distributed.LocalCluster(
+            scheduler_port=port, n_workers=1, processes=False, dashboard_address=None
+        ),
+        sub,
+    ):
+        result = sub(Plus().split(x=[0, 1]))
+    assert result.outputs.out == [1, 2]
+    assert result.stats == {"executed": 2, "reused": 0, "failed": 0, "skipped": 0}

@@ -145,3 +145,58 @@ def test_ctrl_c_stops_the_commands_of_a_cf_run(tmp_path: Path, cache_dir: Path) 
     proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert _gone(pids) == []
+
+
+AGAIN = """
+import json, signal, sys
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from crash_tasks import Sleepy
+from provgraph import Submitter, python
+
+@python.define
+def Twice(x: int) -> int:
+    return 2 * x
+
+marks = Path({marks!r})
+sub = Submitter(cache_dir={cache!r}, worker="cf", n_procs=2, progress=False)
+signal.signal(signal.SIGUSR1, signal.default_int_handler)  # the test's Ctrl-C, for this process
+try:
+    sub(Sleepy(marks=str(marks)).split(x=list(range(20))))
+except KeyboardInterrupt:
+    pass
+(marks / "quick").write_text("")  # a Sleepy job run from now on would end at once
+before = sorted(p.name for p in marks.glob("pid-*"))
+again = sub(Twice().split(x=list(range(4))))
+after = sorted(p.name for p in marks.glob("pid-*"))
+sub.close()
+print(json.dumps({{"before": before, "after": after, "out": again.outputs.out}}))
+"""
+
+
+def test_an_interrupted_round_never_runs_in_the_next_submission(tmp_path: Path) -> None:
+    """After Ctrl-C, jobs of the interrupted submission that were queued, or that the killed
+    pool's recovery would send again, fail as not run: the same submitter's next submission
+    runs its own jobs only (before, it ran the interrupted run's jobs first)."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    script = tmp_path / "again.py"
+    script.write_text(
+        AGAIN.format(tests=str(TESTS), marks=str(marks), cache=str(tmp_path / "cache"))
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while len(list(marks.glob("pid-*"))) < 2:  # both pool processes are running a job
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the jobs did not start"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGUSR1)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    import json
+
+    seen = json.loads(out.strip().splitlines()[-1])
+    assert seen["out"] == [0, 2, 4, 6]
+    assert seen["after"] == seen["before"]  # no Sleepy job started after the interrupt

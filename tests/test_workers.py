@@ -15,7 +15,7 @@ import pytest
 
 from conftest import requires
 from prov_tasks import Copy, Explode, Study, make_inputs
-from provgraph import ProvenanceStore, Submitter, python
+from provgraph import ProvenanceStore, Submitter, python, workflow
 from provgraph.exceptions import WorkerError
 from provgraph.workers import available_workers, get_worker
 
@@ -194,18 +194,17 @@ def Twice(x: int) -> int:
     return 2 * x
 
 
-@pytest.mark.parametrize(
-    ("worker", "options"), [("cf", {"n_procs": 2}), ("dask", {"n_workers": 1})]
-)
-def test_batches_are_sent_as_soon_as_they_are_full(
-    worker: str, options: dict[str, Any], cache_dir: Path
-) -> None:
-    """Told how many jobs a round holds, the cf and dask workers send each batch once it is
-    full, while the submitter still prepares the rest (before, every job of a round was
-    prepared before the first was sent); batches keep the size the round gives them."""
-    sub = Submitter(cache_dir=cache_dir, worker=worker, max_batch=4, progress=False, **options)
+@workflow.define
+def TwiceAll(x: list[int]) -> list[int]:
+    twice = workflow.add(Twice().split("x", x=x), name="twice")
+    return twice.out
+
+
+def _counting(sub: Submitter) -> tuple[list[int], list[int]]:
+    """The sizes of the batches ``sub``'s worker packs, and how many it had packed when each
+    job was submitted."""
     sizes: list[int] = []
-    sent_at_submit: list[int] = []  # batches sent when each job was submitted
+    sent_at_submit: list[int] = []
     pack = sub.worker._packer.pack
 
     def counted(jobs: Any, placement: dict[str, str]) -> bytes:
@@ -213,19 +212,53 @@ def test_batches_are_sent_as_soon_as_they_are_full(
         sizes.append(len(jobs))
         return pack(jobs, placement)
 
-    sub.worker._packer.pack = counted  # type: ignore[method-assign]
-
     def watch(event: Any) -> None:
-        if type(event).__name__ == "JobSubmitted":
+        if type(event).__name__ == "JobSubmitted" and type(event.job.node.task) is Twice:
             sent_at_submit.append(len(sizes))
 
+    sub.worker._packer.pack = counted  # type: ignore[method-assign]
     sub.hooks.append(watch)
+    return sizes, sent_at_submit
+
+
+_POOLS = [("cf", {"n_procs": 2}), ("dask", {"n_workers": 1})]
+
+
+@pytest.mark.parametrize("inside", [False, True], ids=["top level", "inside a workflow"])
+@pytest.mark.parametrize(("worker", "options"), _POOLS)
+def test_batches_are_sent_as_soon_as_they_are_full(
+    worker: str, options: dict[str, Any], inside: bool, cache_dir: Path
+) -> None:
+    """Told how many more jobs a round is expected to bring, the cf and dask workers send a
+    batch once it is full, while the submitter still prepares the rest (before, every job of
+    a round was prepared before the first was sent); batches keep the size the round gives
+    them, also for jobs that became ready during the round (a workflow's)."""
+    sub = Submitter(cache_dir=cache_dir, worker=worker, max_batch=4, progress=False, **options)
+    sizes, sent_at_submit = _counting(sub)
+    xs = list(range(40))
     with sub:
-        result = sub(Twice().split(x=list(range(40))))
-    assert result.outputs.out == [2 * x for x in range(40)]
+        result = sub(TwiceAll(x=xs) if inside else Twice().split(x=xs))
+    assert result.outputs.out == [2 * x for x in xs]
     assert sent_at_submit[:3] == [0, 0, 0]  # the first batch is not full yet
     assert sent_at_submit[3] == 1  # sent as it filled (cf keeps at most 2 per process in flight)
-    assert sizes == [4] * 10
+    assert sizes == [4] * 10  # what the round gives: 40 jobs, 2 processes, max_batch=4
+
+
+@pytest.mark.parametrize(("worker", "options"), _POOLS)
+def test_a_partly_cached_round_is_not_sent_in_larger_batches(
+    worker: str, options: dict[str, Any], cache_dir: Path
+) -> None:
+    """Jobs found in the cache are never sent: a round whose first 30 jobs are cached sends
+    its 10 others in batches no larger than those 10 alone would get (2), not in the batches
+    of a 40-job round (4), which would leave processes idle beside full ones."""
+    with Submitter(cache_dir=cache_dir, worker="serial", progress=False) as sub:
+        sub(Twice().split(x=list(range(30))))
+    sub = Submitter(cache_dir=cache_dir, worker=worker, max_batch=4, progress=False, **options)
+    sizes, _ = _counting(sub)
+    with sub:
+        result = sub(Twice().split(x=list(range(40))))
+    assert result.stats["reused"] == 30 and result.stats["executed"] == 10
+    assert sum(sizes) == 10 and max(sizes) <= 2, sizes
 
 
 def test_slurm_run_runs_a_batch_written_by_the_slurm_workers_writer(cache_dir: Path) -> None:

@@ -259,6 +259,8 @@ class _Run:
         self.env_info: dict[Any, dict[str, str] | None] = {}  # described once per submission
         self.env_digests: dict[int, bytes | None] = {}  # per task class, when in the hash
         self.ready: collections.deque[rt.JobRun] = collections.deque()
+        self.round_checked = 0  # jobs of this round looked up in the cache
+        self.round_sent = 0  # ... and of those, sent to the worker
         self.waiting: dict[Future[Any], rt.JobRun] = {}
         self.completed: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self.failures: list[JobFailure] = []
@@ -286,9 +288,11 @@ class _Run:
         if not root.jobs:
             self._node_complete(root)
         while True:
-            self.sub.worker.expect(len(self.ready))
+            self.round_checked = self.round_sent = 0
             while self.ready:
-                self._dispatch(self.ready.popleft())
+                job = self.ready.popleft()
+                self.sub.worker.expect(self._expected_more())
+                self._dispatch(job)
             self.sub.worker.flush()
             if not self.waiting:
                 break
@@ -313,6 +317,13 @@ class _Run:
             )
         )
         return result
+
+    def _expected_more(self) -> int:
+        """How many more jobs this round is likely to send to the worker: those still ready,
+        at the share of jobs checked so far that missed the cache (all, before the first)."""
+        if not self.round_checked:
+            return len(self.ready)
+        return len(self.ready) * self.round_sent // self.round_checked
 
     def _prepare_root(self) -> None:
         """Expand the submitted task and hash its jobs: bad input raises before anything runs."""
@@ -401,6 +412,8 @@ class _Run:
             stored = None
         if stored is not None and _always_opened(type(job.node.task)):
             stored = None  # nodes that always run again, or a graph built per job: opened
+        if type(job.node.task)._kind != "workflow":  # (a workflow job opens: never sent)
+            self.round_checked += 1
         if stored is not None:
             job.outputs = stored.outputs
             job.run_id = stored.run_id
@@ -443,6 +456,7 @@ class _Run:
             replaces=job.replaces.run_id if job.replaces is not None else None,
         )
         job.status = "running"
+        self.round_sent += 1
         future = self.sub.worker.submit(job.job)
         self.emit(events.JobSubmitted(run_id=self.run_id, job=job))
         if future.done():

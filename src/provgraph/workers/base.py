@@ -26,8 +26,10 @@ class Worker(abc.ABC):
         return None
 
     def expect(self, n_jobs: int) -> None:  # noqa: B027 - optional hook
-        """About ``n_jobs`` jobs are submitted before the next :meth:`flush` (a hint, given by
-        the run loop before each round: fewer come when some are found in the cache)."""
+        """About ``n_jobs`` more jobs are submitted before the next :meth:`flush`, besides the
+        one about to be: a hint, given by the run loop before each job it dispatches, from the
+        jobs still ready and the share of this round's jobs that missed the cache so far
+        (jobs that become ready during the round, a workflow's, are counted as they come)."""
 
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Send jobs buffered by ``submit``; called by the run loop after each round."""

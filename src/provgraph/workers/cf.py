@@ -2,9 +2,10 @@
 
 Jobs are sent in batches (one pickled message runs several jobs) to keep the per-job cost
 near that of a bare pool. A task class is pickled once per batch and unpickled once per
-process. Told how many jobs a round holds (:meth:`expect`), the worker sends each batch as soon
-as it is full: the pool starts with the first one and runs while the submitter prepares the
-rest.
+process. Told how many more jobs a round is expected to bring (:meth:`expect`, before each
+job), the worker sends a batch as soon as the buffer holds one of the size the round would give
+it, while the pool has room: the pool starts with the first job that must run, and works while
+the submitter prepares the rest.
 
 A pool process that dies mid-job (killed, out of memory) breaks the whole executor, and every
 job in flight with it. The worker then replaces the pool and sorts the lost jobs: one whose
@@ -68,8 +69,10 @@ class ConcurrentFuturesWorker(BufferedWorker):
         self._in_flight = 0
         self._suspect_in_flight = False
         self._attempts: dict[str, int] = {}
+        self._killed: set[int] = set()  # ids of pools abort() killed
         self._packer = Packer()
-        self._early: int | None = None  # this round's batch size, when sent as they fill
+        self._expected: int | None = None  # more jobs expected this round (the hint)
+        self._round_sent = 0  # jobs of this round sent before its flush
         self.pools_replaced = 0
         self._aborted = False  # interrupted: no pool is started again
 
@@ -79,15 +82,22 @@ class ConcurrentFuturesWorker(BufferedWorker):
 
     def expect(self, n_jobs: int) -> None:
         with self._lock:
-            self._aborted = False  # a new round: a submission after an interrupted one
-            self._early = batch_size(n_jobs, self.n_procs, self.max_batch)
+            self._aborted = False  # a submission is dispatching: after an interrupted one
+            self._expected = n_jobs
 
     def submit(self, job: Any) -> Future[Any]:
+        """Buffered; while the pool has room, a batch is sent as soon as the buffer holds one
+        of the size the whole round is expected to give (never larger: see ``expect``)."""
         future = super().submit(job)
         with self._lock:
-            if self._early is not None and len(self._buffer) >= self._early:
-                batch, self._buffer = self._buffer[: self._early], self._buffer[self._early :]
-                self._queue.append(batch)  # full: sent now, as flush would send it
+            if self._expected is None or self._queue or self._in_flight >= self.n_procs * 2:
+                return future  # no hint, or the pool is busy: batches are sized at flush
+            total = self._round_sent + len(self._buffer) + self._expected
+            size = batch_size(total, self.n_procs, self.max_batch)
+            if len(self._buffer) >= size:
+                batch, self._buffer = self._buffer[:size], self._buffer[size:]
+                self._round_sent += size
+                self._queue.append(batch)
                 self._pump()
         return future
 
@@ -95,8 +105,9 @@ class ConcurrentFuturesWorker(BufferedWorker):
         buffer = self.take_buffer()
         with self._lock:
             self._aborted = False  # a new round: a submission after an interrupted one
-            self._early = None
-            size = batch_size(len(buffer), self.n_procs, self.max_batch)
+            # sized as the whole round's batches, those sent early included
+            size = batch_size(self._round_sent + len(buffer), self.n_procs, self.max_batch)
+            self._expected, self._round_sent = None, 0
             for i in range(0, len(buffer), size):
                 self._queue.append(buffer[i : i + size])
             self._pump()
@@ -109,19 +120,25 @@ class ConcurrentFuturesWorker(BufferedWorker):
 
     def abort(self) -> None:
         """Kill the pool's processes (their jobs' locks are freed by the kernel, and the next
-        run of each records it as interrupted), then let the pool go without waiting."""
+        run of each records it as interrupted), then let the pool go without waiting. Jobs
+        not sent yet fail as not run, and so do those of the killed pool that its recovery
+        would send again: none of them runs in a later submission."""
         with self._lock:
             self._aborted = True
             pool, self._pool = self._pool, None
+            waiting = [*self._buffer, *self._suspects, *(i for b in self._queue for i in b)]
+            self._buffer, self._expected, self._round_sent = [], None, 0
             self._queue.clear()
+            self._suspects.clear()
+            if pool is not None:
+                self._killed.add(id(pool))
+        for job, future in waiting:
+            if not future.done():
+                error = WorkerError("the submission was interrupted")
+                future.set_result(_failed(job, "the job was not run", error))
         if pool is None:
             return
-        processes = list(getattr(pool, "_processes", {}).values())
-        for process in processes:
-            if process.is_alive():
-                process.kill()
-        for process in processes:
-            process.join(timeout=5)
+        _kill_processes(pool)
         pool.shutdown(wait=False, cancel_futures=True)
 
     # -- dispatch -------------------------------------------------------------------------------
@@ -199,6 +216,9 @@ class ConcurrentFuturesWorker(BufferedWorker):
             self._pump()
 
     def _recover(self, batch: list[_Item], pool: ProcessPoolExecutor, suspect: bool) -> None:
+        # the broken pool's other processes may still be running jobs: gone before the locks
+        # are read, so that a running job is not taken for one that never started
+        _kill_processes(pool)
         with self._lock:
             self._in_flight -= 1
             if suspect:
@@ -207,6 +227,12 @@ class ConcurrentFuturesWorker(BufferedWorker):
                 self._pool = None
                 self.pools_replaced += 1
                 pool.shutdown(wait=False)
+            if id(pool) in self._killed:  # interrupted: nothing of it runs again
+                for job, future in batch:
+                    if not future.done():
+                        error = WorkerError("the submission was interrupted")
+                        future.set_result(_failed(job, "the job was not run", error))
+                return
             resend: list[_Item] = []
             for job, future in batch:
                 stored = cache.read_result(job.output_dir)
@@ -227,6 +253,16 @@ class ConcurrentFuturesWorker(BufferedWorker):
             if resend:
                 self._queue.appendleft(resend)
             self._pump()
+
+
+def _kill_processes(pool: ProcessPoolExecutor) -> None:
+    """Kill a pool's processes and wait for them (a pool being given up)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+    for process in processes:
+        process.join(timeout=5)
 
 
 _WATCH_SECONDS = 0.5

@@ -86,8 +86,9 @@ class DaskWorker(BufferedWorker):
         self.client: distributed.Client | None = None
         self.cluster: Any = None
         self._packer = Packer()
-        self._expected = 0  # jobs the round holds (a hint); its batch size, once known
-        self._early: int | None = None
+        self._expected: int | None = None  # more jobs expected this round (the hint)
+        self._round_sent = 0  # jobs of this round sent before its flush
+        self._workers: int | None = None  # the cluster's workers, asked once per round
 
     # -- the contract ---------------------------------------------------------------------------
     def capacity(self) -> int | None:
@@ -101,32 +102,36 @@ class DaskWorker(BufferedWorker):
         return sum(int(w.get("nthreads", 1)) for w in workers.values()) or None
 
     def expect(self, n_jobs: int) -> None:
-        self._expected, self._early = n_jobs, None
+        self._expected = n_jobs
 
     def submit(self, job: Any) -> Future[Any]:
-        """Buffered; a full batch of the round is sent at once (the cluster starts with the
-        first job that runs, and works while the submitter prepares the rest)."""
+        """Buffered; a batch is sent as soon as the buffer holds one of the size the whole
+        round is expected to give (see ``expect``): the cluster starts with the first job that
+        must run, and works while the submitter prepares the rest."""
+        if self._expected is None:
+            return super().submit(job)
+        client = self._client()  # (before the job is buffered: a refusal leaves nothing)
         future = super().submit(job)
-        if not self._expected:
-            return future
-        client = self._client()
-        if self._early is None:
-            self._early = self._batch_size(client, self._expected)
+        if self._workers is None:
+            self._workers = max(1, len(client.scheduler_info().get("workers", {})))
         with self._lock:
+            total = self._round_sent + len(self._buffer) + self._expected
+            size = batch_size(total, self._workers, self.max_batch)
             batch = None
-            if len(self._buffer) >= self._early:
-                batch, self._buffer = self._buffer[: self._early], self._buffer[self._early :]
+            if len(self._buffer) >= size:
+                batch, self._buffer = self._buffer[:size], self._buffer[size:]
+                self._round_sent += size
         if batch:
             self._send(client, batch)
         return future
 
     def flush(self) -> None:
-        self._expected, self._early = 0, None
+        sent, self._expected, self._round_sent, self._workers = self._round_sent, None, 0, None
         buffer = self.take_buffer()
         if not buffer:
             return
         client = self._client()
-        size = self._batch_size(client, len(buffer))
+        size = self._batch_size(client, sent + len(buffer))  # as the whole round's batches
         for i in range(0, len(buffer), size):
             self._send(client, buffer[i : i + size])
 
