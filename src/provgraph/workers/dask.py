@@ -140,6 +140,7 @@ class DaskWorker(BufferedWorker):
         return batch_size(n_jobs, n_workers, self.max_batch)
 
     def close(self) -> None:
+        self._expected, self._round_sent, self._workers = None, 0, None
         client, self.client = self.client, None
         cluster, self.cluster = self.cluster, None
         if client is not None:
