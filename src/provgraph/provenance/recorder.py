@@ -77,7 +77,7 @@ class Recorder:
 
             self.remote = remote_url(remote)
         self.user, self.login = V.user_iri()
-        self._root = os.fspath(self.cache_dir) + os.sep  # (what job directories start with)
+        self._root = os.path.join(os.fspath(self.cache_dir), "")  # (job directories start so)
         self._definitions: dict[str, str] = {}  # definition hash -> its pickle's path
         self._journal = journal.Writer(cache_dir)
         self._reset()
