@@ -134,8 +134,11 @@ def _relative_in_cache(path: str, job: str) -> str | None:
 
 
 def _from_stored(value: Any, root: Path) -> Any:
-    if type(value) in _SCALARS:
+    kind = type(value)
+    if kind in _SCALARS:
         return value
+    if kind is dict:  # (the outputs themselves: plain containers first, on every reuse)
+        return {k: _from_stored(v, root) for k, v in value.items()}
     if isinstance(value, _Rel):
         path = Path(os.path.normpath(root / value.rel))
         if not path.exists():
