@@ -116,6 +116,8 @@ class NodeRun:
         self.failure: str | None = None
         self.fixed: dict[str, Any] = {}
         self.fixed_digests: dict[str, bytes] = {}
+        # its inputs connected to other nodes' outputs (read once: each of its jobs asks)
+        self.lazy: list[tuple[str, Any]] = list(lazy_inputs(task))
         # workflow.add(..., rerun=True) on this node, or on a workflow node around it
         parent = instance.parent
         self.rerun: bool = parent is not None and (
@@ -374,7 +376,7 @@ def resolve_inputs(job: JobRun) -> None:
                 continue
             inputs[field] = checked = check_value(fields[field], value)
             digests[field] = digest(field, checked)
-    for field, lazy in lazy_inputs(task):
+    for field, lazy in node.lazy:
         if lazy.node is None or field in job.assign:
             continue
         up = node.upstream[lazy.node]
