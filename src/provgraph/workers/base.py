@@ -55,6 +55,12 @@ class BufferedWorker(Worker):
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._buffer: list[tuple[Any, Future[Any]]] = []
+        self._expected: int | None = None  # more jobs expected this round (the hint)
+        self._round_sent = 0  # jobs of this round sent before its end
+
+    def expect(self, n_jobs: int) -> None:
+        with self._lock:
+            self._expected = n_jobs
 
     def submit(self, job: Any) -> Future[Any]:
         future: Future[Any] = Future()
@@ -67,6 +73,29 @@ class BufferedWorker(Worker):
         with self._lock:
             buffer, self._buffer = self._buffer, []
         return buffer
+
+    def _full_batch(self, n_workers: int, max_batch: int) -> list[tuple[Any, Future[Any]]]:
+        """Given the round's hint, the first batch of the buffer once it holds one of the size
+        the whole round would give (the batches sent so far, the buffer and the jobs still
+        expected); else nothing. Taken out of the buffer."""
+        with self._lock:
+            if self._expected is None:
+                return []
+            total = self._round_sent + len(self._buffer) + self._expected
+            size = batch_size(total, n_workers, max_batch)
+            if len(self._buffer) < size:
+                return []
+            batch, self._buffer = self._buffer[:size], self._buffer[size:]
+            self._round_sent += size
+            return batch
+
+    def _end_round(self) -> tuple[list[tuple[Any, Future[Any]]], int]:
+        """The round is over: what is buffered, and how many jobs of the round were sent
+        before (so that the rest is batched as the whole round); the hint forgotten."""
+        with self._lock:
+            buffer, self._buffer = self._buffer, []
+            sent, self._expected, self._round_sent = self._round_sent, None, 0
+        return buffer, sent
 
 
 def batch_size(n_jobs: int, n_workers: int, max_batch: int) -> int:

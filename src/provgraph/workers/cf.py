@@ -21,6 +21,7 @@ import os
 import signal
 import threading
 import time
+import weakref
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -69,10 +70,8 @@ class ConcurrentFuturesWorker(BufferedWorker):
         self._in_flight = 0
         self._suspect_in_flight = False
         self._attempts: dict[str, int] = {}
-        self._killed: set[int] = set()  # ids of pools abort() killed
+        self._killed: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # by abort()
         self._packer = Packer()
-        self._expected: int | None = None  # more jobs expected this round (the hint)
-        self._round_sent = 0  # jobs of this round sent before its flush
         self.pools_replaced = 0
         self._aborted = False  # interrupted: no pool is started again
 
@@ -83,31 +82,26 @@ class ConcurrentFuturesWorker(BufferedWorker):
     def expect(self, n_jobs: int) -> None:
         with self._lock:
             self._aborted = False  # a submission is dispatching: after an interrupted one
-            self._expected = n_jobs
+            super().expect(n_jobs)
 
     def submit(self, job: Any) -> Future[Any]:
         """Buffered; while the pool has room, a batch is sent as soon as the buffer holds one
         of the size the whole round is expected to give (never larger: see ``expect``)."""
         future = super().submit(job)
         with self._lock:
-            if self._expected is None or self._queue or self._in_flight >= self.n_procs * 2:
-                return future  # no hint, or the pool is busy: batches are sized at flush
-            total = self._round_sent + len(self._buffer) + self._expected
-            size = batch_size(total, self.n_procs, self.max_batch)
-            if len(self._buffer) >= size:
-                batch, self._buffer = self._buffer[:size], self._buffer[size:]
-                self._round_sent += size
+            if self._queue or self._in_flight >= self.n_procs * 2:
+                return future  # the pool is busy: what comes is batched later
+            batch = self._full_batch(self.n_procs, self.max_batch)
+            if batch:
                 self._queue.append(batch)
                 self._pump()
         return future
 
     def flush(self) -> None:
-        buffer = self.take_buffer()
+        buffer, sent = self._end_round()
         with self._lock:
             self._aborted = False  # a new round: a submission after an interrupted one
-            # sized as the whole round's batches, those sent early included
-            size = batch_size(self._round_sent + len(buffer), self.n_procs, self.max_batch)
-            self._expected, self._round_sent = None, 0
+            size = batch_size(sent + len(buffer), self.n_procs, self.max_batch)
             for i in range(0, len(buffer), size):
                 self._queue.append(buffer[i : i + size])
             self._pump()
@@ -126,16 +120,12 @@ class ConcurrentFuturesWorker(BufferedWorker):
         with self._lock:
             self._aborted = True
             pool, self._pool = self._pool, None
-            waiting = [*self._buffer, *self._suspects, *(i for b in self._queue for i in b)]
-            self._buffer, self._expected, self._round_sent = [], None, 0
+            waiting = [*self._end_round()[0], *self._suspects, *(i for b in self._queue for i in b)]
             self._queue.clear()
             self._suspects.clear()
             if pool is not None:
-                self._killed.add(id(pool))
-        for job, future in waiting:
-            if not future.done():
-                error = WorkerError("the submission was interrupted")
-                future.set_result(_failed(job, "the job was not run", error))
+                self._killed.add(pool)
+        _not_run(waiting)
         if pool is None:
             return
         _kill_processes(pool)
@@ -167,9 +157,7 @@ class ConcurrentFuturesWorker(BufferedWorker):
                 future.set_result(_failed(job, "cannot send the job to a pool process", err))
             return
         if self._aborted:
-            for job, future in batch:
-                error = WorkerError("the submission was interrupted")
-                future.set_result(_failed(job, "the job was not run", error))
+            _not_run(batch)
             return
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
@@ -227,11 +215,8 @@ class ConcurrentFuturesWorker(BufferedWorker):
                 self._pool = None
                 self.pools_replaced += 1
                 pool.shutdown(wait=False)
-            if id(pool) in self._killed:  # interrupted: nothing of it runs again
-                for job, future in batch:
-                    if not future.done():
-                        error = WorkerError("the submission was interrupted")
-                        future.set_result(_failed(job, "the job was not run", error))
+            if pool in self._killed:  # interrupted: nothing of it runs again
+                _not_run(batch)
                 return
             resend: list[_Item] = []
             for job, future in batch:
@@ -302,6 +287,14 @@ def _pool_process_setup(submitter: int) -> None:
 
 def _failed(job: Job, what: str, err: BaseException) -> Outcome:
     return failed_outcome(job, type(err).__name__, f"{what}: {err}", worker="cf")
+
+
+def _not_run(items: list[_Item]) -> None:
+    """Jobs of an interrupted submission that never ran: failed so."""
+    for job, future in items:
+        if not future.done():
+            error = WorkerError("the submission was interrupted")
+            future.set_result(_failed(job, "the job was not run", error))
 
 
 def _lost(job: Job, attempts: int) -> Outcome:

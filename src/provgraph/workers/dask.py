@@ -86,8 +86,6 @@ class DaskWorker(BufferedWorker):
         self.client: distributed.Client | None = None
         self.cluster: Any = None
         self._packer = Packer()
-        self._expected: int | None = None  # more jobs expected this round (the hint)
-        self._round_sent = 0  # jobs of this round sent before its flush
         self._workers: int | None = None  # the cluster's workers, asked once per round
 
     # -- the contract ---------------------------------------------------------------------------
@@ -101,9 +99,6 @@ class DaskWorker(BufferedWorker):
             return None
         return sum(int(w.get("nthreads", 1)) for w in workers.values()) or None
 
-    def expect(self, n_jobs: int) -> None:
-        self._expected = n_jobs
-
     def submit(self, job: Any) -> Future[Any]:
         """Buffered; a batch is sent as soon as the buffer holds one of the size the whole
         round is expected to give (see ``expect``): the cluster starts with the first job that
@@ -113,31 +108,26 @@ class DaskWorker(BufferedWorker):
         client = self._client()  # (before the job is buffered: a refusal leaves nothing)
         future = super().submit(job)
         if self._workers is None:
-            self._workers = max(1, len(client.scheduler_info().get("workers", {})))
-        with self._lock:
-            total = self._round_sent + len(self._buffer) + self._expected
-            size = batch_size(total, self._workers, self.max_batch)
-            batch = None
-            if len(self._buffer) >= size:
-                batch, self._buffer = self._buffer[:size], self._buffer[size:]
-                self._round_sent += size
+            self._workers = self._n_workers(client)
+        batch = self._full_batch(self._workers, self.max_batch)
         if batch:
             self._send(client, batch)
         return future
 
     def flush(self) -> None:
-        sent, self._expected, self._round_sent, self._workers = self._round_sent, None, 0, None
-        buffer = self.take_buffer()
+        buffer, sent = self._end_round()
+        self._workers = None
         if not buffer:
             return
         client = self._client()
-        size = self._batch_size(client, sent + len(buffer))  # as the whole round's batches
+        # sized as the whole round's batches, those sent early included
+        size = batch_size(sent + len(buffer), self._n_workers(client), self.max_batch)
         for i in range(0, len(buffer), size):
             self._send(client, buffer[i : i + size])
 
-    def _batch_size(self, client: distributed.Client, n_jobs: int) -> int:
-        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-        return batch_size(n_jobs, n_workers, self.max_batch)
+    @staticmethod
+    def _n_workers(client: distributed.Client) -> int:
+        return max(1, len(client.scheduler_info().get("workers", {})))
 
     def close(self) -> None:
         self._expected, self._round_sent, self._workers = None, 0, None
