@@ -29,6 +29,9 @@ from provgraph import Submitter
 from crash_tasks import Doomed, DoomedSum
 if {die_at_commit!r}:  # a real death between the record written aside and the result saved
     provgraph.cache.commit_result = lambda d, data: os.killpg(os.getpgid(0), signal.SIGKILL)
+if {die_at_publish!r}:  # a real death between the result saved and its record published
+    import provgraph.provenance.record as R
+    R._Pending.__call__ = lambda self: os.killpg(os.getpgid(0), signal.SIGKILL)
 task = (
     DoomedSum(xs=list(range({n})), marks={marks!r}) if {workflow!r}
     else Doomed(marks={marks!r}).split(x=list(range({n})))
@@ -48,6 +51,7 @@ def _submit_and_die(
     worker: str = "serial",
     workflow: bool = False,
     die_at_commit: bool = False,
+    die_at_publish: bool = False,
 ) -> int:
     """Run a submission in its own process group; its return code (-9 when it was killed)."""
     (marks / "kills.txt").write_text(" ".join(map(str, kills)))
@@ -59,6 +63,7 @@ def _submit_and_die(
         worker=worker,
         workflow=workflow,
         die_at_commit=die_at_commit,
+        die_at_publish=die_at_publish,
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, start_new_session=True
@@ -123,10 +128,12 @@ def test_death_between_record_and_result_is_interrupted(tmp_path: Path, cache_di
     marks = tmp_path / "marks"
     marks.mkdir()
     assert _submit_and_die(cache_dir, marks, n=3, kills=[], die_at_commit=True) == -signal.SIGKILL
-    store = ProvenanceStore(cache_dir)
-    assert _job_runs(store) == Counter()  # nothing claims success: no result was saved
     (job,) = [d for d in cache_dir.iterdir() if d.name.startswith("Doomed-")]
     assert cache.read_result(job) is None
+    store = ProvenanceStore(cache_dir)
+    # answered at once, before the job runs again: nothing claims success, the run is
+    # interrupted (the record it left aside is finished by the index's catch-up)
+    assert _job_runs(store) == Counter({(cache.job_hash_of(job), "interrupted"): 1})
     assert _submit_and_die(cache_dir, marks, n=3, kills=[]) == 0
     runs = _check_invariants(cache_dir)
     hash0 = cache.job_hash_of(job)
@@ -135,6 +142,27 @@ def test_death_between_record_and_result_is_interrupted(tmp_path: Path, cache_di
         "SELECT ?m WHERE { ?r pg:status 'interrupted' ; pg:error/pg:errorMessage ?m }"
     )
     assert "died before its result was saved" in str(message)
+
+
+def test_death_between_result_and_record_is_answered_at_once(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """A process killed after saving a result but before publishing its record: the next
+    question answers that run as succeeded, with no job run or reused again first."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    assert _submit_and_die(cache_dir, marks, n=3, kills=[], die_at_publish=True) == (
+        -signal.SIGKILL
+    )
+    (job,) = [d for d in cache_dir.iterdir() if d.name.startswith("Doomed-")]
+    saved = cache.read_result(job)
+    assert saved is not None and _records(cache_dir) == []  # the record is still aside
+    store = ProvenanceStore(cache_dir)
+    assert _job_runs(store) == Counter({(cache.job_hash_of(job), "succeeded"): 1})
+    assert [p.name for p in _records(cache_dir)] == [f"_prov-{saved.run_id}.trig"]
+    assert _submit_and_die(cache_dir, marks, n=3, kills=[]) == 0  # reuses it, runs the rest
+    runs = _check_invariants(cache_dir)
+    assert Counter(s for _, s in runs.elements()) == Counter(succeeded=3)
 
 
 def test_full_disk_at_saving_fails_the_run(

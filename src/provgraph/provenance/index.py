@@ -9,14 +9,15 @@ Under ``<cache_dir>/.provenance/``:
 ``oxigraph-<n>`` the store generation the state names
 ``index.lock``   ``flock``-ed by whoever writes the index
 
-Catching up (:func:`catch_up`, before every question) reads the journal from the offset, loads
-the records that now exist, and writes the new state; records load with their file's own
-location as base IRI, so the relative locations inside them resolve to wherever the cache is
-now. A rebuild (:func:`rebuild`: no state yet, a state for another place because the cache was
-moved or copied, or asked for) loads every record found on disk into a *new* generation and
-only then switches the state to it: a killed rebuild leaves the previous answers. Loading the
-same file twice adds nothing (quads are a set and blank-node labels are kept), so a writer
-killed after loading but before saving its state costs only a repeated load.
+Catching up (:func:`catch_up`, before every question) reads the journal from the offset, loads the
+records that now exist, and writes the new state; a record that a killed process wrote aside and
+never published is finished first (published, or recorded as interrupted). Records load with their
+file's own location as base IRI, so the relative locations inside them resolve to wherever the cache
+is now. A rebuild (:func:`rebuild`: no state yet, a state for another place because the cache was
+moved or copied, or asked for) loads every record found on disk into a *new* generation and only
+then switches the state to it: a killed rebuild leaves the previous answers. Loading the same file
+twice adds nothing (quads are a set and blank-node labels are kept), so a writer killed after
+loading but before saving its state costs only a repeated load.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from . import journal
+from .record import PENDING, finish_abandoned
 
-__all__ = ["Index", "all_files", "catch_up", "file_base", "rebuild"]
+__all__ = ["Index", "all_files", "catch_up", "file_base", "present", "rebuild"]
 
 STATE = "index.json"
 _LOCK = "index.lock"
@@ -156,6 +158,21 @@ def _load(store_path: Path, paths: list[str]) -> tuple[list[str], list[str]] | N
     return unreadable, retry
 
 
+def present(cache_dir: Path, named: list[str]) -> tuple[list[str], list[str]]:
+    """The journaled records that exist, and those still awaited; a record that a killed
+    process left written aside is finished first (:func:`.record.finish_abandoned`)."""
+    found: list[str] = []
+    awaited: list[str] = []
+    for path in named:
+        if os.path.exists(path):
+            found.append(path)
+            continue
+        if os.path.exists(path + PENDING):
+            finish_abandoned(path, cache_dir)
+        (found if os.path.exists(path) else awaited).append(path)
+    return found, awaited
+
+
 def _set_aside(folder: Path, unreadable: Iterable[str]) -> None:
     lines = "".join(f"{p}\n" for p in unreadable)
     if lines:
@@ -190,8 +207,7 @@ def catch_up(cache_dir: Path) -> int:
         if envs != state["environments"]:
             candidates.update(dict.fromkeys(_environment_files(cache_dir)))
         bad = _unreadable(folder)
-        todo = [p for p in candidates if p not in bad and os.path.exists(p)]
-        waiting = [p for p in candidates if p not in bad and p not in todo]
+        todo, waiting = present(cache_dir, [p for p in candidates if p not in bad])
         if todo:
             loaded = _load(folder / state["store"], todo)
             if loaded is None:  # another process holds the store: next time
@@ -219,6 +235,7 @@ def _rebuild(cache_dir: Path, folder: Path, old: dict[str, Any] | None) -> int:
     shutil.rmtree(folder / store, ignore_errors=True)  # a killed earlier attempt's
     # what the journal named and is not on disk yet (jobs still running) stays awaited
     entries, offset = journal.read_from(cache_dir, 0)
+    present(cache_dir, journal.replay([], entries))  # (records killed writers left: finished)
     envs = _environments_stamp(cache_dir)
     files = [str(p) for p in all_files(cache_dir)]
     on_disk = set(files)
@@ -279,7 +296,8 @@ class Index:
             return True
         if _environments_stamp(self.cache_dir) != state["environments"]:
             return True
-        return any(os.path.exists(p) for p in state["waiting"])
+        # (a record written aside by a process since killed is finished by the catch-up)
+        return any(os.path.exists(p) or os.path.exists(p + PENDING) for p in state["waiting"])
 
     def store_path(self) -> Path | None:
         """The current store generation's folder, if there is an index."""

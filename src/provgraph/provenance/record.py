@@ -30,7 +30,7 @@ import attrs
 import pyoxigraph as ox
 import xxhash
 
-from .. import __version__, _signing
+from .. import __version__, _signing, cache
 from .._filetypes import Directory, File
 from ..cache import atomic_write, write_file
 from ..engine.job import ErrorInfo, Outcome
@@ -479,6 +479,26 @@ def recover(
             _interrupt(Path(path), Path(final))
     if stale_lock and job is not None:
         _record_dead_holder(folder, job, stale_lock)
+
+
+def finish_abandoned(final: str, cache_dir: str | os.PathLike[str]) -> None:
+    """Finish the record of a job run whose process wrote it aside (``final`` + ``.pending``)
+    and was killed before publishing it, when no process holds the job's lock: published if
+    the job's saved result is that run's, else recorded as interrupted (:func:`recover`).
+    Only records in a job directory right under ``cache_dir``.
+
+    The index calls this for the journaled records it still waits for, before it loads what
+    exists: a run killed at any point is answered by the next question, not only once its job
+    runs or is reused again.
+    """
+    folder = os.path.dirname(final)
+    if os.path.dirname(folder) != os.path.abspath(cache_dir):
+        return
+    directory = Path(folder)
+    with cache.unlocked_job(directory) as free:
+        if free and os.path.exists(final + PENDING):  # (not running, nor finished meanwhile)
+            stored = cache.read_result(directory)
+            recover(directory, stored.run_id if stored is not None else None)
 
 
 _DIED = "the process running the job died before its result was saved"

@@ -191,8 +191,9 @@ class Recorder:
         publish()
 
     def _reused(self, job: Any, run_id: str) -> None:
-        """A result taken from the cache: its run is reused; a record its process left aside
-        (killed between saving the result and publishing) is published now."""
+        """A result taken from the cache: its run is reused. A record its process left aside
+        (killed between saving the result and publishing) is published by the index's next
+        catch-up, which finishes every such record (:func:`.record.finish_abandoned`)."""
         if not run_id:
             return
         self.reused.add(run_id)
@@ -205,13 +206,6 @@ class Recorder:
         if not inside:  # from a read-only cache: its record too
             with contextlib.suppress(OSError, SyntaxError, ValueError):  # unreadable: not copied
                 self._import(directory, run_id)
-        elif not (
-            os.path.exists(f"{folder}/_prov-{run_id}.trig")
-            or self._run_file(run_id).exists()  # a reused workflow's run: no job record
-        ):
-            with cache.unlocked_job(directory) as free:
-                if free:  # none running it now: what a killed process left is finished
-                    recover(directory, run_id)
 
     def _run_file(self, run_id: str) -> Path:
         """Where a workflow run's or submission's start record is."""

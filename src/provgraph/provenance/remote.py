@@ -312,8 +312,7 @@ def push(cache_dir: str | os.PathLike[str], url: str, *, quick: bool = False) ->
         named = journal.replay([str(cache / p) for p in state["waiting"]], entries)
         imported = str(cache / ".provenance" / "imported") + os.sep
         named = [p for p in named if not p.startswith(imported)]
-        ready = [p for p in named if os.path.exists(p)]
-        waiting = [p for p in named if p not in ready]
+        ready, waiting = _index.present(cache, named)
         report.pending = len(waiting)
         if not ready:
             _save(cursor, state, offset, waiting, cache)

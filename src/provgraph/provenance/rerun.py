@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from ..cache import job_dir, job_hash_of
+from ..cache import job_dir, job_hash_of, unlocked_job
 from ..exceptions import ProvenanceError
 from . import vocab as V
 
@@ -320,7 +320,8 @@ def _record_rerun(
     )
     record["job_dir"].mkdir(parents=True, exist_ok=True)  # its folder may have been removed
     journal.append(store.cache_dir, [record_path(record["job_dir"], new_id)])
-    write_job_run(new_job, outcome)()
+    with unlocked_job(record["job_dir"]):  # (a catch-up never takes it for one left aside)
+        write_job_run(new_job, outcome)()
     return RerunResult(
         run=V.run_iri(new_id),
         rerun_of=old_run,
