@@ -67,9 +67,11 @@ def job_dir(cache_dir: Path, task_name: str, job_hash: str) -> Path:
     return cache_dir / f"{task_name}-{job_hash}"
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define(kw_only=True)
 class StoredResult:
-    """What a finished job left in its directory."""
+    """What a finished job left in its directory; read-only by convention (not frozen: one
+    is built for every job taken from the cache, and a frozen class's ``__init__`` costs
+    about 1 us more there)."""
 
     outputs: dict[str, Any]
     task_name: str
