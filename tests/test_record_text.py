@@ -150,3 +150,19 @@ def test_reused_runs_are_written_in_each_runs_own_graph(tmp_path: Path, backend:
 
 
 V_PG = "https://w3id.org/provgraph/ns#"
+
+
+def test_a_removed_environment_file_is_written_again_by_the_next_submission(
+    tmp_path: Path,
+) -> None:
+    """The environment's file is looked for once per workflow run in a process, not for
+    every job: removed between two submissions of one Submitter, it is written again."""
+    cache = tmp_path / "cache"
+    with Submitter(cache_dir=cache, worker="serial", progress=False) as sub:
+        sub(Plus().split(x=[1, 2]))
+        (written,) = (cache / ".provenance" / "environments").glob("*.trig")
+        written.unlink()
+        sub(Plus().split(x=[3, 4]))
+    assert written.exists()
+    rows = list(ProvenanceStore(cache).query("SELECT ?v WHERE { ?env pg:pythonVersion ?v }"))
+    assert len(rows) == 1

@@ -325,7 +325,8 @@ class JobLock:
             fcntl.flock(fd, fcntl.LOCK_EX)
         previous = os.pread(fd, 4096, 0).decode(errors="replace").strip()
         self.broken_stale = previous or None
-        os.ftruncate(fd, 0)
+        if previous:  # (an empty lock, the usual case, needs no truncating: a call saved)
+            os.ftruncate(fd, 0)
         line = f"{os.getpid()} {_HOST} {time.time():.6f} {self.tag}".rstrip()
         os.pwrite(fd, f"{line}\n".encode(), 0)
         self._fd = fd

@@ -122,11 +122,21 @@ def _plan(g: ox.NamedNode, context: dict[str, Any]) -> Iterator[ox.Quad]:
 _INTEGER = _n(V.XSD + "integer")
 
 
-def _environment_file(root: str, env: dict[str, Any]) -> None:
-    """The environment's own graph, written once per environment hash (unless its file is
-    gone: a string path and one stat, as it is on every job's path)."""
+_ENVIRONMENTS_SEEN: set[tuple[str, str]] = set()  # (file, workflow run) found in this process
+
+
+def _environment_file(root: str, env: dict[str, Any], workflow_run: str) -> None:
+    """The environment's own graph, written once per environment hash, unless its file is
+    there. Looked for once per workflow run in each process, not for every job (a stat on
+    every job's path, about 5 us in the serial loop); a file removed meanwhile is written
+    again by the next workflow run."""
     name = f"{root}/.provenance/environments/{env['hash']}.trig"
+    if (name, workflow_run) in _ENVIRONMENTS_SEEN:
+        return
+    if len(_ENVIRONMENTS_SEEN) > 1024:  # a long-lived process: forget the old runs
+        _ENVIRONMENTS_SEEN.clear()
     if os.path.exists(name):
+        _ENVIRONMENTS_SEEN.add((name, workflow_run))
         return
     cache_dir, path = Path(root), Path(name)
     folder = path.parent
@@ -140,12 +150,12 @@ def _environment_file(root: str, env: dict[str, Any]) -> None:
         ox.Quad(iri, G("hostname"), ox.Literal(env["hostname"]), g),
         ox.Quad(iri, G("cpuCount"), ox.Literal(str(env["cpu_count"]), datatype=_INTEGER), g),
     ]
-    for name, version in env["packages"].items():
+    for package_name, version in env["packages"].items():
         package = _blank(g)
         quads += [
             ox.Quad(iri, G("package"), package, g),
             ox.Quad(package, A, G("Package"), g),
-            ox.Quad(package, G("name"), ox.Literal(name), g),
+            ox.Quad(package, G("name"), ox.Literal(package_name), g),
             ox.Quad(package, G("version"), ox.Literal(version), g),
         ]
     if env.get("container"):
@@ -153,6 +163,7 @@ def _environment_file(root: str, env: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     journal.append(cache_dir, [path])  # named too (the folder's mtime may be too coarse)
     atomic_write(path, _trig(quads, depth=2))
+    _ENVIRONMENTS_SEEN.add((name, workflow_run))
 
 
 def _with_container(env: dict[str, Any], container: dict[str, str] | None) -> dict[str, Any]:
@@ -403,7 +414,7 @@ def job_run_trig(job: Any, outcome: Any, folder: str | Path, depth: int = 1) -> 
     root = context["cache_dir"]
     run = V.run_iri(job.run_id)
     env = _with_container(capture(), context.get("container"))
-    _environment_file(root, env)
+    _environment_file(root, env, context["workflow_run"])
     outputs = tuple(outcome.outputs or ()) if outcome.ok else ()
     static = _static_body(context, env["hash"], outputs)
     static = static.replace(_STAND_IN, run).replace(
