@@ -39,8 +39,10 @@ def iri(value: str) -> str:
     return f"<{value}>"
 
 
+@functools.lru_cache(maxsize=4096)
 def string(value: str) -> str:
-    """A plain string literal, escaped."""
+    """A plain string literal, escaped (remembered: task, node and host names repeat in every
+    record of a node)."""
     return str(ox.Literal(value))
 
 

@@ -356,8 +356,9 @@ def _static_quads(
 
 # -- records from a template ---------------------------------------------------------------
 # The part of a job record that is the same for every job of a node is serialized once, for a
-# stand-in run, and copied into each record with the stand-in's IRI and blank-node labels
-# replaced by the run's; the job's own triples are written as text (:mod:`._triples`).
+# stand-in run, and kept as a %-template (its locations already relative to the record's
+# folder) that each record fills with the run's IRI and blank-node tag; the job's own triples
+# are written as text (:mod:`._triples`).
 _STAND_IN = "urn:uuid:00000000-0000-4000-8000-0000000000aa"
 _STATIC: dict[tuple[Any, ...], str] = {}
 
@@ -367,7 +368,10 @@ def _body(data: bytes) -> str:
     return data[data.index(b"{\n") + 2 : data.rindex(b"}")].decode()
 
 
-def _static_body(context: dict[str, Any], env_hash: str, outputs: tuple[str, ...]) -> str:
+def _static_template(
+    context: dict[str, Any], env_hash: str, outputs: tuple[str, ...], depth: int
+) -> str:
+    """The static part of a node's job records, as a template of ``run`` and ``tag``."""
     key = (
         context["definition"],
         context["definition_text"],
@@ -379,18 +383,24 @@ def _static_body(context: dict[str, Any], env_hash: str, outputs: tuple[str, ...
         tuple(context["inputs"]),
         outputs,
         env_hash,
+        depth,
     )
-    body = _STATIC.get(key)
-    if body is None:
+    template = _STATIC.get(key)
+    if template is None:
         g = _n(_STAND_IN)
         quads = _static_quads(g, context, _n(V.environment_iri(env_hash)), outputs)
         serialized = ox.serialize(quads, format=_TRIG, prefixes=PREFIXES)
         assert serialized is not None
-        body = _body(serialized)
+        body = V.relative_locations(_body(serialized).encode(), depth).decode()
+        template = (
+            body.replace("%", "%%")
+            .replace(_STAND_IN, "%(run)s")
+            .replace(f"_:b{T.graph_tag(_STAND_IN)}x", "_:b%(tag)ss")
+        )
         if len(_STATIC) > 256:  # a long-lived process with many nodes
             _STATIC.clear()
-        _STATIC[key] = body
-    return body
+        _STATIC[key] = template
+    return template
 
 
 def _own_lines(job: Any, outcome: Any, run: str, root: str) -> list[str]:
@@ -416,14 +426,12 @@ def job_run_trig(job: Any, outcome: Any, folder: str | Path, depth: int = 1) -> 
     env = _with_container(capture(), context.get("container"))
     _environment_file(root, env, context["workflow_run"])
     outputs = tuple(outcome.outputs or ()) if outcome.ok else ()
-    static = _static_body(context, env["hash"], outputs)
-    static = static.replace(_STAND_IN, run).replace(
-        f"_:b{T.graph_tag(_STAND_IN)}x", f"_:b{T.graph_tag(run)}s"
-    )
+    static = _static_template(context, env["hash"], outputs, depth)
     own = _own_lines(job, outcome, run, root)
     _rerun_files(own, job, outcome, run, os.fspath(folder), root)
-    data = "".join((T.HEADER, "<", run, "> {\n", static, *own, "}\n")).encode()
-    return V.relative_locations(data, depth)
+    filled = static % {"run": run, "tag": T.graph_tag(run)}
+    head = "".join((T.HEADER, "<", run, "> {\n", filled)).encode()
+    return head + V.relative_locations("".join((*own, "}\n")).encode(), depth)
 
 
 def write_job_run(job: Any, outcome: Any) -> Any:

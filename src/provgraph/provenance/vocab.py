@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import socket
 import urllib.parse
 from importlib import resources
@@ -131,8 +132,14 @@ def location_iri(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str]
         full = os.path.abspath(full)
     root = os.fspath(cache_dir)  # absolute and normalised, as the recorder passes it
     if full.startswith(root) and full[len(root) : len(root) + 1] == os.sep:
-        return CACHE_ROOT + urllib.parse.quote(full[len(root) + 1 :])
+        inside = full[len(root) + 1 :]
+        if _PLAIN_PATH.fullmatch(inside):  # (a job directory's name: nothing to quote)
+            return CACHE_ROOT + inside
+        return CACHE_ROOT + urllib.parse.quote(inside)
     return Path(full).as_uri()
+
+
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_.~/-]*")  # what urllib.parse.quote leaves as it is
 
 
 def relative_locations(data: bytes, depth: int) -> bytes:
