@@ -32,6 +32,11 @@ if {die_at_commit!r}:  # a real death between the record written aside and the r
 if {die_at_publish!r}:  # a real death between the result saved and its record published
     import provgraph.provenance.record as R
     R._Pending.__call__ = lambda self: os.killpg(os.getpgid(0), signal.SIGKILL)
+    import provgraph.provenance.deferred as D
+    D.DeferredRecords.publish = lambda self, d, s: os.killpg(os.getpgid(0), signal.SIGKILL)
+if not {deferred!r}:  # every record written aside by the job's process, then published
+    import provgraph.provenance.deferred as D
+    D.available = lambda: False
 task = (
     DoomedSum(xs=list(range({n})), marks={marks!r}) if {workflow!r}
     else Doomed(marks={marks!r}).split(x=list(range({n})))
@@ -52,6 +57,7 @@ def _submit_and_die(
     workflow: bool = False,
     die_at_commit: bool = False,
     die_at_publish: bool = False,
+    deferred: bool = True,
 ) -> int:
     """Run a submission in its own process group; its return code (-9 when it was killed)."""
     (marks / "kills.txt").write_text(" ".join(map(str, kills)))
@@ -64,6 +70,7 @@ def _submit_and_die(
         workflow=workflow,
         die_at_commit=die_at_commit,
         die_at_publish=die_at_publish,
+        deferred=deferred,
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, start_new_session=True
@@ -122,21 +129,28 @@ def test_killed_submission_is_visible_without_an_index_step(
     assert len(list(reused)) == 12
 
 
-def test_death_between_record_and_result_is_interrupted(tmp_path: Path, cache_dir: Path) -> None:
-    """Item 2: a process that dies after writing its record but before saving its result leaves
-    no "succeeded" run; the rerun records one success and the dead run as interrupted."""
+@pytest.mark.parametrize("deferred", [False, True], ids=["aside", "with-result"])
+def test_death_between_record_and_result_is_interrupted(
+    tmp_path: Path, cache_dir: Path, deferred: bool
+) -> None:
+    """Item 2: a process that dies after writing its record (aside, or its data to go with
+    the result) but before saving its result leaves no "succeeded" run; the rerun records one
+    success and the dead run as interrupted."""
     marks = tmp_path / "marks"
     marks.mkdir()
-    assert _submit_and_die(cache_dir, marks, n=3, kills=[], die_at_commit=True) == -signal.SIGKILL
+    died = _submit_and_die(cache_dir, marks, n=3, kills=[], die_at_commit=True, deferred=deferred)
+    assert died == -signal.SIGKILL
     (job,) = [d for d in cache_dir.iterdir() if d.name.startswith("Doomed-")]
     assert cache.read_result(job) is None
     store = ProvenanceStore(cache_dir)
-    # answered at once, before the job runs again: nothing claims success, the run is
-    # interrupted (the record it left aside is finished by the index's catch-up)
-    assert _job_runs(store) == Counter({(cache.job_hash_of(job), "interrupted"): 1})
-    assert _submit_and_die(cache_dir, marks, n=3, kills=[]) == 0
-    runs = _check_invariants(cache_dir)
     hash0 = cache.job_hash_of(job)
+    # nothing claims success. A record left aside is finished at once by the index's
+    # catch-up; record data dies with the unsaved result, and the job's lock, which names the
+    # run, has it recorded as interrupted by the job's next run
+    expected = Counter() if deferred else Counter({(hash0, "interrupted"): 1})
+    assert _job_runs(store) == expected
+    assert _submit_and_die(cache_dir, marks, n=3, kills=[], deferred=deferred) == 0
+    runs = _check_invariants(cache_dir)
     assert runs[(hash0, "succeeded")] == 1 and runs[(hash0, "interrupted")] == 1
     ((message,),) = store.query(
         "SELECT ?m WHERE { ?r pg:status 'interrupted' ; pg:error/pg:errorMessage ?m }"
@@ -144,23 +158,24 @@ def test_death_between_record_and_result_is_interrupted(tmp_path: Path, cache_di
     assert "died before its result was saved" in str(message)
 
 
+@pytest.mark.parametrize("deferred", [False, True], ids=["aside", "with-result"])
 def test_death_between_result_and_record_is_answered_at_once(
-    tmp_path: Path, cache_dir: Path
+    tmp_path: Path, cache_dir: Path, deferred: bool
 ) -> None:
-    """A process killed after saving a result but before publishing its record: the next
-    question answers that run as succeeded, with no job run or reused again first."""
+    """A process killed after saving a result but before its record was written or published:
+    the next question answers that run as succeeded, with no job run or reused again first
+    (from the record left aside, or from the record data saved with the result)."""
     marks = tmp_path / "marks"
     marks.mkdir()
-    assert _submit_and_die(cache_dir, marks, n=3, kills=[], die_at_publish=True) == (
-        -signal.SIGKILL
-    )
+    died = _submit_and_die(cache_dir, marks, n=3, kills=[], die_at_publish=True, deferred=deferred)
+    assert died == -signal.SIGKILL
     (job,) = [d for d in cache_dir.iterdir() if d.name.startswith("Doomed-")]
     saved = cache.read_result(job)
-    assert saved is not None and _records(cache_dir) == []  # the record is still aside
+    assert saved is not None and _records(cache_dir) == []  # no record yet
     store = ProvenanceStore(cache_dir)
     assert _job_runs(store) == Counter({(cache.job_hash_of(job), "succeeded"): 1})
     assert [p.name for p in _records(cache_dir)] == [f"_prov-{saved.run_id}.trig"]
-    assert _submit_and_die(cache_dir, marks, n=3, kills=[]) == 0  # reuses it, runs the rest
+    assert _submit_and_die(cache_dir, marks, n=3, kills=[], deferred=deferred) == 0
     runs = _check_invariants(cache_dir)
     assert Counter(s for _, s in runs.elements()) == Counter(succeeded=3)
 

@@ -43,12 +43,14 @@ __all__ = [
     "JobLock",
     "StoredResult",
     "clear_for_run",
+    "decode_result",
     "job_dir",
     "job_hash_of",
     "lock_was_abandoned",
     "read_error",
     "read_file",
     "read_result",
+    "read_result_and_record",
     "unlocked_job",
     "write_error",
     "write_file",
@@ -216,10 +218,14 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
         raise CacheError(f"cannot write {os.fspath(path)!r}: {err}") from err
 
 
-def encode_result(directory: Path, result: StoredResult) -> bytes:
-    """The bytes of a result file (raises ``CacheError`` when the outputs cannot be stored)."""
+def encode_result(directory: Path, result: StoredResult, record_data: bytes | None = None) -> bytes:
+    """The bytes of a result file (raises ``CacheError`` when the outputs cannot be stored);
+    ``record_data``, stored with it, is what the provenance recorder will write the run's record
+    from (sealed with the result: read back by :func:`read_result_and_record`)."""
     record = attrs.asdict(result, recurse=False)
     record["outputs"] = _to_stored(result.outputs, directory)
+    if record_data is not None:
+        record["record"] = record_data
     payload = _dumps(record)
     return _signing.seal(payload)
 
@@ -242,10 +248,24 @@ def job_hash_of(directory: Path) -> str:
 def read_result(directory: Path) -> StoredResult | None:
     """The stored result, or None when absent, incomplete, corrupt, missing its files, or of
     another job (its job hash is not the directory's: a warning says so)."""
+    found = read_result_and_record(directory)
+    return None if found is None else found[0]
+
+
+def read_result_and_record(directory: Path) -> tuple[StoredResult, bytes | None] | None:
+    """The stored result (as :func:`read_result`) and the record data stored with it, if any
+    (what the provenance recorder needs to write the record of the run that saved it: see
+    ``provenance/deferred.py``)."""
     try:  # (a string path: this runs for every job, hit or miss)
         data = read_file(f"{os.fspath(directory)}/{RESULT_NAME}")
     except OSError:
         return None
+    return decode_result(directory, data)
+
+
+def decode_result(directory: Path, data: bytes) -> tuple[StoredResult, bytes | None] | None:
+    """A result file's bytes (as :func:`encode_result` made them) read back, as
+    :func:`read_result_and_record` reads them from ``directory``."""
     payload = _signing.unseal(data)
     if payload is None:  # never unpickled: it may run anything
         _warn(
@@ -263,8 +283,9 @@ def read_result(directory: Path) -> StoredResult | None:
                 f"{directory.name!r}: ignored, the job runs again",
             )
             return None
+        embedded = record.pop("record", None)
         record["outputs"] = _from_stored(record["outputs"], directory)
-        return StoredResult(**record)
+        return StoredResult(**record), embedded
     except Exception:
         return None
 

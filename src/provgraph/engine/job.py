@@ -188,7 +188,6 @@ def run_job(job: Job) -> Outcome:
                 pid=os.getpid(),
                 run_id=job.run_id,
             )
-            data = cache.encode_result(directory, stored)  # unpicklable outputs fail the job
         except (Exception, SystemExit) as err:  # sys.exit() in a task fails that job only
             return _failed(job, err, started, lock.broken_stale, usage=resource_usage(before))
         except KeyboardInterrupt as err:  # recorded as interrupted, then the interrupt goes on
@@ -211,11 +210,17 @@ def run_job(job: Job) -> Outcome:
             ),
         )
         try:
+            # a hook's record data is stored with the result (see provenance/deferred.py)
+            embedded = next((p.record_data for p in publishers if hasattr(p, "record_data")), None)
+            data = cache.encode_result(directory, stored, embedded)  # unpicklable outputs fail
             cache.commit_result(directory, data)
-        except CacheError as err:  # the result is lost: so is the success
+        except CacheError as err:  # the result is lost (or cannot be stored): so is the success
             for written in publishers:
                 getattr(written, "discard", lambda: None)()
             return _failed(job, err, started, None, usage=usage)
+        for written in publishers:
+            if hasattr(written, "record_data"):
+                written.saved = data  # the result as saved: its record is written from it
         outcome = _publish(outcome, publishers)
     return outcome
 

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..cache import RESULT_NAME
 from . import journal
 from .record import PENDING, finish_abandoned
 
@@ -160,14 +161,17 @@ def _load(store_path: Path, paths: list[str]) -> tuple[list[str], list[str]] | N
 
 def present(cache_dir: Path, named: list[str]) -> tuple[list[str], list[str]]:
     """The journaled records that exist, and those still awaited; a record that a killed
-    process left written aside is finished first (:func:`.record.finish_abandoned`)."""
+    process left written aside, or whose data it saved with the job's result, is finished
+    first (:func:`.record.finish_abandoned`)."""
     found: list[str] = []
     awaited: list[str] = []
     for path in named:
         if os.path.exists(path):
             found.append(path)
             continue
-        if os.path.exists(path + PENDING):
+        if os.path.exists(path + PENDING) or os.path.exists(
+            os.path.join(os.path.dirname(path), RESULT_NAME)
+        ):
             finish_abandoned(path, cache_dir)
         (found if os.path.exists(path) else awaited).append(path)
     return found, awaited

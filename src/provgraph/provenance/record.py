@@ -33,7 +33,7 @@ import xxhash
 from .. import __version__, _signing, cache
 from .._filetypes import Directory, File
 from ..cache import atomic_write, write_file
-from ..engine.job import ErrorInfo, Outcome
+from ..engine.job import ErrorInfo, Job, Outcome
 from . import _triples as T
 from . import journal
 from . import vocab as V
@@ -420,18 +420,98 @@ def _own_lines(job: Any, outcome: Any, run: str, root: str) -> list[str]:
 def job_run_trig(job: Any, outcome: Any, folder: str | Path, depth: int = 1) -> bytes:
     """The TriG of one job run's named graph (the record file's bytes); its rerun files are
     written to ``folder``."""
+    extra: list[str] = []
+    root = job.context["cache_dir"]
+    _rerun_files(extra, job, outcome, V.run_iri(job.run_id), os.fspath(folder), root)
+    return _record_bytes(job, outcome, _environment(job.context), extra, depth)
+
+
+def _environment(context: dict[str, Any]) -> str:
+    """The hash of the environment a job ran in (this process's, and its container); its
+    file is written if it is not there."""
+    env = _with_container(capture(), context.get("container"))
+    _environment_file(context["cache_dir"], env, context["workflow_run"])
+    return str(env["hash"])
+
+
+def _record_bytes(job: Any, outcome: Any, env_hash: str, extra: list[str], depth: int) -> bytes:
+    """The record's bytes: the node's static part, the job's own lines, then ``extra``."""
     context = job.context
     root = context["cache_dir"]
     run = V.run_iri(job.run_id)
-    env = _with_container(capture(), context.get("container"))
-    _environment_file(root, env, context["workflow_run"])
     outputs = tuple(outcome.outputs or ()) if outcome.ok else ()
-    static = _static_template(context, env["hash"], outputs, depth)
+    static = _static_template(context, env_hash, outputs, depth)
     own = _own_lines(job, outcome, run, root)
-    _rerun_files(own, job, outcome, run, os.fspath(folder), root)
     filled = static % {"run": run, "tag": T.graph_tag(run)}
     head = "".join((T.HEADER, "<", run, "> {\n", filled)).encode()
-    return head + V.relative_locations("".join((*own, "}\n")).encode(), depth)
+    return head + V.relative_locations("".join((*own, *extra, "}\n")).encode(), depth)
+
+
+# -- records written later, from the result -------------------------------------------------
+def record_data(job: Any, outcome: Any) -> bytes:
+    """What the record of a succeeded run needs besides its saved result, as bytes to store
+    with the result (:func:`.cache.encode_result`); its rerun files are written now, beside it.
+    The record itself is written later from both (:func:`publish_from_result`)."""
+    context = job.context
+    extra: list[str] = []
+    folder = os.fspath(job.output_dir)
+    _rerun_files(extra, job, outcome, V.run_iri(job.run_id), folder, context["cache_dir"])
+    data = {
+        "context": context,
+        "index": job.index,
+        "environment": _environment(context),
+        "extra": extra,
+        "placement": outcome.placement,
+        "usage": outcome.usage,
+    }
+    return pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def publish_from_result(
+    directory: str | os.PathLike[str], run_id: str | None = None, saved: bytes | None = None
+) -> bool:
+    """Write the record of the run whose result, saved with its record data, is in
+    ``directory`` (only if that run is ``run_id``, when given), unless it is written; True
+    when the record is there afterwards. ``saved``: the result file's bytes, as they were
+    saved (else the file is read). The result's seal authenticates the data."""
+    where = Path(directory)
+    found = (
+        cache.read_result_and_record(where) if saved is None else cache.decode_result(where, saved)
+    )
+    if found is None:
+        return False
+    stored, data = found
+    if data is None:  # (a result saved before, or by another worker: its record is its own)
+        return False
+    if run_id is not None and stored.run_id != run_id:
+        return False
+    final = os.path.join(directory, record_name(stored.run_id))
+    if os.path.exists(final):
+        return True
+    given = pickle.loads(data)
+    job = Job(
+        task_cls=None,
+        inputs={},
+        job_hash=stored.job_hash,
+        output_dir=Path(directory),
+        index=given["index"],
+        run_id=stored.run_id,
+        context=given["context"],
+    )
+    outcome = Outcome(
+        job_hash=stored.job_hash,
+        status="succeeded",
+        outputs=stored.outputs,
+        started=stored.started,
+        ended=stored.ended,
+        host=stored.host,
+        pid=stored.pid,
+        run_id=stored.run_id,
+        placement=given["placement"],
+        usage=given["usage"],
+    )
+    atomic_write(final, _record_bytes(job, outcome, given["environment"], given["extra"], 1))
+    return True
 
 
 def write_job_run(job: Any, outcome: Any) -> Any:
@@ -501,10 +581,12 @@ def recover(
 
 
 def finish_abandoned(final: str, cache_dir: str | os.PathLike[str]) -> None:
-    """Finish the record of a job run whose process wrote it aside (``final`` + ``.pending``)
-    and was killed before publishing it, when no process holds the job's lock: published if
-    the job's saved result is that run's, else recorded as interrupted (:func:`recover`).
-    Only records in a job directory right under ``cache_dir``.
+    """Finish the record of a job run whose process was killed before it published it, when
+    no process holds the job's lock. A record written aside (``final`` + ``.pending``) is
+    published if the job's saved result is that run's, else recorded as interrupted
+    (:func:`recover`); with nothing aside, a saved result of that run that holds its record
+    data gives the record (:func:`publish_from_result`). Only records in a job directory right
+    under ``cache_dir``.
 
     The index calls this for the journaled records it still waits for, before it loads what
     exists: a run killed at any point is answered by the next question, not only once its job
@@ -515,9 +597,14 @@ def finish_abandoned(final: str, cache_dir: str | os.PathLike[str]) -> None:
         return
     directory = Path(folder)
     with cache.unlocked_job(directory) as free:
-        if free and os.path.exists(final + PENDING):  # (not running, nor finished meanwhile)
+        if not free:  # running now: it publishes its own
+            return
+        if os.path.exists(final + PENDING):
             stored = cache.read_result(directory)
             recover(directory, stored.run_id if stored is not None else None)
+        else:
+            run_id = os.path.basename(final).removeprefix("_prov-").removesuffix(".trig")
+            publish_from_result(directory, run_id)
 
 
 _DIED = "the process running the job died before its result was saved"

@@ -26,7 +26,7 @@ from ..cache import atomic_write
 from ..engine import events
 from ..engine.runtime import JobRun, input_sources
 from . import _triples as T
-from . import journal
+from . import deferred, journal
 from . import vocab as V
 from .index import file_base
 from .record import (
@@ -80,6 +80,10 @@ class Recorder:
         self._root = os.path.join(os.fspath(self.cache_dir), "")  # (job directories start so)
         self._definitions: dict[str, str] = {}  # definition hash -> its pickle's path
         self._journal = journal.Writer(cache_dir)
+        # jobs run in this process: their records written by a renderer process beside it
+        self._writer: Any = write_job_run
+        if self.remote is None and deferred.available():
+            self._writer = deferred.DeferredRecords()
         self._reset()
 
     def _reset(self) -> None:
@@ -119,7 +123,7 @@ class Recorder:
 
             context["remote"] = Remote(self.remote).base
             context["cache_dir"] = str(self.cache_dir)
-        return context, write_job_run
+        return context, self._writer
 
     def _task_context(self, job: JobRun) -> dict[str, Any]:
         """What a record says of a job's task and inputs (a task's job, or a workflow's)."""
@@ -387,15 +391,22 @@ class Recorder:
                 "failedJobs": event.failed,
                 "skippedJobs": event.skipped,
             }
+            self._records_written()
             self._write_end(
                 "succeeded" if event.failed == 0 else "partial" if done else "failed", counts
             )
             self._journal.close()
             self._push()
         elif isinstance(event, events.RunInterrupted):
+            self._records_written()
             self._withdraw_unstarted()
             self._write_end("interrupted")
             self._journal.close()  # (not sent now: who interrupts a run wants it to stop)
+
+    def _records_written(self) -> None:
+        """Wait for the renderer to write the records handed to it (the submission ends)."""
+        if isinstance(self._writer, deferred.DeferredRecords):
+            self._writer.finish()
 
     def _push(self) -> None:
         """Send what the server has not got yet; a failure is a warning, never the run's."""
