@@ -34,9 +34,10 @@ from typing import Any
 
 from .record import publish_from_result, record_data, write_job_run
 
-__all__ = ["START_AFTER", "DeferredRecords", "available"]
+__all__ = ["BATCH", "START_AFTER", "DeferredRecords", "available"]
 
 START_AFTER = 16  # jobs of a submission recorded in-process before a renderer is forked
+BATCH = 16  # saved results handed to the renderer per message
 
 
 def available() -> bool:
@@ -59,6 +60,7 @@ class DeferredRecords:
         self._renderer: Any = None  # the renderer process, once forked
         self._conn: Any = None  # the pipe to it
         self._sent: list[str] = []  # job directories handed over since the submission began
+        self._batch: list[tuple[str, bytes]] = []  # not sent to the renderer yet
         self.handed = 0  # records handed to a renderer (for the curious and the tests)
         self.failures = 0  # renderers that ended badly (their records were written here)
 
@@ -87,18 +89,28 @@ class DeferredRecords:
     # -- after the result is saved ----------------------------------------------------------
     def publish(self, directory: str, saved: bytes) -> None:
         """The result in ``directory`` is saved (``saved``, its bytes): have its run's record
-        written."""
+        written (handed to the renderer in batches of :data:`BATCH`)."""
         self._sent.append(directory)
-        if self._renderer is None and len(self._sent) > START_AFTER:
+        if self._renderer is None:
+            if len(self._sent) <= START_AFTER:
+                publish_from_result(directory, saved=saved or None)
+                return
             self._start()
+        self._batch.append((directory, saved))
+        if len(self._batch) >= BATCH:
+            self._send()
+
+    def _send(self) -> None:
+        batch, self._batch = self._batch, []
         if self._conn is not None:
             try:
-                self._conn.send_bytes(pickle.dumps((directory, saved)))
-                self.handed += 1
+                self._conn.send_bytes(pickle.dumps(batch))
+                self.handed += len(batch)
                 return
             except OSError:  # the renderer died: what it had not written is written at the end
                 self._conn = None
-        publish_from_result(directory, saved=saved or None)
+        for directory, saved in batch:
+            publish_from_result(directory, saved=saved or None)
 
     def _start(self) -> None:
         context = multiprocessing.get_context("fork")
@@ -112,6 +124,8 @@ class DeferredRecords:
 
     def finish(self) -> None:
         """Wait until every record handed over is written (at the end of a submission)."""
+        if self._batch:
+            self._send()
         process, conn = self._renderer, self._conn
         self._renderer = self._conn = None
         sent, self._sent = self._sent, []
@@ -162,13 +176,15 @@ def _render(conn: Any) -> None:
             break
         if not message:
             break
-        directory, saved = pickle.loads(message)
-        try:
-            if not publish_from_result(directory, saved=saved or None):
+        for directory, saved in pickle.loads(message):  # (from the submitting process)
+            try:
+                if not publish_from_result(directory, saved=saved or None):
+                    failed = True
+            except Exception as err:
                 failed = True
-        except Exception as err:
-            failed = True
-            os.write(2, f"provgraph: the record in {directory} was not written: {err}\n".encode())
+                os.write(
+                    2, f"provgraph: the record in {directory} was not written: {err}\n".encode()
+                )
     conn.close()
     if failed:  # the submitting process writes what is missing
         os._exit(1)

@@ -14,6 +14,7 @@ import contextlib
 import datetime
 import os
 import sys
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,9 @@ class Recorder:
         self.user, self.login = V.user_iri()
         self._root = os.path.join(os.fspath(self.cache_dir), "")  # (job directories start so)
         self._definitions: dict[str, str] = {}  # definition hash -> its pickle's path
+        self._task_classes: weakref.WeakKeyDictionary[Any, dict[str, Any]] = (
+            weakref.WeakKeyDictionary()
+        )  # a task class -> what a record says of it (but its inputs)
         self._journal = journal.Writer(cache_dir)
         # jobs run in this process: their records written by a renderer process beside it
         self._writer: Any = write_job_run
@@ -138,18 +142,20 @@ class Recorder:
 
     def _definition_context(self, task_cls: Any, inputs: dict[str, Any]) -> dict[str, Any]:
         """What a record says of a task definition, given its described inputs."""
-        return {
-            "cache_dir": str(self.cache_dir),
-            "task_name": task_cls._task_name,
-            "definition": task_cls._definition_hash.hex(),
-            "definition_text": task_cls._definition_text,
-            "kind": task_cls._kind,
-            "types": field_types(task_cls),
-            "definition_file": self._store_definition(task_cls),
-            "inputs": inputs,
-            "user": self.user,
-            "login": self.login,
-        }
+        known = self._task_classes.get(task_cls)  # (made once per class: every job asks)
+        if known is None:
+            known = self._task_classes[task_cls] = {
+                "cache_dir": str(self.cache_dir),
+                "task_name": task_cls._task_name,
+                "definition": task_cls._definition_hash.hex(),
+                "definition_text": task_cls._definition_text,
+                "kind": task_cls._kind,
+                "types": field_types(task_cls),
+                "definition_file": self._store_definition(task_cls),
+                "user": self.user,
+                "login": self.login,
+            }
+        return {**known, "inputs": inputs}
 
     def _store_definition(self, task_cls: Any) -> str:
         """The task class, pickled once per definition beside the index, for reruns; where
@@ -314,8 +320,15 @@ class Recorder:
 
     # -- events ---------------------------------------------------------------------------
     def __call__(self, event: events.Event) -> None:
-        if isinstance(event, events.JobFinished) and event.job.job is not None:
-            self.open_records.pop(event.job.job.run_id, None)  # its record is settled
+        # the two events of every job first: for most, nothing more is to be done
+        if isinstance(event, events.JobFinished):
+            if event.job.job is not None:
+                self.open_records.pop(event.job.job.run_id, None)  # its record is settled
+            if event.outcome.executed and event.outcome.ok:
+                return
+        elif isinstance(event, events.JobSubmitted):
+            if type(event.job.node.task)._kind != "workflow":
+                return
         if isinstance(event, events.RunStarted):
             self._reset()
             if self.remote is not None:  # each submission tries the server again
