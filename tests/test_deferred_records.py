@@ -16,7 +16,7 @@ from typing import Any
 import pyoxigraph as ox
 import pytest
 
-from provgraph import ProvenanceStore, Submitter, python
+from provgraph import ProvenanceStore, Submitter, cache, python
 from provgraph.provenance import deferred
 
 pytestmark = pytest.mark.skipif(
@@ -82,7 +82,9 @@ def test_records_from_the_renderer_say_what_records_written_in_the_job_s_process
 
 
 def test_a_dead_renderer_costs_no_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The renderer dies at once: the submission writes what it was handed, from the results."""
+    """The renderer dies at once: the submission writes what it handed over, from the
+    results, and the next submission forks a renderer anew."""
+    monkeypatch.setattr(deferred, "_RENDERER", None)  # (a renderer forked anew, that dies)
     monkeypatch.setattr(deferred, "_render", lambda conn: os._exit(3))
     cache = tmp_path / "cache"
     with Submitter(cache_dir=cache, worker="serial", progress=False) as sub:
@@ -93,3 +95,34 @@ def test_a_dead_renderer_costs_no_record(tmp_path: Path, monkeypatch: pytest.Mon
     query = "SELECT ?run WHERE { ?run a pg:JobRun ; pg:status 'succeeded' }"
     rows = ProvenanceStore(cache).query(query)
     assert len(list(rows)) == N
+    monkeypatch.undo()
+    cache = tmp_path / "again"
+    with Submitter(cache_dir=cache, worker="serial", progress=False) as sub:
+        sub(Square().split(x=list(range(N))))
+        writer = _writer(sub)
+    assert writer.failures == 0 and writer.handed == N - deferred.START_AFTER
+    assert len(list(cache.glob("Square-*/_prov-*.trig"))) == N
+
+
+def test_a_record_lost_after_its_result_is_written_from_it_if_its_data_is_authentic(
+    tmp_path: Path,
+) -> None:
+    """A record missing beside a result that holds its data (a killed renderer) is written by
+    the next question to the store; data that does not verify with the user's key is never
+    unpickled nor written from, and the result itself stays good."""
+    cache_dir = tmp_path / "cache"
+    with Submitter(cache_dir=cache_dir, worker="serial", progress=False) as sub:
+        sub(Square().split(x=[1, 2]))
+    lost, forged = sorted(cache_dir.glob("Square-*/_prov-*.trig"))
+    lost.unlink()
+    forged.unlink()
+    result = forged.parent / cache.RESULT_NAME
+    data = bytearray(result.read_bytes())
+    assert data[:4] == b"PGR1"
+    data[8 + 4 + 32 + 5] ^= 0xFF  # a byte of the record data, after its magic and MAC
+    result.write_bytes(bytes(data))
+    store = ProvenanceStore(cache_dir)
+    rows = store.query("SELECT ?run WHERE { ?run a pg:JobRun ; pg:status 'succeeded' }")
+    assert len(list(rows)) == 1
+    assert lost.exists() and not forged.exists()
+    assert cache.read_result(forged.parent) is not None  # reused: only its record is lost

@@ -218,16 +218,22 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
         raise CacheError(f"cannot write {os.fspath(path)!r}: {err}") from err
 
 
+_WITH_RECORD = b"PGR1"  # a result file that starts with its run's record data
+
+
 def encode_result(directory: Path, result: StoredResult, record_data: bytes | None = None) -> bytes:
     """The bytes of a result file (raises ``CacheError`` when the outputs cannot be stored);
     ``record_data``, stored with it, is what the provenance recorder will write the run's record
-    from (sealed with the result: read back by :func:`read_result_and_record`)."""
+    from (read back, still sealed, by :func:`read_result_and_record`). The two are sealed
+    apart, so that reading the result alone (every reused job) costs no more for it:
+    ``PGR1``, the sealed data's length (4 bytes), the sealed data, then the sealed result."""
     record = attrs.asdict(result, recurse=False)
     record["outputs"] = _to_stored(result.outputs, directory)
-    if record_data is not None:
-        record["record"] = record_data
-    payload = _dumps(record)
-    return _signing.seal(payload)
+    sealed = _signing.seal(_dumps(record))
+    if record_data is None:
+        return sealed
+    extra = _signing.seal(record_data)
+    return b"".join((_WITH_RECORD, len(extra).to_bytes(4, "little"), extra, sealed))
 
 
 def commit_result(directory: Path, data: bytes) -> None:
@@ -253,9 +259,9 @@ def read_result(directory: Path) -> StoredResult | None:
 
 
 def read_result_and_record(directory: Path) -> tuple[StoredResult, bytes | None] | None:
-    """The stored result (as :func:`read_result`) and the record data stored with it, if any
-    (what the provenance recorder needs to write the record of the run that saved it: see
-    ``provenance/deferred.py``)."""
+    """The stored result (as :func:`read_result`) and the record data stored with it, if any,
+    still sealed (what the provenance recorder needs to write the record of the run that saved
+    it: see ``provenance/deferred.py``)."""
     try:  # (a string path: this runs for every job, hit or miss)
         data = read_file(f"{os.fspath(directory)}/{RESULT_NAME}")
     except OSError:
@@ -265,7 +271,12 @@ def read_result_and_record(directory: Path) -> tuple[StoredResult, bytes | None]
 
 def decode_result(directory: Path, data: bytes) -> tuple[StoredResult, bytes | None] | None:
     """A result file's bytes (as :func:`encode_result` made them) read back, as
-    :func:`read_result_and_record` reads them from ``directory``."""
+    :func:`read_result_and_record` reads them from ``directory`` (the record data still
+    sealed: :func:`._signing.unseal` it before use)."""
+    extra = None
+    if data[:4] == _WITH_RECORD:
+        end = 8 + int.from_bytes(data[4:8], "little")
+        extra, data = data[8:end], data[end:]
     payload = _signing.unseal(data)
     if payload is None:  # never unpickled: it may run anything
         _warn(
@@ -283,9 +294,8 @@ def decode_result(directory: Path, data: bytes) -> tuple[StoredResult, bytes | N
                 f"{directory.name!r}: ignored, the job runs again",
             )
             return None
-        embedded = record.pop("record", None)
         record["outputs"] = _from_stored(record["outputs"], directory)
-        return StoredResult(**record), embedded
+        return StoredResult(**record), extra
     except Exception:
         return None
 

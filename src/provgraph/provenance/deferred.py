@@ -24,12 +24,12 @@ in the process that ran the job. A hook pickled for another process is the plain
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import pickle
 import signal
 import sys
+import threading
 from typing import Any
 
 from .record import publish_from_result, record_data, write_job_run
@@ -53,16 +53,15 @@ def _plain_writer() -> Any:
 
 class DeferredRecords:
     """The job hook of the submitting process: records of succeeded Python runs are written
-    from their saved results by a renderer process; the rest as :func:`write_job_run`."""
+    from their saved results by the renderer process; the rest as :func:`write_job_run`."""
 
     def __init__(self) -> None:
         self._pid = os.getpid()
-        self._renderer: Any = None  # the renderer process, once forked
-        self._conn: Any = None  # the pipe to it
         self._sent: list[str] = []  # job directories handed over since the submission began
         self._batch: list[tuple[str, bytes]] = []  # not sent to the renderer yet
+        self._renderer: _Renderer | None = None  # this submission's, once handed a record
         self.handed = 0  # records handed to a renderer (for the curious and the tests)
-        self.failures = 0  # renderers that ended badly (their records were written here)
+        self.failures = 0  # submissions whose renderer failed (their records written here)
 
     def __reduce__(self) -> tuple[Any, tuple[()]]:
         return (_plain_writer, ())  # sent to another process: that process writes its records
@@ -91,53 +90,31 @@ class DeferredRecords:
         """The result in ``directory`` is saved (``saved``, its bytes): have its run's record
         written (handed to the renderer in batches of :data:`BATCH`)."""
         self._sent.append(directory)
-        if self._renderer is None:
-            if len(self._sent) <= START_AFTER:
-                publish_from_result(directory, saved=saved or None)
-                return
-            self._start()
+        if len(self._sent) <= START_AFTER:
+            publish_from_result(directory, saved=saved or None)
+            return
         self._batch.append((directory, saved))
         if len(self._batch) >= BATCH:
             self._send()
 
     def _send(self) -> None:
         batch, self._batch = self._batch, []
-        if self._conn is not None:
-            try:
-                self._conn.send_bytes(pickle.dumps(batch))
-                self.handed += len(batch)
-                return
-            except OSError:  # the renderer died: what it had not written is written at the end
-                self._conn = None
-        for directory, saved in batch:
+        if self._renderer is None:
+            self._renderer = _renderer()
+        if self._renderer.send(pickle.dumps(batch)):
+            self.handed += len(batch)
+            return
+        for directory, saved in batch:  # it died: what it had not written is written at the end
             publish_from_result(directory, saved=saved or None)
-
-    def _start(self) -> None:
-        context = multiprocessing.get_context("fork")
-        receiver, sender = context.Pipe(duplex=False)
-        process = context.Process(
-            target=_render, args=(receiver,), name="provgraph-records", daemon=True
-        )
-        process.start()
-        receiver.close()
-        self._renderer, self._conn = process, sender
 
     def finish(self) -> None:
         """Wait until every record handed over is written (at the end of a submission)."""
         if self._batch:
             self._send()
-        process, conn = self._renderer, self._conn
-        self._renderer = self._conn = None
+        renderer, self._renderer = self._renderer, None
         sent, self._sent = self._sent, []
-        if process is None:
-            return
-        if conn is not None:
-            with contextlib.suppress(OSError):  # the end: the renderer writes what it has
-                conn.send_bytes(b"")
-            conn.close()
-        process.join()
-        if process.exitcode != 0:  # killed or broken: the records it had not written, here
-            self.failures += 1
+        if renderer is not None and not renderer.sync():
+            self.failures += 1  # dead or failing: the records it had not written, here
             for directory in sent:
                 publish_from_result(directory)
 
@@ -165,17 +142,74 @@ class _Deferred:
         """The result could not be saved: there is nothing to write."""
 
 
+# -- the renderer: one process per submitting process, forked when first needed, kept -------
+_RENDERER: _Renderer | None = None
+_STARTING = threading.Lock()
+
+
+def _renderer() -> _Renderer:
+    """This process's renderer (forked anew if there is none, or it died)."""
+    global _RENDERER
+    with _STARTING:
+        found = _RENDERER
+        if found is None or found.pid != os.getpid() or not found.process.is_alive():
+            found = _RENDERER = _Renderer()
+        return found
+
+
+class _Renderer:
+    """The renderer process and the pipe to it. Kept for the submitting process's life (a
+    fork, and the copies of the pages the parent writes after it, are paid once): it ends when
+    its pipe closes, that is when this process ends."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("fork")
+        here, there = context.Pipe(duplex=True)
+        self.process = context.Process(
+            target=_render, args=(there,), name="provgraph-records", daemon=True
+        )
+        self.process.start()
+        there.close()
+        self.conn = here
+        self.pid = os.getpid()
+        self.lock = threading.Lock()  # (submitters in several threads share it)
+
+    def send(self, message: bytes) -> bool:
+        """Hand over a batch; False when the renderer is gone."""
+        with self.lock:
+            try:
+                self.conn.send_bytes(message)
+            except OSError:
+                return False
+        return True
+
+    def sync(self) -> bool:
+        """Wait until the renderer has written what it was handed; whether all of it was."""
+        with self.lock:
+            try:
+                self.conn.send_bytes(b"")
+                return bool(self.conn.recv_bytes() == b"ok")
+            except (OSError, EOFError):
+                return False
+
+
 def _render(conn: Any) -> None:
-    """The renderer process: write the record of each job directory received, until the end."""
+    """The renderer process: write the record of each job directory received; answer each
+    empty message with whether every record since the last one was written."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the submission, not this
+    keep = conn.fileno()  # what it inherited (job locks, sockets, pipes) is not held open
+    os.closerange(3, keep)
+    os.closerange(keep + 1, _FD_LIMIT)
     failed = False
     while True:
         try:
             message = conn.recv_bytes()
-        except EOFError:  # the submitting process is gone: what was received is written
+        except (EOFError, OSError):  # the submitting process is gone: nothing more comes
             break
         if not message:
-            break
+            conn.send_bytes(b"failed" if failed else b"ok")
+            failed = False
+            continue
         for directory, saved in pickle.loads(message):  # (from the submitting process)
             try:
                 if not publish_from_result(directory, saved=saved or None):
@@ -185,6 +219,6 @@ def _render(conn: Any) -> None:
                 os.write(
                     2, f"provgraph: the record in {directory} was not written: {err}\n".encode()
                 )
-    conn.close()
-    if failed:  # the submitting process writes what is missing
-        os._exit(1)
+
+
+_FD_LIMIT = min(os.sysconf("SC_OPEN_MAX"), 1 << 20) if hasattr(os, "sysconf") else 1 << 16

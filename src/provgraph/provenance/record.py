@@ -457,6 +457,7 @@ def record_data(job: Any, outcome: Any) -> bytes:
     folder = os.fspath(job.output_dir)
     _rerun_files(extra, job, outcome, V.run_iri(job.run_id), folder, context["cache_dir"])
     data = {
+        "run_id": job.run_id,
         "context": context,
         "index": job.index,
         "environment": _environment(context),
@@ -480,15 +481,20 @@ def publish_from_result(
     )
     if found is None:
         return False
-    stored, data = found
-    if data is None:  # (a result saved before, or by another worker: its record is its own)
+    stored, sealed = found
+    if sealed is None:  # (a result saved before, or by another worker: its record is its own)
         return False
     if run_id is not None and stored.run_id != run_id:
+        return False
+    data = _signing.unseal(sealed)  # never unpickled unless sealed with this user's key
+    if data is None:
         return False
     final = os.path.join(directory, record_name(stored.run_id))
     if os.path.exists(final):
         return True
     given = pickle.loads(data)
+    if given["run_id"] != stored.run_id:  # (the data of another run: never written from)
+        return False
     job = Job(
         task_cls=None,
         inputs={},

@@ -326,9 +326,10 @@ class Recorder:
                 self.open_records.pop(event.job.job.run_id, None)  # its record is settled
             if event.outcome.executed and event.outcome.ok:
                 return
-        elif isinstance(event, events.JobSubmitted):
-            if type(event.job.node.task)._kind != "workflow":
-                return
+        elif isinstance(event, events.JobSubmitted) and type(event.job.node.task)._kind != (
+            "workflow"
+        ):
+            return
         if isinstance(event, events.RunStarted):
             self._reset()
             if self.remote is not None:  # each submission tries the server again
