@@ -60,6 +60,7 @@ class DeferredRecords:
         self._sent: list[str] = []  # job directories handed over since the submission began
         self._batch: list[tuple[str, bytes]] = []  # not sent to the renderer yet
         self._renderer: _Renderer | None = None  # this submission's, once handed a record
+        self._lock = threading.Lock()
         self.handed = 0  # records handed to a renderer (for the curious and the tests)
         self.failures = 0  # submissions whose renderer failed (their records written here)
 
@@ -89,13 +90,14 @@ class DeferredRecords:
     def publish(self, directory: str, saved: bytes) -> None:
         """The result in ``directory`` is saved (``saved``, its bytes): have its run's record
         written (handed to the renderer in batches of :data:`BATCH`)."""
-        self._sent.append(directory)
-        if len(self._sent) <= START_AFTER:
-            publish_from_result(directory, saved=saved or None)
-            return
-        self._batch.append((directory, saved))
-        if len(self._batch) >= BATCH:
-            self._send()
+        with self._lock:  # (jobs run in threads of this process share it)
+            self._sent.append(directory)
+            if len(self._sent) > START_AFTER:
+                self._batch.append((directory, saved))
+                if len(self._batch) >= BATCH:
+                    self._send()
+                return
+        publish_from_result(directory, saved=saved or None)
 
     def _send(self) -> None:
         batch, self._batch = self._batch, []
@@ -109,10 +111,11 @@ class DeferredRecords:
 
     def finish(self) -> None:
         """Wait until every record handed over is written (at the end of a submission)."""
-        if self._batch:
-            self._send()
-        renderer, self._renderer = self._renderer, None
-        sent, self._sent = self._sent, []
+        with self._lock:
+            if self._batch:
+                self._send()
+            renderer, self._renderer = self._renderer, None
+            sent, self._sent = self._sent, []
         if renderer is not None and not renderer.sync():
             self.failures += 1  # dead or failing: the records it had not written, here
             for directory in sent:
