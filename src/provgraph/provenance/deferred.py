@@ -5,10 +5,11 @@ record to be rendered as TriG before its result is saved, about half of the engi
 job. Instead, for a Python task that succeeded, the hook (:class:`DeferredRecords`) stores what
 the record needs besides the result (:func:`.record.record_data`: the provenance context, the
 environment, the rerun files' pointers) *with* the result, in the same sealed file and the same
-atomic rename. Once the result is saved, the job's directory is handed to a renderer process,
-forked from this one, which writes the record from the result alone
-(:func:`.record.publish_from_result`) while the next jobs run. The submission waits for the
-renderer before it ends: when ``sub()`` returns, every record is on disk.
+atomic rename. Once the result is saved, the job's directory and the result's bytes are
+handed to a renderer process, forked from this one (once, and kept: :class:`_Renderer`), which
+writes the record from the result alone (:func:`.record.publish_from_result`) while the next
+jobs run. The submission waits for the renderer before it ends: when ``sub()`` returns, every
+record is on disk.
 
 Nothing is lost if either process dies. A result saved with its record data is a record still
 to write: the index's catch-up writes it (:func:`.record.finish_abandoned`), as it finishes
