@@ -33,7 +33,7 @@ import xxhash
 from .. import __version__, _signing, cache
 from .._filetypes import Directory, File
 from ..cache import atomic_write, write_file
-from ..engine.job import ErrorInfo, Job, Outcome
+from ..engine.job import ErrorInfo, Job, Outcome, outcome_from_stored
 from . import _triples as T
 from . import journal
 from . import vocab as V
@@ -504,15 +504,8 @@ def publish_from_result(
         run_id=stored.run_id,
         context=given["context"],
     )
-    outcome = Outcome(
-        job_hash=stored.job_hash,
-        status="succeeded",
-        outputs=stored.outputs,
-        started=stored.started,
-        ended=stored.ended,
-        host=stored.host,
-        pid=stored.pid,
-        run_id=stored.run_id,
+    outcome = attrs.evolve(
+        outcome_from_stored(stored, executed=True),
         placement=given["placement"],
         usage=given["usage"],
     )
