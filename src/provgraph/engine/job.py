@@ -143,16 +143,16 @@ def resource_usage(before: tuple[float, float, int]) -> dict[str, float]:
 def run_job(job: Job) -> Outcome:
     """Run ``job`` under its lock, or reuse the result another process left meanwhile.
 
-    After a run (succeeded or failed), the job's ``after`` hooks run in this same process,
-    still under the lock: the provenance recorder writes the run's record aside there and
-    returns the function that publishes it (or, on the serial worker, returns the record's
-    data, as ``record_data``, to save inside the result file; published, it has the record
-    written from the saved result: ``provenance/deferred.py``). A failed run's record is published at once; a
-    succeeded run's only once its result is saved, so a record that says "succeeded" always
-    has its result. When the result cannot be saved (a full disk), the run fails with that
-    error, and is recorded so. A hook that fails costs a warning on the outcome, never the
-    result. The lock names the run (and its workflow run), so the next run of a job whose
-    process died can record that death.
+    After a run (succeeded or failed), the job's ``after`` hooks run in this same process, still
+    under the lock: the provenance recorder writes the run's record aside there and returns the
+    function that publishes it (or, on the serial worker, returns the record's data, as
+    ``record_data``, to save inside the result file; published, it has the record written from
+    the saved result: ``provenance/deferred.py``). A failed run's record is published at once; a
+    succeeded run's only once its result is saved, so a record that says "succeeded" always has
+    its result. When the result cannot be saved (a full disk), the run fails with that error,
+    and is recorded so. A hook that fails costs a warning on the outcome, never the result. The
+    lock names the run (and its workflow run), so the next run of a job whose process died can
+    record that death.
     """
     directory = job.output_dir
     try:
