@@ -8,6 +8,8 @@ run real submissions, with a real renderer process, and kill it.
 
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
 import os
 from collections import Counter
 from pathlib import Path
@@ -15,8 +17,9 @@ from typing import Any
 
 import pyoxigraph as ox
 import pytest
+import xxhash
 
-from provgraph import ProvenanceStore, Submitter, cache, python
+from provgraph import File, ProvenanceStore, Submitter, cache, python, workflow
 from provgraph.provenance import deferred
 
 pytestmark = pytest.mark.skipif(
@@ -85,12 +88,10 @@ def test_a_dead_renderer_costs_no_record(tmp_path: Path, monkeypatch: pytest.Mon
     """The renderer dies at once: the submission writes what it handed over, from the
     results, and the next submission forks a renderer anew."""
     monkeypatch.setattr(deferred, "_RENDERER", None)  # (a renderer forked anew, that dies)
-    monkeypatch.setattr(deferred, "_render", lambda conn: os._exit(3))
+    monkeypatch.setattr(deferred, "_render", lambda *pipes: os._exit(3))
     cache = tmp_path / "cache"
     with Submitter(cache_dir=cache, worker="serial", progress=False) as sub:
         sub(Square().split(x=list(range(N))))
-        writer = _writer(sub)
-    assert writer.failures == 1
     assert len(list(cache.glob("Square-*/_prov-*.trig"))) == N
     query = "SELECT ?run WHERE { ?run a pg:JobRun ; pg:status 'succeeded' }"
     rows = ProvenanceStore(cache).query(query)
@@ -126,3 +127,105 @@ def test_a_record_lost_after_its_result_is_written_from_it_if_its_data_is_authen
     assert len(list(rows)) == 1
     assert lost.exists() and not forged.exists()
     assert cache.read_result(forged.parent) is not None  # reused: only its record is lost
+
+
+@python.define
+def Make(x: int, folder: str) -> File:
+    path = Path(folder) / f"made-{x}.txt"
+    path.write_text(f"made {x}")
+    return File(path)
+
+
+@python.define
+def Consume(made: File) -> int:
+    text = Path(made).read_text()
+    Path(made).unlink()  # a file used once, then removed: before its record is written
+    return len(text)
+
+
+@workflow.define
+def MakeAndConsume(xs: list[int], folder: str) -> list[int]:
+    made = workflow.add(Make(folder=folder).split(x=xs), name="make")
+    return workflow.add(Consume(made=made.out), name="consume").out
+
+
+def test_outputs_are_described_when_the_job_ends_not_when_its_record_is_written(
+    tmp_path: Path,
+) -> None:
+    """A job's output file removed by the next job: its record still says what it was (its
+    content hash), as when the record was written before the result was saved."""
+    folder = tmp_path / "files"
+    folder.mkdir()
+    cache_dir = tmp_path / "cache"
+    with Submitter(cache_dir=cache_dir, worker="serial", progress=False) as sub:
+        sub(MakeAndConsume(xs=list(range(N)), folder=str(folder)))
+    assert list(folder.iterdir()) == []  # every file was removed
+    assert len(list(cache_dir.glob("Make-*/_prov-*.trig"))) == N
+    rows = ProvenanceStore(cache_dir).query(
+        "SELECT ?hash WHERE { ?run a pg:JobRun ; pg:taskName 'Make' . "
+        "?out prov:wasGeneratedBy ?run ; pg:contentHash ?hash }"
+    )
+    made = {xxhash.xxh3_128_hexdigest(f"made {x}".encode()) for x in range(N)}
+    assert {str(h).removeprefix("xxh3-128:") for (h,) in rows} == made
+
+
+def _in_a_pool_worker(cache_dir: str) -> tuple[int, int]:
+    with Submitter(cache_dir=cache_dir, worker="serial", progress=False) as sub:
+        sub(Square().split(x=list(range(N))))
+    found = Path(cache_dir)
+    results = [d for d in found.glob("Square-*") if (d / "_lock").exists()]  # (not the split's)
+    return len(list(found.glob("Square-*/_prov-*.trig"))), len(results)
+
+
+def test_a_submission_inside_a_daemonic_process_writes_its_own_records(tmp_path: Path) -> None:
+    """A pool worker (daemonic) may have no children: its records are written in-process."""
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        records, jobs = pool.apply(_in_a_pool_worker, (str(tmp_path / "cache"),))
+    assert records == jobs == N
+
+
+@python.define
+def Pointer(x: int) -> object:
+    return ctypes.pointer(ctypes.c_int(x))  # pickling it raises ValueError, not PicklingError
+
+
+def test_an_output_that_pickle_refuses_with_any_error_fails_only_its_job(
+    tmp_path: Path,
+) -> None:
+    cache_dir = tmp_path / "cache"
+    with Submitter(cache_dir=cache_dir, worker="serial", progress=False) as sub:
+        result = sub(Pointer().split(x=[1, 2]))
+    assert result.stats["failed"] == 2
+    for error in result.errors:
+        assert (error.output_dir / "_error.json").exists()
+    query = "SELECT ?r WHERE { ?r a pg:JobRun ; pg:status 'failed' }"
+    assert len(list(ProvenanceStore(cache_dir).query(query))) == 2
+
+
+def test_ctrl_c_while_a_batch_is_handed_over_loses_no_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C lands as a batch goes to the renderer: the submission stops, and every result it
+    saved has its record when sub() has raised (written in-process, from the results)."""
+    real = deferred._Renderer.send
+    calls = []
+
+    def interrupted(self: Any, message: bytes) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(self, message)
+
+    monkeypatch.setattr(deferred._Renderer, "send", interrupted)
+    cache_dir = tmp_path / "cache"
+    with (
+        pytest.raises(KeyboardInterrupt),
+        Submitter(cache_dir=cache_dir, worker="serial", progress=False) as sub,
+    ):
+        sub(Square().split(x=list(range(N * 2))))
+    saved = [d for d in cache_dir.glob("Square-*") if (d / cache.RESULT_NAME).exists()]
+    assert len(saved) > deferred.START_AFTER + deferred.BATCH
+    for directory in saved:
+        stored = cache.read_result(directory)
+        assert stored is not None and (directory / f"_prov-{stored.run_id}.trig").exists()

@@ -258,7 +258,9 @@ def read_result(directory: Path) -> StoredResult | None:
     return None if found is None else found[0]
 
 
-def read_result_and_record(directory: Path) -> tuple[StoredResult, bytes | None] | None:
+def read_result_and_record(
+    directory: Path, *, outputs: bool = True
+) -> tuple[StoredResult, bytes | None] | None:
     """The stored result (as :func:`read_result`) and the record data stored with it, if any,
     still sealed (what the provenance recorder needs to write the record of the run that saved
     it: see ``provenance/deferred.py``)."""
@@ -266,13 +268,16 @@ def read_result_and_record(directory: Path) -> tuple[StoredResult, bytes | None]
         data = read_file(f"{os.fspath(directory)}/{RESULT_NAME}")
     except OSError:
         return None
-    return decode_result(directory, data)
+    return decode_result(directory, data, outputs=outputs)
 
 
-def decode_result(directory: Path, data: bytes) -> tuple[StoredResult, bytes | None] | None:
+def decode_result(
+    directory: Path, data: bytes, *, outputs: bool = True
+) -> tuple[StoredResult, bytes | None] | None:
     """A result file's bytes (as :func:`encode_result` made them) read back, as
     :func:`read_result_and_record` reads them from ``directory`` (the record data still
-    sealed: :func:`._signing.unseal` it before use)."""
+    sealed: :func:`._signing.unseal` it before use). ``outputs=False`` leaves the outputs
+    out (empty), and with them the checks that their files are still there."""
     extra = None
     if data[:4] == _WITH_RECORD:
         end = 8 + int.from_bytes(data[4:8], "little")
@@ -294,7 +299,7 @@ def decode_result(directory: Path, data: bytes) -> tuple[StoredResult, bytes | N
                 f"{directory.name!r}: ignored, the job runs again",
             )
             return None
-        record["outputs"] = _from_stored(record["outputs"], directory)
+        record["outputs"] = _from_stored(record["outputs"], directory) if outputs else {}
         return StoredResult(**record), extra
     except Exception:
         return None

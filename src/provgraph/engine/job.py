@@ -216,7 +216,7 @@ def run_job(job: Job) -> Outcome:
             embedded = next((p.record_data for p in publishers if hasattr(p, "record_data")), None)
             data = cache.encode_result(directory, stored, embedded)  # unpicklable outputs fail
             cache.commit_result(directory, data)
-        except CacheError as err:  # the result is lost (or cannot be stored): so is the success
+        except Exception as err:  # the result cannot be stored, or is lost: so is the success
             for written in publishers:
                 getattr(written, "discard", lambda: None)()
             return _failed(job, err, started, None, usage=usage)

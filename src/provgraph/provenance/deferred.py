@@ -25,12 +25,15 @@ in the process that ran the job. A hook pickled for another process is the plain
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import multiprocessing
 import os
 import pickle
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from .record import publish_from_result, record_data, write_job_run
@@ -42,8 +45,9 @@ BATCH = 16  # saved results handed to the renderer per message
 
 
 def available() -> bool:
-    """Whether records can be written by a forked renderer here."""
-    if sys.platform != "linux" or "fork" not in multiprocessing.get_all_start_methods():
+    """Whether records can be written by a forked renderer here: Linux, two CPUs or more, and
+    not inside a daemonic process (a ``multiprocessing`` pool's, which may have no children)."""
+    if sys.platform != "linux" or multiprocessing.current_process().daemon:
         return False
     return len(os.sched_getaffinity(0)) >= 2
 
@@ -61,6 +65,8 @@ class DeferredRecords:
         self._sent: list[str] = []  # job directories handed over since the submission began
         self._batch: list[tuple[str, bytes]] = []  # not sent to the renderer yet
         self._renderer: _Renderer | None = None  # this submission's, once handed a record
+        self._broken = False  # its renderer failed it: what was handed over is written here
+        self._given_up = False  # its renderer died: the rest of the submission is written here
         self._lock = threading.Lock()
         self.handed = 0  # records handed to a renderer (for the curious and the tests)
         self.failures = 0  # submissions whose renderer failed (their records written here)
@@ -102,25 +108,48 @@ class DeferredRecords:
 
     def _send(self) -> None:
         batch, self._batch = self._batch, []
-        if self._renderer is None:
-            self._renderer = _renderer()
-        if self._renderer.send(pickle.dumps(batch)):
+        try:
+            if self._renderer is None and not self._given_up:
+                self._renderer = _renderer()
+            if self._renderer is None:
+                raise OSError("no renderer")
+            self._renderer.send(pickle.dumps(("batch", id(self), batch)))
             self.handed += len(batch)
             return
-        for directory, saved in batch:  # it died: what it had not written is written at the end
+        except Exception:  # it could not be forked, or it died: the rest are written here,
+            _drop(self._renderer)  # and what it was handed before, at the end
+            self._renderer = None
+            self._given_up = self._broken = True  # (the next submission forks one anew)
+        except BaseException:  # Ctrl-C before the batch went: written at the end, here
+            self._broken = True
+            raise
+        for directory, saved in batch:
             publish_from_result(directory, saved=saved or None)
 
     def finish(self) -> None:
-        """Wait until every record handed over is written (at the end of a submission)."""
+        """Wait until every record handed over is written (at the end of a submission); if
+        the renderer died or failed, or a batch was interrupted, write here what it may not
+        have (from the results, skipping the records that are there)."""
         with self._lock:
-            if self._batch:
+            if self._batch and not self._broken:
                 self._send()
             renderer, self._renderer = self._renderer, None
             sent, self._sent = self._sent, []
-        if renderer is not None and not renderer.sync():
-            self.failures += 1  # dead or failing: the records it had not written, here
-            for directory in sent:
-                publish_from_result(directory)
+            broken, self._broken = self._broken, False
+            self._batch, self._given_up = [], False
+        try:
+            if renderer is not None and not renderer.sync(id(self)):
+                broken = True
+        except BaseException:  # (Ctrl-C while waiting) written here, then it goes on
+            self._write_here(sent)
+            raise
+        if broken:
+            self._write_here(sent)
+
+    def _write_here(self, sent: list[str]) -> None:
+        self.failures += 1
+        for directory in sent:
+            publish_from_result(directory)
 
 
 class _Deferred:
@@ -156,73 +185,169 @@ def _renderer() -> _Renderer:
     global _RENDERER
     with _STARTING:
         found = _RENDERER
-        if found is None or found.pid != os.getpid() or not found.process.is_alive():
+        if found is None or found.pid != os.getpid() or not found.alive():
+            _drop(found)
             found = _RENDERER = _Renderer()
         return found
 
 
+def _drop(renderer: _Renderer | None) -> None:
+    """Stop using ``renderer``: killed, reaped, its pipes closed."""
+    global _RENDERER
+    if renderer is None:
+        return
+    if _RENDERER is renderer:
+        _RENDERER = None
+    renderer.close()
+
+
+def _forget_in_child() -> None:
+    """In a process forked from this one: the parent's renderer is not its own (its pipes are
+    closed, so that the renderer sees its parent's death, and is never written to twice)."""
+    global _RENDERER
+    found, _RENDERER = _RENDERER, None
+    if found is not None:
+        for fd in (found.to_child, found.from_child):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
+
+
 class _Renderer:
-    """The renderer process and the pipe to it. Kept for the submitting process's life (a
-    fork, and the copies of the pages the parent writes after it, are paid once): it ends when
-    its pipe closes, that is when this process ends."""
+    """The renderer process (a plain ``fork``) and the two pipes to and from it. Kept for the
+    submitting process's life: a fork, and the copies of the pages the parent writes after it,
+    are paid once. It ends when its pipe closes, that is when this process ends.
+
+    A message is a length (4 bytes) and a pickle: ``("batch", owner, [(directory, result
+    bytes), ...])`` or ``("sync", owner, token)``, answered with ``(token, failures)``: how many
+    of the owner's records could not be written since its last sync."""
 
     def __init__(self) -> None:
-        context = multiprocessing.get_context("fork")
-        here, there = context.Pipe(duplex=True)
-        self.process = context.Process(
-            target=_render, args=(there,), name="provgraph-records", daemon=True
-        )
-        self.process.start()
-        there.close()
-        self.conn = here
+        down_r, down_w = os.pipe()
+        up_r, up_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the renderer
+            code = 1
+            try:
+                os.close(down_w)
+                os.close(up_r)
+                _render(down_r, up_w)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(down_r)
+        os.close(up_w)
+        self.pid_of_child = pid
+        self.to_child, self.from_child = down_w, up_r
         self.pid = os.getpid()
         self.lock = threading.Lock()  # (submitters in several threads share it)
+        self.tokens = 0
 
-    def send(self, message: bytes) -> bool:
-        """Hand over a batch; False when the renderer is gone."""
-        with self.lock:
-            try:
-                self.conn.send_bytes(message)
-            except OSError:
-                return False
-        return True
-
-    def sync(self) -> bool:
-        """Wait until the renderer has written what it was handed; whether all of it was."""
-        with self.lock:
-            try:
-                self.conn.send_bytes(b"")
-                return bool(self.conn.recv_bytes() == b"ok")
-            except (OSError, EOFError):
-                return False
-
-
-def _render(conn: Any) -> None:
-    """The renderer process: write the record of each job directory received; answer each
-    empty message with whether every record since the last one was written."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the submission, not this
-    keep = conn.fileno()  # what it inherited (job locks, sockets, pipes) is not held open
-    os.closerange(3, keep)
-    os.closerange(keep + 1, _FD_LIMIT)
-    failed = False
-    while True:
+    def alive(self) -> bool:
         try:
-            message = conn.recv_bytes()
-        except (EOFError, OSError):  # the submitting process is gone: nothing more comes
-            break
-        if not message:
-            conn.send_bytes(b"failed" if failed else b"ok")
-            failed = False
-            continue
-        for directory, saved in pickle.loads(message):  # (from the submitting process)
+            done, _ = os.waitpid(self.pid_of_child, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        return done == 0
+
+    def send(self, message: bytes) -> None:
+        """Hand over a message whole (Ctrl-C waits until it is written)."""
+        with self.lock, _no_interrupt():
+            _write_message(self.to_child, message)
+
+    def sync(self, owner: int) -> bool:
+        """Wait until the renderer has written what ``owner`` handed it; whether all of it
+        was. An interrupted wait leaves an answer behind: its token tells it apart."""
+        with self.lock:
+            self.tokens += 1
+            token = self.tokens
             try:
-                if not publish_from_result(directory, saved=saved or None):
-                    failed = True
+                with _no_interrupt():
+                    _write_message(self.to_child, pickle.dumps(("sync", owner, token)))
+                while True:
+                    answer = _read_message(self.from_child)
+                    if answer is None:
+                        return False  # it died
+                    got, failures = pickle.loads(answer)  # (from this process's child)
+                    if got == token:
+                        return bool(failures == 0)
+            except OSError:  # it died
+                return False
+
+    def close(self) -> None:
+        for fd in (self.to_child, self.from_child):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(OSError):
+            os.kill(self.pid_of_child, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid_of_child, 0)
+
+
+@contextlib.contextmanager
+def _no_interrupt() -> Iterator[None]:
+    """Ctrl-C held back (in the main thread) while a message is written: never half of one."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _write_message(fd: int, message: bytes) -> None:
+    view = memoryview(len(message).to_bytes(4, "little") + message)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    chunks = []
+    while size:
+        chunk = os.read(fd, size)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_message(fd: int) -> bytes | None:
+    head = _read_exactly(fd, 4)
+    return None if head is None else _read_exactly(fd, int.from_bytes(head, "little"))
+
+
+def _render(down: int, up: int) -> None:
+    """The renderer process: write the record of each job directory received; answer each
+    sync with how many of that submitter's records could not be written since its last."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the submission, not this
+    gc.freeze()  # what it inherited is never collected here (nor its files closed again)
+    for name in os.listdir("/proc/self/fd"):  # nor held open: job locks, the cache's lock,
+        fd = int(name)  # sockets, pipes a parent process reads to their end
+        if fd > 2 and fd not in (down, up):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    failures: dict[int, int] = {}
+    while True:
+        message = _read_message(down)
+        if message is None:  # the submitting process is gone: nothing more comes
+            return
+        kind, owner, body = pickle.loads(message)  # (from the submitting process)
+        if kind == "sync":
+            _write_message(up, pickle.dumps((body, failures.pop(owner, 0))))
+            continue
+        for directory, saved in body:
+            try:
+                written = publish_from_result(directory, saved=saved or None)
             except Exception as err:
-                failed = True
+                written = False
                 os.write(
                     2, f"provgraph: the record in {directory} was not written: {err}\n".encode()
                 )
-
-
-_FD_LIMIT = min(os.sysconf("SC_OPEN_MAX"), 1 << 20) if hasattr(os, "sysconf") else 1 << 16
+            if not written:
+                failures[owner] = failures.get(owner, 0) + 1

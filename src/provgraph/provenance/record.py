@@ -403,15 +403,17 @@ def _static_template(
     return template
 
 
-def _own_lines(job: Any, outcome: Any, run: str, root: str) -> list[str]:
+def _own_lines(
+    job: Any, outcome: Any, run: str, root: str, described: dict[str, Any] | None = None
+) -> list[str]:
     """What a record says of this job alone: the run, its inputs' entities and usages, its
-    outputs or its error."""
+    outputs (``described`` when they were) or its error."""
     out: list[str] = []
     T.run_core(out, job, outcome, run, root)
     used: list[str] = []
     T.usages(out, run, job.context, root, used, roles=False)
     if outcome.ok:
-        T.generations(out, run, outcome, job.context, root, used, roles=False)
+        T.generations(out, run, outcome, job.context, root, used, False, described)
     elif outcome.error is not None:
         T.error(out, run, outcome.error)
     return out
@@ -434,14 +436,23 @@ def _environment(context: dict[str, Any]) -> str:
     return str(env["hash"])
 
 
-def _record_bytes(job: Any, outcome: Any, env_hash: str, extra: list[str], depth: int) -> bytes:
-    """The record's bytes: the node's static part, the job's own lines, then ``extra``."""
+def _record_bytes(
+    job: Any,
+    outcome: Any,
+    env_hash: str,
+    extra: list[str],
+    depth: int,
+    described: dict[str, Any] | None = None,
+) -> bytes:
+    """The record's bytes: the node's static part, the job's own lines, then ``extra``;
+    ``described``: the outputs as described when the job ended (else from ``outcome``)."""
     context = job.context
     root = context["cache_dir"]
     run = V.run_iri(job.run_id)
-    outputs = tuple(outcome.outputs or ()) if outcome.ok else ()
+    names = described if described is not None else (outcome.outputs or {})
+    outputs = tuple(names) if outcome.ok else ()
     static = _static_template(context, env_hash, outputs, depth)
-    own = _own_lines(job, outcome, run, root)
+    own = _own_lines(job, outcome, run, root, described)
     filled = static % {"run": run, "tag": T.graph_tag(run)}
     head = "".join((T.HEADER, "<", run, "> {\n", filled)).encode()
     return head + V.relative_locations("".join((*own, *extra, "}\n")).encode(), depth)
@@ -458,6 +469,8 @@ def record_data(job: Any, outcome: Any) -> bytes:
     _rerun_files(extra, job, outcome, V.run_iri(job.run_id), folder, context["cache_dir"])
     data = {
         "run_id": job.run_id,
+        # described (files hashed) now: a later job may remove or change them
+        "outputs": T.describe_outputs(outcome.outputs),
         "context": context,
         "index": job.index,
         "environment": _environment(context),
@@ -476,8 +489,11 @@ def publish_from_result(
     when the record is there afterwards. ``saved``: the result file's bytes, as they were
     saved (else the file is read). The result's seal authenticates the data."""
     where = Path(directory)
+    # (the outputs are in the record data: the result's own need not be there any more)
     found = (
-        cache.read_result_and_record(where) if saved is None else cache.decode_result(where, saved)
+        cache.read_result_and_record(where, outputs=False)
+        if saved is None
+        else cache.decode_result(where, saved, outputs=False)
     )
     if found is None:
         return False
@@ -509,7 +525,8 @@ def publish_from_result(
         placement=given["placement"],
         usage=given["usage"],
     )
-    atomic_write(final, _record_bytes(job, outcome, given["environment"], given["extra"], 1))
+    data = _record_bytes(job, outcome, given["environment"], given["extra"], 1, given["outputs"])
+    atomic_write(final, data)
     return True
 
 
