@@ -29,6 +29,12 @@ pytestmark = pytest.mark.skipif(
 N = deferred.START_AFTER + 24  # enough jobs for the renderer to be forked
 
 
+@pytest.fixture(autouse=True)
+def no_renderer_yet() -> None:
+    """Each test starts as a fresh process does: no renderer forked yet."""
+    deferred._drop(deferred._RENDERER)
+
+
 @python.define
 def Square(x: int) -> int:
     return x * x
@@ -87,7 +93,6 @@ def test_records_from_the_renderer_say_what_records_written_in_the_job_s_process
 def test_a_dead_renderer_costs_no_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The renderer dies at once: the submission writes what it handed over, from the
     results, and the next submission forks a renderer anew."""
-    monkeypatch.setattr(deferred, "_RENDERER", None)  # (a renderer forked anew, that dies)
     monkeypatch.setattr(deferred, "_render", lambda *pipes: os._exit(3))
     cache = tmp_path / "cache"
     with Submitter(cache_dir=cache, worker="serial", progress=False) as sub:
@@ -106,11 +111,12 @@ def test_a_dead_renderer_costs_no_record(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_a_record_lost_after_its_result_is_written_from_it_if_its_data_is_authentic(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A record missing beside a result that holds its data (a killed renderer) is written by
     the next question to the store; data that does not verify with the user's key is never
     unpickled nor written from, and the result itself stays good."""
+    monkeypatch.setattr(deferred, "START_AFTER", 0)  # (two jobs, both handed over)
     cache_dir = tmp_path / "cache"
     with Submitter(cache_dir=cache_dir, worker="serial", progress=False) as sub:
         sub(Square().split(x=[1, 2]))

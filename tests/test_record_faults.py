@@ -34,8 +34,10 @@ if {die_at_publish!r}:  # a real death between the result saved and its record p
     R._Pending.__call__ = lambda self: os.killpg(os.getpgid(0), signal.SIGKILL)
     import provgraph.provenance.deferred as D
     D.DeferredRecords.publish = lambda self, d, s: os.killpg(os.getpgid(0), signal.SIGKILL)
-if not {deferred!r}:  # every record written aside by the job's process, then published
-    import provgraph.provenance.deferred as D
+import provgraph.provenance.deferred as D
+if {deferred!r} is True:  # every succeeded job's record data saved with its result
+    D.START_AFTER = 0
+elif {deferred!r} is False:  # every record written aside by the job's process, then published
     D.available = lambda: False
 task = (
     DoomedSum(xs=list(range({n})), marks={marks!r}) if {workflow!r}
@@ -57,7 +59,7 @@ def _submit_and_die(
     workflow: bool = False,
     die_at_commit: bool = False,
     die_at_publish: bool = False,
-    deferred: bool = True,
+    deferred: bool | None = None,
 ) -> int:
     """Run a submission in its own process group; its return code (-9 when it was killed)."""
     (marks / "kills.txt").write_text(" ".join(map(str, kills)))
@@ -321,8 +323,14 @@ def test_rerun_is_recorded_in_the_cache(cache_dir: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("worker", ["serial", "cf"])
-def test_ten_random_kills_of_a_300_job_split(tmp_path: Path, cache_dir: Path, worker: str) -> None:
+@pytest.mark.parametrize(
+    ("worker", "deferred"),
+    [("serial", False), ("serial", True), ("cf", None)],
+    ids=["serial-aside", "serial-with-result", "cf"],
+)
+def test_ten_random_kills_of_a_300_job_split(
+    tmp_path: Path, cache_dir: Path, worker: str, deferred: bool | None
+) -> None:
     """Kill a 300-job split ten times at random points; after each, the store answers every
     record, no job has two successes and no link dangles; in the end each job has one."""
     marks = tmp_path / "marks"
@@ -331,11 +339,12 @@ def test_ten_random_kills_of_a_300_job_split(tmp_path: Path, cache_dir: Path, wo
     kills = sorted(rng.sample(range(300), 10))
     deaths = 0
     for k in kills:
-        code = _submit_and_die(cache_dir, marks, n=300, kills=[k], worker=worker)
+        code = _submit_and_die(cache_dir, marks, n=300, kills=[k], worker=worker, deferred=deferred)
         deaths += code == -signal.SIGKILL
         _check_invariants(cache_dir)
     assert deaths >= (10 if worker == "serial" else 1)
-    assert _submit_and_die(cache_dir, marks, n=300, kills=[], worker=worker) == 0
+    done = _submit_and_die(cache_dir, marks, n=300, kills=[], worker=worker, deferred=deferred)
+    assert done == 0
     runs = _check_invariants(cache_dir)
     assert len({h for h, s in runs if s == "succeeded"}) == 300
 

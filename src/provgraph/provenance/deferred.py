@@ -17,8 +17,9 @@ records left aside, and so does the submitting process when its renderer died. A
 "succeeded" only when written from a saved result, so the invariant of
 ``docs/design/provenance.md`` holds as before.
 
-Only where it pays and is safe: on Linux (``fork``), with two CPUs or more, after the first
-:data:`START_AFTER` jobs of a submission (a small one never forks); failed runs, shell tasks,
+Only where it pays and is safe: on Linux (``fork``), with two CPUs or more, once the process
+has forked its renderer, or after the first :data:`START_AFTER` such jobs of a submission (a
+small one never forks: a first fork costs about 10 ms in copied pages); failed runs, shell tasks,
 runs sent to a provenance server and everything run by other workers are written as before,
 in the process that ran the job. A hook pickled for another process is the plain writer.
 """
@@ -40,7 +41,7 @@ from .record import publish_from_result, record_data, write_job_run
 
 __all__ = ["BATCH", "START_AFTER", "DeferredRecords", "available"]
 
-START_AFTER = 16  # jobs of a submission recorded in-process before a renderer is forked
+START_AFTER = 256  # records of a submission written as before until a renderer is forked
 BATCH = 16  # saved results handed to the renderer per message
 
 
@@ -67,6 +68,7 @@ class DeferredRecords:
         self._renderer: _Renderer | None = None  # this submission's, once handed a record
         self._broken = False  # its renderer failed it: what was handed over is written here
         self._given_up = False  # its renderer died: the rest of the submission is written here
+        self._seen = 0  # succeeded Python jobs of this submission so far
         self._lock = threading.Lock()
         self.handed = 0  # records handed to a renderer (for the curious and the tests)
         self.failures = 0  # submissions whose renderer failed (their records written here)
@@ -87,6 +89,10 @@ class DeferredRecords:
             or context.get("record_dir")
         ):
             return write_job_run(job, outcome)
+        with self._lock:
+            self._seen += 1
+            if self._seen <= START_AFTER and not _forked():  # a small submission never forks
+                return write_job_run(job, outcome)
         try:
             data = record_data(job, outcome)
         except Exception:  # (unpicklable context: never expected) written here, as before
@@ -99,12 +105,9 @@ class DeferredRecords:
         written (handed to the renderer in batches of :data:`BATCH`)."""
         with self._lock:  # (jobs run in threads of this process share it)
             self._sent.append(directory)
-            if len(self._sent) > START_AFTER:
-                self._batch.append((directory, saved))
-                if len(self._batch) >= BATCH:
-                    self._send()
-                return
-        publish_from_result(directory, saved=saved or None)
+            self._batch.append((directory, saved))
+            if len(self._batch) >= BATCH:
+                self._send()
 
     def _send(self) -> None:
         batch, self._batch = self._batch, []
@@ -136,7 +139,7 @@ class DeferredRecords:
             renderer, self._renderer = self._renderer, None
             sent, self._sent = self._sent, []
             broken, self._broken = self._broken, False
-            self._batch, self._given_up = [], False
+            self._batch, self._given_up, self._seen = [], False, 0
         try:
             if renderer is not None and not renderer.sync(id(self)):
                 broken = True
@@ -189,6 +192,12 @@ def _renderer() -> _Renderer:
             _drop(found)
             found = _RENDERER = _Renderer()
         return found
+
+
+def _forked() -> bool:
+    """Whether this process has forked its renderer already (alive or not: see ``_send``)."""
+    found = _RENDERER
+    return found is not None and found.pid == os.getpid()
 
 
 def _drop(renderer: _Renderer | None) -> None:
