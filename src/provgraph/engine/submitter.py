@@ -146,6 +146,10 @@ class Submitter:
         self.file_hashes = FileHashCache(self.cache_dir / ".file-hashes")
         # hooks that also act in the process that runs each job (the provenance recorder)
         self.job_preparers = [h.prepare_job for h in self.hooks if hasattr(h, "prepare_job")]
+        # and that finish what they started, whatever ended a submission (an error included)
+        self.submission_closers = [
+            h.submission_ended for h in self.hooks if hasattr(h, "submission_ended")
+        ]
 
     def __enter__(self) -> Submitter:
         return self
@@ -223,6 +227,8 @@ class Submitter:
                 self.emit(events.RunInterrupted(run_id=run.run_id))
                 raise
             finally:
+                for close in self.submission_closers:
+                    close()
                 if self.progress is not None:
                     self.progress.close()
 

@@ -34,7 +34,6 @@ import pickle
 import signal
 import sys
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 from .record import publish_from_result, record_data, write_job_run
@@ -63,7 +62,7 @@ class DeferredRecords:
 
     def __init__(self) -> None:
         self._pid = os.getpid()
-        self._sent: list[str] = []  # job directories handed over since the submission began
+        self._sent: list[tuple[str, str]] = []  # (job directory, run) handed over, this submission
         self._batch: list[tuple[str, bytes]] = []  # not sent to the renderer yet
         self._renderer: _Renderer | None = None  # this submission's, once handed a record
         self._broken = False  # its renderer failed it: what was handed over is written here
@@ -97,14 +96,14 @@ class DeferredRecords:
             data = record_data(job, outcome)
         except Exception:  # (unpicklable context: never expected) written here, as before
             return write_job_run(job, outcome)
-        return _Deferred(data, os.fspath(job.output_dir), self)
+        return _Deferred(data, os.fspath(job.output_dir), job.run_id, self)
 
     # -- after the result is saved ----------------------------------------------------------
-    def publish(self, directory: str, saved: bytes) -> None:
-        """The result in ``directory`` is saved (``saved``, its bytes): have its run's record
-        written (handed to the renderer in batches of :data:`BATCH`)."""
+    def publish(self, directory: str, run_id: str, saved: bytes) -> None:
+        """The result of run ``run_id`` in ``directory`` is saved (``saved``, its bytes): have
+        the run's record written (handed to the renderer in batches of :data:`BATCH`)."""
         with self._lock:  # (jobs run in threads of this process share it)
-            self._sent.append(directory)
+            self._sent.append((directory, run_id))
             self._batch.append((directory, saved))
             if len(self._batch) >= BATCH:
                 self._send()
@@ -119,20 +118,20 @@ class DeferredRecords:
             self._renderer.send(pickle.dumps(("batch", id(self), batch)))
             self.handed += len(batch)
             return
-        except Exception:  # it could not be forked, or it died: the rest are written here,
-            _drop(self._renderer)  # and what it was handed before, at the end
+        except Exception:  # not forked, or gone: the rest are written here, and what it was
+            self._renderer = None  # handed before, at the end (the next submission forks anew)
+            self._given_up = self._broken = True
+        except BaseException:  # Ctrl-C: the renderer (killed) may not have it all
             self._renderer = None
-            self._given_up = self._broken = True  # (the next submission forks one anew)
-        except BaseException:  # Ctrl-C before the batch went: written at the end, here
-            self._broken = True
+            self._given_up = self._broken = True
             raise
         for directory, saved in batch:
             publish_from_result(directory, saved=saved or None)
 
     def finish(self) -> None:
-        """Wait until every record handed over is written (at the end of a submission); if
-        the renderer died or failed, or a batch was interrupted, write here what it may not
-        have (from the results, skipping the records that are there)."""
+        """Wait until every record handed over is written (at the end of a submission, or of
+        ``sub()`` whatever ended it); if the renderer died or failed, or was interrupted, write
+        here what it may not have (from the results, skipping the records that are there)."""
         with self._lock:
             if self._batch and not self._broken:
                 self._send()
@@ -141,18 +140,19 @@ class DeferredRecords:
             broken, self._broken = self._broken, False
             self._batch, self._given_up, self._seen = [], False, 0
         try:
-            if renderer is not None and not renderer.sync(id(self)):
+            if renderer is not None and not broken and not renderer.sync(id(self)):
                 broken = True
-        except BaseException:  # (Ctrl-C while waiting) written here, then it goes on
+        except BaseException:  # (Ctrl-C while waiting: the renderer was killed) here, then on
             self._write_here(sent)
             raise
         if broken:
             self._write_here(sent)
 
-    def _write_here(self, sent: list[str]) -> None:
-        self.failures += 1
-        for directory in sent:
-            publish_from_result(directory)
+    def _write_here(self, sent: list[tuple[str, str]]) -> None:
+        if sent:
+            self.failures += 1
+        for directory, run_id in sent:
+            publish_from_result(directory, run_id)
 
 
 class _Deferred:
@@ -160,19 +160,20 @@ class _Deferred:
     saved (``saved``: the result file's bytes, set by ``run_job``), it hands both to the
     renderer."""
 
-    __slots__ = ("directory", "owner", "record_data", "saved")
+    __slots__ = ("directory", "owner", "record_data", "run_id", "saved")
 
-    def __init__(self, record_data: bytes, directory: str, owner: DeferredRecords) -> None:
+    def __init__(
+        self, record_data: bytes, directory: str, run_id: str, owner: DeferredRecords
+    ) -> None:
         self.record_data = record_data
         self.directory = directory
+        self.run_id = run_id
         self.owner = owner
         self.saved: bytes | None = None
 
     def __call__(self) -> None:
-        if self.saved is None:  # (never: run_job sets it) the saved file is read instead
-            self.owner.publish(self.directory, b"")
-        else:
-            self.owner.publish(self.directory, self.saved)
+        # (``saved`` is always set by run_job; without it the saved file would be read)
+        self.owner.publish(self.directory, self.run_id, self.saved or b"")
 
     def discard(self) -> None:
         """The result could not be saved: there is nothing to write."""
@@ -215,7 +216,8 @@ def _forget_in_child() -> None:
     closed, so that the renderer sees its parent's death, and is never written to twice)."""
     global _RENDERER
     found, _RENDERER = _RENDERER, None
-    if found is not None:
+    if found is not None and not found.closed:
+        found.closed = found.reaped = True  # (not this process's child: never killed here)
         for fd in (found.to_child, found.from_child):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -232,7 +234,10 @@ class _Renderer:
 
     A message is a length (4 bytes) and a pickle: ``("batch", owner, [(directory, result
     bytes), ...])`` or ``("sync", owner, token)``, answered with ``(token, failures)``: how many
-    of the owner's records could not be written since its last sync."""
+    of the owner's records could not be written since its last sync. Anything that goes wrong
+    while a message is written or awaited (Ctrl-C included) closes it for every user: the
+    process is killed and its pipes closed, so no message is ever read or written half-way,
+    and no one writes to a descriptor number the process has given to another file since."""
 
     def __init__(self) -> None:
         down_r, down_w = os.pipe()
@@ -254,59 +259,73 @@ class _Renderer:
         self.pid = os.getpid()
         self.lock = threading.Lock()  # (submitters in several threads share it)
         self.tokens = 0
+        self.closed = False
+        self.reaped = False
 
     def alive(self) -> bool:
-        try:
-            done, _ = os.waitpid(self.pid_of_child, os.WNOHANG)
-        except ChildProcessError:
-            return False
-        return done == 0
+        with self.lock:
+            if self.closed or self.reaped:
+                return False
+            try:
+                done, _ = os.waitpid(self.pid_of_child, os.WNOHANG)
+            except ChildProcessError:
+                done = self.pid_of_child
+            self.reaped = done != 0
+            return not self.reaped
 
     def send(self, message: bytes) -> None:
-        """Hand over a message whole (Ctrl-C waits until it is written)."""
-        with self.lock, _no_interrupt():
-            _write_message(self.to_child, message)
+        """Hand over a message (``OSError`` when the renderer is gone)."""
+        with self.lock:
+            if self.closed:
+                raise OSError("the record renderer is gone")
+            try:
+                _write_message(self.to_child, message)
+            except BaseException:
+                self._close()
+                raise
 
     def sync(self, owner: int) -> bool:
         """Wait until the renderer has written what ``owner`` handed it; whether all of it
-        was. An interrupted wait leaves an answer behind: its token tells it apart."""
+        was (False when it is gone)."""
         with self.lock:
+            if self.closed:
+                return False
             self.tokens += 1
             token = self.tokens
             try:
-                with _no_interrupt():
-                    _write_message(self.to_child, pickle.dumps(("sync", owner, token)))
+                _write_message(self.to_child, pickle.dumps(("sync", owner, token)))
                 while True:
                     answer = _read_message(self.from_child)
                     if answer is None:
+                        self._close()
                         return False  # it died
                     got, failures = pickle.loads(answer)  # (from this process's child)
                     if got == token:
                         return bool(failures == 0)
-            except OSError:  # it died
+            except Exception:
+                self._close()
                 return False
+            except BaseException:
+                self._close()
+                raise
 
     def close(self) -> None:
+        with self.lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         for fd in (self.to_child, self.from_child):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        with contextlib.suppress(OSError):
-            os.kill(self.pid_of_child, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid_of_child, 0)
-
-
-@contextlib.contextmanager
-def _no_interrupt() -> Iterator[None]:
-    """Ctrl-C held back (in the main thread) while a message is written: never half of one."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        if not self.reaped:  # (never a process that took its number since)
+            self.reaped = True
+            with contextlib.suppress(OSError):
+                os.kill(self.pid_of_child, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid_of_child, 0)
 
 
 def _write_message(fd: int, message: bytes) -> None:

@@ -422,6 +422,11 @@ class Recorder:
         if isinstance(self._writer, deferred.DeferredRecords):
             self._writer.finish()
 
+    def submission_ended(self) -> None:
+        """Whatever ended the submission (an error escaping the engine too): every record
+        handed to the renderer is written before ``sub()`` returns or raises."""
+        self._records_written()
+
     def _push(self) -> None:
         """Send what the server has not got yet; a failure is a warning, never the run's."""
         if self.remote is None:
