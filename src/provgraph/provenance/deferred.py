@@ -121,7 +121,8 @@ class DeferredRecords:
         except Exception:  # not forked, or gone: the rest are written here, and what it was
             self._renderer = None  # handed before, at the end (the next submission forks anew)
             self._given_up = self._broken = True
-        except BaseException:  # Ctrl-C: the renderer (killed) may not have it all
+        except BaseException:  # Ctrl-C: this batch may not have gone (nor, if it was being
+            # written, may what the renderer had: it was closed); all are written at the end
             self._renderer = None
             self._given_up = self._broken = True
             raise
