@@ -48,6 +48,15 @@ def _writer(sub: Submitter) -> Any:
     return recorder._writer
 
 
+def _saved_with_records(cache_dir: Path) -> list[Path]:
+    """The job directories holding a saved result, each checked to have its run's record."""
+    saved = [d for d in cache_dir.glob("Square-*") if (d / cache.RESULT_NAME).exists()]
+    for directory in saved:
+        stored = cache.read_result(directory)
+        assert stored is not None and (directory / f"_prov-{stored.run_id}.trig").exists()
+    return saved
+
+
 def _shapes(cache: Path) -> dict[int, Counter[str]]:
     """Per element index, how many triples of each predicate its record holds."""
     found = {}
@@ -233,11 +242,7 @@ def test_ctrl_c_while_a_batch_is_handed_over_loses_no_record(
         Submitter(cache_dir=cache_dir, worker="serial", progress=False) as sub,
     ):
         sub(Square().split(x=list(range(N * 2))))
-    saved = [d for d in cache_dir.glob("Square-*") if (d / cache.RESULT_NAME).exists()]
-    assert len(saved) > deferred.START_AFTER + deferred.BATCH
-    for directory in saved:
-        stored = cache.read_result(directory)
-        assert stored is not None and (directory / f"_prov-{stored.run_id}.trig").exists()
+    assert len(_saved_with_records(cache_dir)) > deferred.START_AFTER + deferred.BATCH
 
 
 def test_records_are_written_when_an_error_ends_the_submission(
@@ -260,11 +265,7 @@ def test_records_are_written_when_an_error_ends_the_submission(
         Submitter(cache_dir=cache_dir, worker="serial", progress=False, hooks=[hook]) as sub,
     ):
         sub(Square().split(x=list(range(60))))
-    saved = [d for d in cache_dir.glob("Square-*") if (d / cache.RESULT_NAME).exists()]
-    assert len(saved) == 40
-    for directory in saved:
-        stored = cache.read_result(directory)
-        assert stored is not None and (directory / f"_prov-{stored.run_id}.trig").exists()
+    assert len(_saved_with_records(cache_dir)) == 40
 
 
 def test_submitters_in_threads_share_a_renderer_that_is_killed(
