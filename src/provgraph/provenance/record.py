@@ -487,7 +487,8 @@ def publish_from_result(
     """Write the record of the run whose result, saved with its record data, is in
     ``directory`` (only if that run is ``run_id``, when given), unless it is written; True
     when the record is there afterwards. ``saved``: the result file's bytes, as they were
-    saved (else the file is read). The result's seal authenticates the data."""
+    saved (else the file is read). The data is unpickled only when its own seal verifies
+    with this user's key, and used only when it names the result's run."""
     where = Path(directory)
     # (the outputs are in the record data: the result's own need not be there any more)
     found = (
