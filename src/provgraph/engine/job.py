@@ -211,18 +211,18 @@ def run_job(job: Job) -> Outcome:
                 usage=usage,
             ),
         )
+        # a hook whose record data is stored with the result (see provenance/deferred.py)
+        later = next((p for p in publishers if hasattr(p, "record_data")), None)
         try:
-            # a hook's record data is stored with the result (see provenance/deferred.py)
-            embedded = next((p.record_data for p in publishers if hasattr(p, "record_data")), None)
+            embedded = later.record_data if later is not None else None
             data = cache.encode_result(directory, stored, embedded)  # unpicklable outputs fail
             cache.commit_result(directory, data)
         except Exception as err:  # the result cannot be stored, or is lost: so is the success
             for written in publishers:
                 getattr(written, "discard", lambda: None)()
             return _failed(job, err, started, None, usage=usage)
-        for written in publishers:
-            if hasattr(written, "record_data"):
-                written.saved = data  # the result as saved: its record is written from it
+        if later is not None:
+            later.saved = data  # the result as saved: its record is written from it
         outcome = _publish(outcome, publishers)
     return outcome
 

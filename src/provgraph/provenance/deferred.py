@@ -63,7 +63,7 @@ class DeferredRecords:
     def __init__(self) -> None:
         self._pid = os.getpid()
         self._sent: list[tuple[str, str]] = []  # (job directory, run) handed over, this submission
-        self._batch: list[tuple[str, bytes]] = []  # not sent to the renderer yet
+        self._batch: list[tuple[str, bytes | None]] = []  # not sent to the renderer yet
         self._renderer: _Renderer | None = None  # this submission's, once handed a record
         self._broken = False  # its renderer failed it: what was handed over is written here
         self._given_up = False  # its renderer died: the rest of the submission is written here
@@ -99,9 +99,10 @@ class DeferredRecords:
         return _Deferred(data, os.fspath(job.output_dir), job.run_id, self)
 
     # -- after the result is saved ----------------------------------------------------------
-    def publish(self, directory: str, run_id: str, saved: bytes) -> None:
-        """The result of run ``run_id`` in ``directory`` is saved (``saved``, its bytes): have
-        the run's record written (handed to the renderer in batches of :data:`BATCH`)."""
+    def publish(self, directory: str, run_id: str, saved: bytes | None) -> None:
+        """The result of run ``run_id`` in ``directory`` is saved (``saved``, its bytes; None:
+        read the file): have the run's record written (handed to the renderer in batches of
+        :data:`BATCH`)."""
         with self._lock:  # (jobs run in threads of this process share it)
             self._sent.append((directory, run_id))
             self._batch.append((directory, saved))
@@ -127,7 +128,7 @@ class DeferredRecords:
             self._given_up = self._broken = True
             raise
         for directory, saved in batch:
-            publish_from_result(directory, saved=saved or None)
+            publish_from_result(directory, saved=saved)
 
     def finish(self) -> None:
         """Wait until every record handed over is written (at the end of a submission, or of
@@ -173,8 +174,7 @@ class _Deferred:
         self.saved: bytes | None = None
 
     def __call__(self) -> None:
-        # (``saved`` is always set by run_job; without it the saved file would be read)
-        self.owner.publish(self.directory, self.run_id, self.saved or b"")
+        self.owner.publish(self.directory, self.run_id, self.saved)  # (set by run_job)
 
     def discard(self) -> None:
         """The result could not be saved: there is nothing to write."""
@@ -372,7 +372,7 @@ def _render(down: int, up: int) -> None:
             continue
         for directory, saved in body:
             try:
-                written = publish_from_result(directory, saved=saved or None)
+                written = publish_from_result(directory, saved=saved)
             except Exception as err:
                 written = False
                 os.write(

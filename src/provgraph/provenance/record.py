@@ -422,18 +422,21 @@ def _own_lines(
 def job_run_trig(job: Any, outcome: Any, folder: str | Path, depth: int = 1) -> bytes:
     """The TriG of one job run's named graph (the record file's bytes); its rerun files are
     written to ``folder``."""
-    extra: list[str] = []
-    root = job.context["cache_dir"]
-    _rerun_files(extra, job, outcome, V.run_iri(job.run_id), os.fspath(folder), root)
-    return _record_bytes(job, outcome, _environment(job.context), extra, depth)
+    env_hash, extra = _in_this_process(job, outcome, folder)
+    return _record_bytes(job, outcome, env_hash, extra, depth)
 
 
-def _environment(context: dict[str, Any]) -> str:
-    """The hash of the environment a job ran in (this process's, and its container); its
-    file is written if it is not there."""
+def _in_this_process(job: Any, outcome: Any, folder: str | Path) -> tuple[str, list[str]]:
+    """What only the process that ran the job knows, for its record: the hash of the
+    environment it ran in (this process's, and its container; its file written if it is not
+    there), and the lines pointing to its rerun files (written to ``folder`` now)."""
+    context = job.context
     env = _with_container(capture(), context.get("container"))
     _environment_file(context["cache_dir"], env, context["workflow_run"])
-    return str(env["hash"])
+    extra: list[str] = []
+    run = V.run_iri(job.run_id)
+    _rerun_files(extra, job, outcome, run, os.fspath(folder), context["cache_dir"])
+    return str(env["hash"]), extra
 
 
 def _record_bytes(
@@ -463,17 +466,14 @@ def record_data(job: Any, outcome: Any) -> bytes:
     """What the record of a succeeded run needs besides its saved result, as bytes to store
     with the result (:func:`.cache.encode_result`); its rerun files are written now, beside it.
     The record itself is written later from both (:func:`publish_from_result`)."""
-    context = job.context
-    extra: list[str] = []
-    folder = os.fspath(job.output_dir)
-    _rerun_files(extra, job, outcome, V.run_iri(job.run_id), folder, context["cache_dir"])
+    env_hash, extra = _in_this_process(job, outcome, job.output_dir)
     data = {
         "run_id": job.run_id,
         # described (files hashed) now: a later job may remove or change them
         "outputs": T.describe_outputs(outcome.outputs),
-        "context": context,
+        "context": job.context,
         "index": job.index,
-        "environment": _environment(context),
+        "environment": env_hash,
         "extra": extra,
         "placement": outcome.placement,
         "usage": outcome.usage,

@@ -405,27 +405,23 @@ class Recorder:
                 "failedJobs": event.failed,
                 "skippedJobs": event.skipped,
             }
-            self._records_written()
+            self.submission_ended()  # (while the submission still holds the cache)
             self._write_end(
                 "succeeded" if event.failed == 0 else "partial" if done else "failed", counts
             )
             self._journal.close()
             self._push()
-        elif isinstance(event, events.RunInterrupted):
-            self._records_written()
+        elif isinstance(event, events.RunInterrupted):  # (its records: submission_ended)
             self._withdraw_unstarted()
             self._write_end("interrupted")
             self._journal.close()  # (not sent now: who interrupts a run wants it to stop)
 
-    def _records_written(self) -> None:
-        """Wait for the renderer to write the records handed to it (the submission ends)."""
+    def submission_ended(self) -> None:
+        """Every record handed to the renderer is written: at the submission's end (while it
+        still holds the cache), and again, for whatever else ended it (Ctrl-C, an error
+        escaping the engine), before ``sub()`` raises (the second call finds nothing to do)."""
         if isinstance(self._writer, deferred.DeferredRecords):
             self._writer.finish()
-
-    def submission_ended(self) -> None:
-        """Whatever ended the submission (an error escaping the engine too): every record
-        handed to the renderer is written before ``sub()`` returns or raises."""
-        self._records_written()
 
     def _push(self) -> None:
         """Send what the server has not got yet; a failure is a warning, never the run's."""
