@@ -148,6 +148,97 @@ def test_a_record_lost_after_its_result_is_written_from_it_if_its_data_is_authen
 
 
 @python.define
+def Echo(a: Any) -> Any:
+    return a
+
+
+# plain values (kept as values, described by whoever writes the record) and others
+VALUES = [1, -7, "s", "", 2.5, float("nan"), None, True, "x" * 300, [1, 2], {"k": 1}, b"by"]
+
+
+def _values(cache_dir: Path) -> dict[int, set[tuple[str, str]]]:
+    """Per element index, what its record says of each entity: its hash, value and type."""
+    kept = ("contentHash", "value", "#type")
+    found = {}
+    for path in cache_dir.glob("Echo-*/_prov-*.trig"):
+        quads = list(ox.parse(path=path, format=ox.RdfFormat.TRIG, base_iri=path.as_uri()))
+        index = next(int(q.object.value) for q in quads if q.predicate.value.endswith("Index"))
+        found[index] = {
+            (q.predicate.value, str(q.object))
+            for q in quads
+            if q.predicate.value.endswith(kept) and not isinstance(q.subject, ox.BlankNode)
+        }
+    return found
+
+
+def test_values_described_by_the_renderer_are_those_described_in_the_job_s_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain inputs and outputs travel as values and are described by the renderer: each
+    record says of them (hashes, values, types) what a record written beside the job says."""
+    monkeypatch.setattr(deferred, "START_AFTER", 0)
+    said = []
+    for defer in (True, False):
+        monkeypatch.setattr(deferred, "available", lambda defer=defer: defer)
+        cache_dir = tmp_path / f"cache-{defer}"
+        with Submitter(cache_dir=cache_dir, worker="serial", progress=False) as sub:
+            sub(Echo().split(a=VALUES))
+            assert (getattr(_writer(sub), "handed", 0) == len(VALUES)) is defer
+        said.append(_values(cache_dir))
+    assert len(said[0]) == len(VALUES) and said[0] == said[1]
+    hashes = {
+        index: {o for p, o in facts if p.endswith("contentHash")}
+        for index, facts in said[0].items()
+    }
+    assert all(len(found) == 1 for found in hashes.values())  # echoed: used what it generated
+    assert len({h for found in hashes.values() for h in found}) == len(VALUES)
+
+
+def test_record_data_saved_by_an_earlier_provgraph_is_still_written_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A result saved with record data in the earlier form (the whole context, outputs
+    described) still gives its record, as the index's catch-up writes it after a kill."""
+    import pickle
+
+    from provgraph.provenance import record
+
+    monkeypatch.setattr(deferred, "START_AFTER", 0)
+    saved = []
+
+    def earlier_form(job: Any, outcome: Any) -> bytes:
+        env_hash, extra = record._in_this_process(job, outcome, job.output_dir)
+        context = {**job.context}
+        context["inputs"] = {k: record.describe_value(v) for k, v in job.inputs.items()}
+        saved.append(job.run_id)
+        return pickle.dumps(
+            {
+                "run_id": job.run_id,
+                "outputs": {k: record.describe_value(v) for k, v in outcome.outputs.items()},
+                "context": context,
+                "index": job.index,
+                "environment": env_hash,
+                "extra": extra,
+                "placement": outcome.placement,
+                "usage": outcome.usage,
+            }
+        )
+
+    monkeypatch.setattr(deferred, "record_data", earlier_form)
+    monkeypatch.setattr(deferred, "_render", lambda *pipes: os._exit(3))  # never written now
+    monkeypatch.setattr(deferred.DeferredRecords, "finish", lambda self: None)
+    cache_dir = tmp_path / "cache"
+    with Submitter(cache_dir=cache_dir, worker="serial", progress=False) as sub:
+        sub(Square().split(x=[3, 4]))
+    assert len(saved) == 2 and list(cache_dir.glob("Square-*/_prov-*.trig")) == []
+    rows = ProvenanceStore(cache_dir).query(
+        "SELECT ?x ?y WHERE { ?run a pg:JobRun ; pg:status 'succeeded' ; prov:used ?in . "
+        "?in prov:value ?x . ?out prov:wasGeneratedBy ?run ; prov:value ?y }"
+    )
+    assert sorted((int(x), int(y)) for x, y in rows) == [(3, 9), (4, 16)]
+
+
+@python.define
 def Make(x: int, folder: str) -> File:
     path = Path(folder) / f"made-{x}.txt"
     path.write_text(f"made {x}")

@@ -14,7 +14,7 @@ from .._filetypes import Directory, File
 from ..exceptions import HashingError
 from ..hashing import file_content_digest, hash_value
 
-__all__ = ["LITERAL_TYPES", "SMALL_TEXT", "describe_value"]
+__all__ = ["LITERAL_TYPES", "SMALL_TEXT", "describe_later", "describe_value", "described"]
 
 SMALL_TEXT = 256
 # the values a record can hold exactly as literals (None: an entity with no value)
@@ -58,6 +58,24 @@ def describe_value(value: Any) -> dict[str, Any]:
 
         digest = xxhash.xxh3_128_hexdigest(cloudpickle.dumps(value))
     return {"kind": "Value", "hash": digest, "value": small}
+
+
+def describe_later(value: Any) -> dict[str, Any]:
+    """An input as a record's context holds it: a plain value (exactly a bool, int, float,
+    None, or a string of at most :data:`SMALL_TEXT` characters) as it is, described where the
+    record is written (:func:`described`), off the submitting process's path when that is
+    another process; anything else described now, before the job runs (its files hashed as
+    the job found them)."""
+    kind = type(value)
+    if kind in LITERAL_TYPES and (kind is not str or len(value) <= SMALL_TEXT):
+        return {"plain": value}
+    return describe_value(value)
+
+
+def described(given: dict[str, Any]) -> dict[str, Any]:
+    """An input as :func:`describe_later` gave it, described (a plain value's description is
+    a function of the value alone: the same wherever it is made)."""
+    return describe_value(given["plain"]) if "plain" in given else given
 
 
 def _describe_fileset(value: Any) -> dict[str, Any]:

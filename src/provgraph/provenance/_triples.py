@@ -25,6 +25,7 @@ import xxhash
 
 from ..exceptions import HashingError
 from ..hashing import file_content_digest
+from . import _describe
 from . import vocab as V
 from ._describe import describe_value
 
@@ -144,7 +145,8 @@ def usages(
     run = iri(g)
     informed: set[str] = set()
     definition = context["definition"]
-    for field, d in context["inputs"].items():
+    for field, given in context["inputs"].items():
+        d = _describe.described(given)
         role = _role(definition, "input", field)
         if roles:
             parameter(out, role, context, "input", field)

@@ -307,6 +307,11 @@ def _pickled_beside(out: list[str], g: str, prop: str, path: str, value: Any, ro
     out.append(f"<{g}> pg:{prop} {T.place(path, root)} .\n")
 
 
+def _value_of(given: dict[str, Any]) -> Any:
+    """The value an input's entity holds in the record (None: none)."""
+    return given["plain"] if "plain" in given else given.get("value")
+
+
 def _inputs_in_record(job: Any) -> bool:
     """Whether the record holds every input exactly: each is None (an entity with no value)
     or a bool, int, float or short string written as the entity's ``prov:value`` (not a
@@ -319,7 +324,7 @@ def _inputs_in_record(job: Any) -> bool:
         kind = type(value)
         if kind not in LITERAL_TYPES or (kind is str and len(value) > SMALL_TEXT):
             return False
-        if "sources" in described[field] or described[field].get("value") != value:
+        if "sources" in described[field] or _value_of(described[field]) != value:
             return False  # from upstream (its entity is another record's), or NaN
     return True
 
@@ -462,16 +467,70 @@ def _record_bytes(
 
 
 # -- records written later, from the result -------------------------------------------------
+_PER_JOB = ("inputs", "rerun_of", "previous_outputs")  # what differs between a node's jobs
+_NODE_PARTS: dict[tuple[Any, ...], bytes] = {}  # the rest of a context, pickled once per node
+_NODE_CONTEXTS: dict[bytes, dict[str, Any]] = {}  # those bytes unpickled, where records are made
+
+
+def _node_part(context: dict[str, Any]) -> bytes:
+    """What a job's context says that every job of its node says (the task, its definition,
+    the workflow run, the node, the user), pickled: once per node in this process."""
+    key = (
+        context["cache_dir"],
+        context["definition"],
+        context["workflow_run"],
+        context["node"],
+        context["user"],
+    )
+    found = _NODE_PARTS.get(key) if context.get("container") is None else None
+    if found is None:
+        found = pickle.dumps(
+            {k: v for k, v in context.items() if k not in _PER_JOB},
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
+        if context.get("container") is None:
+            if len(_NODE_PARTS) > 1024:  # a long-lived process: forget the old runs
+                _NODE_PARTS.clear()
+            _NODE_PARTS[key] = found
+    return found
+
+
+def _node_context(part: bytes) -> dict[str, Any]:
+    """A node's part of the context, unpickled (once per node in the writing process)."""
+    found = _NODE_CONTEXTS.get(part)
+    if found is None:
+        if len(_NODE_CONTEXTS) > 1024:
+            _NODE_CONTEXTS.clear()
+        found = _NODE_CONTEXTS[part] = pickle.loads(part)
+    return found
+
+
+def _by_value(value: Any) -> bool:
+    """Whether an output's description depends on its value alone (no file it names), and
+    the value is small: a bool, int, float, None, or a string of at most SMALL_TEXT."""
+    kind = type(value)
+    return kind in LITERAL_TYPES and (kind is not str or len(value) <= SMALL_TEXT)
+
+
 def record_data(job: Any, outcome: Any) -> bytes:
     """What the record of a succeeded run needs besides its saved result, as bytes to store
     with the result (:func:`.cache.encode_result`); its rerun files are written now, beside it.
-    The record itself is written later from both (:func:`publish_from_result`)."""
+    The record itself is written later from both (:func:`publish_from_result`).
+
+    Only what must be known now is worked out now: outputs that name files are described
+    (hashed) at once, since a later job may remove or change them; plain outputs, and plain
+    inputs (:func:`._describe.describe_later`), are kept as values and described by the
+    process that writes the record. The node's part of the context is pickled once per node."""
     env_hash, extra = _in_this_process(job, outcome, job.output_dir)
+    context = job.context
+    outputs = outcome.outputs or {}
+    plain = all(map(_by_value, outputs.values()))
     data = {
         "run_id": job.run_id,
-        # described (files hashed) now: a later job may remove or change them
-        "outputs": T.describe_outputs(outcome.outputs),
-        "context": job.context,
+        "node": _node_part(context),
+        "job": {k: context[k] for k in _PER_JOB if k in context},
+        "outputs": outputs if plain else T.describe_outputs(outputs),
+        "outputs_plain": plain,
         "index": job.index,
         "environment": env_hash,
         "extra": extra,
@@ -479,6 +538,21 @@ def record_data(job: Any, outcome: Any) -> bytes:
         "usage": outcome.usage,
     }
     return pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _given_context(given: dict[str, Any]) -> dict[str, Any]:
+    """The job's context as :func:`record_data` stored it (or, saved by an earlier provgraph,
+    whole)."""
+    if "context" in given:
+        return dict(given["context"])
+    return {**_node_context(given["node"]), **given["job"]}
+
+
+def _given_outputs(given: dict[str, Any]) -> dict[str, Any]:
+    """The outputs as described when the job ended (plain ones: described now, the same)."""
+    if given.get("outputs_plain"):
+        return T.describe_outputs(given["outputs"])
+    return dict(given["outputs"])
 
 
 def publish_from_result(
@@ -519,14 +593,15 @@ def publish_from_result(
         output_dir=Path(directory),
         index=given["index"],
         run_id=stored.run_id,
-        context=given["context"],
+        context=_given_context(given),
     )
     outcome = attrs.evolve(
         outcome_from_stored(stored, executed=True),
         placement=given["placement"],
         usage=given["usage"],
     )
-    data = _record_bytes(job, outcome, given["environment"], given["extra"], 1, given["outputs"])
+    described = _given_outputs(given)
+    data = _record_bytes(job, outcome, given["environment"], given["extra"], 1, described)
     atomic_write(final, data)
     return True
 

@@ -29,6 +29,7 @@ from ..engine.runtime import JobRun, input_sources
 from . import _triples as T
 from . import deferred, journal
 from . import vocab as V
+from ._describe import describe_later
 from .index import file_base
 from .record import (
     A,
@@ -137,7 +138,7 @@ class Recorder:
             if sources.get(field):  # (none: a value, e.g. passed through a workflow)
                 inputs[field] = {"sources": sources[field]}
             else:
-                inputs[field] = describe_value(value)
+                inputs[field] = describe_later(value)  # (plain: described by the writer)
         return self._definition_context(type(job.node.task), inputs)
 
     def _definition_context(self, task_cls: Any, inputs: dict[str, Any]) -> dict[str, Any]:
