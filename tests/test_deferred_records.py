@@ -238,6 +238,31 @@ def test_record_data_saved_by_an_earlier_provgraph_is_still_written_from(
     assert sorted((int(x), int(y)) for x, y in rows) == [(3, 9), (4, 16)]
 
 
+def test_a_forced_rerun_first_writes_the_record_of_the_result_it_replaces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose record was never written (killed before the renderer wrote it), its result
+    replaced by a forced rerun before any question to the store: its record is written from
+    that result before the rerun replaces it, and the rerun's record names it."""
+    monkeypatch.setattr(deferred, "START_AFTER", 0)
+    cache_dir = tmp_path / "cache"
+    with Submitter(cache_dir=cache_dir, worker="serial", progress=False) as sub:
+        sub(Square().split(x=[1, 2]))
+    lost = sorted(cache_dir.glob("Square-*/_prov-*.trig"))[0]
+    lost.unlink()  # as if the submitter had been killed before it was written
+    with Submitter(cache_dir=cache_dir, worker="serial", progress=False) as sub:
+        assert sub(Square().split(x=[1, 2]), rerun=True).outputs.out == [1, 4]
+    assert lost.exists()
+    rows = ProvenanceStore(cache_dir).query(
+        "SELECT ?run ?earlier WHERE { ?run a pg:JobRun ; pg:status 'succeeded' . "
+        "OPTIONAL { ?run pg:rerunOf ?earlier } }"
+    )
+    runs = {str(run): earlier for run, earlier in rows}
+    assert len(runs) == 4
+    reran = {str(earlier) for earlier in runs.values() if earlier is not None}
+    assert len(reran) == 2 and reran <= set(runs)  # each earlier run has its record
+
+
 @python.define
 def Make(x: int, folder: str) -> File:
     path = Path(folder) / f"made-{x}.txt"

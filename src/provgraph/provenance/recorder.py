@@ -45,6 +45,7 @@ from .record import (
     describe_value,
     field_types,
     pickle_definition,
+    publish_from_result,
     record_name,
     record_path,
     recover,
@@ -65,6 +66,14 @@ def _sealed(path: Path) -> bool:
         return _signing.unseal_file(path) is not None
     except OSError:
         return False
+
+
+def _keep_replaced_record(directory: Path, run_id: str) -> None:
+    """Before a forced rerun replaces a saved result: the record of the run that saved it,
+    if it was never written (its process was killed before), is written from the result's
+    record data now, while that result is still there."""
+    if run_id and not os.path.exists(record_path(directory, run_id)):
+        publish_from_result(directory, run_id)
 
 
 class Recorder:
@@ -118,6 +127,7 @@ class Recorder:
             "container": getattr(job, "environment_info", None),
         }
         if job.replaces is not None:  # a forced rerun: which run, and what it made
+            _keep_replaced_record(job.output_dir, job.replaces.run_id)
             context["rerun_of"] = V.run_iri(job.replaces.run_id)
             context["previous_outputs"] = {
                 field: describe_value(value)["hash"]
