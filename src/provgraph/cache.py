@@ -87,6 +87,9 @@ class StoredResult:
     sources: dict[str, list[tuple[str, str]]] | None = None
 
 
+_STORED_FIELDS = tuple(field.name for field in attrs.fields(StoredResult))
+
+
 @attrs.frozen
 class _Rel:
     """A path inside the job's directory, stored relative to it."""
@@ -227,7 +230,7 @@ def encode_result(directory: Path, result: StoredResult, record_data: bytes | No
     from (read back, still sealed, by :func:`read_result_and_record`). The two are sealed
     apart, so that reading the result alone (every reused job) costs no more for it:
     ``PGR1``, the sealed data's length (4 bytes), the sealed data, then the sealed result."""
-    record = attrs.asdict(result, recurse=False)
+    record = {name: getattr(result, name) for name in _STORED_FIELDS}  # (attrs.asdict: 2x)
     record["outputs"] = _to_stored(result.outputs, directory)
     sealed = _signing.seal(_dumps(record))
     if record_data is None:

@@ -140,7 +140,7 @@ def resource_usage(before: tuple[float, float, int]) -> dict[str, float]:
     }
 
 
-def run_job(job: Job) -> Outcome:
+def run_job(job: Job, placement: dict[str, str] | None = None) -> Outcome:
     """Run ``job`` under its lock, or reuse the result another process left meanwhile.
 
     After a run (succeeded or failed), the job's ``after`` hooks run in this same process, still
@@ -152,8 +152,11 @@ def run_job(job: Job) -> Outcome:
     its result. When the result cannot be saved (a full disk), the run fails with that error,
     and is recorded so. A hook that fails costs a warning on the outcome, never the result. The
     lock names the run (and its workflow run), so the next run of a job whose process died can
-    record that death.
+    record that death. ``placement`` (the worker, where it ran), when given, is said instead
+    of the job's own.
     """
+    if placement is None:
+        placement = job.placement
     directory = job.output_dir
     try:
         os.mkdir(directory)
@@ -191,9 +194,10 @@ def run_job(job: Job) -> Outcome:
                 run_id=job.run_id,
             )
         except (Exception, SystemExit) as err:  # sys.exit() in a task fails that job only
-            return _failed(job, err, started, lock.broken_stale, usage=resource_usage(before))
+            usage = resource_usage(before)
+            return _failed(job, err, started, lock.broken_stale, placement, usage=usage)
         except KeyboardInterrupt as err:  # recorded as interrupted, then the interrupt goes on
-            _failed(job, err, started, lock.broken_stale, status="interrupted")
+            _failed(job, err, started, lock.broken_stale, placement, status="interrupted")
             raise
         usage = resource_usage(before)
         outcome, publishers = _after(
@@ -207,7 +211,7 @@ def run_job(job: Job) -> Outcome:
                 pid=os.getpid(),
                 stale_lock=lock.broken_stale,
                 run_id=job.run_id,
-                placement=job.placement,
+                placement=placement,
                 usage=usage,
             ),
         )
@@ -220,7 +224,7 @@ def run_job(job: Job) -> Outcome:
         except Exception as err:  # the result cannot be stored, or is lost: so is the success
             for written in publishers:
                 getattr(written, "discard", lambda: None)()
-            return _failed(job, err, started, None, usage=usage)
+            return _failed(job, err, started, None, placement, usage=usage)
         if later is not None:
             later.saved = data  # the result as saved: its record is written from it
         outcome = _publish(outcome, publishers)
@@ -232,6 +236,7 @@ def _failed(
     err: BaseException,
     started: float,
     stale: str | None,
+    placement: dict[str, str] | None,
     status: str = "failed",
     usage: dict[str, float] | None = None,
 ) -> Outcome:
@@ -249,7 +254,7 @@ def _failed(
         pid=os.getpid(),
         stale_lock=stale,
         run_id=job.run_id,
-        placement=job.placement,
+        placement=placement,
         usage=usage,
     )
     return _publish(*_after(job, outcome))

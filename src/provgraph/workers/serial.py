@@ -5,8 +5,6 @@ from __future__ import annotations
 from concurrent.futures import Future
 from typing import Any
 
-import attrs
-
 from ..engine.job import Job, Outcome, run_job
 from .base import Worker
 
@@ -17,11 +15,12 @@ class SerialWorker(Worker):
     """Runs jobs one after another, in process."""
 
     name = "serial"
+    _placement = {"worker": "serial"}  # (given to run_job: no copy of each job made for it)
 
     def capacity(self) -> int | None:
         return 1
 
     def submit(self, job: Job) -> Future[Any]:
         future: Future[Outcome] = Future()
-        future.set_result(run_job(attrs.evolve(job, placement={"worker": self.name})))
+        future.set_result(run_job(job, placement=self._placement))
         return future
