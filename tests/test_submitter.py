@@ -247,3 +247,19 @@ def test_file_outputs_survive_moving_the_cache(tmp_path: Path, resample: tuple[t
     assert result.stats["reused"] == 1
     assert isinstance(result.outputs.out_file, File)
     assert Path(result.outputs.out_file).parent.parent == moved
+
+
+def test_job_run_ids_are_random_version_4_uuids() -> None:
+    """A job run's id reads back as a version 4, RFC 4122 UUID, is written as uuid does, and
+    is not repeated (nor are its variant digits stuck)."""
+    import uuid
+
+    from provgraph.engine.runtime import new_run_id
+
+    made = [new_run_id() for _ in range(4000)]
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert str(parsed) == text
+    assert len(set(made)) == len(made)
+    assert {text[19] for text in made} == set("89ab")

@@ -12,6 +12,7 @@ reads from are done; each job counts the dependencies it still waits for.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,16 @@ from ..spec.fields import NOTHING, check_rules, coerce, type_name
 from ..spec.workflow import graph_class
 from .plan import check_value, digest, job_hash, split_hash
 
-__all__ = ["Instance", "JobRun", "NodeRun"]
+__all__ = ["Instance", "JobRun", "NodeRun", "new_run_id"]
+
+
+def new_run_id() -> str:
+    """A random (version 4) UUID, as text: a job run's id. What ``str(uuid.uuid4())`` gives,
+    made from the same 16 random bytes without the ``UUID`` object (0.8 us against 2 us: every
+    job that runs takes one)."""
+    h = os.urandom(16).hex()
+    variant = "89ab"[int(h[16], 16) & 3]  # the two top bits of byte 8: 10 (RFC 4122)
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
 
 
 class JobRun:

@@ -438,7 +438,7 @@ class _Run:
             self._complete(job)
             return
         assert job.inputs is not None and job.job_hash is not None
-        job.run_id = str(uuid.uuid4())
+        job.run_id = rt.new_run_id()
         context: dict[str, Any] = {}
         after = []
         for prepare in self.sub.job_preparers:
@@ -581,7 +581,7 @@ class _Run:
 
     def _open(self, job: rt.JobRun) -> None:
         job.status = "running"
-        job.run_id = str(uuid.uuid4())
+        job.run_id = rt.new_run_id()
         self.emit(events.JobSubmitted(run_id=self.run_id, job=job))
         try:
             instance = rt.open_instance(job)

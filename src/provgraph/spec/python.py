@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .._filetypes import Directory, File
 from ..exceptions import SpecError, SpecValueError
 from ._definition import check_task_name, make_task_class
 from ._function_fields import arg, class_parts, input_fields, out, output_fields
@@ -111,8 +112,6 @@ class PythonTask(TaskDef):
 
 
 def _check_output_paths(task: str, name: str, value: Any) -> None:
-    from .._filetypes import Directory, File
-
     if isinstance(value, (File, Directory)) and not os.path.exists(value):
         raise SpecError(
             f"output {name!r} of {task} names {str(value)!r}, which does not exist; a task "
