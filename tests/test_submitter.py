@@ -263,3 +263,15 @@ def test_job_run_ids_are_random_version_4_uuids() -> None:
         assert str(parsed) == text
     assert len(set(made)) == len(made)
     assert {text[19] for text in made} == set("89ab")
+
+
+@pytest.mark.parametrize("folder", ["/abs/cache", "rel/cache", ".", "/"])
+def test_a_job_directory_is_the_cache_joined_with_its_name(folder: str) -> None:
+    """However the job directory's path is made (pathlib's own child maker where there is
+    one), it is the path ``/`` gives, and a real ``Path``."""
+    from provgraph import cache
+
+    made = cache.job_dir(Path(folder), "Task", "0123abcd")
+    assert made == Path(folder) / "Task-0123abcd" and isinstance(made, Path)
+    assert str(made) == str(Path(folder) / "Task-0123abcd")
+    assert made.parent == Path(folder) and made.name == "Task-0123abcd"

@@ -66,7 +66,33 @@ _KEEP_PREFIXES = ("_prov",)
 
 def job_dir(cache_dir: Path, task_name: str, job_hash: str) -> Path:
     """``<cache_dir>/<TaskName>-<hash>``."""
-    return cache_dir / f"{task_name}-{job_hash}"
+    return _child(cache_dir, f"{task_name}-{job_hash}")
+
+
+def _joined(folder: Path, name: str) -> Path:
+    return folder / name
+
+
+def _child_maker() -> Any:
+    """How a job directory's path is made from the cache's and one plain name: pathlib's own
+    (private) way of making a child without parsing the name again, which ``iterdir`` uses
+    (a quarter of the time of ``/``, on every job's path), when this Python has it and it
+    gives what ``/`` gives; else ``/``."""
+    made = getattr(Path, "_make_child_relpath", None)
+    if made is None:
+        return _joined
+    try:
+        folder = Path("/cache")
+        if made(folder, "Task-0a1b") != folder / "Task-0a1b" or not isinstance(
+            made(folder, "x"), Path
+        ):
+            return _joined
+    except Exception:
+        return _joined
+    return made
+
+
+_child = _child_maker()
 
 
 @attrs.define(kw_only=True)
