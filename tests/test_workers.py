@@ -300,3 +300,26 @@ def test_slurm_run_runs_a_batch_written_by_the_slurm_workers_writer(cache_dir: P
     assert outcome.ok and outcome.outputs == {"out": 42}
     assert outcome.placement["worker"] == "slurm"
     assert (job.output_dir / f"_prov-{job.run_id}.trig").exists()
+
+
+@python.define
+def MakeAdder(n: int) -> Any:
+    def add(x: int) -> int:  # a closure: only cloudpickle can send it back to the submitter
+        return x + n
+
+    return add
+
+
+@pytest.mark.parametrize("worker", ["cf", "dask"])
+def test_outputs_only_cloudpickle_can_send_come_back_from_pool_processes(
+    worker: str, cache_dir: Path
+) -> None:
+    """Jobs and outcomes travel by plain pickle where it can, else by cloudpickle: a closure
+    made in a pool process comes back working, beside plain values, and is cached."""
+    options = WORKERS[worker]
+    for _ in range(2):  # (the second time, from the cache)
+        with Submitter(cache_dir=cache_dir, worker=worker, progress=False, **options) as sub:
+            adders = sub(MakeAdder().split(n=[1, 2, 3])).outputs.out
+            halves = sub(Half().split(x=[2, 4])).outputs.out
+        assert [add(10) for add in adders] == [11, 12, 13]
+        assert halves == [1.0, 2.0]
