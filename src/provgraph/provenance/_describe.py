@@ -14,7 +14,14 @@ from .._filetypes import Directory, File
 from ..exceptions import HashingError
 from ..hashing import file_content_digest, hash_value
 
-__all__ = ["LITERAL_TYPES", "SMALL_TEXT", "describe_later", "describe_value", "described"]
+__all__ = [
+    "LITERAL_TYPES",
+    "SMALL_TEXT",
+    "describe_later",
+    "describe_value",
+    "described",
+    "is_plain",
+]
 
 SMALL_TEXT = 256
 # the values a record can hold exactly as literals (None: an entity with no value)
@@ -60,16 +67,20 @@ def describe_value(value: Any) -> dict[str, Any]:
     return {"kind": "Value", "hash": digest, "value": small}
 
 
-def describe_later(value: Any) -> dict[str, Any]:
-    """An input as a record's context holds it: a plain value (exactly a bool, int, float,
-    None, or a string of at most :data:`SMALL_TEXT` characters) as it is, described where the
-    record is written (:func:`described`), off the submitting process's path when that is
-    another process; anything else described now, before the job runs (its files hashed as
-    the job found them)."""
+def is_plain(value: Any) -> bool:
+    """Whether ``value`` is exactly a bool, int, float, None, or a string of at most
+    :data:`SMALL_TEXT` characters: a value a record can hold as a literal, whose description
+    depends on the value alone (no file it names)."""
     kind = type(value)
-    if kind in LITERAL_TYPES and (kind is not str or len(value) <= SMALL_TEXT):
-        return {"plain": value}
-    return describe_value(value)
+    return kind in LITERAL_TYPES and (kind is not str or len(value) <= SMALL_TEXT)
+
+
+def describe_later(value: Any) -> dict[str, Any]:
+    """An input as a record's context holds it: a plain value (:func:`is_plain`) as it is,
+    described where the record is written (:func:`described`), off the submitting process's
+    path when that is another process; anything else described now, before the job runs (its
+    files hashed as the job found them)."""
+    return {"plain": value} if is_plain(value) else describe_value(value)
 
 
 def described(given: dict[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from ..engine.job import ErrorInfo, Job, Outcome, outcome_from_stored
 from . import _triples as T
 from . import journal
 from . import vocab as V
-from ._describe import LITERAL_TYPES, SMALL_TEXT, describe_value
+from ._describe import describe_value, is_plain
 from .environment import capture
 
 __all__ = ["describe_value", "pickle_definition", "recover", "write_job_run"]
@@ -321,8 +321,7 @@ def _inputs_in_record(job: Any) -> bool:
     if inputs.keys() != described.keys():
         return False
     for field, value in inputs.items():
-        kind = type(value)
-        if kind not in LITERAL_TYPES or (kind is str and len(value) > SMALL_TEXT):
+        if not is_plain(value):
             return False
         if "sources" in described[field] or _value_of(described[field]) != value:
             return False  # from upstream (its entity is another record's), or NaN
@@ -505,13 +504,6 @@ def _node_context(part: bytes) -> dict[str, Any]:
     return found
 
 
-def _by_value(value: Any) -> bool:
-    """Whether an output's description depends on its value alone (no file it names), and
-    the value is small: a bool, int, float, None, or a string of at most SMALL_TEXT."""
-    kind = type(value)
-    return kind in LITERAL_TYPES and (kind is not str or len(value) <= SMALL_TEXT)
-
-
 def record_data(job: Any, outcome: Any) -> bytes:
     """What the record of a succeeded run needs besides its saved result, as bytes to store
     with the result (:func:`.cache.encode_result`); its rerun files are written now, beside it.
@@ -524,7 +516,7 @@ def record_data(job: Any, outcome: Any) -> bytes:
     env_hash, extra = _in_this_process(job, outcome, job.output_dir)
     context = job.context
     outputs = outcome.outputs or {}
-    plain = all(map(_by_value, outputs.values()))
+    plain = all(map(is_plain, outputs.values()))
     data = {
         "run_id": job.run_id,
         "node": _node_part(context),
