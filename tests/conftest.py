@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -39,6 +40,35 @@ def requires(executable: str, how: str) -> pytest.MarkDecorator:
 
     missing = shutil.which(executable) is None and os.environ.get("PROVGRAPH_CI") != "1"
     return pytest.mark.skipif(missing, reason=f"no {executable} on PATH; {how}")
+
+
+@functools.lru_cache(maxsize=1)
+def _slurm_missing() -> str | None:
+    """Why no SLURM cluster can take jobs here (None: one answers): ``sbatch`` absent, or its
+    controller not answering ``sinfo`` (installed, but not started)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("sbatch") is None:
+        return "no sbatch on PATH"
+    try:
+        answer = subprocess.run(["sinfo", "-h"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"sinfo did not answer ({err})"
+    if answer.returncode != 0:
+        return f"sbatch is installed but the cluster does not answer: {answer.stderr.strip()}"
+    return None
+
+
+def requires_slurm(how: str) -> pytest.MarkDecorator:
+    """Skip when no SLURM cluster answers here (``sbatch`` missing, or installed but not
+    started); under CI (``PROVGRAPH_CI=1``) never skip: the test runs, and fails without one."""
+    import os
+
+    if os.environ.get("PROVGRAPH_CI") == "1":
+        return pytest.mark.skipif(False, reason="")
+    missing = _slurm_missing()
+    return pytest.mark.skipif(missing is not None, reason=f"{missing}; {how}")
 
 
 def skip_unless_ci(reason: str) -> None:

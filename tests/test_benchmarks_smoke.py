@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import requires
+from conftest import requires, requires_slurm
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 SCRIPT = BENCHMARKS / "run.py"
@@ -22,7 +22,7 @@ CRATE_SCRIPT = BENCHMARKS / "rocrate.py"
 SHARING_SCRIPT = BENCHMARKS / "sharing.py"
 SLURM_SCRIPT = BENCHMARKS / "slurm_worker.py"
 
-needs_slurm = requires("sbatch", "start a one-node cluster with scripts/start-slurm.sh")
+needs_slurm = requires_slurm("start a one-node cluster with scripts/start-slurm.sh")
 
 ROWS = {
     "1": "serial cold",

@@ -25,7 +25,7 @@ import attrs
 import pytest
 import rdflib
 
-from conftest import requires, skip_unless_ci
+from conftest import requires_slurm, skip_unless_ci
 from provgraph import (
     CommandError,
     ContainerError,
@@ -837,7 +837,7 @@ def test_diff_names_the_container_change(
     assert "container: podman localhost/localtest:latest sha256:" in diff_text(report)
 
 
-@requires("sbatch", "start a one-node cluster with scripts/start-slurm.sh")
+@requires_slurm("start a one-node cluster with scripts/start-slurm.sh")
 def test_scancel_stops_the_container_of_a_slurm_job(podman: Podman, tmp_path: Path) -> None:
     """SIGTERM from scancel reaches the job: it removes its container before it goes."""
     import threading

@@ -24,7 +24,7 @@ from fileformats.generic import File as FFile
 from fileformats.medimage import Nifti1, NiftiGz, NiftiGzX
 from pydra.tasks.mrtrix3.v3_1 import MrGrid
 
-from conftest import requires
+from conftest import requires, requires_slurm
 from provgraph.spec._pydra import from_pydra, translate
 from pydra_twins import pydra_argv
 
@@ -395,7 +395,7 @@ def _texts(folder: Path) -> list:
     return paths
 
 
-@requires("sbatch", "start a one-node cluster with scripts/start-slurm.sh (.ci/run does)")
+@requires_slurm("start a one-node cluster with scripts/start-slurm.sh (.ci/run does)")
 def test_pydra_task_objects_on_slurm(tmp_path: Path) -> None:
     task = _pydra_copy()().split(in_file=_texts(tmp_path / "in"))
     with Submitter(cache_dir=tmp_path / "cache", worker="slurm", poll_interval=0.3) as sub:

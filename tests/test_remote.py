@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import requires, skip_unless_ci
+from conftest import requires_slurm, skip_unless_ci
 from provgraph import ProvenanceError, ProvenanceStore, Submitter, python
 from provgraph.cli import main as cli
 
@@ -228,7 +228,7 @@ def test_bad_server_urls(tmp_path: Path) -> None:
         remote.export(tmp_path / "x.ttl", "turtle")
 
 
-needs_slurm = requires("sbatch", "start a one-node cluster with scripts/start-slurm.sh")
+needs_slurm = requires_slurm("start a one-node cluster with scripts/start-slurm.sh")
 
 
 @needs_slurm

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import requires
+from conftest import requires_slurm
 from provgraph import ProvenanceStore, Submitter
 from provgraph.exceptions import SpecError, WorkerError
 from provgraph.spec.resources import check_resources
@@ -29,7 +29,7 @@ from provgraph.workers.slurm import (
 )
 from slurm_tasks import Allocation, Hog, HogCommand, Nap, Sleepy, Trouble, Vanish
 
-needs_slurm = requires("sbatch", "start a one-node cluster with scripts/start-slurm.sh")
+needs_slurm = requires_slurm("start a one-node cluster with scripts/start-slurm.sh")
 
 
 def _squeue() -> list[tuple[str, str, str]]:

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from conftest import requires
+from conftest import requires_slurm
 from prov_tasks import Copy, Explode, Study, make_inputs
 from provgraph import ProvenanceStore, Submitter, python, workflow
 from provgraph.exceptions import WorkerError
 from provgraph.workers import available_workers, get_worker
 
-needs_slurm = requires("sbatch", "start a one-node cluster with scripts/start-slurm.sh")
+needs_slurm = requires_slurm("start a one-node cluster with scripts/start-slurm.sh")
 
 WORKERS: dict[str, dict[str, Any]] = {
     "serial": {},
