@@ -323,3 +323,48 @@ def test_outputs_only_cloudpickle_can_send_come_back_from_pool_processes(
             halves = sub(Half().split(x=[2, 4])).outputs.out
         assert [add(10) for add in adders] == [11, 12, 13]
         assert halves == [1.0, 2.0]
+
+
+def _made_in(pid: int) -> Any:
+    """Unpickling a ``Fussy``: it can be read only in the process that pickled it."""
+    import os
+
+    if os.getpid() != pid:
+        raise ValueError(f"made in process {pid}, cannot be read in {os.getpid()}")
+    return Fussy()
+
+
+class Fussy:
+    def __reduce__(self) -> Any:
+        import os
+
+        return (_made_in, (os.getpid(),))
+
+
+@python.define
+def MakeFussy(x: int) -> Any:
+    return Fussy()
+
+
+def test_an_outcome_the_submitter_cannot_read_fails_its_jobs_and_the_rest_run(
+    cache_dir: Path,
+) -> None:
+    """A pool process's answer that cannot be unpickled in the submitter fails the jobs of that
+    batch, saying so, instead of leaving sub() waiting for them; other jobs still run."""
+    import threading
+
+    done: dict[str, Any] = {}
+
+    def submit() -> None:
+        with Submitter(cache_dir=cache_dir, worker="cf", n_procs=2, progress=False) as sub:
+            done["fussy"] = sub(MakeFussy().split(x=[1, 2]))
+            done["half"] = sub(Half(x=4))
+
+    thread = threading.Thread(target=submit, daemon=True)
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "sub() waits for jobs whose outcome could not be read"
+    fussy = done["fussy"]
+    assert fussy.errored and len(fussy.errors) == 2
+    assert all("cannot be read here" in e.message for e in fussy.errors)
+    assert done["half"].outputs.out == 2.0

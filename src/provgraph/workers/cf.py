@@ -192,13 +192,20 @@ class ConcurrentFuturesWorker(BufferedWorker):
             self._in_flight -= 1
             if suspect:
                 self._suspect_in_flight = False
+            outcomes: list[Outcome] = []
+            if err is None:
+                try:
+                    outcomes = cloudpickle.loads(pf.result())
+                except Exception as unreadable:  # (never left unanswered: sub() would wait)
+                    err = unreadable
+                    what = "the pool ran the job, but its outcome cannot be read here"
+            else:
+                what = "the pool could not run the job"
             if err is not None:
                 for job, future in batch:
-                    future.set_result(_failed(job, "the pool could not run the job", err))
+                    future.set_result(_failed(job, what, err))
             else:
-                for (job, future), outcome in zip(
-                    batch, cloudpickle.loads(pf.result()), strict=True
-                ):
+                for (job, future), outcome in zip(batch, outcomes, strict=True):
                     self._attempts.pop(job.job_hash, None)  # a later loss starts afresh
                     future.set_result(outcome)
             self._pump()
