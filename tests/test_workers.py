@@ -368,3 +368,63 @@ def test_an_outcome_the_submitter_cannot_read_fails_its_jobs_and_the_rest_run(
     assert fussy.errored and len(fussy.errors) == 2
     assert all("cannot be read here" in e.message for e in fussy.errors)
     assert done["half"].outputs.out == 2.0
+
+
+_MAIN_SCRIPT = """
+import dataclasses
+import sys
+from typing import Any
+
+from provgraph import Submitter, python
+
+
+@python.define
+def Value(p: Any) -> int:
+    return p.value()
+
+
+if __name__ == "__main__":
+
+    @dataclasses.dataclass
+    class Point:  # only in the submitter's __main__: a spawned pool process cannot import it
+        x: int
+
+        def value(self) -> int:
+            return self.x * 2
+
+    options = {"worker": "cf", "n_procs": 1, "mp_context": sys.argv[2], "progress": False}
+    with Submitter(cache_dir=sys.argv[1], **options) as sub:
+        first = sub(Value(p=Point(3)))
+        print("first", first.errors or first.outputs.out)
+
+        @dataclasses.dataclass
+        class Point:  # noqa: F811 - defined again after the pool started
+            x: int
+
+            def value(self) -> int:
+                return self.x * 100
+
+        second = sub(Value(p=Point(4)))
+        print("second", second.errors or second.outputs.out)
+"""
+
+
+@pytest.mark.parametrize("start", ["spawn", "fork"])
+def test_inputs_of_classes_in_the_submitter_s_main_reach_pool_processes(
+    start: str, tmp_path: Path
+) -> None:
+    """A script's class defined under its ``__main__`` guard, and one defined again after
+    the pool started: their instances reach the pool's processes as they are in the
+    submitter (by value), whatever the start method."""
+    import subprocess
+
+    script = tmp_path / "script.py"
+    script.write_text(_MAIN_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "cache"), start],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["first 6", "second 400"]

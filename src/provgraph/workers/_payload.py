@@ -55,14 +55,20 @@ class Packer:
             key, blob = self.class_blob(job.task_cls)
             blobs[key] = blob
             items.append(self.fields(job, placement))
-        return dumps((blobs, items))
+        # (cloudpickle, always: an input whose class lives in the submitter's __main__ goes by
+        # value, for a pool process that cannot import it by name: spawn, forkserver, or a
+        # class (re)defined after the pool started)
+        return cloudpickle.dumps((blobs, items))
 
 
 def dumps(obj: Any) -> bytes:
-    """``obj`` pickled for another process: by plain ``pickle`` (C speed, a third faster on
-    jobs' fields and outcomes), else, for what only it can pickle (a class or function made
-    at run time, a closure), by ``cloudpickle``; read back by either's ``loads``. The cache
-    stores results the same way (``cache._dumps``)."""
+    """What a job gave (its outcomes), pickled to go back to the submitter: by plain
+    ``pickle`` (a third faster than cloudpickle's pickler), else, for what only cloudpickle can
+    pickle (a class or function made at run time, a closure), by ``cloudpickle``; read back by
+    either's ``loads``. The cache stores results the same way (``cache._dumps``). Plain pickle
+    names a class by its module and name only when that name gives this very class here, and
+    the submitter, where these go, is the process whose ``__main__`` the pool started from.
+    Jobs going *to* a pool process are pickled by cloudpickle (:meth:`Packer.pack`)."""
     try:
         return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # (whatever pickle refuses: cloudpickle says why, if it refuses too)
