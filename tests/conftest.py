@@ -42,33 +42,51 @@ def requires(executable: str, how: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(missing, reason=f"no {executable} on PATH; {how}")
 
 
+_USABLE_NODE_STATES = ("idle", "mix", "alloc", "comp")  # (sinfo's short states; "mixed"...)
+
+
 @functools.lru_cache(maxsize=1)
 def _slurm_missing() -> str | None:
-    """Why no SLURM cluster can take jobs here (None: one answers): ``sbatch`` absent, or its
-    controller not answering ``sinfo`` (installed, but not started)."""
+    """Why no SLURM cluster can take jobs here (None: one answers): ``sbatch`` absent, its
+    controller not answering ``sinfo`` (installed, but not started), or no node up."""
     import shutil
     import subprocess
 
     if shutil.which("sbatch") is None:
         return "no sbatch on PATH"
     try:
-        answer = subprocess.run(["sinfo", "-h"], capture_output=True, text=True, timeout=20)
+        answer = subprocess.run(
+            ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired) as err:
         return f"sinfo did not answer ({err})"
     if answer.returncode != 0:
         return f"sbatch is installed but the cluster does not answer: {answer.stderr.strip()}"
+    states = answer.stdout.split()
+    if not any(state.startswith(_USABLE_NODE_STATES) for state in states):
+        return f"the cluster has no node that can take jobs (node states: {states})"
     return None
 
 
 def requires_slurm(how: str) -> pytest.MarkDecorator:
-    """Skip when no SLURM cluster answers here (``sbatch`` missing, or installed but not
-    started); under CI (``PROVGRAPH_CI=1``) never skip: the test runs, and fails without one."""
+    """Mark a test that needs a SLURM cluster: it skips when none answers here (``sbatch``
+    missing, or installed but not started), asked only when such a test runs; under CI
+    (``PROVGRAPH_CI=1``) it never skips: it runs, and fails without one."""
+    return pytest.mark.needs_slurm(how)
+
+
+@pytest.fixture(autouse=True)
+def _skip_without_slurm(request: pytest.FixtureRequest) -> None:
+    marker = request.node.get_closest_marker("needs_slurm")
+    if marker is None:
+        return
     import os
 
     if os.environ.get("PROVGRAPH_CI") == "1":
-        return pytest.mark.skipif(False, reason="")
+        return
     missing = _slurm_missing()
-    return pytest.mark.skipif(missing is not None, reason=f"{missing}; {how}")
+    if missing is not None:
+        pytest.skip(f"{missing}; {marker.args[0]}")
 
 
 def skip_unless_ci(reason: str) -> None:

@@ -238,6 +238,32 @@ def test_record_data_saved_by_an_earlier_provgraph_is_still_written_from(
     assert sorted((int(x), int(y)) for x, y in rows) == [(3, 9), (4, 16)]
 
 
+def test_record_data_is_passed_by_by_a_provgraph_of_the_earlier_form(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache shared with an earlier provgraph: that version's reader compared the data's
+    ``run_id`` with the result's run before it used the data (and its ``context``, which the
+    data no longer holds), so the data must not name the run there: it passes it by instead
+    of failing every question to the store."""
+    import pickle
+
+    from provgraph import _signing
+
+    monkeypatch.setattr(deferred, "START_AFTER", 0)
+    cache_dir = tmp_path / "cache"
+    with Submitter(cache_dir=cache_dir, worker="serial", progress=False) as sub:
+        sub(Square().split(x=[5]))
+    (record,) = cache_dir.glob("Square-*/_prov-*.trig")
+    found = cache.read_result_and_record(record.parent)
+    assert found is not None and found[1] is not None
+    stored, sealed = found
+    data = _signing.unseal(sealed)
+    assert data is not None
+    given = pickle.loads(data)
+    assert "context" not in given and given["run_id"] != stored.run_id  # the earlier check
+    assert given["run"] == stored.run_id
+
+
 def test_a_forced_rerun_first_writes_the_record_of_the_result_it_replaces(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -518,7 +518,10 @@ def record_data(job: Any, outcome: Any) -> bytes:
     outputs = outcome.outputs or {}
     plain = all(map(is_plain, outputs.values()))
     data = {
-        "run_id": job.run_id,
+        # the run is "run": "run_id" is None, so that a provgraph before this form (which
+        # needs "context") passes the data by as another run's, instead of failing on it
+        "run_id": None,
+        "run": job.run_id,
         "node": _node_part(context),
         "job": {k: context[k] for k in _PER_JOB if k in context},
         "outputs": outputs if plain else T.describe_outputs(outputs),
@@ -576,7 +579,7 @@ def publish_from_result(
     if os.path.exists(final):
         return True
     given = pickle.loads(data)
-    if given["run_id"] != stored.run_id:  # (the data of another run: never written from)
+    if given.get("run", given["run_id"]) != stored.run_id:  # (another run's: never written)
         return False
     job = Job(
         task_cls=None,

@@ -73,7 +73,14 @@ def _keep_replaced_record(directory: Path, run_id: str) -> None:
     if it was never written (its process was killed before), is written from the result's
     record data now, while that result is still there."""
     if run_id and not os.path.exists(record_path(directory, run_id)):
-        publish_from_result(directory, run_id)
+        try:
+            publish_from_result(directory, run_id)
+        except Exception as err:  # (the rerun goes on: it is what was asked for)
+            print(
+                f"provgraph: warning: the record of run {run_id} in {directory} could not be "
+                f"written before its result is replaced: {type(err).__name__}: {err}",
+                file=sys.stderr,
+            )
 
 
 class Recorder:
