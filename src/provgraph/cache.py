@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import operator
 import os
 import pickle
 import shutil
@@ -44,6 +45,7 @@ __all__ = [
     "StoredResult",
     "clear_for_run",
     "decode_result",
+    "dumps",
     "job_dir",
     "job_hash_of",
     "lock_was_abandoned",
@@ -69,27 +71,17 @@ def job_dir(cache_dir: Path, task_name: str, job_hash: str) -> Path:
     return _child(cache_dir, f"{task_name}-{job_hash}")
 
 
-def _joined(folder: Path, name: str) -> Path:
-    return folder / name
-
-
 def _child_maker() -> Any:
     """How a job directory's path is made from the cache's and one plain name: pathlib's own
     (private) way of making a child without parsing the name again, which ``iterdir`` uses
     (a quarter of the time of ``/``, on every job's path), when this Python has it and it
     gives what ``/`` gives; else ``/``."""
     made = getattr(Path, "_make_child_relpath", None)
-    if made is None:
-        return _joined
-    try:
-        folder = Path("/cache")
-        if made(folder, "Task-0a1b") != folder / "Task-0a1b" or not isinstance(
-            made(folder, "x"), Path
-        ):
-            return _joined
-    except Exception:
-        return _joined
-    return made
+    with contextlib.suppress(Exception):
+        child = made(Path("/cache"), "Task-0a1b")  # type: ignore[misc]
+        if isinstance(child, Path) and child == Path("/cache") / "Task-0a1b":
+            return made
+    return operator.truediv
 
 
 _child = _child_maker()
@@ -198,14 +190,24 @@ def _from_stored(value: Any, root: Path) -> Any:
     return value
 
 
-def _dumps(obj: Any) -> bytes:
+_REFUSED = (pickle.PicklingError, TypeError, AttributeError)  # how pickle says "not this"
+
+
+def dumps(obj: Any) -> bytes:
+    """``obj`` pickled by plain ``pickle``, or, what it refuses (a closure, a class made at run
+    time), by ``cloudpickle``; either's ``loads`` reads it back. Results are stored so, and
+    pool processes send outcomes back so (plain pickle names a class by its module only when
+    that name gives this very class)."""
     try:
         return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    except (pickle.PicklingError, TypeError, AttributeError):
-        pass
-    try:
+    except _REFUSED:
         return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as err:
+
+
+def _dumps(obj: Any) -> bytes:
+    try:
+        return dumps(obj)
+    except _REFUSED as err:  # (refused by cloudpickle too)
         raise CacheError(f"the outputs cannot be stored: {err}") from err
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "describe_value",
     "described",
     "is_plain",
+    "recorded_value",
 ]
 
 SMALL_TEXT = 256
@@ -87,6 +88,12 @@ def described(given: dict[str, Any]) -> dict[str, Any]:
     """An input as :func:`describe_later` gave it, described (a plain value's description is
     a function of the value alone: the same wherever it is made)."""
     return describe_value(given["plain"]) if "plain" in given else given
+
+
+def recorded_value(given: dict[str, Any]) -> Any:
+    """The value an input's entity holds in the record, as :func:`describe_later` gave the
+    input (None: none)."""
+    return given["plain"] if "plain" in given else given.get("value")
 
 
 def _describe_fileset(value: Any) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from ..engine.job import ErrorInfo, Job, Outcome, outcome_from_stored
 from . import _triples as T
 from . import journal
 from . import vocab as V
-from ._describe import describe_value, is_plain
+from ._describe import describe_value, is_plain, recorded_value
 from .environment import capture
 
 __all__ = ["describe_value", "pickle_definition", "recover", "write_job_run"]
@@ -120,6 +120,15 @@ def _plan(g: ox.NamedNode, context: dict[str, Any]) -> Iterator[ox.Quad]:
 
 
 _INTEGER = _n(V.XSD + "integer")
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any, limit: int = 1024) -> Any:
+    """``value`` kept in ``memo`` under ``key``, and returned; a memo grown past ``limit``
+    (a long-lived process, many runs or nodes) is emptied first."""
+    if len(memo) > limit:
+        memo.clear()
+    memo[key] = value
+    return value
 
 
 _ENVIRONMENTS_SEEN: set[tuple[str, str]] = set()  # (file, workflow run) found in this process
@@ -307,11 +316,6 @@ def _pickled_beside(out: list[str], g: str, prop: str, path: str, value: Any, ro
     out.append(f"<{g}> pg:{prop} {T.place(path, root)} .\n")
 
 
-def _value_of(given: dict[str, Any]) -> Any:
-    """The value an input's entity holds in the record (None: none)."""
-    return given["plain"] if "plain" in given else given.get("value")
-
-
 def _inputs_in_record(job: Any) -> bool:
     """Whether the record holds every input exactly: each is None (an entity with no value)
     or a bool, int, float or short string written as the entity's ``prov:value`` (not a
@@ -323,7 +327,7 @@ def _inputs_in_record(job: Any) -> bool:
     for field, value in inputs.items():
         if not is_plain(value):
             return False
-        if "sources" in described[field] or _value_of(described[field]) != value:
+        if "sources" in described[field] or recorded_value(described[field]) != value:
             return False  # from upstream (its entity is another record's), or NaN
     return True
 
@@ -401,9 +405,7 @@ def _static_template(
             .replace(_STAND_IN, "%(run)s")
             .replace(f"_:b{T.graph_tag(_STAND_IN)}x", "_:b%(tag)ss")
         )
-        if len(_STATIC) > 256:  # a long-lived process with many nodes
-            _STATIC.clear()
-        _STATIC[key] = template
+        _remember(_STATIC, key, template, limit=256)
     return template
 
 
@@ -481,27 +483,22 @@ def _node_part(context: dict[str, Any]) -> bytes:
         context["node"],
         context["user"],
     )
-    found = _NODE_PARTS.get(key) if context.get("container") is None else None
+    remembered = context.get("container") is None  # (a container is a job's: never kept)
+    found = _NODE_PARTS.get(key) if remembered else None
     if found is None:
         found = pickle.dumps(
             {k: v for k, v in context.items() if k not in _PER_JOB},
             protocol=pickle.HIGHEST_PROTOCOL,
         )
-        if context.get("container") is None:
-            if len(_NODE_PARTS) > 1024:  # a long-lived process: forget the old runs
-                _NODE_PARTS.clear()
-            _NODE_PARTS[key] = found
+        if remembered:
+            _remember(_NODE_PARTS, key, found)
     return found
 
 
 def _node_context(part: bytes) -> dict[str, Any]:
     """A node's part of the context, unpickled (once per node in the writing process)."""
     found = _NODE_CONTEXTS.get(part)
-    if found is None:
-        if len(_NODE_CONTEXTS) > 1024:
-            _NODE_CONTEXTS.clear()
-        found = _NODE_CONTEXTS[part] = pickle.loads(part)
-    return found
+    return _remember(_NODE_CONTEXTS, part, pickle.loads(part)) if found is None else found
 
 
 def record_data(job: Any, outcome: Any) -> bytes:
@@ -539,7 +536,7 @@ def _given_context(given: dict[str, Any]) -> dict[str, Any]:
     """The job's context as :func:`record_data` stored it (or, saved by an earlier provgraph,
     whole)."""
     if "context" in given:
-        return dict(given["context"])
+        return given["context"]
     return {**_node_context(given["node"]), **given["job"]}
 
 
@@ -547,7 +544,7 @@ def _given_outputs(given: dict[str, Any]) -> dict[str, Any]:
     """The outputs as described when the job ended (plain ones: described now, the same)."""
     if given.get("outputs_plain"):
         return T.describe_outputs(given["outputs"])
-    return dict(given["outputs"])
+    return given["outputs"]
 
 
 def publish_from_result(

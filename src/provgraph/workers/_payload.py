@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import pickle
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -18,9 +17,10 @@ from typing import Any
 import cloudpickle
 import xxhash
 
+from .. import cache
 from ..engine.job import ErrorInfo, Job, Outcome, job_fields, run_job
 
-__all__ = ["Packer", "capture_logs", "dumps", "failed_outcome", "run_packed", "unpack"]
+__all__ = ["Packer", "capture_logs", "failed_outcome", "run_packed", "unpack"]
 
 _CLASSES: dict[bytes, Any] = {}  # in receiving processes: task classes by their pickle's digest
 
@@ -61,20 +61,6 @@ class Packer:
         return cloudpickle.dumps((blobs, items))
 
 
-def dumps(obj: Any) -> bytes:
-    """What a job gave (its outcomes), pickled to go back to the submitter: by plain
-    ``pickle`` (a third faster than cloudpickle's pickler), else, for what only cloudpickle can
-    pickle (a class or function made at run time, a closure), by ``cloudpickle``; read back by
-    either's ``loads``. The cache stores results the same way (``cache._dumps``). Plain pickle
-    names a class by its module and name only when that name gives this very class here, and
-    the submitter, where these go, is the process whose ``__main__`` the pool started from.
-    Jobs going *to* a pool process are pickled by cloudpickle (:meth:`Packer.pack`)."""
-    try:
-        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:  # (whatever pickle refuses: cloudpickle says why, if it refuses too)
-        return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-
-
 def unpack(
     blobs: dict[bytes, bytes] | Callable[[bytes], bytes], key: bytes, fields: dict[str, Any]
 ) -> Job:
@@ -106,7 +92,7 @@ def run_packed(
         job = unpack(blobs, key, {**fields, "placement": {**placement, "log": str(log)}})
         with capture_logs(log):
             outcomes.append(run_job(job))
-    return dumps(outcomes)
+    return cache.dumps(outcomes)  # (pickle, else cloudpickle: as results are stored)
 
 
 @contextlib.contextmanager
