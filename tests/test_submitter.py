@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -275,3 +277,120 @@ def test_a_job_directory_is_the_cache_joined_with_its_name(folder: str) -> None:
     assert made == Path(folder) / "Task-0123abcd" and isinstance(made, Path)
     assert str(made) == str(Path(folder) / "Task-0123abcd")
     assert made.parent == Path(folder) and made.name == "Task-0123abcd"
+
+
+def _count_lookups(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every job directory whose result is looked up from now on."""
+    from provgraph import cache
+
+    looked: list[Path] = []
+    real = cache.read_result
+
+    def counted(directory: Path) -> Any:
+        looked.append(directory)
+        return real(directory)
+
+    monkeypatch.setattr(cache, "read_result", counted)
+    return looked
+
+
+@pytest.mark.parametrize("provenance", [False, True])
+def test_a_cold_run_lists_the_cache_instead_of_looking_up_every_job(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch, provenance: bool
+) -> None:
+    """Lookups that find nothing cost a system call and an exception each: once a submission
+    has had enough of them, the cache is listed once and the rest are known to be absent. A
+    warm run still reads every result."""
+    from regression_tasks import Square
+
+    looked = _count_lookups(monkeypatch)
+    xs = list(range(400))
+    with Submitter(cache_dir=cache_dir, progress=False, provenance=provenance) as sub:
+        cold = sub(Square().split(x=xs))
+    assert cold.outputs.out == [x * x for x in xs] and cold.stats["executed"] == 400
+    assert 0 < len(looked) < 100  # (64 misses, then the listing; and the split's directory)
+    looked.clear()
+    with Submitter(cache_dir=cache_dir, progress=False, provenance=provenance) as sub:
+        warm = sub(Square().split(x=xs))
+    assert warm.outputs.out == cold.outputs.out and warm.stats["reused"] == 400
+    assert len(looked) >= 400
+
+
+def test_a_large_cache_is_not_listed_for_a_few_jobs(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Listing pays only when the cache holds few directories beside the misses."""
+    from regression_tasks import Square
+
+    for i in range(600):
+        (cache_dir / f"Other-{i}").mkdir()
+    listed: list[str] = []
+    real = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        listed.append(os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with Submitter(cache_dir=cache_dir, progress=False, provenance=False) as sub:
+        result = sub(Square().split(x=list(range(100))))
+    assert result.stats["executed"] == 100
+    assert str(cache_dir) not in listed
+
+
+@pytest.mark.parametrize("worker", ["serial", "cf"])
+def test_jobs_repeated_after_the_listing_are_reused_not_run_again(
+    cache_dir: Path, worker: str
+) -> None:
+    """A job sent after the cache was listed may be met again in the same submission: it is
+    looked up, and reused (one execution per distinct job, whatever the worker's timing)."""
+    from regression_tasks import Square
+
+    xs = list(range(150)) + list(range(150))
+    with Submitter(cache_dir=cache_dir, worker=worker, progress=False) as sub:
+        result = sub(Square().split(x=xs))
+    assert result.outputs.out == [x * x for x in xs]
+    assert result.stats["executed"] == 150 and result.stats["reused"] == 150
+
+
+_OTHER_PROCESS = """
+import sys
+from provgraph import Submitter
+from regression_tasks import Square
+with Submitter(cache_dir=sys.argv[1], progress=False) as sub:
+    sub(Square(x=int(sys.argv[2])))
+"""
+
+
+def test_a_result_another_process_saves_after_the_listing_is_reused(cache_dir: Path) -> None:
+    """Another process runs one of the jobs after this submission listed the cache: the job is
+    sent, finds that result under its lock and reuses it; its record is that process's only."""
+    import subprocess
+    import sys
+
+    from provgraph import ProvenanceStore
+    from provgraph.engine import events
+    from regression_tasks import Square
+
+    later = 299
+    tests = Path(__file__).parent
+
+    def other_process(event: Any) -> None:
+        if isinstance(event, events.JobSubmitted) and event.job.index == 100:
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(tests), *sys.path))}
+            command = [sys.executable, "-c", _OTHER_PROCESS, str(cache_dir), str(later)]
+            subprocess.run(command, check=True, env=env)
+
+    xs = list(range(300))
+    with Submitter(cache_dir=cache_dir, progress=False, hooks=[other_process]) as sub:
+        result = sub(Square().split(x=xs))
+    assert result.outputs.out == [x * x for x in xs]
+    assert result.stats["executed"] == 299 and result.stats["reused"] == 1
+    query = (
+        "SELECT ?run WHERE { ?run a pg:JobRun ; pg:status 'succeeded' ; prov:used ?in . "
+        "?in prov:value ?x } "
+    )
+    rows = ProvenanceStore(cache_dir).query(query.replace("?x }", f"{later} }}"))
+    assert len(list(rows)) == 1
+    total = ProvenanceStore(cache_dir).query("SELECT ?run WHERE { ?run a pg:JobRun }")
+    assert len(list(total)) == 300

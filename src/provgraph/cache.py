@@ -42,6 +42,7 @@ from .exceptions import CacheError
 
 __all__ = [
     "JobLock",
+    "Listing",
     "StoredResult",
     "clear_for_run",
     "decode_result",
@@ -85,6 +86,62 @@ def _child_maker() -> Any:
 
 
 _child = _child_maker()
+
+
+class Listing:
+    """The job directories a cache held when it was listed, for telling that a job has no
+    result there without looking (a lookup that finds nothing costs a system call and an
+    exception: several microseconds, on every job of a cold run).
+
+    The cache is listed only when that pays: once a submission has looked up :data:`LIST_AFTER`
+    jobs in vain (and again at each doubling), if the cache holds at most
+    :data:`LIST_RATIO` times as many directories as those misses (its link count says how
+    many, on file systems that keep it so; elsewhere it is never listed). A directory that
+    appears after the listing is either one this submission sends a job to (:meth:`made`:
+    looked up as before) or another process's; a job then sent to it finds that process's
+    result under the job's lock and reuses it (:func:`provgraph.engine.job.run_job`), as when
+    the other process finishes between a lookup and the run.
+    """
+
+    LIST_AFTER = 64
+    LIST_RATIO = 4
+
+    def __init__(self, cache_dir: str | os.PathLike[str]) -> None:
+        self._root = os.fspath(cache_dir)
+        self._names: set[str] | None = None
+        self._made: set[str] = set()
+        self._misses = 0
+        self._next = self.LIST_AFTER
+
+    def lacks(self, directory: Path) -> bool:
+        """True when ``directory`` (a job directory right under the cache) surely holds no
+        result: it was not there when the cache was listed, and no job was sent to it since."""
+        names = self._names
+        if names is None:
+            return False
+        name = directory.name
+        return name not in names and name not in self._made
+
+    def missed(self) -> None:
+        """A lookup found no result; after enough of them the cache is listed, if that pays."""
+        self._misses += 1
+        if self._misses >= self._next:
+            self._next *= 2
+            self._list()
+
+    def made(self, directory: Path) -> None:
+        """A job is sent to ``directory``: it may exist from now on."""
+        self._made.add(directory.name)
+
+    def _list(self) -> None:
+        try:
+            held = os.stat(self._root).st_nlink - 2  # (its subdirectories, where kept so)
+            if held < 0 or held > self.LIST_RATIO * self._misses:
+                return
+            with os.scandir(self._root) as entries:
+                self._names = {entry.name for entry in entries}
+        except OSError:  # (unreadable: every job is looked up, as before)
+            return
 
 
 @attrs.define(kw_only=True)

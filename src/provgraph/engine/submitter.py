@@ -268,6 +268,7 @@ class _Run:
         self.round_checked = 0  # jobs of this round looked up in the cache
         self.round_sent = 0  # ... and of those, sent to the worker
         self.waiting: dict[Future[Any], rt.JobRun] = {}
+        self.listing = cache.Listing(sub.cache_dir)  # job directories known to be absent
         self.completed: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self.failures: list[JobFailure] = []
         self._to_expand: collections.deque[rt.NodeRun] = collections.deque()
@@ -410,7 +411,12 @@ class _Run:
                 self._fail(job, type(err).__name__, str(err), "")
                 return
         assert job.output_dir is not None
-        stored = cache.read_result(job.output_dir)
+        if self.listing.lacks(job.output_dir):
+            stored = None
+        else:
+            stored = cache.read_result(job.output_dir)
+            if stored is None:
+                self.listing.missed()
         if stored is None and self.sub.readonly_caches and not self._rerun(job):
             stored = self._read_only_hit(job)
         if stored is not None and self._rerun(job):
@@ -462,6 +468,7 @@ class _Run:
             replaces=job.replaces.run_id if job.replaces is not None else None,
         )
         job.status = "running"
+        self.listing.made(job.output_dir)
         self.round_sent += 1
         future = self.sub.worker.submit(job.job)
         self.emit(events.JobSubmitted(run_id=self.run_id, job=job))
@@ -581,6 +588,8 @@ class _Run:
 
     def _open(self, job: rt.JobRun) -> None:
         job.status = "running"
+        assert job.output_dir is not None
+        self.listing.made(job.output_dir)  # (its result is saved there when it finishes)
         job.run_id = rt.new_run_id()
         self.emit(events.JobSubmitted(run_id=self.run_id, job=job))
         try:
