@@ -7,8 +7,8 @@ Usage (from the repository root)::
 A store of about a million quads, made by running the engine exactly as
 ``benchmarks/provenance.py`` makes it (whose functions this script imports), then:
 
-* the whole store exported to JSON-LD and to Turtle through ``ProvenanceStore.export``, each in
-  its own child process (seconds and peak resident set), beside pyoxigraph's own serializer
+* the whole store exported to JSON-LD, Turtle and N-Triples through ``ProvenanceStore.export``,
+  each in its own child process (seconds and peak resident set), beside pyoxigraph's own serializer
   dumping the same index's default graph (the union of every run) to Turtle, N-Triples and
   JSON-LD, each in its own child process too: the ratio is what going through rdflib costs;
 * one result's report, ``store.export(path, "jsonld", output=<a final output>)``, beside the
@@ -57,7 +57,7 @@ PREFIXES = {"prov": V.PROV, "pg": V.PG, "rdfs": V.RDFS, "xsd": V.XSD}
 SPARQL_PREFIXES = "".join(f"PREFIX {p}: <{ns}>\n" for p, ns in PREFIXES.items())
 
 # provgraph's whole-store exports (format given to store.export) and the native baselines
-EXPORTS = {"jsonld": "jsonld", "turtle": "turtle"}
+EXPORTS = {"jsonld": "jsonld", "turtle": "turtle", "nt": "nt"}
 NATIVE = {
     "native-turtle": ox.RdfFormat.TURTLE,
     "native-nt": ox.RdfFormat.N_TRIPLES,
@@ -67,6 +67,7 @@ NATIVE = {
 READ_AS = {
     "jsonld": ox.RdfFormat.JSON_LD,
     "turtle": ox.RdfFormat.TURTLE,
+    "nt": ox.RdfFormat.N_TRIPLES,
     **NATIVE,
 }
 
@@ -278,12 +279,25 @@ def bench_exports(root: Path, target: int) -> list[Row]:
         Row(
             "2e",
             "whole store: output sizes",
-            f"JSON-LD {fmt_mib(sizes['jsonld'])}, Turtle {fmt_mib(sizes['turtle'])}",
+            f"JSON-LD {fmt_mib(sizes['jsonld'])}, Turtle {fmt_mib(sizes['turtle'])}, "
+            f"N-Triples {fmt_mib(sizes['nt'])}",
             f"pyoxigraph: Turtle {fmt_mib(sizes['native-turtle'])}, "
             f"N-Triples {fmt_mib(sizes['native-nt'])}, JSON-LD {fmt_mib(sizes['native-jsonld'])}",
             "-",
             "none set",
             "info",
+        )
+    )
+    native_nt = results["native-nt"]
+    rows.append(
+        Row(
+            "2f",
+            "whole store to N-Triples: store.export",
+            fmt_s(results["nt"]["seconds"]),
+            f"{fmt_s(native_nt['seconds'])} pyoxigraph Store.dump, N-Triples",
+            fmt_ratio(results["nt"]["seconds"], native_nt["seconds"]),
+            f"<= {EXPORT_RATIO:g}x",
+            verdict(results["nt"]["seconds"] <= EXPORT_RATIO * native_nt["seconds"]),
         )
     )
     for key, kind, name in (("a", "jsonld", "JSON-LD"), ("b", "turtle", "Turtle")):
@@ -299,6 +313,19 @@ def bench_exports(root: Path, target: int) -> list[Row]:
                 verdict(data["peak"] <= EXPORT_RATIO * base["peak"]),
             )
         )
+    nt = results["nt"]
+    rows.append(
+        Row(
+            "3c",
+            "whole store to N-Triples: peak RSS growth",
+            f"+{fmt_mib(nt['peak'])} (peak {fmt_mib(nt['hwm'])})",
+            f"+{fmt_mib(native_nt['peak'])} (peak {fmt_mib(native_nt['hwm'])}) pyoxigraph, "
+            "N-Triples",
+            fmt_ratio(nt["peak"], native_nt["peak"]),
+            f"<= {EXPORT_RATIO:g}x",
+            verdict(nt["peak"] <= EXPORT_RATIO * native_nt["peak"]),
+        )
+    )
     first, rest = one["ours"][0], min(one["ours"][1:] or one["ours"])
     native_first, native_rest = one["native"][0], min(one["native"][1:] or one["native"])
     limit = f"<= {ONE_RESULT_LIMIT:g} s"
