@@ -38,6 +38,12 @@ def Square(x: int) -> int:
     return x * x
 
 
+@workflow.define
+def SquarePlusOne(x: int) -> int:
+    squared = workflow.add(Square(x=x))
+    return workflow.add(Add(a=squared.out, b=1)).out
+
+
 @python.define
 def Tally(rng: list[int], squares: list[int]) -> int:
     return len(rng) + sum(squares)

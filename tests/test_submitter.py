@@ -301,8 +301,10 @@ def test_a_cold_run_lists_the_cache_instead_of_looking_up_every_job(
     """Lookups that find nothing cost a system call and an exception each: once a submission
     has had enough of them, the cache is listed once and the rest are known to be absent. A
     warm run still reads every result."""
+    from provgraph import cache
     from regression_tasks import Square
 
+    monkeypatch.setattr(cache.Listing, "MAX_AGE", 1e9)  # (however loaded the machine)
     looked = _count_lookups(monkeypatch)
     xs = list(range(400))
     with Submitter(cache_dir=cache_dir, progress=False, provenance=provenance) as sub:
@@ -355,34 +357,44 @@ def test_jobs_repeated_after_the_listing_are_reused_not_run_again(
 
 _OTHER_PROCESS = """
 import sys
+import regression_tasks
 from provgraph import Submitter
-from regression_tasks import Square
 with Submitter(cache_dir=sys.argv[1], progress=False) as sub:
-    sub(Square(x=int(sys.argv[2])))
+    sub(getattr(regression_tasks, sys.argv[2])(x=int(sys.argv[3])))
 """
+
+
+def _another_process_runs(cache_dir: Path, task: str, x: int) -> Any:
+    """A hook: when the job of index 100 is sent (the cache was listed after 64 misses),
+    another process runs ``task(x=x)`` on the same cache."""
+    import subprocess
+    import sys
+
+    from provgraph.engine import events
+
+    tests = Path(__file__).parent
+    done: list[bool] = []
+
+    def hook(event: Any) -> None:
+        if isinstance(event, events.JobSubmitted) and event.job.index == 100 and not done:
+            done.append(True)
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(tests), *sys.path))}
+            command = [sys.executable, "-c", _OTHER_PROCESS, str(cache_dir), task, str(x)]
+            subprocess.run(command, check=True, env=env)
+
+    return hook
 
 
 def test_a_result_another_process_saves_after_the_listing_is_reused(cache_dir: Path) -> None:
     """Another process runs one of the jobs after this submission listed the cache: the job is
     sent, finds that result under its lock and reuses it; its record is that process's only."""
-    import subprocess
-    import sys
-
     from provgraph import ProvenanceStore
-    from provgraph.engine import events
     from regression_tasks import Square
 
     later = 299
-    tests = Path(__file__).parent
-
-    def other_process(event: Any) -> None:
-        if isinstance(event, events.JobSubmitted) and event.job.index == 100:
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(tests), *sys.path))}
-            command = [sys.executable, "-c", _OTHER_PROCESS, str(cache_dir), str(later)]
-            subprocess.run(command, check=True, env=env)
-
+    hook = _another_process_runs(cache_dir, "Square", later)
     xs = list(range(300))
-    with Submitter(cache_dir=cache_dir, progress=False, hooks=[other_process]) as sub:
+    with Submitter(cache_dir=cache_dir, progress=False, hooks=[hook]) as sub:
         result = sub(Square().split(x=xs))
     assert result.outputs.out == [x * x for x in xs]
     assert result.stats["executed"] == 299 and result.stats["reused"] == 1
@@ -394,3 +406,62 @@ def test_a_result_another_process_saves_after_the_listing_is_reused(cache_dir: P
     assert len(list(rows)) == 1
     total = ProvenanceStore(cache_dir).query("SELECT ?run WHERE { ?run a pg:JobRun }")
     assert len(list(total)) == 300
+
+
+@pytest.mark.parametrize("worker", ["serial", "cf"])
+def test_a_forced_rerun_reruns_a_result_another_process_saved_after_the_listing(
+    cache_dir: Path, worker: str
+) -> None:
+    """``rerun=True`` runs every job again, those another process saved meanwhile too: a rerun
+    looks each job up (the listing never stands in for what it must replace)."""
+    from regression_tasks import Square
+
+    hook = _another_process_runs(cache_dir, "Square", 299)
+    xs = list(range(300))
+    with Submitter(cache_dir=cache_dir, worker=worker, progress=False, hooks=[hook]) as sub:
+        result = sub(Square().split(x=xs), rerun=True)
+    assert result.outputs.out == [x * x for x in xs]
+    assert result.stats["executed"] == 300 and result.stats["reused"] == 0
+
+
+def test_a_workflow_another_process_saved_after_the_listing_is_reused_whole(
+    cache_dir: Path,
+) -> None:
+    """A workflow job is never sent to a worker (it opens here): it is looked up, so the result
+    another process saved meanwhile is reused whole, not opened and saved again."""
+    from provgraph import ProvenanceStore, cache
+    from regression_tasks import SquarePlusOne
+
+    hook = _another_process_runs(cache_dir, "SquarePlusOne", 199)
+    xs = list(range(200))
+    with Submitter(cache_dir=cache_dir, progress=False, hooks=[hook]) as sub:
+        result = sub(SquarePlusOne().split(x=xs))
+    assert result.outputs.out == [x * x + 1 for x in xs]
+    assert result.node_stats["SquarePlusOne"]["reused"] == 1
+    saved = [
+        d
+        for d in cache_dir.glob("SquarePlusOne-*")
+        if (stored := cache.read_result(d)) is not None and stored.outputs.get("out") == 199**2 + 1
+    ]
+    assert len(saved) == 1
+    runs = ProvenanceStore(cache_dir).query(
+        "SELECT ?run WHERE { ?run a pg:WorkflowRun ; pg:outputDir ?d . "
+        f"FILTER(CONTAINS(STR(?d), '{saved[0].name}')) }}"
+    )
+    assert len(list(runs)) == 1
+
+
+def test_a_listing_is_trusted_only_for_a_while(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its age (``Listing.MAX_AGE``) a listing is dropped and jobs are looked up again
+    (until the misses call for a new one): what other processes made since is found."""
+    from provgraph import cache
+    from regression_tasks import Square
+
+    monkeypatch.setattr(cache.Listing, "MAX_AGE", -1.0)  # (always past: never trusted)
+    looked = _count_lookups(monkeypatch)
+    with Submitter(cache_dir=cache_dir, progress=False, provenance=False) as sub:
+        result = sub(Square().split(x=list(range(400))))
+    assert result.stats["executed"] == 400
+    assert len(looked) > 400

@@ -96,19 +96,24 @@ class Listing:
     The cache is listed only when that pays: once a submission has looked up :data:`LIST_AFTER`
     jobs in vain (and again at each doubling), if the cache holds at most
     :data:`LIST_RATIO` times as many directories as those misses (its link count says how
-    many, on file systems that keep it so; elsewhere it is never listed). A directory that
-    appears after the listing is either one this submission sends a job to (:meth:`made`:
-    looked up as before) or another process's; a job then sent to it finds that process's
-    result under the job's lock and reuses it (:func:`provgraph.engine.job.run_job`), as when
-    the other process finishes between a lookup and the run.
+    many, on file systems that keep it so; elsewhere it is never listed). A listing is trusted
+    for :data:`MAX_AGE` seconds, then dropped (the misses count afresh towards the next). A
+    directory that appears after the listing is either one this submission sends a job to
+    (:meth:`made`: looked up as before) or another process's; a job then sent to it finds
+    that process's result under the job's lock and reuses it
+    (:func:`provgraph.engine.job.run_job`), as when the other process finishes between a
+    lookup and the run. Only for jobs sent to a worker, and not forced to run again: the
+    submitter looks up workflow jobs and reruns itself.
     """
 
     LIST_AFTER = 64
     LIST_RATIO = 4
+    MAX_AGE = 5.0
 
     def __init__(self, cache_dir: str | os.PathLike[str]) -> None:
         self._root = os.fspath(cache_dir)
         self._names: set[str] | None = None
+        self._taken = 0.0
         self._made: set[str] = set()
         self._misses = 0
         self._next = self.LIST_AFTER
@@ -118,6 +123,9 @@ class Listing:
         result: it was not there when the cache was listed, and no job was sent to it since."""
         names = self._names
         if names is None:
+            return False
+        if time.monotonic() - self._taken > self.MAX_AGE:  # (another process may have made it)
+            self._names, self._misses, self._next = None, 0, self.LIST_AFTER
             return False
         name = directory.name
         return name not in names and name not in self._made
@@ -138,8 +146,10 @@ class Listing:
             held = os.stat(self._root).st_nlink - 2  # (its subdirectories, where kept so)
             if held < 0 or held > self.LIST_RATIO * self._misses:
                 return
+            taken = time.monotonic()
             with os.scandir(self._root) as entries:
                 self._names = {entry.name for entry in entries}
+            self._taken = taken
         except OSError:  # (unreadable: every job is looked up, as before)
             return
 

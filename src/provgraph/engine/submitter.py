@@ -411,8 +411,9 @@ class _Run:
                 self._fail(job, type(err).__name__, str(err), "")
                 return
         assert job.output_dir is not None
-        if self.listing.lacks(job.output_dir):
-            stored = None
+        kind = type(job.node.task)._kind
+        if kind != "workflow" and self.listing.lacks(job.output_dir) and not self._rerun(job):
+            stored = None  # (a job sent to the worker: one saved meanwhile is found there)
         else:
             stored = cache.read_result(job.output_dir)
             if stored is None:
@@ -424,7 +425,7 @@ class _Run:
             stored = None
         if stored is not None and _always_opened(type(job.node.task)):
             stored = None  # nodes that always run again, or a graph built per job: opened
-        if type(job.node.task)._kind != "workflow":  # (a workflow job opens: never sent)
+        if kind != "workflow":  # (a workflow job opens: never sent)
             self.round_checked += 1
         if stored is not None:
             job.outputs = stored.outputs
@@ -435,7 +436,7 @@ class _Run:
             self.emit(events.JobReused(run_id=self.run_id, job=job, outcome=stored))
             self._complete(job)
             return
-        if type(job.node.task)._kind == "workflow":
+        if kind == "workflow":
             self._open(job)
             return
         if self.dry:  # it would run: what needs its outputs cannot be known yet
@@ -588,8 +589,6 @@ class _Run:
 
     def _open(self, job: rt.JobRun) -> None:
         job.status = "running"
-        assert job.output_dir is not None
-        self.listing.made(job.output_dir)  # (its result is saved there when it finishes)
         job.run_id = rt.new_run_id()
         self.emit(events.JobSubmitted(run_id=self.run_id, job=job))
         try:
