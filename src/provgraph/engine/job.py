@@ -93,8 +93,15 @@ def job_fields(job: Job) -> dict[str, Any]:
     return {f.name: getattr(job, f.name) for f in attrs.fields(Job) if f.name != "task_cls"}
 
 
-def outcome_from_stored(stored: cache.StoredResult, *, executed: bool = False) -> Outcome:
-    """An outcome for a result found in the cache."""
+def outcome_from_stored(
+    stored: cache.StoredResult,
+    *,
+    executed: bool = False,
+    placement: dict[str, str] | None = None,
+    usage: dict[str, float] | None = None,
+) -> Outcome:
+    """An outcome for a result found in the cache (``placement`` and ``usage``: where it ran
+    and what it consumed, when known)."""
     return Outcome(
         job_hash=stored.job_hash,
         status="succeeded",
@@ -105,6 +112,8 @@ def outcome_from_stored(stored: cache.StoredResult, *, executed: bool = False) -
         pid=stored.pid,
         executed=executed,
         run_id=stored.run_id,
+        placement=placement,
+        usage=usage,
     )
 
 

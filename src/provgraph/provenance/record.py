@@ -582,15 +582,13 @@ def publish_from_result(
         task_cls=None,
         inputs={},
         job_hash=stored.job_hash,
-        output_dir=Path(directory),
+        output_dir=where,
         index=given["index"],
         run_id=stored.run_id,
         context=_given_context(given),
     )
-    outcome = attrs.evolve(
-        outcome_from_stored(stored, executed=True),
-        placement=given["placement"],
-        usage=given["usage"],
+    outcome = outcome_from_stored(
+        stored, executed=True, placement=given["placement"], usage=given["usage"]
     )
     described = _given_outputs(given)
     data = _record_bytes(job, outcome, given["environment"], given["extra"], 1, described)
