@@ -465,3 +465,34 @@ def test_a_listing_is_trusted_only_for_a_while(
         result = sub(Square().split(x=list(range(400))))
     assert result.stats["executed"] == 400
     assert len(looked) > 400
+
+
+def test_a_listing_is_taken_after_misses_dropped_when_old_and_taken_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listing's life: taken after LIST_AFTER misses; it tells absent directories (not
+    those made since by this submission); once too old it is dropped, and taken again after
+    LIST_AFTER more misses, seeing what was made meanwhile."""
+    from provgraph import cache
+
+    monkeypatch.setattr(cache.Listing, "MAX_AGE", 1e9)  # (young, however loaded the machine)
+    listing = cache.Listing(tmp_path)
+    (tmp_path / "Job-old").mkdir()
+    for _ in range(cache.Listing.LIST_AFTER - 1):
+        listing.missed()
+    assert not listing.lacks(tmp_path / "Job-new")  # (not listed yet)
+    listing.missed()
+    assert listing.lacks(tmp_path / "Job-new")
+    assert not listing.lacks(tmp_path / "Job-old")
+    listing.made(tmp_path / "Job-sent")
+    assert not listing.lacks(tmp_path / "Job-sent")
+    (tmp_path / "Job-new").mkdir()  # another process makes it: not seen by this listing
+    assert listing.lacks(tmp_path / "Job-new")
+    monkeypatch.setattr(cache.Listing, "MAX_AGE", -1.0)
+    assert not listing.lacks(tmp_path / "Job-new")  # too old: dropped
+    monkeypatch.setattr(cache.Listing, "MAX_AGE", 1e9)
+    assert not listing.lacks(tmp_path / "Job-other")
+    for _ in range(cache.Listing.LIST_AFTER):
+        listing.missed()
+    assert not listing.lacks(tmp_path / "Job-new")  # listed again: there now
+    assert listing.lacks(tmp_path / "Job-other")

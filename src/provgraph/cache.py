@@ -97,7 +97,8 @@ class Listing:
     jobs in vain (and again at each doubling), if the cache holds at most
     :data:`LIST_RATIO` times as many directories as those misses (its link count says how
     many, on file systems that keep it so; elsewhere it is never listed). A listing is trusted
-    for :data:`MAX_AGE` seconds, then dropped (the misses count afresh towards the next). A
+    for :data:`MAX_AGE` seconds, then dropped (the next is taken after :data:`LIST_AFTER`
+    more misses, if it still pays: what the listing answered counts as misses). A
     directory that appears after the listing is either one this submission sends a job to
     (:meth:`made`: looked up as before) or another process's; a job then sent to it finds
     that process's result under the job's lock and reuses it
@@ -125,10 +126,14 @@ class Listing:
         if names is None:
             return False
         if time.monotonic() - self._taken > self.MAX_AGE:  # (another process may have made it)
-            self._names, self._misses, self._next = None, 0, self.LIST_AFTER
+            self._names = None  # (what it answered were misses: the next, after a few more)
+            self._next = self._misses + self.LIST_AFTER
             return False
         name = directory.name
-        return name not in names and name not in self._made
+        if name in names or name in self._made:
+            return False
+        self._misses += 1
+        return True
 
     def missed(self) -> None:
         """A lookup found no result; after enough of them the cache is listed, if that pays."""
