@@ -412,7 +412,7 @@ class _Run:
                 return
         assert job.output_dir is not None
         kind = type(job.node.task)._kind
-        if kind != "workflow" and self.listing.lacks(job.output_dir) and not self._rerun(job):
+        if kind != "workflow" and not self._rerun(job) and self.listing.lacks(job.output_dir):
             stored = None  # (a job sent to the worker: one saved meanwhile is found there)
         else:
             stored = cache.read_result(job.output_dir)
