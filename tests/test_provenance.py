@@ -767,3 +767,28 @@ def test_blank_nodes_of_records_never_meet(tmp_path: Path) -> None:
         "?u prov:hadRole/rdfs:label ?field }"
     )
     assert {"in_file"} <= {str(f) for _r, f in copies} <= {"in_file", "environment"}
+
+
+def test_a_question_that_must_index_many_records_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first question after a large run waits for the index: it says why on stderr (and how
+    long it took); a question with little to index says nothing."""
+    from provgraph.provenance import index
+    from regression_tasks import Square
+
+    monkeypatch.setattr(index, "NOTICE_AT", 20)
+    cache = tmp_path / "cache"
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        sub(Square().split(x=list(range(30))))
+    capsys.readouterr()
+    query = "SELECT ?run WHERE { ?run a pg:JobRun }"
+    assert len(list(ProvenanceStore(cache).query(query))) == 30
+    said = capsys.readouterr().err
+    assert re.search(r"provgraph: indexing \d+ record files", said), said
+    assert re.search(r"provgraph: indexed \d+ record files in [\d.]+ s", said), said
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        sub(Square().split(x=list(range(30, 35))))
+    capsys.readouterr()
+    assert len(list(ProvenanceStore(cache).query(query))) == 35
+    assert "indexing" not in capsys.readouterr().err

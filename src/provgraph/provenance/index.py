@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ STATE = "index.json"
 _LOCK = "index.lock"
 _UNREADABLE = "unreadable.txt"
 _CHUNK = 200  # record files per bulk load (about 17,000 quads): memory stays flat
+NOTICE_AT = 2000  # record files: a load this large takes seconds, and says so on stderr
 _RECORD_FOLDERS = ("cleanups", "environments", "imported", "runs", "submissions")
 
 
@@ -149,6 +151,15 @@ def _load(store_path: Path, paths: list[str]) -> tuple[list[str], list[str]] | N
                 yield q
                 yield quad(q.subject, q.predicate, q.object, default)
 
+    told = len(paths) >= NOTICE_AT  # (a question that waits this long says why)
+    if told:
+        print(
+            f"provgraph: indexing {len(paths):,} record files (once: later questions read the "
+            "index)...",
+            file=sys.stderr,
+            flush=True,
+        )
+    started = time.monotonic()
     try:
         # a bulk load per chunk of files: the loader holds one chunk in memory, never the store
         for start in range(0, len(paths), _CHUNK):
@@ -156,6 +167,9 @@ def _load(store_path: Path, paths: list[str]) -> tuple[list[str], list[str]] | N
         store.flush()
     finally:
         del store
+    if told:
+        took = time.monotonic() - started
+        print(f"provgraph: indexed {len(paths):,} record files in {took:.1f} s", file=sys.stderr)
     return unreadable, retry
 
 
