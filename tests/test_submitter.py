@@ -279,6 +279,18 @@ def test_a_job_directory_is_the_cache_joined_with_its_name(folder: str) -> None:
     assert made.parent == Path(folder) and made.name == "Task-0123abcd"
 
 
+def _links_count_subdirectories(folder: Path) -> bool:
+    """Whether ``folder``'s file system counts subdirectories in its link count (ext4, xfs,
+    tmpfs; not btrfs): the cache is listed only where it does."""
+    before = os.stat(folder).st_nlink
+    probe = folder / ".probe-links"
+    probe.mkdir()
+    try:
+        return os.stat(folder).st_nlink == before + 1
+    finally:
+        probe.rmdir()
+
+
 def _count_lookups(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Every job directory whose result is looked up from now on."""
     from provgraph import cache
@@ -304,6 +316,8 @@ def test_a_cold_run_lists_the_cache_instead_of_looking_up_every_job(
     from provgraph import cache
     from regression_tasks import Square
 
+    if not _links_count_subdirectories(cache_dir):
+        pytest.skip("this file system's link counts do not count subdirectories: never listed")
     monkeypatch.setattr(cache.Listing, "MAX_AGE", 1e9)  # (however loaded the machine)
     looked = _count_lookups(monkeypatch)
     xs = list(range(400))
@@ -364,13 +378,19 @@ with Submitter(cache_dir=sys.argv[1], progress=False) as sub:
 """
 
 
-def _another_process_runs(cache_dir: Path, task: str, x: int) -> Any:
+def _another_process_runs(
+    cache_dir: Path, task: str, x: int, monkeypatch: pytest.MonkeyPatch
+) -> Any:
     """A hook: when the job of index 100 is sent (the cache was listed after 64 misses),
-    another process runs ``task(x=x)`` on the same cache."""
+    another process runs ``task(x=x)`` on the same cache. The listing is kept however long
+    that takes (else the job would be found by a plain lookup, not through the listing)."""
     import subprocess
     import sys
 
+    from provgraph import cache
     from provgraph.engine import events
+
+    monkeypatch.setattr(cache.Listing, "MAX_AGE", 1e9)
 
     tests = Path(__file__).parent
     done: list[bool] = []
@@ -385,14 +405,16 @@ def _another_process_runs(cache_dir: Path, task: str, x: int) -> Any:
     return hook
 
 
-def test_a_result_another_process_saves_after_the_listing_is_reused(cache_dir: Path) -> None:
+def test_a_result_another_process_saves_after_the_listing_is_reused(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Another process runs one of the jobs after this submission listed the cache: the job is
     sent, finds that result under its lock and reuses it; its record is that process's only."""
     from provgraph import ProvenanceStore
     from regression_tasks import Square
 
     later = 299
-    hook = _another_process_runs(cache_dir, "Square", later)
+    hook = _another_process_runs(cache_dir, "Square", later, monkeypatch)
     xs = list(range(300))
     with Submitter(cache_dir=cache_dir, progress=False, hooks=[hook]) as sub:
         result = sub(Square().split(x=xs))
@@ -410,13 +432,13 @@ def test_a_result_another_process_saves_after_the_listing_is_reused(cache_dir: P
 
 @pytest.mark.parametrize("worker", ["serial", "cf"])
 def test_a_forced_rerun_reruns_a_result_another_process_saved_after_the_listing(
-    cache_dir: Path, worker: str
+    cache_dir: Path, worker: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``rerun=True`` runs every job again, those another process saved meanwhile too: a rerun
     looks each job up (the listing never stands in for what it must replace)."""
     from regression_tasks import Square
 
-    hook = _another_process_runs(cache_dir, "Square", 299)
+    hook = _another_process_runs(cache_dir, "Square", 299, monkeypatch)
     xs = list(range(300))
     with Submitter(cache_dir=cache_dir, worker=worker, progress=False, hooks=[hook]) as sub:
         result = sub(Square().split(x=xs), rerun=True)
@@ -425,14 +447,14 @@ def test_a_forced_rerun_reruns_a_result_another_process_saved_after_the_listing(
 
 
 def test_a_workflow_another_process_saved_after_the_listing_is_reused_whole(
-    cache_dir: Path,
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A workflow job is never sent to a worker (it opens here): it is looked up, so the result
     another process saved meanwhile is reused whole, not opened and saved again."""
     from provgraph import ProvenanceStore, cache
     from regression_tasks import SquarePlusOne
 
-    hook = _another_process_runs(cache_dir, "SquarePlusOne", 199)
+    hook = _another_process_runs(cache_dir, "SquarePlusOne", 199, monkeypatch)
     xs = list(range(200))
     with Submitter(cache_dir=cache_dir, progress=False, hooks=[hook]) as sub:
         result = sub(SquarePlusOne().split(x=xs))
@@ -475,6 +497,8 @@ def test_a_listing_is_taken_after_misses_dropped_when_old_and_taken_again(
     LIST_AFTER more misses, seeing what was made meanwhile."""
     from provgraph import cache
 
+    if not _links_count_subdirectories(tmp_path):
+        pytest.skip("this file system's link counts do not count subdirectories: never listed")
     monkeypatch.setattr(cache.Listing, "MAX_AGE", 1e9)  # (young, however loaded the machine)
     listing = cache.Listing(tmp_path)
     (tmp_path / "Job-old").mkdir()
@@ -496,3 +520,31 @@ def test_a_listing_is_taken_after_misses_dropped_when_old_and_taken_again(
         listing.missed()
     assert not listing.lacks(tmp_path / "Job-new")  # listed again: there now
     assert listing.lacks(tmp_path / "Job-other")
+
+
+def test_a_listing_is_retaken_once_per_doubling_of_the_misses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a listing answered counts as misses: the real misses after many such answers
+    (directories an earlier failed run left) list the cache again once, not once each."""
+    from provgraph import cache
+
+    if not _links_count_subdirectories(tmp_path):
+        pytest.skip("this file system's link counts do not count subdirectories: never listed")
+    monkeypatch.setattr(cache.Listing, "MAX_AGE", 1e9)
+    listed: list[str] = []
+    real = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        listed.append(os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    listing = cache.Listing(tmp_path)
+    for _ in range(cache.Listing.LIST_AFTER):
+        listing.missed()
+    assert len(listed) == 1
+    assert all(listing.lacks(tmp_path / f"Job-{i}") for i in range(1000))
+    for _ in range(10):
+        listing.missed()
+    assert len(listed) == 2

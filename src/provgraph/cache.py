@@ -139,7 +139,7 @@ class Listing:
         """A lookup found no result; after enough of them the cache is listed, if that pays."""
         self._misses += 1
         if self._misses >= self._next:
-            self._next *= 2
+            self._next = 2 * self._misses  # (those a listing answered count: one per doubling)
             self._list()
 
     def made(self, directory: Path) -> None:
