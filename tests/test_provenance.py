@@ -792,3 +792,24 @@ def test_a_question_that_must_index_many_records_says_so(
     capsys.readouterr()
     assert len(list(ProvenanceStore(cache).query(query))) == 35
     assert "indexing" not in capsys.readouterr().err
+
+
+def test_a_large_catch_up_nobody_waits_for_says_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The index caught up outside a question (a push at a submission's end) is silent: a
+    submission with ``progress=False`` prints nothing. ``provgraph index`` says it."""
+    from provgraph.cli import main
+    from provgraph.provenance import index
+    from regression_tasks import Square
+
+    monkeypatch.setattr(index, "NOTICE_AT", 20)
+    cache = tmp_path / "cache"
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        sub(Square().split(x=list(range(30))))
+    capsys.readouterr()
+    assert index.catch_up(cache) >= 30
+    assert capsys.readouterr().err == ""
+    assert main(["index", str(cache), "--rebuild"]) == 0
+    said = capsys.readouterr()
+    assert "provgraph: indexing" in said.err and "indexed" in said.out

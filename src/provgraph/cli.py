@@ -253,7 +253,10 @@ def _index(args: argparse.Namespace) -> int:
     cache = Path(args.cache)
     if not cache.is_dir():
         raise provgraph.SpecError(f"cache directory {args.cache!r} does not exist", field="CACHE")
-    count = rebuild_index(cache) if args.rebuild else index_files(cache, [])
+    if args.rebuild:
+        count = rebuild_index(cache, announce=True)
+    else:
+        count = index_files(cache, [], announce=True)
     print(f"indexed {count} file(s)")
     return 0
 

@@ -115,11 +115,14 @@ def _write_state(folder: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, folder / STATE)
 
 
-def _load(store_path: Path, paths: list[str]) -> tuple[list[str], list[str]] | None:
+def _load(
+    store_path: Path, paths: list[str], announce: bool = False
+) -> tuple[list[str], list[str]] | None:
     """Load record files into the store at ``store_path``; returns the unreadable ones (not
     valid TriG: reported and set aside, never blocking the rest) and those that could not be
     read now (an I/O error: tried again next time). None when another process holds the
-    store."""
+    store. ``announce``: a load of :data:`NOTICE_AT` files or more says so on stderr (a
+    question, or the ``index`` command, that waits for it)."""
     import pyoxigraph as ox
 
     try:
@@ -151,7 +154,7 @@ def _load(store_path: Path, paths: list[str]) -> tuple[list[str], list[str]] | N
                 yield q
                 yield quad(q.subject, q.predicate, q.object, default)
 
-    told = len(paths) >= NOTICE_AT  # (a question that waits this long says why)
+    told = announce and len(paths) >= NOTICE_AT  # (a question that waits this long says why)
     if told:
         print(
             f"provgraph: indexing {len(paths):,} record files (once: later questions read the "
@@ -205,9 +208,10 @@ def _unreadable(folder: Path) -> set[str]:
         return set()
 
 
-def catch_up(cache_dir: Path) -> int:
+def catch_up(cache_dir: Path, *, announce: bool = False) -> int:
     """Index what the journal names since the last catch-up (rebuilding when there is no index
-    for this place); returns how many files were loaded now."""
+    for this place); returns how many files were loaded now. ``announce``: a large load says
+    so on stderr (see :func:`_load`)."""
     cache_dir = Path(os.path.abspath(cache_dir))
     folder = cache_dir / ".provenance"
     folder.mkdir(exist_ok=True)
@@ -218,7 +222,7 @@ def catch_up(cache_dir: Path) -> int:
             or state["root"] != str(cache_dir)
             or not (folder / state["store"]).is_dir()
         ):
-            return _rebuild(cache_dir, folder, state)
+            return _rebuild(cache_dir, folder, state, announce)
         entries, offset = journal.read_from(cache_dir, state["offset"])
         candidates = dict.fromkeys(journal.replay(state["waiting"], entries))
         envs = _environments_stamp(cache_dir)
@@ -227,7 +231,7 @@ def catch_up(cache_dir: Path) -> int:
         bad = _unreadable(folder)
         todo, waiting = present(cache_dir, [p for p in candidates if p not in bad])
         if todo:
-            loaded = _load(folder / state["store"], todo)
+            loaded = _load(folder / state["store"], todo, announce)
             if loaded is None:  # another process holds the store: next time
                 return 0
             unreadable, retry = loaded
@@ -237,17 +241,19 @@ def catch_up(cache_dir: Path) -> int:
         return len(todo)
 
 
-def rebuild(cache_dir: Path) -> int:
+def rebuild(cache_dir: Path, *, announce: bool = False) -> int:
     """Load every record on disk into a new store generation, then switch to it; returns how
-    many files were loaded."""
+    many files were loaded. ``announce``: as for :func:`catch_up`."""
     cache_dir = Path(os.path.abspath(cache_dir))
     folder = cache_dir / ".provenance"
     folder.mkdir(exist_ok=True)
     with _locked(folder):
-        return _rebuild(cache_dir, folder, read_state(folder))
+        return _rebuild(cache_dir, folder, read_state(folder), announce)
 
 
-def _rebuild(cache_dir: Path, folder: Path, old: dict[str, Any] | None) -> int:
+def _rebuild(
+    cache_dir: Path, folder: Path, old: dict[str, Any] | None, announce: bool = False
+) -> int:
     number = int(old["store"].rsplit("-", 1)[-1]) + 1 if old else 1
     store = f"oxigraph-{number}"
     shutil.rmtree(folder / store, ignore_errors=True)  # a killed earlier attempt's
@@ -259,7 +265,7 @@ def _rebuild(cache_dir: Path, folder: Path, old: dict[str, Any] | None) -> int:
     on_disk = set(files)
     waiting = [p for p in journal.replay([], entries) if p not in on_disk]
     (folder / _UNREADABLE).unlink(missing_ok=True)
-    loaded = _load(folder / store, files)
+    loaded = _load(folder / store, files, announce)
     if loaded is None:  # pragma: no cover - a fresh generation is never held by another
         return 0
     unreadable, retry = loaded

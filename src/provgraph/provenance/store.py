@@ -55,22 +55,25 @@ def queue_files(cache_dir: Path, files: Iterable[Path]) -> None:
     journal.append(cache_dir, files)
 
 
-def index_files(cache_dir: Path, files: Iterable[Path], *, scan: bool = False) -> int:
+def index_files(
+    cache_dir: Path, files: Iterable[Path], *, scan: bool = False, announce: bool = False
+) -> int:
     """Name ``files`` in the journal and catch the index up; returns the files loaded now.
 
     ``scan=True`` rebuilds the index from every record found on disk (the repair for records
-    written by hand or by foreign tools, which no journal names).
+    written by hand or by foreign tools, which no journal names). ``announce=True``: a load of
+    thousands of files says so on stderr while it runs.
     """
     queue_files(cache_dir, files)
     if scan:
-        return _index.rebuild(Path(cache_dir))
-    return _index.catch_up(Path(cache_dir))
+        return _index.rebuild(Path(cache_dir), announce=announce)
+    return _index.catch_up(Path(cache_dir), announce=announce)
 
 
-def rebuild_index(cache_dir: Path) -> int:
+def rebuild_index(cache_dir: Path, *, announce: bool = False) -> int:
     """Load every record on disk into a new index and switch to it atomically; returns how many
-    files were loaded."""
-    return _index.rebuild(Path(cache_dir))
+    files were loaded (``announce``: as for :func:`index_files`)."""
+    return _index.rebuild(Path(cache_dir), announce=announce)
 
 
 class ProvenanceStore:
@@ -165,8 +168,8 @@ class ProvenanceStore:
                 return self.refresh()
             return 0
         if scan:
-            return _index.rebuild(self.cache_dir)
-        return _index.catch_up(self.cache_dir)
+            return _index.rebuild(self.cache_dir, announce=True)
+        return _index.catch_up(self.cache_dir, announce=True)  # (a question waits for it)
 
     def _catch_up(self) -> None:
         """Index what was recorded since the last question (a few ``stat`` calls when nothing
