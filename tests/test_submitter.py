@@ -279,16 +279,29 @@ def test_a_job_directory_is_the_cache_joined_with_its_name(folder: str) -> None:
     assert made.parent == Path(folder) and made.name == "Task-0123abcd"
 
 
-def _links_count_subdirectories(folder: Path) -> bool:
-    """Whether ``folder``'s file system counts subdirectories in its link count (ext4, xfs,
+def _skip_unless_listed(folder: Path) -> None:
+    """Skip unless ``folder``'s file system counts subdirectories in its link count (ext4, xfs,
     tmpfs; not btrfs): the cache is listed only where it does."""
     before = os.stat(folder).st_nlink
     probe = folder / ".probe-links"
     probe.mkdir()
-    try:
-        return os.stat(folder).st_nlink == before + 1
-    finally:
-        probe.rmdir()
+    counted = os.stat(folder).st_nlink == before + 1
+    probe.rmdir()
+    if not counted:
+        pytest.skip("this file system's link counts do not count subdirectories: never listed")
+
+
+def _count_listings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every directory listed (``os.scandir``) from now on."""
+    listed: list[str] = []
+    real = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        listed.append(os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    return listed
 
 
 def _count_lookups(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
@@ -316,8 +329,7 @@ def test_a_cold_run_lists_the_cache_instead_of_looking_up_every_job(
     from provgraph import cache
     from regression_tasks import Square
 
-    if not _links_count_subdirectories(cache_dir):
-        pytest.skip("this file system's link counts do not count subdirectories: never listed")
+    _skip_unless_listed(cache_dir)
     monkeypatch.setattr(cache.Listing, "MAX_AGE", 1e9)  # (however loaded the machine)
     looked = _count_lookups(monkeypatch)
     xs = list(range(400))
@@ -340,14 +352,7 @@ def test_a_large_cache_is_not_listed_for_a_few_jobs(
 
     for i in range(600):
         (cache_dir / f"Other-{i}").mkdir()
-    listed: list[str] = []
-    real = os.scandir
-
-    def scandir(path: Any = ".") -> Any:
-        listed.append(os.fspath(path))
-        return real(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
+    listed = _count_listings(monkeypatch)
     with Submitter(cache_dir=cache_dir, progress=False, provenance=False) as sub:
         result = sub(Square().split(x=list(range(100))))
     assert result.stats["executed"] == 100
@@ -497,8 +502,7 @@ def test_a_listing_is_taken_after_misses_dropped_when_old_and_taken_again(
     LIST_AFTER more misses, seeing what was made meanwhile."""
     from provgraph import cache
 
-    if not _links_count_subdirectories(tmp_path):
-        pytest.skip("this file system's link counts do not count subdirectories: never listed")
+    _skip_unless_listed(tmp_path)
     monkeypatch.setattr(cache.Listing, "MAX_AGE", 1e9)  # (young, however loaded the machine)
     listing = cache.Listing(tmp_path)
     (tmp_path / "Job-old").mkdir()
@@ -529,17 +533,9 @@ def test_a_listing_is_retaken_once_per_doubling_of_the_misses(
     (directories an earlier failed run left) list the cache again once, not once each."""
     from provgraph import cache
 
-    if not _links_count_subdirectories(tmp_path):
-        pytest.skip("this file system's link counts do not count subdirectories: never listed")
+    _skip_unless_listed(tmp_path)
     monkeypatch.setattr(cache.Listing, "MAX_AGE", 1e9)
-    listed: list[str] = []
-    real = os.scandir
-
-    def scandir(path: Any = ".") -> Any:
-        listed.append(os.fspath(path))
-        return real(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
+    listed = _count_listings(monkeypatch)
     listing = cache.Listing(tmp_path)
     for _ in range(cache.Listing.LIST_AFTER):
         listing.missed()

@@ -412,15 +412,16 @@ class _Run:
                 return
         assert job.output_dir is not None
         kind = type(job.node.task)._kind
-        if kind != "workflow" and not self._rerun(job) and self.listing.lacks(job.output_dir):
+        rerun = self._rerun(job)
+        if kind != "workflow" and not rerun and self.listing.lacks(job.output_dir):
             stored = None  # (a job sent to the worker: one saved meanwhile is found there)
         else:
             stored = cache.read_result(job.output_dir)
             if stored is None:
                 self.listing.missed()
-        if stored is None and self.sub.readonly_caches and not self._rerun(job):
+        if stored is None and self.sub.readonly_caches and not rerun:
             stored = self._read_only_hit(job)
-        if stored is not None and self._rerun(job):
+        if stored is not None and rerun:
             job.replaces = stored  # run again; the record compares the outputs with these
             stored = None
         if stored is not None and _always_opened(type(job.node.task)):
