@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import provgraph
 from provgraph import exceptions
@@ -40,3 +43,72 @@ def test_task_definition_module_is_the_design_one() -> None:
     assert callable(provgraph.python.define)
     assert callable(provgraph.shell.define)
     assert provgraph.Submitter.__module__ == "provgraph.engine.submitter"
+
+
+# What ``import provgraph`` leaves to the first use that needs it (issue 17: the import costs
+# at most 0.1 s; each of these is 1-4 ms): worker pools, commands, the fallback pickler, the key
+# maker, failure reports, and the provenance store.
+_LEFT_FOR_LATER = (
+    "concurrent.futures",
+    "subprocess",
+    "cloudpickle",
+    "secrets",
+    "json",
+    "traceback",
+    "uuid",
+    "datetime",
+    "rdflib",
+    "pyoxigraph",
+)
+
+
+def test_import_leaves_heavy_modules_for_later() -> None:
+    """A fresh interpreter that imports provgraph has none of them; a submission with a
+    failing job, a command and a task asking for time then imports what it needs, and
+    works."""
+    code = f"""
+import sys
+import provgraph
+print(sorted(m for m in {_LEFT_FOR_LATER!r} if m in sys.modules))
+"""
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert found.strip() == "[]"
+
+
+def test_what_is_left_for_later_is_there_when_needed(tmp_path: Path) -> None:
+    """In a fresh interpreter: a failing job's error is reported with its traceback, a shell
+    command runs, a task's time resource is checked, an output only cloudpickle stores is
+    stored and read back, and the split's listing is written."""
+    script = tmp_path / "use.py"
+    script.write_text(
+        f"""
+import datetime
+from pathlib import Path
+from provgraph import Submitter, python, shell
+
+@python.define(resources={{"time": datetime.timedelta(minutes=5)}})
+def Half(x: int) -> int:
+    if x == 3:
+        raise ValueError("three")
+    return x // 2
+
+@python.define
+def Closure(x: int):
+    return lambda: x
+
+Echo = shell.define("echo hello")
+cache = Path({str(tmp_path / "cache")!r})
+with Submitter(cache_dir=cache, progress=False) as sub:
+    failed = sub(Half().split(x=[2, 3]))
+    made = sub(Closure(x=4))
+    echoed = sub(Echo())
+print(len(failed.errors), "ValueError: three" in failed.errors[0].traceback)
+print(made.outputs.out(), echoed.outputs.stdout.strip())
+print(len(list(cache.glob("*/_jobs.json"))))
+"""
+    )
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n")[:3] == ["1 True", "4 hello", "1"]

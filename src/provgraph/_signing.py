@@ -18,7 +18,6 @@ import functools
 import hashlib
 import hmac
 import os
-import secrets
 from pathlib import Path
 
 from .config import Config
@@ -69,6 +68,8 @@ def _key(given: str | None, key_file: str) -> bytes:
 def _create_key_file(path: Path) -> str:
     """A new key, written aside and linked into place: a concurrent reader never sees a
     half-written key file, and of two processes making one at once, one key wins."""
+    import secrets  # (once per user: not by every import of provgraph)
+
     text = secrets.token_hex(32)
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

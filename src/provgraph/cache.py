@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import operator
 import os
 import pickle
@@ -33,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import cloudpickle
 
 from . import _signing
 from ._fileformats import is_fileset, is_mock
@@ -273,6 +271,8 @@ def dumps(obj: Any) -> bytes:
     try:
         return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     except _REFUSED:
+        import cloudpickle  # (4 ms to import: only for what plain pickle refuses)
+
         return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -414,11 +414,15 @@ def _warn(directory: Path, what: str) -> None:
 
 def write_error(directory: Path, info: dict[str, Any]) -> None:
     """Store the error of a failed attempt as readable JSON."""
+    import json  # (imported when a job fails: not by every import of provgraph)
+
     atomic_write(directory / ERROR_NAME, json.dumps(info, indent=2, default=str).encode())
 
 
 def read_error(directory: Path) -> dict[str, Any] | None:
     """The error of the last failed attempt, if any."""
+    import json
+
     try:
         return dict(json.loads((directory / ERROR_NAME).read_text()))
     except (OSError, ValueError):

@@ -12,7 +12,6 @@ import contextlib
 import os
 import resource
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +118,8 @@ def outcome_from_stored(
 
 def error_info(err: BaseException) -> ErrorInfo:
     """Capture an exception as text."""
+    import traceback  # (1 ms to import: paid when a job fails, not by every import)
+
     code = getattr(err, "return_code", None)
     return ErrorInfo(
         type=type(err).__name__,

@@ -21,17 +21,13 @@ from __future__ import annotations
 
 import collections
 import importlib
-import json
 import os
 import queue
 import sys
 import typing
-import uuid
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future
 from pathlib import Path
-from traceback import format_exception
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -46,8 +42,11 @@ from ..spec.workflow import built
 from ..workers import Worker, get_worker
 from . import events
 from . import runtime as rt
-from .job import Job, Outcome
+from .job import Job, Outcome, error_info
 from .result import JobFailure, Result
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 __all__ = ["DryRun", "PlannedJob", "Submitter"]
 
@@ -259,7 +258,7 @@ class _Run:
         self.propagate = propagate  # False: only the submitted node's own jobs rerun
         self.emit: Any = (lambda event: None) if dry else sub.emit
         self.task = task
-        self.run_id = uuid.uuid4().urn
+        self.run_id = f"urn:uuid:{rt.new_run_id()}"
         self.memo: dict[int, bytes] = {}
         self.environment = environment  # the call's; wins over the task's and the submitter's
         self.env_info: dict[Any, dict[str, str] | None] = {}  # described once per submission
@@ -274,7 +273,7 @@ class _Run:
         self._to_expand: collections.deque[rt.NodeRun] = collections.deque()
         self._expanding = False
         self.node_stats: dict[str, dict[str, int]] = {}
-        self.root = rt.root_node(task, str(uuid.uuid4()))
+        self.root = rt.root_node(task, rt.new_run_id())
 
     # -- the run loop ----------------------------------------------------------------------------
     def execute(self) -> Result:
@@ -595,7 +594,7 @@ class _Run:
         try:
             instance = rt.open_instance(job)
         except Exception as err:  # a dynamic workflow's constructor failed on these values
-            self._fail(job, type(err).__name__, str(err), "".join(format_exception(err)))
+            self._fail(job, type(err).__name__, str(err), error_info(err).traceback)
             return
         if not instance.nodes:
             self._instance_done(instance)
@@ -869,6 +868,8 @@ def _write_split_record(run: _Run, result: Result) -> None:
         "jobs": [d.name for d in result.job_dirs],
         "failed": [e.output_dir.name for e in result.errors if e.output_dir is not None],
     }
+    import json  # (not imported by every import of provgraph)
+
     cache.atomic_write(directory / "_jobs.json", json.dumps(listing, indent=1).encode())
     if not result.errored and cache.read_result(directory) is None:
         cache.write_result(

@@ -29,7 +29,6 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -194,6 +193,8 @@ class ShellTask(TaskDef):
                     path.parent.mkdir(parents=True, exist_ok=True)
         stdout_path, stderr_path = output_dir / "stdout.txt", output_dir / "stderr.txt"
         command = shlex.join(argv)
+        import subprocess  # (3 ms to import: paid by the first command, not by every import)
+
         with open(stdout_path, "wb") as so, open(stderr_path, "wb") as se:
             key = object()
             if environment is not None:  # stopped if this process is told to stop meanwhile
