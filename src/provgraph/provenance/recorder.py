@@ -338,7 +338,10 @@ class Recorder:
 
     # -- events ---------------------------------------------------------------------------
     def __call__(self, event: events.Event) -> None:
-        # the two events of every job first: for most, nothing more is to be done
+        # the events of every job first: for most, nothing more is to be done
+        if type(event) is events.JobReused:  # (every job a warm run takes from the cache)
+            self._reused(event.job, getattr(event.outcome, "run_id", ""))
+            return
         if isinstance(event, events.JobFinished):
             if event.job.job is not None:
                 self.open_records.pop(event.job.job.run_id, None)  # its record is settled
@@ -392,8 +395,6 @@ class Recorder:
                 node=job.node.path,
                 job=job,
             )
-        elif isinstance(event, events.JobReused):
-            self._reused(event.job, getattr(event.outcome, "run_id", ""))
         elif isinstance(event, events.JobFinished) and not event.outcome.executed:
             # another process ran it meanwhile: the record journaled for this run never comes
             work = event.job.job
