@@ -48,6 +48,8 @@ from .result import JobFailure, Result
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
+    from .progress import Progress
+
 __all__ = ["DryRun", "PlannedJob", "Submitter"]
 
 Hook = Callable[[events.Event], Any]
@@ -136,9 +138,11 @@ class Submitter:
             recorder = importlib.import_module("provgraph.provenance.recorder")
             remote = provenance_store if provenance_store is not None else config.provenance_store
             self.hooks.append(recorder.Recorder(self.cache_dir, remote=remote))
-        from .progress import make_progress  # (rich: imported when a submitter is made)
+        self.progress: Progress | None = None
+        if progress is not False and progress is not None:
+            from .progress import make_progress  # (rich, 30 ms: only for a submitter showing it)
 
-        self.progress = make_progress(progress)
+            self.progress = make_progress(progress)
         if self.progress is not None:
             self.progress.capacity_source = self.worker.capacity
             self.hooks.append(self.progress)
