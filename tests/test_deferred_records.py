@@ -74,7 +74,8 @@ def test_a_serial_run_s_records_are_written_by_the_renderer(tmp_path: Path) -> N
         writer = _writer(sub)
     assert result.outputs.out == [x * x for x in range(N)]
     assert isinstance(writer, deferred.DeferredRecords)
-    assert writer.handed == N - deferred.START_AFTER and writer.failures == 0
+    # a submission this size hands its records over after the first few
+    assert writer.handed == N - deferred.EARLY and writer.failures == 0
     # every record is on disk when sub() returns, nothing is left aside
     assert len(list(cache.glob("Square-*/_prov-*.trig"))) == N
     assert list(cache.glob("Square-*/*.pending")) == []
@@ -84,6 +85,35 @@ def test_a_serial_run_s_records_are_written_by_the_renderer(tmp_path: Path) -> N
         "?in prov:value ?x . ?out prov:wasGeneratedBy ?run ; prov:value ?y }"
     )
     assert sorted((int(x), int(y)) for x, y in rows) == [(x, x * x) for x in range(N)]
+
+
+@workflow.define
+def SquareAll(xs: list[int]) -> list[int]:
+    return workflow.add(Square().split(x=xs), name="square").out
+
+
+def test_when_the_renderer_is_forked(tmp_path: Path) -> None:
+    """A submission of fewer than START_AFTER jobs never forks a renderer; one of more forks it
+    after the first EARLY records; one whose size is not known when it starts (a workflow,
+    one job, splitting inside) after the first START_AFTER; once forked, it is used from the
+    first job (EARLY: fails before it)."""
+    small = deferred.START_AFTER - 1
+    with Submitter(cache_dir=tmp_path / "small", progress=False) as sub:
+        sub(Square().split(x=list(range(small))))
+        assert _writer(sub).handed == 0 and deferred._RENDERER is None
+    assert len(list((tmp_path / "small").glob("Square-*/_prov-*.trig"))) == small
+    with Submitter(cache_dir=tmp_path / "inner", progress=False) as sub:
+        sub(SquareAll(xs=list(range(N))))
+        assert _writer(sub).handed == N - deferred.START_AFTER
+    deferred._drop(deferred._RENDERER)  # (a fresh process again)
+    with Submitter(cache_dir=tmp_path / "split", progress=False) as sub:
+        sub(Square().split(x=list(range(N))))
+        assert _writer(sub).handed == N - deferred.EARLY
+        before = _writer(sub).handed
+        sub(Square().split(x=list(range(N, N + 8))))  # (the next one: a renderer is there)
+        assert _writer(sub).handed == before + 8
+    for cache, n in (("inner", N), ("split", N + 8)):
+        assert len(list((tmp_path / cache).glob("Square-*/_prov-*.trig"))) == n
 
 
 def test_records_from_the_renderer_say_what_records_written_in_the_job_s_process_say(
@@ -384,7 +414,7 @@ def test_ctrl_c_while_a_batch_is_handed_over_loses_no_record(
         Submitter(cache_dir=cache_dir, worker="serial", progress=False) as sub,
     ):
         sub(Square().split(x=list(range(N * 2))))
-    assert len(_saved_with_records(cache_dir)) > deferred.START_AFTER + deferred.BATCH
+    assert len(_saved_with_records(cache_dir)) > deferred.EARLY + deferred.BATCH
 
 
 def test_records_are_written_when_an_error_ends_the_submission(

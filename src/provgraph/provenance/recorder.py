@@ -359,6 +359,8 @@ class Recorder:
                 forget_failures(self.remote)
             self.submission = event.run_id
             self.root_name = event.task_name
+            if isinstance(self._writer, deferred.DeferredRecords):
+                self._writer.expect(event.n_jobs)
             self.started = _now()
             sub = _n(V.run_iri(self.submission))
             self._write_start(
