@@ -112,8 +112,8 @@ def test_when_the_renderer_is_forked(tmp_path: Path) -> None:
         before = _writer(sub).handed
         sub(Square().split(x=list(range(N, N + 8))))  # (the next one: a renderer is there)
         assert _writer(sub).handed == before + 8
-    for cache, n in (("inner", N), ("split", N + 8)):
-        assert len(list((tmp_path / cache).glob("Square-*/_prov-*.trig"))) == n
+    for name, n in (("inner", N), ("split", N + 8)):
+        assert len(list((tmp_path / name).glob("Square-*/_prov-*.trig"))) == n
 
 
 def test_records_from_the_renderer_say_what_records_written_in_the_job_s_process_say(
