@@ -8,7 +8,10 @@ default tmpfs ``/dev/shm`` and the disk under ``/var/tmp``):
    provenance off (target: on / off <= 1.2x). These are wall times: on ``serial``, the
    records of succeeded Python jobs are written by a process beside the submitter
    (``provgraph/provenance/deferred.py``), so the CPU both processes spend is printed too
-   (information; ``/proc`` ticks of 10 ms).
+   (information; ``/proc`` ticks of 10 ms). And the same run as a script of its own: a fresh
+   interpreter importing provgraph and running the jobs once, its whole wall time, on beside
+   off (information: what a process pays once, imports, the environment's description, the
+   renderer's fork, is in it).
 2. the same jobs again, all reused; beside the floor (per input: its hash, ``open`` and
    ``pickle.load`` of its result; target <= 2x).
 3. cf (2 processes), 1,000 and 10,000 jobs, provenance off; the per-job cost at 10k over the
@@ -82,6 +85,29 @@ def _provgraph(where: Path, xs: list[int], *, provenance: bool = True, **worker:
     took = time.perf_counter() - start
     check(result.outputs.out == [x + 1 for x in xs], "wrong outputs")
     return took
+
+
+_FRESH = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from run import Inc
+from provgraph import Submitter
+xs = list(range(int(sys.argv[3])))
+with Submitter(cache_dir=sys.argv[2], progress=False, provenance=sys.argv[4] == "on") as sub:
+    assert sub(Inc().split(x=xs)).outputs.out == [x + 1 for x in xs]
+"""
+
+
+def _fresh(where: Path, xs: list[int], *, provenance: bool = True) -> float:
+    """A script's run as users start it: a fresh interpreter that imports provgraph and runs
+    the jobs once, its whole wall time; what a process pays once (imports, the environment's
+    description, the renderer's fork) is in it."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    argv = [str(Path(__file__).parent), str(where), str(len(xs)), "on" if provenance else "off"]
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", _FRESH, *argv], check=True, env=env)
+    return time.perf_counter() - start
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -258,6 +284,15 @@ def main(argv: list[str] | None = None) -> int:
         off_cpu = _repeat(n, lambda w: _provgraph_cpu(w, xs, provenance=False), root, "off-cpu")
         row(
             f"1 serial {len(xs)} cold, CPU (+ renderer) on vs off", on_cpu, off_cpu, "(information)"
+        )
+        _repeat(1, lambda w: _fresh(w, xs[:10]), root, "fresh")  # (writes the bytecode caches)
+        fresh_on = _repeat(n, lambda w: _fresh(w, xs), root, "fresh-on")
+        fresh_off = _repeat(n, lambda w: _fresh(w, xs, provenance=False), root, "fresh-off")
+        row(
+            f"1 serial {len(xs)} cold, fresh process, on vs off",
+            fresh_on,
+            fresh_off,
+            "(information)",
         )
         warm = _repeat(n, lambda w: _provgraph_warm(w, xs), root, "warm")
         floor = _repeat(n, lambda w: _floor_warm(w, xs), root, "floor")
