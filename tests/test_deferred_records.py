@@ -94,9 +94,9 @@ def SquareAll(xs: list[int]) -> list[int]:
 
 def test_when_the_renderer_is_forked(tmp_path: Path) -> None:
     """A submission of fewer than START_AFTER jobs never forks a renderer; one of more forks it
-    after the first EARLY records; one whose size is not known when it starts (a workflow,
-    one job, splitting inside) after the first START_AFTER; once forked, it is used from the
-    first job (EARLY: fails before it)."""
+    after the first EARLY records, unless most of its jobs are taken from the cache; one whose
+    size is not known when it starts (a workflow, one job, splitting inside) after the first
+    START_AFTER; once forked, it is used from the first job (EARLY: fails before it)."""
     small = deferred.START_AFTER - 1
     with Submitter(cache_dir=tmp_path / "small", progress=False) as sub:
         sub(Square().split(x=list(range(small))))
@@ -114,6 +114,11 @@ def test_when_the_renderer_is_forked(tmp_path: Path) -> None:
         assert _writer(sub).handed == before + 8
     for name, n in (("inner", N), ("split", N + 8)):
         assert len(list((tmp_path / name).glob("Square-*/_prov-*.trig"))) == n
+    deferred._drop(deferred._RENDERER)
+    with Submitter(cache_dir=tmp_path / "split", progress=False) as sub:  # 30 new of N + 38
+        sub(Square().split(x=list(range(N + 38))))
+        assert _writer(sub).handed == 0 and deferred._RENDERER is None
+    assert len(list((tmp_path / "split").glob("Square-*/_prov-*.trig"))) == N + 38
 
 
 def test_records_from_the_renderer_say_what_records_written_in_the_job_s_process_say(

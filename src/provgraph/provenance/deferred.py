@@ -20,8 +20,8 @@ records left aside, and so does the submitting process when its renderer died. A
 Only where it pays and is safe: on Linux (``fork``), with two CPUs or more, once the process
 has forked its renderer, or after the first :data:`START_AFTER` such jobs of a submission (a
 small one never forks: a first fork costs about 10 ms in copied pages), or after the first
-:data:`EARLY` of a submission of :data:`START_AFTER` jobs or more (:meth:`DeferredRecords.expect`:
-one that size pays for the fork); failed runs, shell tasks,
+:data:`EARLY` of a submission expected to run :data:`START_AFTER` jobs or more
+(:meth:`DeferredRecords.expect`: one that size pays for the fork); failed runs, shell tasks,
 runs sent to a provenance server and everything run by other workers are written as before,
 in the process that ran the job. A hook pickled for another process is the plain writer.
 """
@@ -36,6 +36,7 @@ import pickle
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .record import publish_from_result, record_data, write_job_run
@@ -72,6 +73,7 @@ class DeferredRecords:
         self._given_up = False  # its renderer died: the rest of the submission is written here
         self._seen = 0  # succeeded Python jobs of this submission so far
         self._expected = 0  # the jobs this submission was started with (a hint: expect())
+        self._reused: Callable[[], int] = lambda: 0  # ... and how many it took from the cache
         self._lock = threading.Lock()
         self.handed = 0  # records handed to a renderer (for the curious and the tests)
         self.failures = 0  # submissions whose renderer failed (their records written here)
@@ -94,21 +96,32 @@ class DeferredRecords:
             return write_job_run(job, outcome)
         with self._lock:
             self._seen += 1
-            inline = min(EARLY, START_AFTER) if self._expected >= START_AFTER else START_AFTER
-            if self._seen <= inline and not _forked():  # a small submission never forks
-                return write_job_run(job, outcome)
+            if self._seen <= START_AFTER and not _forked() and not self._runs_many():
+                return write_job_run(job, outcome)  # (a small submission never forks)
         try:
             data = record_data(job, outcome)
         except Exception:  # (unpicklable context: never expected) written here, as before
             return write_job_run(job, outcome)
         return _Deferred(data, os.fspath(job.output_dir), job.run_id, self)
 
-    def expect(self, n_jobs: int) -> None:
-        """A submission starts with ``n_jobs`` jobs (a split's elements; a workflow is one):
-        from :data:`START_AFTER` up, its records are handed to a renderer after the first
+    def expect(self, n_jobs: int, reused: Callable[[], int]) -> None:
+        """A submission starts with ``n_jobs`` jobs (a split's elements; a workflow is one);
+        ``reused()`` says how many it has taken from the cache so far. One expected to run
+        :data:`START_AFTER` jobs or more hands its records to a renderer after the first
         :data:`EARLY` (a fresh process's 1,000 cold jobs: 10 ms less than after 256)."""
         with self._lock:
-            self._expected = n_jobs
+            self._expected, self._reused = n_jobs, reused
+
+    def _runs_many(self) -> bool:
+        """Past the first :data:`EARLY` runs, whether this submission will run
+        :data:`START_AFTER` or more: the jobs left, at the share of those seen so far that
+        ran (a rerun of 1,000 jobs that runs 30 anew does not fork for them)."""
+        ran = self._seen
+        if ran <= min(EARLY, START_AFTER) or self._expected < START_AFTER:
+            return False
+        reused = self._reused()
+        left = max(0, self._expected - ran - reused)
+        return ran + left * ran / (ran + reused) >= START_AFTER
 
     # -- after the result is saved ----------------------------------------------------------
     def publish(self, directory: str, run_id: str, saved: bytes | None) -> None:
@@ -153,6 +166,7 @@ class DeferredRecords:
             sent, self._sent = self._sent, []
             broken, self._broken = self._broken, False
             self._batch, self._given_up, self._seen, self._expected = [], False, 0, 0
+            self._reused = lambda: 0
         try:
             if renderer is not None and not broken and not renderer.sync(id(self)):
                 broken = True

@@ -360,7 +360,7 @@ class Recorder:
             self.submission = event.run_id
             self.root_name = event.task_name
             if isinstance(self._writer, deferred.DeferredRecords):
-                self._writer.expect(event.n_jobs)
+                self._writer.expect(event.n_jobs, reused=lambda: len(self.reused))
             self.started = _now()
             sub = _n(V.run_iri(self.submission))
             self._write_start(

@@ -55,9 +55,6 @@ class BufferedWorker(Worker):
     """A worker that collects jobs in ``submit`` and sends them together in ``flush``."""
 
     def __init__(self) -> None:
-        from concurrent.futures import Future
-
-        self._future = Future  # (made for every job)
         self._lock = threading.RLock()
         self._buffer: list[tuple[Any, Future[Any]]] = []
         self._expected: int | None = None  # more jobs expected this round (the hint)
@@ -68,7 +65,9 @@ class BufferedWorker(Worker):
             self._expected = n_jobs
 
     def submit(self, job: Any) -> Future[Any]:
-        future: Future[Any] = self._future()
+        from concurrent.futures import Future  # (this module's import leaves it for later)
+
+        future: Future[Any] = Future()
         with self._lock:
             self._buffer.append((job, future))
         return future
