@@ -813,3 +813,40 @@ def test_a_large_catch_up_nobody_waits_for_says_nothing(
     assert main(["index", str(cache), "--rebuild"]) == 0
     said = capsys.readouterr()
     assert "provgraph: indexing" in said.err and "indexed" in said.out
+
+
+def test_package_names_and_versions_read_from_the_top_of_metadata_files(tmp_path: Path) -> None:
+    """Names and versions read from the first 4 kB of each metadata file are those of the
+    full parse: where they come later, after a character cut in two at the 4 kB mark, in a
+    file without a version or a final blank line, or in PKG-INFO beside an empty METADATA."""
+    from importlib import metadata
+
+    from provgraph.provenance import environment
+
+    classifiers = "".join(f"Classifier: Topic :: {i}\n" for i in range(300))  # 8 kB
+    cases = {
+        "top": "Metadata-Version: 2.1\nName: top\nVersion: 1.0\n\n" + "long text\n" * 2000,
+        "late": f"Metadata-Version: 2.1\n{classifiers}Name: late\nVersion: 2.0\n\nbody\n",
+        "cut": "Summary: " + "é" * 2100 + "\nName: cut\nVersion: 3.0\n\nbody\n",
+        "noversion": "Metadata-Version: 2.1\nName: noversion",
+        "pkginfo": None,
+    }
+    found = {}
+    for label, text in cases.items():
+        folder = tmp_path / f"{label}-1.dist-info"
+        folder.mkdir()
+        if text is None:
+            (folder / "METADATA").write_text("")
+            (folder / "PKG-INFO").write_text("Name: pkginfo\nVersion: 4.0\n")
+        else:
+            (folder / "METADATA").write_text(text, encoding="utf-8")
+        dist = metadata.PathDistribution(folder)
+        meta = dist.metadata  # (the full e-mail parse)
+        expected = (meta["Name"], meta["Version"])
+        found[label] = environment._name_and_version(dist)
+        assert found[label] == expected, label
+    assert found["cut"] == ("cut", "3.0") and found["noversion"] == ("noversion", None)
+    assert found["pkginfo"] == ("pkginfo", "4.0") and found["late"] == ("late", "2.0")
+    top = metadata.PathDistribution(tmp_path / "top-1.dist-info")
+    top.read_text = None  # type: ignore[assignment, method-assign]  # (the head alone tells)
+    assert environment._name_and_version(top) == ("top", "1.0")

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import multiprocessing
 import os
 import pickle
 import signal
@@ -51,7 +50,8 @@ BATCH = 16  # saved results handed to the renderer per message
 def available() -> bool:
     """Whether records can be written by a forked renderer here: Linux, two CPUs or more, and
     not inside a daemonic process (a ``multiprocessing`` pool's, which may have no children)."""
-    if sys.platform != "linux" or multiprocessing.current_process().daemon:
+    pool = sys.modules.get("multiprocessing")  # (a process it started has it: not imported here)
+    if sys.platform != "linux" or (pool is not None and pool.current_process().daemon):
         return False
     return len(os.sched_getaffinity(0)) >= 2
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
-import socket
 import urllib.parse
-from importlib import resources
 from pathlib import Path
 
 from .. import __version__
@@ -108,7 +106,7 @@ def user_iri() -> tuple[str, str]:
         login = getpass.getuser()
     except Exception:  # no login name in some containers
         login = "unknown"
-    host = socket.gethostname()
+    host = os.uname().nodename  # (what socket.gethostname() says, without socket)
     return f"urn:provgraph:user:{urllib.parse.quote(login)}@{urllib.parse.quote(host)}", login
 
 
@@ -150,6 +148,8 @@ def relative_locations(data: bytes, depth: int) -> bytes:
 
 def ontology_path(name: str) -> Path:
     """A file of ``ontology/`` (``provgraph.ttl``, ``shapes.ttl``, ``context.jsonld``)."""
+    from importlib import resources  # (3 ms to import: not on the path of every record)
+
     packaged = resources.files("provgraph") / "ontology" / name
     if packaged.is_file():
         return Path(str(packaged))
