@@ -864,6 +864,8 @@ def _readonly_caches(given: Iterable[str | Path], own: Path) -> tuple[Path, ...]
 
 def _write_split_record(run: _Run, result: Result) -> None:
     """The split task's own directory: its element jobs and, when all succeeded, its result."""
+    import json  # (not imported by every import of provgraph)
+
     directory = result.output_dir
     directory.mkdir(parents=True, exist_ok=True)
     listing = {
@@ -872,8 +874,6 @@ def _write_split_record(run: _Run, result: Result) -> None:
         "jobs": [d.name for d in result.job_dirs],
         "failed": [e.output_dir.name for e in result.errors if e.output_dir is not None],
     }
-    import json  # (not imported by every import of provgraph)
-
     cache.atomic_write(directory / "_jobs.json", json.dumps(listing, indent=1).encode())
     if not result.errored and cache.read_result(directory) is None:
         cache.write_result(

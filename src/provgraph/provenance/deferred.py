@@ -43,7 +43,7 @@ from .record import publish_from_result, record_data, write_job_run
 __all__ = ["BATCH", "EARLY", "START_AFTER", "DeferredRecords", "available"]
 
 START_AFTER = 256  # records of a submission written as before until a renderer is forked
-EARLY = 16  # ... of a submission of START_AFTER jobs or more
+EARLY = 16  # ... of a submission expected to run START_AFTER jobs or more
 BATCH = 16  # saved results handed to the renderer per message
 
 
