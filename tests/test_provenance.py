@@ -847,6 +847,12 @@ def test_package_names_and_versions_read_from_the_top_of_metadata_files(tmp_path
         assert found[label] == expected, label
     assert found["cut"] == ("cut", "3.0") and found["noversion"] == ("noversion", None)
     assert found["pkginfo"] == ("pkginfo", "4.0") and found["late"] == ("late", "2.0")
+    latin = tmp_path / "latin-1.dist-info"  # (not UTF-8 past the head: the full parse fails)
+    latin.mkdir()
+    (latin / "METADATA").write_bytes(
+        b"Name: latin\nVersion: 5.0\n\n" + b"x\n" * 3000 + b"caf\xe9\n"
+    )
+    assert environment._name_and_version(metadata.PathDistribution(latin)) == ("latin", "5.0")
     top = metadata.PathDistribution(tmp_path / "top-1.dist-info")
     top.read_text = None  # type: ignore[assignment, method-assign]  # (the head alone tells)
     assert environment._name_and_version(top) == ("top", "1.0")

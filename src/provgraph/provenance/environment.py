@@ -26,7 +26,7 @@ def capture() -> dict[str, Any]:
     description: dict[str, Any] = {
         "python_version": platform.python_version(),
         "platform": platform.platform(),
-        "hostname": os.uname().nodename,  # (what socket.gethostname() says, without socket)
+        "hostname": os.uname().nodename,  # (what socket.gethostname() says on Linux)
         "cpu_count": os.cpu_count() or 1,
         "executable": sys.executable,
         "packages": dict(sorted(packages.items())),
@@ -44,7 +44,9 @@ def _name_and_version(dist: metadata.Distribution) -> tuple[str | None, str | No
     as ``dist.metadata``, without parsing the whole file as e-mail (10x faster; every process
     that records a job does this once, and a SLURM job is one process). Only the file's first
     lines are read where the distribution is a folder on disk (metadata files hold the whole
-    description: 1.4 MB for 120 packages); the whole file when they do not tell."""
+    description: 1.4 MB for 120 packages); the whole file when they do not tell. (So a file
+    whose description, past its head, is not UTF-8 gives its head's values, where the full
+    parse fails.)"""
     head = _head(dist)
     if head is not None:
         found = _header(*head)

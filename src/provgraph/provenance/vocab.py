@@ -8,7 +8,9 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import socket
 import urllib.parse
+from importlib import resources
 from pathlib import Path
 
 from .. import __version__
@@ -106,7 +108,7 @@ def user_iri() -> tuple[str, str]:
         login = getpass.getuser()
     except Exception:  # no login name in some containers
         login = "unknown"
-    host = os.uname().nodename  # (what socket.gethostname() says, without socket)
+    host = socket.gethostname()
     return f"urn:provgraph:user:{urllib.parse.quote(login)}@{urllib.parse.quote(host)}", login
 
 
@@ -148,8 +150,6 @@ def relative_locations(data: bytes, depth: int) -> bytes:
 
 def ontology_path(name: str) -> Path:
     """A file of ``ontology/`` (``provgraph.ttl``, ``shapes.ttl``, ``context.jsonld``)."""
-    from importlib import resources  # (3 ms to import: not on the path of every record)
-
     packaged = resources.files("provgraph") / "ontology" / name
     if packaged.is_file():
         return Path(str(packaged))
