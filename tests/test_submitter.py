@@ -544,3 +544,29 @@ def test_a_listing_is_retaken_once_per_doubling_of_the_misses(
     for _ in range(10):
         listing.missed()
     assert len(listed) == 2
+
+
+def test_a_finished_job_keeps_its_outputs_not_what_it_ran_with(tmp_path: Path) -> None:
+    """What a run keeps of each finished job until its end (a split of 100,000 keeps 100,000):
+    its outputs and directory, not its outcome (hooks had it) nor its inputs' digests (the job
+    hash had them); a hook still sees the outcome on the job while the job finishes."""
+    from provgraph.engine import events
+
+    finished: list[Any] = []
+    seen_outcome: list[bool] = []
+
+    def hook(event: Any) -> None:
+        if isinstance(event, events.JobFinished):
+            finished.append(event.job)
+            seen_outcome.append(event.job.outcome is event.outcome)
+
+    @python.define
+    def Twice(x: int) -> int:
+        return 2 * x
+
+    with Submitter(cache_dir=tmp_path, hooks=[hook], progress=False) as sub:
+        result = sub(Twice().split(x=[1, 2, 3]))
+    assert result.outputs.out == [2, 4, 6] and len(finished) == 3 and all(seen_outcome)
+    assert [job.outputs for job in finished] == [{"out": 2}, {"out": 4}, {"out": 6}]
+    assert all(job.outcome is None and job.digests is None for job in finished)
+    assert all(job.output_dir.is_dir() and job.job_hash for job in finished)

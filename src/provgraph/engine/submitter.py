@@ -357,6 +357,7 @@ class _Run:
         job.environment = self._environment_of(job.node.task)
         job.environment_info = self._describe(job.environment)
         job.job_hash = rt.hash_job(job, self.memo, self._environment_digest(job.node.task))
+        job.digests = None  # (what the hash was made of: not kept for the rest of the run)
         job.output_dir = cache.job_dir(
             self.sub.cache_dir, type(job.node.task)._task_name, job.job_hash
         )
@@ -552,6 +553,7 @@ class _Run:
             job = stack.pop()
             if job.status == "succeeded":
                 job.job = None  # what the worker needed; outputs stay for downstream jobs
+                job.outcome = None  # (hooks had it: about 600 bytes a job, kept to the end)
                 for dep in job.dependents:
                     dep.n_wait -= 1
                     if dep.n_wait == 0 and dep.status == "waiting":
