@@ -87,6 +87,14 @@ def _provgraph(where: Path, xs: list[int], *, provenance: bool = True, **worker:
     return took
 
 
+def _writing_bytecode() -> dict[str, str]:
+    """This environment for a fresh interpreter that writes (and so reads) the bytecode caches
+    an installed package has, even where ``PYTHONDONTWRITEBYTECODE`` is set."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 _FRESH = """
 import sys
 sys.path.insert(0, sys.argv[1])
@@ -102,8 +110,7 @@ def _fresh(where: Path, xs: list[int], *, provenance: bool = True) -> float:
     """A script's run as users start it: a fresh interpreter that imports provgraph and runs
     the jobs once, its whole wall time; what a process pays once (imports, the environment's
     description, the renderer's fork) is in it."""
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env = _writing_bytecode()
     argv = [str(Path(__file__).parent), str(where), str(len(xs)), "on" if provenance else "off"]
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", _FRESH, *argv], check=True, env=env)
@@ -180,8 +187,7 @@ def _import_time(code: str) -> float:
     modules cached as an installed package has them (pip compiles it; an editable install
     writes its caches on first import): one warm-up run writes them, even where
     ``PYTHONDONTWRITEBYTECODE`` is set (which would make every run compile every module)."""
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env = _writing_bytecode()
     subprocess.run([sys.executable, "-c", code], check=True, env=env)  # writes the caches
     samples = []
     for _ in range(5):
@@ -229,8 +235,7 @@ def _slurm_startup(where: Path, repeat: int = 7) -> tuple[float, float]:
     batch = where / "batch"
     batch.mkdir()
     write_batch(batch, jobs, Packer(), {"worker": "slurm"})
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env = _writing_bytecode()
     samples = []
     for i in range(repeat + 1):  # the first run writes the bytecode caches
         shutil.rmtree(jobs[0].output_dir, ignore_errors=True)  # so that the job runs again

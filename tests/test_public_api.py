@@ -63,9 +63,7 @@ _LEFT_FOR_LATER = (
 
 
 def test_import_leaves_heavy_modules_for_later() -> None:
-    """A fresh interpreter that imports provgraph has none of them; a submission with a
-    failing job, a command and a task asking for time then imports what it needs, and
-    works."""
+    """A fresh interpreter that imports provgraph has none of them loaded."""
     code = f"""
 import sys
 import provgraph
