@@ -8,6 +8,7 @@ slurm needs ``sbatch`` (``scripts/start-slurm.sh`` starts a one-node cluster; CI
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 
 from conftest import requires_slurm
 from prov_tasks import Copy, Explode, Study, make_inputs
-from provgraph import ProvenanceStore, Submitter, python, workflow
+from provgraph import File, ProvenanceStore, Submitter, python, workflow
 from provgraph.exceptions import WorkerError
 from provgraph.workers import available_workers, get_worker
 
@@ -373,6 +374,7 @@ def test_an_outcome_the_submitter_cannot_read_fails_its_jobs_and_the_rest_run(
 _MAIN_SCRIPT = """
 import dataclasses
 import sys
+import threading
 from typing import Any
 
 from provgraph import Submitter, python
@@ -428,3 +430,84 @@ def test_inputs_of_classes_in_the_submitter_s_main_reach_pool_processes(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["first 6", "second 400"]
+
+
+@python.define
+def WriteHere(x: int) -> File:
+    """Writes its input to a relative path, in pieces (other threads run meanwhile), and
+    returns that file."""
+    import time
+
+    with open("value.txt", "w") as fh:
+        for digit in str(x).zfill(4):
+            fh.write(digit)
+            fh.flush()
+            time.sleep(0.0005)  # (lets the other threads' jobs run in between)
+    return File("value.txt")
+
+
+def test_serial_submissions_in_threads_keep_their_own_directories(tmp_path: Path) -> None:
+    """Serial submissions run at once from several threads: each Python task writes its
+    relative files into its own job's directory, and the process's working directory is left
+    as it was (a task's directory change used to move every thread)."""
+    import os
+
+    before = os.getcwd()
+    results: dict[int, Any] = {}
+    start = threading.Barrier(3)
+
+    def submit(first: int) -> None:
+        xs = list(range(first, first + 20))
+        start.wait()
+        with Submitter(cache_dir=tmp_path / f"cache{first}", progress=False) as sub:
+            results[first] = (xs, sub(WriteHere().split(x=xs)))
+
+    threads = [threading.Thread(target=submit, args=(n * 100,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert os.getcwd() == before
+    assert sorted(results) == [0, 100, 200]
+    for first, (xs, result) in results.items():
+        assert not result.errors, result.errors
+        outs = result.outputs.out
+        assert [Path(f).read_text() for f in outs] == [str(x).zfill(4) for x in xs]
+        # each file in its own job's directory, in this submission's cache
+        assert all(Path(f).parent.parent == tmp_path / f"cache{first}" for f in outs)
+
+
+_MEET = threading.Barrier(2)
+
+
+@python.define
+def Meet(x: int) -> int:
+    """Waits until a task of the other thread is running too."""
+    _MEET.wait(timeout=60)
+    return x
+
+
+def test_threads_without_directories_of_their_own_are_warned_of(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Where a thread cannot have a working directory of its own (a fake here: a system without
+    ``unshare``), two threads running tasks at once are warned of, once."""
+    from provgraph import _workdir
+
+    monkeypatch.setattr(_workdir, "_unshare_fs", lambda: False)
+    monkeypatch.setattr(_workdir, "_shared", False)
+    monkeypatch.setattr(_workdir, "_warned", False)
+    outs: dict[int, Any] = {}
+
+    def submit(x: int) -> None:
+        with Submitter(cache_dir=tmp_path / str(x), progress=False) as sub:
+            outs[x] = sub(Meet(x=x)).outputs.out
+
+    threads = [threading.Thread(target=submit, args=(x,)) for x in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outs == {1: 1, 2: 2}
+    err = capfd.readouterr().err
+    assert err.count("gives a thread no working directory of its own") == 1

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import _workdir
 from .._filetypes import Directory, File
 from ..exceptions import SpecError, SpecValueError
 from ._definition import check_task_name, make_task_class
@@ -39,13 +40,14 @@ class PythonTask(TaskDef):
     @classmethod
     def _execute(cls, inputs: dict[str, Any], output_dir: Path) -> dict[str, Any]:
         _restore_filename(cls._function, cls._source_file)
-        previous = os.getcwd()
-        os.chdir(output_dir)
-        try:
-            # mapped here, so that relative paths returned as files resolve in the job's dir
-            return cls._map_outputs(cls._function(**inputs))
-        finally:
-            os.chdir(previous)
+        with _workdir.for_task():  # (a thread but the main one: a directory of its own)
+            previous = os.getcwd()
+            os.chdir(output_dir)
+            try:
+                # mapped here, so that relative paths returned as files resolve in the job's dir
+                return cls._map_outputs(cls._function(**inputs))
+            finally:
+                os.chdir(previous)
 
     @classmethod
     def _map_outputs(cls, returned: Any) -> dict[str, Any]:
