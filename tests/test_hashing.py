@@ -53,6 +53,49 @@ def test_rule_for_scalars_and_containers() -> None:
     assert hash_value([1, "a"]) == x(b"list:" + hash_value(1) + hash_value("a"))
 
 
+class _Level(enum.IntEnum):
+    LOW = 1
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        True,
+        False,
+        0,
+        -5,
+        2**80,
+        1.5,
+        float("nan"),
+        "",
+        "é\ud800",
+        _Level.LOW,
+        [1, _Level.LOW],
+    ],
+)
+def test_digest_of_is_hash_value(value: Any) -> None:
+    """The quick path for scalars gives hash_value's digest (an int subclass, an enum, takes
+    its own rule)."""
+    assert H.digest_of(value) == hash_value(value)
+
+
+def test_a_scalar_rule_registered_again_is_used() -> None:
+    """The quick path for scalars follows the registry: a rule registered again for int is the
+    one every container, and a job's input, then use."""
+    from provgraph.engine.plan import digest
+
+    original = hash_value.registry[int]
+    before = hash_value([1, 2])
+    try:
+        hash_value.register(int, lambda obj: H.H(b"my-int", str(obj).encode()))
+        assert H.digest_of(1) == H.H(b"my-int", b"1") == digest("x", 1)
+        assert hash_value([1, 2]) == H.H(b"list", H.H(b"my-int", b"1") + H.H(b"my-int", b"2"))
+    finally:
+        hash_value.register(int, original)
+    assert hash_value([1, 2]) == before
+
+
 def test_type_tags_distinguish_equal_looking_values() -> None:
     """1, 1.0, True, '1', [1] and (1,) all hash differently."""
     values = [1, 1.0, True, "1", b"1", [1], (1,), {1}]

@@ -25,7 +25,7 @@ import pathlib
 import stat
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
@@ -37,6 +37,7 @@ from .exceptions import HashingError
 __all__ = [
     "FileHashCache",
     "digest_hex",
+    "digest_of",
     "file_content_digest",
     "hash_parts",
     "hash_value",
@@ -62,7 +63,7 @@ def digest_hex(digest: bytes) -> str:
 
 def hash_parts(tag: str, *values: Any) -> bytes:
     """Hash ``values`` in order under ``tag``; the helper for registered rules."""
-    return H(tag.encode(), b"".join(hash_value(v) for v in values))
+    return H(tag.encode(), b"".join(map(digest_of, values)))
 
 
 @functools.singledispatch
@@ -108,7 +109,7 @@ def _qualname(cls: type) -> bytes:
 def _hash_fields(tag: bytes, cls: type, names: list[str], obj: Any) -> bytes:
     parts = [_qualname(cls)]
     for name in names:
-        parts.append(H(b"str", name.encode()) + hash_value(getattr(obj, name)))
+        parts.append(H(b"str", name.encode()) + digest_of(getattr(obj, name)))
     return H(tag, _xxh(parts[0]) + b"".join(parts[1:]))
 
 
@@ -151,6 +152,24 @@ def _(obj: str) -> bytes:
     return H(b"str", obj.encode("utf-8", "surrogatepass"))
 
 
+# the scalars' rules as registered here: digest_of calls them without singledispatch's look-up
+# (a third of the time of hash_value on an int), for as long as they are the registered ones
+_SCALAR_RULES: dict[type, Callable[[Any], bytes]] = {
+    kind: hash_value.registry[kind] for kind in (type(None), bool, int, float, str)
+}
+_registered: Callable[[type], object] = hash_value.registry.get
+
+
+def digest_of(obj: Any) -> bytes:
+    """``hash_value(obj)``: the same digest, found faster for None, bool, int, float and str
+    (the items of most containers, and most inputs of a job)."""
+    kind = type(obj)
+    rule = _SCALAR_RULES.get(kind)
+    if rule is None or rule is not _registered(kind):
+        return hash_value(obj)
+    return rule(obj)
+
+
 @hash_value.register(bytes)
 @hash_value.register(bytearray)
 @hash_value.register(memoryview)
@@ -160,24 +179,24 @@ def _(obj: bytes | bytearray | memoryview) -> bytes:
 
 @hash_value.register(list)
 def _(obj: list[Any]) -> bytes:
-    return H(b"list", b"".join(map(hash_value, obj)))
+    return H(b"list", b"".join(map(digest_of, obj)))
 
 
 @hash_value.register(tuple)
 def _(obj: tuple[Any, ...]) -> bytes:
-    return H(b"tuple", b"".join(map(hash_value, obj)))
+    return H(b"tuple", b"".join(map(digest_of, obj)))
 
 
 @hash_value.register(dict)
 def _(obj: dict[Any, Any]) -> bytes:
-    items = sorted(hash_value(k) + hash_value(v) for k, v in obj.items())
+    items = sorted(digest_of(k) + digest_of(v) for k, v in obj.items())
     return H(b"dict", b"".join(items))
 
 
 @hash_value.register(set)
 @hash_value.register(frozenset)
 def _(obj: set[Any] | frozenset[Any]) -> bytes:
-    return H(b"set", b"".join(sorted(map(hash_value, obj))))
+    return H(b"set", b"".join(sorted(map(digest_of, obj))))
 
 
 @hash_value.register(enum.Enum)

@@ -15,14 +15,20 @@ import xxhash
 
 from .._filetypes import Directory, File
 from ..exceptions import HashingError
-from ..hashing import hash_value
+from ..hashing import digest_of, hash_value
 from ..spec.fields import Field, check_allowed, coerce
 
 __all__ = ["check_value", "digest", "job_hash", "split_hash"]
 
 
+_SCALARS = frozenset((int, float, str, bool))
+
+
 def check_value(field: Field, value: Any) -> Any:
     """``value`` in canonical form for ``field``; input files must exist."""
+    kind = type(value)
+    if kind is field.type and kind in _SCALARS and field.allowed_values is None:
+        return value  # (what the checks below give such a value: on every job's inputs)
     if value is None and (not field.mandatory and field.default is None):
         return None
     value = coerce(field.name, field.type, value)
@@ -51,7 +57,7 @@ def _check_paths(name: str, value: Any) -> None:
 def digest(name: str, value: Any) -> bytes:
     """The content hash of input ``name``'s value; a ``HashingError`` names the input."""
     try:
-        return hash_value(value)
+        return digest_of(value)
     except HashingError as err:
         raise HashingError(f"input {name!r}: {err}") from err
 

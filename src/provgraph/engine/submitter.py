@@ -278,6 +278,7 @@ class _Run:
         self._expanding = False
         self.node_stats: dict[str, dict[str, int]] = {}
         self.root = rt.root_node(task, rt.new_run_id())
+        self._split_dir: Path | None = None  # a split root's own directory, once named
 
     # -- the run loop ----------------------------------------------------------------------------
     def execute(self) -> Result:
@@ -300,9 +301,7 @@ class _Run:
         while True:
             self.round_checked = self.round_sent = 0
             while self.ready:
-                job = self.ready.popleft()
-                self.sub.worker.expect(self._expected_more())
-                self._dispatch(job)
+                self._dispatch(self.ready.popleft())
             self.sub.worker.flush()
             if not self.waiting:
                 break
@@ -329,11 +328,10 @@ class _Run:
         return result
 
     def _expected_more(self) -> int:
-        """How many more jobs this round is likely to send to the worker: those still ready,
-        at the share of jobs checked so far that missed the cache (all, before the first)."""
-        if not self.round_checked:
-            return len(self.ready)
-        return len(self.ready) * self.round_sent // self.round_checked
+        """How many more jobs this round is likely to send to the worker, besides the one about
+        to be sent: those still ready, at the share of the jobs checked so far (this one
+        included) that missed the cache."""
+        return len(self.ready) * (self.round_sent + 1) // max(1, self.round_checked)
 
     def _prepare_root(self) -> None:
         """Expand the submitted task and hash its jobs: bad input raises before anything runs."""
@@ -401,8 +399,11 @@ class _Run:
         root = self.root
         if root.expansion_is_single:
             assert root.jobs[0].output_dir is not None
-            return root.jobs[0].output_dir
-        return cache.job_dir(self.sub.cache_dir, root.name, rt.split_name(root, self.memo))
+            return root.jobs[0].output_dir  # (a read-only cache's, once found there)
+        if self._split_dir is None:  # (named by every element's job hash: made once)
+            name = rt.split_name(root, self.memo)
+            self._split_dir = cache.job_dir(self.sub.cache_dir, root.name, name)
+        return self._split_dir
 
     # -- jobs ----------------------------------------------------------------------------------
     def _dispatch(self, job: rt.JobRun) -> None:
@@ -475,6 +476,7 @@ class _Run:
         )
         job.status = "running"
         self.listing.made(job.output_dir)
+        self.sub.worker.expect(self._expected_more())  # (a job taken from the cache: no hint)
         self.round_sent += 1
         future = self.sub.worker.submit(job.job)
         self.emit(events.JobSubmitted(run_id=self.run_id, job=job))
@@ -543,7 +545,9 @@ class _Run:
         )
 
     def _count(self, job: rt.JobRun, what: str) -> None:
-        stats = self.node_stats.setdefault(job.node.path, dict.fromkeys(_COUNTS, 0))
+        stats = self.node_stats.get(job.node.path)
+        if stats is None:
+            stats = self.node_stats[job.node.path] = dict.fromkeys(_COUNTS, 0)
         stats[what] += 1
 
     def _complete(self, first: rt.JobRun) -> None:
@@ -877,7 +881,8 @@ def _write_split_record(run: _Run, result: Result) -> None:
         "failed": [e.output_dir.name for e in result.errors if e.output_dir is not None],
     }
     cache.atomic_write(directory / "_jobs.json", json.dumps(listing, indent=1).encode())
-    if not result.errored and cache.read_result(directory) is None:
+    # (whether a result is there: its outputs, each element's, are not looked at again)
+    if not result.errored and cache.read_result_and_record(directory, outputs=False) is None:
         cache.write_result(
             directory,
             cache.StoredResult(

@@ -29,7 +29,7 @@ class Worker(abc.ABC):
 
     def expect(self, n_jobs: int) -> None:  # noqa: B027 - optional hook
         """About ``n_jobs`` more jobs are submitted before the next :meth:`flush`, besides the
-        one about to be: a hint, given by the run loop before each job it dispatches, from the
+        one about to be: a hint, given by the run loop before each job it submits, from the
         jobs still ready and the share of this round's jobs that missed the cache so far
         (jobs that become ready during the round, a workflow's, are counted as they come)."""
 
