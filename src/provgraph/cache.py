@@ -402,7 +402,13 @@ def decode_result(
                 f"{directory.name!r}: ignored, the job runs again",
             )
             return None
-        record["outputs"] = _from_stored(record["outputs"], directory) if outputs else {}
+        if not outputs:
+            record["outputs"] = {}
+        else:
+            for value in record["outputs"].values():  # (plain values, mostly: kept as they are)
+                if type(value) not in _SCALARS:
+                    record["outputs"] = _from_stored(record["outputs"], directory)
+                    break
         return StoredResult(**record), extra
     except Exception:
         return None
