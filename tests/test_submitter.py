@@ -309,13 +309,13 @@ def _count_lookups(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     from provgraph import cache
 
     looked: list[Path] = []
-    real = cache.read_result
+    real = cache.read_result_and_record
 
-    def counted(directory: Path) -> Any:
+    def counted(directory: Path, **options: Any) -> Any:
         looked.append(directory)
-        return real(directory)
+        return real(directory, **options)
 
-    monkeypatch.setattr(cache, "read_result", counted)
+    monkeypatch.setattr(cache, "read_result_and_record", counted)
     return looked
 
 

@@ -290,7 +290,8 @@ def expand_node(node: NodeRun) -> None:
         if up.space is not None and axes and up.space.axes == axes:
             for key in up.space.keys:
                 groups.setdefault(key, [])
-    node.space = _state.Space(axes, sorted(groups), groups)
+    keys = space.keys if len(groups) == len(space.groups) else sorted(groups)
+    node.space = _state.Space(axes, keys, groups)
     node.jobs = [JobRun(node, i, a) for i, a in enumerate(node.expansion.assign)]
     node.n_unfinished = len(node.jobs)
     for field, lazy in lazy_inputs(task):

@@ -421,7 +421,8 @@ class _Run:
         if kind != "workflow" and not rerun and self.listing.lacks(job.output_dir):
             stored = None  # (a job sent to the worker: one saved meanwhile is found there)
         else:
-            stored = cache.read_result(job.output_dir)
+            found = cache.read_result_and_record(job.output_dir)
+            stored = None if found is None else found[0]
             if stored is None:
                 self.listing.missed()
         if stored is None and self.sub.readonly_caches and not rerun:
@@ -429,7 +430,7 @@ class _Run:
         if stored is not None and rerun:
             job.replaces = stored  # run again; the record compares the outputs with these
             stored = None
-        if stored is not None and _always_opened(type(job.node.task)):
+        if stored is not None and kind == "workflow" and _always_opened(type(job.node.task)):
             stored = None  # nodes that always run again, or a graph built per job: opened
         if kind != "workflow":  # (a workflow job opens: never sent)
             self.round_checked += 1

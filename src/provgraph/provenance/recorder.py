@@ -113,11 +113,12 @@ class Recorder:
         self.started = 0.0
         self.workflow_runs: dict[str, dict[str, Any]] = {}
         self.workflow_ends: dict[str, tuple[bool, float]] = {}  # nested ones, as they finish
-        self.reused: set[str] = set()
+        self.n_reused = 0  # jobs taken from the cache
         self.open_records: dict[str, Path] = {}  # journaled, their job not finished yet
         self.workflow_contexts: dict[str, dict[str, Any]] = {}  # workflow jobs' task contexts
         self.workflow_outputs: dict[str, list[ox.Quad]] = {}  # what each generated
-        self.reused_in: dict[str, set[str]] = {}  # workflow run -> earlier runs it reused
+        self.reused_in: dict[str, set[str]] = {}  # workflow run -> earlier runs it reused (the
+        # submission reused them all)
 
     # -- in the submitting process, before each job is sent ---------------------------------
     def prepare_job(self, job: JobRun) -> tuple[dict[str, Any], Any]:
@@ -224,8 +225,12 @@ class Recorder:
         catch-up, which finishes every such record (:func:`.record.finish_abandoned`)."""
         if not run_id:
             return
-        self.reused.add(run_id)
-        self.reused_in.setdefault(job.node.instance.run_id, set()).add(run_id)
+        self.n_reused += 1
+        instance = job.node.instance.run_id
+        earlier = self.reused_in.get(instance)
+        if earlier is None:
+            earlier = self.reused_in[instance] = set()
+        earlier.add(run_id)
         directory = job.output_dir
         if directory is None:
             return
@@ -360,7 +365,7 @@ class Recorder:
             self.submission = event.run_id
             self.root_name = event.task_name
             if isinstance(self._writer, deferred.DeferredRecords):
-                self._writer.expect(event.n_jobs, reused=lambda: len(self.reused))
+                self._writer.expect(event.n_jobs, reused=lambda: self.n_reused)
             self.started = _now()
             sub = _n(V.run_iri(self.submission))
             self._write_start(
@@ -524,7 +529,7 @@ class Recorder:
         reused = [
             _reused_block(run_id, self.reused_in.get(run_id, ())) for run_id in self.workflow_runs
         ]
-        reused.append(_reused_block(self.submission, self.reused))
+        reused.append(_reused_block(self.submission, set().union(*self.reused_in.values())))
         folder = self.cache_dir / ".provenance" / "submissions"
         path = folder / f"{self.submission.rsplit(':', 1)[-1]}.trig"
         journal.append(self.cache_dir, [path])
