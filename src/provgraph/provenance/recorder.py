@@ -525,11 +525,16 @@ class Recorder:
                 *self.workflow_outputs.get(run_id, []),
             ]
         # the earlier runs reused (one per job taken from the cache: thousands) written as
-        # lines, in more blocks of the same graphs, not built as quads
-        reused = [
-            _reused_block(run_id, self.reused_in.get(run_id, ())) for run_id in self.workflow_runs
-        ]
-        reused.append(_reused_block(self.submission, set().union(*self.reused_in.values())))
+        # text, in more blocks of the same graphs, not built as quads: one statement per graph,
+        # its objects listed one a line (the same list, for a submission of one workflow run)
+        listed = {run_id: _objects(earlier) for run_id, earlier in self.reused_in.items()}
+        reused = [_reused_block(run_id, listed.get(run_id, "")) for run_id in self.workflow_runs]
+        everything = (  # (the submission reused them all)
+            next(iter(listed.values()))
+            if len(listed) == 1
+            else _objects(set().union(*self.reused_in.values()))
+        )
+        reused.append(_reused_block(self.submission, everything))
         folder = self.cache_dir / ".provenance" / "submissions"
         path = folder / f"{self.submission.rsplit(':', 1)[-1]}.trig"
         journal.append(self.cache_dir, [path])
@@ -537,11 +542,14 @@ class Recorder:
         atomic_write(path, _trig(quads, depth=2) + "".join(reused).encode())
 
 
-def _reused_block(run_id: str, earlier: Iterable[str]) -> str:
+def _objects(earlier: Iterable[str]) -> str:
+    """The earlier runs, as the objects of one TriG statement: one a line, in order."""
+    return " ,\n    ".join([f"<{V.run_iri(e)}>" for e in sorted(earlier)])
+
+
+def _reused_block(run_id: str, objects: str) -> str:
     """A TriG block of ``run_id``'s graph: the earlier runs it reused (none: nothing)."""
-    if not earlier:
+    if not objects:
         return ""
     run = V.run_iri(run_id)
-    head = f"<{run}> <{V.PG}reused> <"  # (one line each: joined in one call, thousands of them)
-    lines = f"> .\n{head}".join(map(V.run_iri, sorted(earlier)))
-    return f"<{run}> {{\n{head}{lines}> .\n}}\n"
+    return f"<{run}> {{\n<{run}> <{V.PG}reused> {objects} .\n}}\n"
