@@ -66,6 +66,7 @@ class _Level(enum.IntEnum):
         0,
         -5,
         2**80,
+        10**5000,  # (beyond the digits str() gives: the rule's own way)
         1.5,
         float("nan"),
         "",
