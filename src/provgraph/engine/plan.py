@@ -7,6 +7,7 @@ input files) and :func:`digest` (its content hash, named by field in errors). A 
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path, PurePath
 from typing import Any
@@ -82,8 +83,19 @@ def job_hash(definition_hash: bytes, digests: dict[str, bytes]) -> str:
     return xxhash.xxh3_128_hexdigest(b"".join(parts))
 
 
-def split_hash(definition_hash: bytes, digests: dict[str, bytes], state: Any) -> str:
-    """The hash naming a split task's own directory: all its inputs, splitter and combiner."""
-    return xxhash.xxh3_128_hexdigest(
-        b"Split:" + hash_value(repr(state)) + job_hash(definition_hash, digests).encode()
-    )
+def split_hash(definition_hash: bytes, job_hashes: list[str], state: Any) -> str:
+    """The hash naming a split task's own directory: its elements' job hashes (as the job hash
+    of inputs named ``#0``, ``#1``... would take them), splitter and combiner."""
+    parts = [b"Job:", definition_hash]
+    for position, name in _element_order(len(job_hashes)):
+        parts += (name, bytes.fromhex(job_hashes[position]))
+    elements = xxhash.xxh3_128_hexdigest(b"".join(parts))
+    return xxhash.xxh3_128_hexdigest(b"Split:" + hash_value(repr(state)) + elements.encode())
+
+
+@functools.lru_cache(maxsize=2)  # (a large split's: once per size, not kept for every size)
+def _element_order(n: int) -> tuple[tuple[int, bytes], ...]:
+    """The positions ``0..n-1`` in the order of their names ``#i`` sorted as text, each with
+    its name's digest."""
+    names = sorted(f"#{i}" for i in range(n))
+    return tuple((int(name[1:]), hash_value(name)) for name in names)

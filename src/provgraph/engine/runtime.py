@@ -446,9 +446,9 @@ def hash_job(job: JobRun, memo: dict[int, bytes], environment: bytes | None = No
 def split_name(root: NodeRun, memo: dict[int, bytes]) -> str:
     """The hash naming a split root task's own directory: every element's job hash (which
     covers its checked values; their order covers the splitter) and the state."""
-    digests = {f"#{i}": bytes.fromhex(j.job_hash or "") for i, j in enumerate(root.jobs)}
+    hashes = [j.job_hash or "" for j in root.jobs]
     state = (root.task.splitter, root.task.combiner)
-    return split_hash(definition_digest(type(root.task), memo), digests, state)
+    return split_hash(definition_digest(type(root.task), memo), hashes, state)
 
 
 def root_node(task: TaskDef, run_id: str = "") -> NodeRun:
