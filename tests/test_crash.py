@@ -9,6 +9,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import rdflib
@@ -186,3 +187,50 @@ def test_stale_lock_is_detected_and_broken(tmp_path: Path) -> None:
     finally:
         lock.release()
     assert not cache.lock_was_abandoned(job)
+
+
+def test_a_job_run_by_another_process_between_mkdir_and_lock_is_reused(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes meet at one job: the first makes its directory, and before it takes the
+    lock the second (which found the directory made) runs the whole job and lets the lock go.
+    The first then finds the lock free, but the job done: it reuses the result instead of
+    running the job a second time (a race seen as a 1-in-10 flake of two pool processes given
+    the same job)."""
+    from provgraph.engine.job import Job, run_job
+    from regression_tasks import Square
+
+    task = Square(x=7)
+    directory = cache_dir / "Square-0123456789abcdef0123456789abcdef"
+    first = Job(
+        task_cls=type(task),
+        inputs={"x": 7},
+        job_hash=directory.name[-32:],
+        output_dir=directory,
+        run_id="first",
+    )
+    second = Job(
+        task_cls=type(task),
+        inputs={"x": 7},
+        job_hash=directory.name[-32:],
+        output_dir=directory,
+        run_id="second",
+    )
+    real_acquire = cache.JobLock.acquire
+    outcomes: list[Any] = []
+    met = []
+
+    def acquire(lock: cache.JobLock) -> cache.JobLock:
+        if not met:  # the first's: the other process runs all of the job meanwhile
+            met.append(lock)
+            outcomes.append(run_job(second))
+        return real_acquire(lock)
+
+    monkeypatch.setattr(cache.JobLock, "acquire", acquire)
+    outcome = run_job(first)
+    (theirs,) = outcomes
+    assert theirs.executed and theirs.run_id == "second"
+    assert outcome.ok and not outcome.executed  # reused, not run again
+    assert outcome.run_id == "second" and outcome.outputs == {"out": 49}
+    stored = cache.read_result(directory)
+    assert stored is not None and stored.run_id == "second"

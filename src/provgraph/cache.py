@@ -460,11 +460,16 @@ class JobLock:
         self._fd: int | None = None
         self.broken_stale: str | None = None
         self.waited = False  # another process held the lock first
+        self.found = False  # the lock file was there: another process may have run the job
 
     def acquire(self) -> JobLock:
         """Wait for the lock; note in ``broken_stale`` the holder a killed process left."""
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:  # (made here, the usual case for a new job: no other run can have been)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                self.found = True
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as err:
             raise CacheError(f"cannot create lock {str(self.path)!r}: {err}") from err
         try:

@@ -179,12 +179,14 @@ def run_job(job: Job, placement: dict[str, str] | None = None) -> Outcome:
     context = job.context or {}
     tag = f"{job.run_id} {context.get('workflow_run', '')}".strip()
     with cache.JobLock(directory, tag=tag) as lock:
-        # another process may have finished it meanwhile (not when this one made the directory
-        # and took its lock first)
-        stored = cache.read_result(directory) if not fresh or lock.waited else None
+        # another process may have finished it meanwhile: not when this one made the directory
+        # and its lock file (another that found the directory made may have run the whole job
+        # between the two, leaving the lock file)
+        met = not fresh or lock.waited or lock.found
+        stored = cache.read_result(directory) if met else None
         if stored is not None and (job.replaces is None or stored.run_id != job.replaces):
             return outcome_from_stored(stored)
-        if not fresh or lock.waited or lock.broken_stale:
+        if met or lock.broken_stale:
             cache.clear_for_run(directory)  # what an earlier attempt left behind
         started = time.time()
         before = _cpu()
