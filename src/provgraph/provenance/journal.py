@@ -64,6 +64,10 @@ class Writer:
             self._fd = os.open(folder / JOURNAL, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.write(self._fd, f"{line}\n".encode())
 
+    def add(self, path: str | os.PathLike[str]) -> None:
+        """Name one record, as :func:`append` names it (relative to the cache when inside)."""
+        self.add_relative(relative(self.cache_dir, path))
+
     def close(self) -> None:
         """Close the file (it is opened again when needed)."""
         if self._fd is not None:

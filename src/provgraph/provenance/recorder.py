@@ -337,7 +337,7 @@ class Recorder:
             quads.append(ox.Quad(association, P("hadPlan"), _n(V.definition_iri(plan)), run))
         quads += _agents(run, {"user": self.user, "login": self.login})
         path = self._run_file(run.value)
-        journal.append(self.cache_dir, [path])
+        self._journal.add(path)  # (the submission's journal file, kept open)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, _trig(quads, depth=2))
 
@@ -537,7 +537,7 @@ class Recorder:
         reused.append(_reused_block(self.submission, everything))
         folder = self.cache_dir / ".provenance" / "submissions"
         path = folder / f"{self.submission.rsplit(':', 1)[-1]}.trig"
-        journal.append(self.cache_dir, [path])
+        self._journal.add(path)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(path, _trig(quads, depth=2) + "".join(reused).encode())
 
