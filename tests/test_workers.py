@@ -480,34 +480,114 @@ def test_serial_submissions_in_threads_keep_their_own_directories(tmp_path: Path
 _MEET = threading.Barrier(2)
 
 
+_MAIN_IN = threading.Event()
+
+
 @python.define
 def Meet(x: int) -> int:
-    """Waits until a task of the other thread is running too."""
+    """Waits until a task of the other thread is running too (the main thread's says it is in)."""
+    if threading.current_thread() is threading.main_thread():
+        _MAIN_IN.set()
     _MEET.wait(timeout=60)
     return x
+
+
+@python.define
+def Nested(x: int, cache: str) -> int:
+    """Runs a serial submission of its own, in the same thread."""
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        return int(sub(Half(x=x)).outputs.out * 2)
 
 
 def test_threads_without_directories_of_their_own_are_warned_of(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """Where a thread cannot have a working directory of its own (a fake here: a system without
-    ``unshare``), two threads running tasks at once are warned of, once."""
+    ``unshare``), tasks of two threads running at once (the main thread's among them) are
+    warned of, once; a task running a nested submission in its own thread is not."""
     from provgraph import _workdir
 
     monkeypatch.setattr(_workdir, "_unshare_fs", lambda: False)
-    monkeypatch.setattr(_workdir, "_shared", False)
     monkeypatch.setattr(_workdir, "_warned", False)
+    with Submitter(cache_dir=tmp_path / "nested", progress=False) as sub:
+        assert sub(Nested(x=4, cache=str(tmp_path / "inner"))).outputs.out == 4
+    assert "no working directory of its own" not in capfd.readouterr().err
     outs: dict[int, Any] = {}
 
     def submit(x: int) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            _MAIN_IN.wait(timeout=60)  # (the main thread's task first: it was not counted)
         with Submitter(cache_dir=tmp_path / str(x), progress=False) as sub:
             outs[x] = sub(Meet(x=x)).outputs.out
 
-    threads = [threading.Thread(target=submit, args=(x,)) for x in (1, 2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    thread = threading.Thread(target=submit, args=(1,))
+    thread.start()
+    submit(2)  # (in the main thread, at once)
+    thread.join()
     assert outs == {1: 1, 2: 2}
     err = capfd.readouterr().err
     assert err.count("gives a thread no working directory of its own") == 1
+
+
+_IN_TASK = threading.Event()
+_THREAD_DONE = threading.Event()
+
+
+@python.define
+def HoldOpen(x: int) -> int:
+    """Stays in its job's directory until the other thread is done."""
+    _IN_TASK.set()
+    _THREAD_DONE.wait(timeout=60)
+    return x
+
+
+def test_a_thread_starts_in_the_process_directory_while_a_task_runs(tmp_path: Path) -> None:
+    """A thread's first task, while the main thread is inside a task (in that job's directory),
+    gives the thread the process's directory, not that job's: its later relative files land
+    where the process is."""
+    import os
+
+    before = os.getcwd()
+    seen: dict[str, Any] = {}
+
+    def other() -> None:
+        try:
+            _IN_TASK.wait(timeout=60)
+            with Submitter(cache_dir=tmp_path / "other", progress=False) as sub:
+                seen["result"] = sub(WriteHere(x=5))
+            seen["cwd"] = os.getcwd()
+        finally:
+            _THREAD_DONE.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    with Submitter(cache_dir=tmp_path / "main", progress=False) as sub:
+        held = sub(HoldOpen(x=1))
+    thread.join()
+    assert held.outputs.out == 1 and os.getcwd() == before
+    assert seen["cwd"] == before  # (before: the main task's job directory)
+    assert Path(seen["result"].outputs.out).read_text() == "0005"
+
+
+def test_one_submitter_called_from_several_threads_runs_one_submission_at_a_time(
+    tmp_path: Path,
+) -> None:
+    """A Submitter shared by threads serves their calls one after another: every submission
+    is recorded whole (its hooks hold one submission's state: calls at once lost records)."""
+    results: list[Any] = []
+    with Submitter(cache_dir=tmp_path / "cache", progress=False) as sub:
+
+        def submit(first: int) -> None:
+            results.append(sub(WriteHere().split(x=list(range(first, first + 10)))))
+
+        threads = [threading.Thread(target=submit, args=(n * 100,)) for n in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(results) == 3 and all(not r.errors for r in results)
+    store = ProvenanceStore(tmp_path / "cache")
+    rows = store.query("SELECT ?s ?status WHERE { ?s a pg:Submission ; pg:status ?status }")
+    assert sorted(str(status) for _, status in rows) == ["succeeded"] * 3
+    (count,) = next(iter(store.query("SELECT (COUNT(?r) AS ?n) WHERE { ?r a pg:JobRun }")))
+    assert int(count) == 30

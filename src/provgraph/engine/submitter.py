@@ -24,6 +24,7 @@ import importlib
 import os
 import queue
 import sys
+import threading
 import typing
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -147,6 +148,9 @@ class Submitter:
             self.progress.capacity_source = self.worker.capacity
             self.hooks.append(self.progress)
         self.file_hashes = FileHashCache(self.cache_dir / ".file-hashes")
+        # its hooks and worker serve one submission at a time: calls from several threads wait
+        # for each other (a Submitter per thread runs them at once)
+        self._one_at_a_time = threading.RLock()
         # hooks that also act in the process that runs each job (the provenance recorder)
         self.job_preparers = [h.prepare_job for h in self.hooks if hasattr(h, "prepare_job")]
         # and that finish what they started, whatever ended a submission (an error included)
@@ -218,7 +222,7 @@ class Submitter:
         for name, flag in flags:
             if not isinstance(flag, bool):
                 raise SpecError(f"{name}={flag!r}; expected True or False", field=name, value=flag)
-        with use_file_hash_cache(self.file_hashes):
+        with self._one_at_a_time, use_file_hash_cache(self.file_hashes):
             run = _Run(self, task, environment, dry=dry_run, rerun=rerun, propagate=propagate_rerun)
             if dry_run:
                 return run.dry_run()

@@ -40,14 +40,9 @@ class PythonTask(TaskDef):
     @classmethod
     def _execute(cls, inputs: dict[str, Any], output_dir: Path) -> dict[str, Any]:
         _restore_filename(cls._function, cls._source_file)
-        with _workdir.for_task():  # (a thread but the main one: a directory of its own)
-            previous = os.getcwd()
-            os.chdir(output_dir)
-            try:
-                # mapped here, so that relative paths returned as files resolve in the job's dir
-                return cls._map_outputs(cls._function(**inputs))
-            finally:
-                os.chdir(previous)
+        with _workdir.in_job_directory(output_dir):  # (another thread: a directory of its own)
+            # mapped here, so that relative paths returned as files resolve in the job's dir
+            return cls._map_outputs(cls._function(**inputs))
 
     @classmethod
     def _map_outputs(cls, returned: Any) -> dict[str, Any]:
