@@ -26,9 +26,15 @@ __all__ = ["in_job_directory"]
 
 _CLONE_FS = 0x200  # (linux/sched.h; os.CLONE_FS from Python 3.12)
 _state = threading.local()  # .private: whether this thread has a working directory of its own
-_lock = threading.Lock()  # held while the process's directory changes, and while a thread leaves it
-_inside: dict[int, int] = {}  # thread -> how many of its tasks run in the process's directory
-_home = ""  # the process's directory before the outermost of those tasks
+# The main thread's tasks, written by the main thread alone (no lock on its path: every job of a
+# serial submission takes it): how deep it is in tasks, the process's directory before the
+# outermost, and a count made odd while it moves the directory (read by a thread leaving it)
+_main_depth = 0
+_home = ""
+_moves = 0
+# tasks of other threads in the process's directory (no directory of their own), by thread
+_lock = threading.Lock()
+_inside: dict[int, int] = {}
 _warned = False
 
 
@@ -36,51 +42,67 @@ class in_job_directory:  # (a context manager, named as the function it stands f
     """While a Python task runs: the calling thread's working directory is ``target``, and the
     one it was in is given back afterwards."""
 
-    __slots__ = ("_previous", "_shared", "_target")
+    __slots__ = ("_main", "_previous", "_shared", "_target")
 
     def __init__(self, target: str | os.PathLike[str]) -> None:
         self._target = target
         self._previous = ""
-        self._shared = True
+        self._main = self._shared = False
 
     def __enter__(self) -> None:
-        if threading.current_thread() is not threading.main_thread() and _private():
-            self._shared = False
+        global _main_depth, _home, _moves
+        if threading.current_thread() is threading.main_thread():
+            self._main = True
+            self._previous = previous = os.getcwd()
+            if not _main_depth:
+                _home = previous
+            _moves += 1
+            _main_depth += 1
+            try:
+                os.chdir(self._target)
+            except BaseException:
+                _main_depth -= 1
+                raise
+            finally:
+                _moves += 1
+            if _inside:
+                _clash()
+            return
+        if _private():
             self._previous = os.getcwd()
             os.chdir(self._target)
             return
-        global _home, _warned
+        self._shared = True
         me = threading.get_ident()
         with _lock:
             self._previous = os.getcwd()
-            if not _inside:
-                _home = self._previous
             _inside[me] = _inside.get(me, 0) + 1
-            clash = len(_inside) > 1 and not _warned
-            _warned = _warned or clash
+            clash = len(_inside) > 1 or _main_depth > 0
             try:
                 os.chdir(self._target)
             except BaseException:
                 _leave(me)
                 raise
         if clash:
-            print(
-                "provgraph: warning: Python tasks are running in several threads at once and "
-                "this system gives a thread no working directory of its own: a task's relative "
-                "files may land in another job's directory (run serial submissions from one "
-                "thread at a time, or use the cf worker)",
-                file=sys.stderr,
-            )
+            _clash()
 
     def __exit__(self, *exc: object) -> None:
-        if not self._shared:
-            os.chdir(self._previous)
-            return
-        with _lock:
+        global _main_depth, _moves
+        if self._main:
+            _moves += 1
             try:
                 os.chdir(self._previous)
             finally:
-                _leave(threading.get_ident())
+                _main_depth -= 1
+                _moves += 1
+        elif self._shared:
+            with _lock:
+                try:
+                    os.chdir(self._previous)
+                finally:
+                    _leave(threading.get_ident())
+        else:
+            os.chdir(self._previous)
 
 
 def _leave(me: int) -> None:
@@ -91,18 +113,46 @@ def _leave(me: int) -> None:
         del _inside[me]
 
 
+def _clash() -> None:
+    """Tasks of two threads run in the process's directory at once: said once."""
+    global _warned
+    with _lock:
+        said, _warned = _warned, True
+    if not said:
+        print(
+            "provgraph: warning: Python tasks are running in several threads at once and "
+            "this system gives a thread no working directory of its own: a task's relative "
+            "files may land in another job's directory (run serial submissions from one "
+            "thread at a time, or use the cf worker)",
+            file=sys.stderr,
+        )
+
+
 def _private() -> bool:
-    """Whether the calling thread has a working directory of its own (made on its first
-    task): a copy of the process's, taken while no task is moving it, or put back where the
-    process was when a task of another thread is running there."""
+    """Whether the calling thread (not the main one) has a working directory of its own, made
+    on its first task: a copy of the process's, put back where the process was when the copy
+    may be a task's job directory (the main thread was in a task, or moving, meanwhile)."""
     found: bool | None = getattr(_state, "private", None)
     if found is None:
-        with _lock:
-            found = _state.private = _unshare_fs()
-            if found and _inside:  # (the copy is a running task's job directory)
-                with contextlib.suppress(OSError):  # (gone meanwhile: its tasks will say so)
-                    os.chdir(_home)
+        before = _moves
+        found = _state.private = _unshare_fs()
+        if found and (before != _moves or before % 2 or _main_depth):
+            with contextlib.suppress(OSError):  # (gone meanwhile: its tasks will say so)
+                os.chdir(_home)
     return found
+
+
+def _forget_in_child() -> None:
+    """A forked process starts with one thread, in no task (whatever its parent was doing)."""
+    global _main_depth, _moves, _warned, _lock
+    _main_depth = _moves = 0
+    _inside.clear()
+    _warned = False
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _unshare_fs() -> bool:
