@@ -202,19 +202,15 @@ def test_a_job_run_by_another_process_between_mkdir_and_lock_is_reused(
 
     task = Square(x=7)
     directory = cache_dir / "Square-0123456789abcdef0123456789abcdef"
-    first = Job(
-        task_cls=type(task),
-        inputs={"x": 7},
-        job_hash=directory.name[-32:],
-        output_dir=directory,
-        run_id="first",
-    )
-    second = Job(
-        task_cls=type(task),
-        inputs={"x": 7},
-        job_hash=directory.name[-32:],
-        output_dir=directory,
-        run_id="second",
+    first, second = (
+        Job(
+            task_cls=type(task),
+            inputs={"x": 7},
+            job_hash=directory.name[-32:],
+            output_dir=directory,
+            run_id=run_id,
+        )
+        for run_id in ("first", "second")
     )
     real_acquire = cache.JobLock.acquire
     outcomes: list[Any] = []
