@@ -117,8 +117,8 @@ class Recorder:
         self.open_records: dict[str, Path] = {}  # journaled, their job not finished yet
         self.workflow_contexts: dict[str, dict[str, Any]] = {}  # workflow jobs' task contexts
         self.workflow_outputs: dict[str, list[ox.Quad]] = {}  # what each generated
-        self.reused_in: dict[str, set[str]] = {}  # workflow run -> earlier runs it reused (the
-        # submission reused them all)
+        # workflow run -> earlier runs it reused (the submission reused all of them)
+        self.reused_in: dict[str, set[str]] = {}
 
     # -- in the submitting process, before each job is sent ---------------------------------
     def prepare_job(self, job: JobRun) -> tuple[dict[str, Any], Any]:
