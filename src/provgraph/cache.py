@@ -233,7 +233,10 @@ def _from_stored(value: Any, root: Path) -> Any:
     if kind in _SCALARS:
         return value
     if kind is dict:  # (the outputs themselves: plain containers first, on every reuse)
-        return {k: _from_stored(v, root) for k, v in value.items()}
+        for item in value.values():
+            if type(item) not in _SCALARS:
+                return {k: _from_stored(v, root) for k, v in value.items()}
+        return value  # (plain values, mostly: the unpickled dict kept as it is)
     if isinstance(value, _Rel):
         path = Path(os.path.normpath(root / value.rel))
         if not path.exists():
@@ -402,13 +405,7 @@ def decode_result(
                 f"{directory.name!r}: ignored, the job runs again",
             )
             return None
-        if not outputs:
-            record["outputs"] = {}
-        else:
-            for value in record["outputs"].values():  # (plain values, mostly: kept as they are)
-                if type(value) not in _SCALARS:
-                    record["outputs"] = _from_stored(record["outputs"], directory)
-                    break
+        record["outputs"] = _from_stored(record["outputs"], directory) if outputs else {}
         return StoredResult(**record), extra
     except Exception:
         return None

@@ -277,16 +277,14 @@ def remaining_space(expansion: Expansion, combiner: Sequence[str]) -> Space:
     combined = set(_combined_dims(expansion, combiner))
     kept = [d for d in range(len(expansion.axes)) if d not in combined]
     groups: dict[tuple[int, ...], list[int]] = {} if kept else {(): []}
-    if not combined:  # each element's index is its key (every job of a split, uncombined)
-        for pos, idx in enumerate(expansion.index):
-            found = groups.get(idx)
-            if found is None:
-                groups[idx] = [pos]
-            else:
-                found.append(pos)
-    else:
-        for pos, idx in enumerate(expansion.index):
-            groups.setdefault(tuple(idx[d] for d in kept), []).append(pos)
+    for pos, idx in enumerate(expansion.index):
+        # (uncombined, each element's index is its key: no tuple built per element)
+        key = tuple(idx[d] for d in kept) if combined else idx
+        found = groups.get(key)
+        if found is None:
+            groups[key] = [pos]
+        else:
+            found.append(pos)
     keys = sorted(groups)
     return Space(tuple(expansion.axes[d] for d in kept), keys, {k: groups[k] for k in keys})
 

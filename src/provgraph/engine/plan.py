@@ -75,11 +75,9 @@ def _name_digest(name: str) -> bytes:
 
 def job_hash(definition_hash: bytes, digests: dict[str, bytes]) -> str:
     """H("Job", definition hash, sorted (field, value hash)...) as 32 hex digits."""
-    known = _NAME_DIGESTS
     parts = [b"Job:", definition_hash]
     for name in sorted(digests):  # (every job's: joined once)
-        found = known.get(name)
-        parts += (found if found is not None else _name_digest(name), digests[name])
+        parts += (_name_digest(name), digests[name])
     return xxhash.xxh3_128_hexdigest(b"".join(parts))
 
 

@@ -150,10 +150,7 @@ class NodeRun:
             if not self.space.keys or (not self.combined and not self.jobs):
                 return []  # an empty split
             return self.value_at((), field)
-        if self.combined:
-            return [self.value_at(k, field) for k in self.space.keys]
-        groups, jobs = self.space.groups, self.jobs  # (one value per key: value_at, inlined)
-        return [_output(jobs[p[0]], field) if (p := groups[k]) else None for k in self.space.keys]
+        return [self.value_at(k, field) for k in self.space.keys]
 
     def key_for(self, job: JobRun, upstream: NodeRun) -> tuple[int, ...]:
         """The key of ``upstream``'s space that element ``job`` of this node reads."""

@@ -425,8 +425,7 @@ class _Run:
         if kind != "workflow" and not rerun and self.listing.lacks(job.output_dir):
             stored = None  # (a job sent to the worker: one saved meanwhile is found there)
         else:
-            found = cache.read_result_and_record(job.output_dir)
-            stored = None if found is None else found[0]
+            stored = cache.read_result(job.output_dir)
             if stored is None:
                 self.listing.missed()
         if stored is None and self.sub.readonly_caches and not rerun:
