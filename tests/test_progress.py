@@ -6,6 +6,7 @@ import io
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -96,6 +97,17 @@ def _wait_for(path: Path) -> None:
         time.sleep(0.02)
 
 
+def _when(read: Any, key: str, value: int) -> dict[str, int]:
+    """The first of ``read()``'s rows whose ``key`` is ``value`` (polled; a guard of 120 s)."""
+    import time
+
+    deadline = time.monotonic() + 120
+    while (row := read())[key] != value:
+        assert time.monotonic() < deadline, f"{key} stayed {row[key]}, never {value}"
+        time.sleep(0.02)
+    return dict(row)
+
+
 @pytest.mark.parametrize(("worker", "options", "capacity"), [("cf", {"n_procs": 2}, 2)])
 def test_running_counts_what_the_worker_runs_the_rest_is_queued(
     tmp_path: Path, worker: str, options: dict[str, int], capacity: int
@@ -113,7 +125,9 @@ def test_running_counts_what_the_worker_runs_the_rest_is_queued(
     try:
         _wait_for(marks / "started-0")
         assert sub.progress is not None
-        (row,) = sub.progress.counts().values()
+        # the pool starts with the first job, while the rest are still being handed over: wait
+        # until all eight are (none can finish while they are held)
+        row = _when(lambda: next(iter(sub.progress.counts().values())), "pending", 0)
         assert (row["running"], row["queued"]) == (capacity, 8 - capacity)
         assert row["pending"] == 0 and row["done"] == 0
     finally:
