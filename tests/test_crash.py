@@ -189,6 +189,33 @@ def test_stale_lock_is_detected_and_broken(tmp_path: Path) -> None:
     assert not cache.lock_was_abandoned(job)
 
 
+def _two_runs_of_one_job(cache_dir: Path) -> tuple[Any, Any]:
+    """Two runs ("first", "second") of one ``Square(x=7)`` job, as two processes would make."""
+    from provgraph.engine.job import Job
+    from regression_tasks import Square
+
+    directory = cache_dir / "Square-0123456789abcdef0123456789abcdef"
+    first, second = (
+        Job(
+            task_cls=Square,
+            inputs={"x": 7},
+            job_hash=directory.name[-32:],
+            output_dir=directory,
+            run_id=run_id,
+        )
+        for run_id in ("first", "second")
+    )
+    return first, second
+
+
+def _reused_the_seconds(outcome: Any, theirs: Any, directory: Path) -> None:
+    assert theirs.executed and theirs.run_id == "second"
+    assert outcome.ok and not outcome.executed  # reused, not run again
+    assert outcome.run_id == "second" and outcome.outputs == {"out": 49}
+    stored = cache.read_result(directory)
+    assert stored is not None and stored.run_id == "second"
+
+
 def test_a_job_run_by_another_process_between_mkdir_and_lock_is_reused(
     cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -197,36 +224,44 @@ def test_a_job_run_by_another_process_between_mkdir_and_lock_is_reused(
     The first then finds the lock free, but the job done: it reuses the result instead of
     running the job a second time (a race seen as a 1-in-10 flake of two pool processes given
     the same job)."""
-    from provgraph.engine.job import Job, run_job
-    from regression_tasks import Square
+    from provgraph.engine.job import run_job
 
-    task = Square(x=7)
-    directory = cache_dir / "Square-0123456789abcdef0123456789abcdef"
-    first, second = (
-        Job(
-            task_cls=type(task),
-            inputs={"x": 7},
-            job_hash=directory.name[-32:],
-            output_dir=directory,
-            run_id=run_id,
-        )
-        for run_id in ("first", "second")
-    )
+    first, second = _two_runs_of_one_job(cache_dir)
     real_acquire = cache.JobLock.acquire
     outcomes: list[Any] = []
-    met = []
 
     def acquire(lock: cache.JobLock) -> cache.JobLock:
-        if not met:  # the first's: the other process runs all of the job meanwhile
-            met.append(lock)
-            outcomes.append(run_job(second))
+        if not outcomes:  # the first's: the other process runs all of the job meanwhile
+            outcomes.append(None)
+            outcomes[0] = run_job(second)
         return real_acquire(lock)
 
     monkeypatch.setattr(cache.JobLock, "acquire", acquire)
     outcome = run_job(first)
-    (theirs,) = outcomes
-    assert theirs.executed and theirs.run_id == "second"
-    assert outcome.ok and not outcome.executed  # reused, not run again
-    assert outcome.run_id == "second" and outcome.outputs == {"out": 49}
-    stored = cache.read_result(directory)
-    assert stored is not None and stored.run_id == "second"
+    _reused_the_seconds(outcome, outcomes[0], first.output_dir)
+
+
+def test_a_job_run_by_another_process_between_lock_file_and_flock_is_reused(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same meeting, one step later: the first has made the directory and the lock file,
+    and before its ``flock`` the second (which found the lock file made) takes the lock, runs
+    the whole job and lets it go. The first then holds a lock it made, never waited for, with
+    nothing left in it; it still reuses the result."""
+    import fcntl
+
+    from provgraph.engine.job import run_job
+
+    first, second = _two_runs_of_one_job(cache_dir)
+    real_flock = fcntl.flock
+    outcomes: list[Any] = []
+
+    def flock(fd: int, operation: int) -> None:
+        if not outcomes and operation & fcntl.LOCK_EX:  # the first's lock file is made
+            outcomes.append(None)
+            outcomes[0] = run_job(second)
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    outcome = run_job(first)
+    _reused_the_seconds(outcome, outcomes[0], first.output_dir)

@@ -179,10 +179,15 @@ def run_job(job: Job, placement: dict[str, str] | None = None) -> Outcome:
     context = job.context or {}
     tag = f"{job.run_id} {context.get('workflow_run', '')}".strip()
     with cache.JobLock(directory, tag=tag) as lock:
-        # another process may have finished it meanwhile: not when this one made the directory
-        # and its lock file (another that found the directory made may have run the whole job
-        # between the two, leaving the lock file)
-        met = not fresh or lock.waited or lock.found
+        # another process may have finished it meanwhile: it found the directory or the lock
+        # file made, or it ran the whole job between this one's making of the lock file and its
+        # flock (the result is there: one stat tells, where this one made both)
+        met = (
+            not fresh
+            or lock.waited
+            or lock.found
+            or os.path.exists(os.path.join(directory, cache.RESULT_NAME))
+        )
         stored = cache.read_result(directory) if met else None
         if stored is not None and (job.replaces is None or stored.run_id != job.replaces):
             return outcome_from_stored(stored)
