@@ -112,6 +112,25 @@ def test_numpy_scalars_are_written_as_plain_literals(tmp_path: Path) -> None:
     assert store.rerun(plain.output_dir.name).all_reproduced
 
 
+def test_nan_and_infinities_are_written_in_their_xsd_forms(tmp_path: Path) -> None:
+    """XSD spells them ``NaN``, ``INF`` and ``-INF`` (Python's ``nan``, ``inf``, ``-inf`` are not
+    ``xsd:double`` lexical forms: a strict reader refuses them); each rerun from those
+    literals gets back the value it recorded."""
+    values = [float("nan"), float("inf"), float("-inf")]
+    with Submitter(cache_dir=tmp_path, progress=False) as sub:
+        result = sub(Half().split(x=values))
+    written = {
+        line.split(" ", 2)[2].rstrip(" .")
+        for record in tmp_path.glob("Half-*/_prov-*.trig")
+        for line in record.read_text().splitlines()
+        if "prov:value" in line and "#out>" not in line
+    }
+    assert written == {f'"{form}"^^xsd:double' for form in ("NaN", "INF", "-INF")}
+    store = ProvenanceStore(tmp_path)
+    for job_dir in result.job_dirs:
+        assert store.rerun(job_dir.name).all_reproduced
+
+
 def test_environment_file_written_again_when_gone(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     for _ in range(2):  # the second time in a new cache at the same place, same process

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import functools
 import itertools
+import math
 import os
 import shutil
 from typing import Any
@@ -54,8 +55,15 @@ def lit(value: Any) -> str:
     if isinstance(value, int):  # (int() and float(): numpy scalars are written plainly)
         return f'"{int(value)}"^^xsd:integer'
     if isinstance(value, float):
-        return f'"{float(value)!r}"^^xsd:double'
+        return f'"{_double(float(value))}"^^xsd:double'
     return str(ox.Literal(str(value)))
+
+
+def _double(value: float) -> str:
+    """The ``xsd:double`` lexical form: Python's repr, but XSD's ``NaN``, ``INF`` and ``-INF``."""
+    if math.isfinite(value):
+        return repr(value)
+    return "NaN" if math.isnan(value) else ("INF" if value > 0 else "-INF")
 
 
 def iso(seconds: float) -> str:
