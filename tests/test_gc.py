@@ -97,6 +97,40 @@ def test_a_kept_run_keeps_what_it_used_from_an_older_one(tmp_path: Path) -> None
     assert len(done.removed) == 1 and done.removed[0].startswith("Blob-")
 
 
+@pytest.mark.parametrize("records", ["now", "before"])
+@pytest.mark.parametrize("through", ["cache", "file"])
+def test_a_kept_run_keeps_what_it_used_when_a_path_goes_through_a_symlink(
+    tmp_path: Path, through: str, records: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache, or the file passed on, named through a symlink (a cluster's ``/scratch``
+    linked to ``/data``): the file is still known to be the cache's, and kept with its run;
+    also from records that named it by its absolute path ("before": as records were written
+    before they looked through symlinks)."""
+    if records == "before":
+        monkeypatch.setattr(os.path, "realpath", lambda path, **_: os.path.abspath(path))
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    cache = tmp_path / ("link" if through == "cache" else "real") / "cache"
+    made = _submit(cache, Blob(n=7))
+    _submit(cache, Blob(n=8))  # let go
+    made_file = Path(made.outputs.out)
+    spelled = made_file.relative_to(tmp_path).parts[0]  # the file named the other way
+    other = (
+        tmp_path
+        / ("link" if spelled == "real" else "real")
+        / made_file.relative_to(tmp_path / spelled)
+    )
+    assert other.samefile(made_file)
+    used = _submit(cache, Measure(blob=File(other)))
+    assert used.outputs.out == 1000
+    monkeypatch.undo()
+    done = ProvenanceStore(cache).gc(keep_last=1)
+    assert Path(made.output_dir).name not in done.removed
+    assert made_file.exists()
+    assert len(done.removed) == 1 and done.removed[0].startswith("Blob-")
+
+
 def test_reused_results_stay_with_the_submission_that_reused_them(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     first = _submit(cache, Blob().split(n=[1, 2]))

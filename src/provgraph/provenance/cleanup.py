@@ -192,6 +192,18 @@ def _scan(cache_dir: Path) -> dict[str, _Dir]:
     return found
 
 
+def _top_through_links(location: str, real_root: str) -> str:
+    """The cache directory a ``file:`` location outside the cache's own spelling lies in once
+    symlinks are resolved ("" when none)."""
+    path = V.iri_path(location)
+    if path is None:
+        return ""
+    real = os.path.realpath(path)
+    if not real.startswith(real_root + os.sep):
+        return ""
+    return real[len(real_root) + 1 :].split(os.sep, 1)[0]
+
+
 class _Lineage:
     """The records' links between runs, read in a few queries over the whole store."""
 
@@ -223,14 +235,17 @@ class _Lineage:
         for d in dirs.values():
             for run in d.runs:
                 self.dir_of[run] = d.name
+        real_root = os.path.realpath(store.cache_dir)
         for run, location in store.query(
             "SELECT DISTINCT ?x ?l WHERE { ?x prov:used ?e . ?e prov:atLocation ?l }"
         ):
             where = str(location)
             if where.startswith(root):
                 top = where[len(root) :].split("/", 1)[0]
-                if top in dirs:
-                    self.places.setdefault(str(run), set()).add(top)
+            else:  # (a path into the cache through a symlink, as older records wrote it)
+                top = _top_through_links(where, real_root)
+            if top in dirs:
+                self.places.setdefault(str(run), set()).add(top)
         named = set(self.dir_of.values())
         for d in dirs.values():  # (records written before workflow runs named their hash)
             if d.has_result and d.name not in named and not d.members:

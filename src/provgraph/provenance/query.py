@@ -197,20 +197,17 @@ _LOGS = ("stderr.txt", "stdout.txt", "_error.json", "_worker.log")
 def _failure(store: Any, iri: Any, directory: str) -> dict[str, Any] | None:
     """A failed run's error type, message, exit code, last 20 lines of its traceback, and the
     paths of the logs in its job directory."""
-    import urllib.parse
-    import urllib.request
-
     rows = _rows(store, RUN_FAILURE, run=iri)
     row = rows[0] if rows else {}
     if "error" not in row:
         return None
-    folder = Path(urllib.request.url2pathname(urllib.parse.urlparse(directory).path))
+    folder = V.iri_path(directory)
     return {
         "error": row["error"],
         "message": row.get("message", ""),
         "exit_code": int(row["code"]) if "code" in row else None,
         "traceback": row.get("traceback", "").splitlines()[-20:],
-        "logs": [str(folder / n) for n in _LOGS if (folder / n).is_file()],
+        "logs": [str(folder / n) for n in _LOGS if folder and (folder / n).is_file()],
     }
 
 

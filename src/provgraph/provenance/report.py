@@ -13,11 +13,10 @@ submission made, reused here, are drawn dashed and grey.
 from __future__ import annotations
 
 import html
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from . import vocab as V
 from ._report_draw import graph_svg, natural_key, timeline_svg
 from .query import (
     RUN_CONTAINER,
@@ -114,12 +113,6 @@ def _input_text(item: dict[str, str]) -> str:
     return f"{item['field']}=#{item['hash'].rsplit(':', 1)[-1][:8]}"
 
 
-def _folder(iri: str) -> Path | None:
-    if not iri.startswith("file:"):
-        return None
-    return Path(urllib.request.url2pathname(urllib.parse.urlparse(iri).path))
-
-
 def _tail(path: Path, lines: int = 20) -> list[str]:
     try:
         return path.read_text(errors="replace").splitlines()[-lines:]
@@ -211,7 +204,7 @@ def _failures(graph: Any, runs: list[dict[str, Any]]) -> list[str]:
             continue
         rows = _rows(graph, RUN_FAILURE, run["run"])
         row = rows[0] if rows else {}
-        folder = _folder(run.get("dir", ""))
+        folder = V.iri_path(run.get("dir", ""))
         stderr = _tail(folder / "stderr.txt") if folder is not None else []
         lines = stderr or row.get("traceback", "").splitlines()[-20:]
         what = "stderr (last lines)" if stderr else "traceback (last lines)"

@@ -5,6 +5,7 @@ Things are named by hashes (content, definitions, environments), events by UUIDs
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import re
@@ -28,6 +29,7 @@ __all__ = [
     "delegation_iri",
     "environment_iri",
     "file_iri",
+    "iri_path",
     "location_iri",
     "ontology_path",
     "output_iri",
@@ -117,6 +119,15 @@ def file_iri(path: str | os.PathLike[str]) -> str:
     return Path(os.path.abspath(path)).as_uri()
 
 
+def iri_path(iri: str) -> Path | None:
+    """The local path a ``file:`` IRI names; None for another scheme."""
+    if not iri.startswith("file:"):
+        return None
+    import urllib.request
+
+    return Path(urllib.request.url2pathname(urllib.parse.urlparse(iri).path))
+
+
 # While a record is built, a place inside the cache is named under this stand-in for the cache's
 # own folder; when the record is written, the stand-in becomes a path relative to the record's
 # file (``../`` from a job directory), so the record moves with the cache: a TriG parser
@@ -131,12 +142,26 @@ def location_iri(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str]
     if not os.path.isabs(full) or "/.." in full or "/./" in full:
         full = os.path.abspath(full)
     root = os.fspath(cache_dir)  # absolute and normalised, as the recorder passes it
+    inside = _under(full, root)
+    if inside is None:  # inside all the same through a symlink (of the cache, or of the path)?
+        inside = _under(os.path.realpath(full), _real(root))
+    if inside is None:
+        return Path(full).as_uri()
+    if _PLAIN_PATH.fullmatch(inside):  # (a job directory's name: nothing to quote)
+        return CACHE_ROOT + inside
+    return CACHE_ROOT + urllib.parse.quote(inside)
+
+
+def _under(full: str, root: str) -> str | None:
+    """``full`` relative to ``root`` when it lies below it (both absolute), else None."""
     if full.startswith(root) and full[len(root) : len(root) + 1] == os.sep:
-        inside = full[len(root) + 1 :]
-        if _PLAIN_PATH.fullmatch(inside):  # (a job directory's name: nothing to quote)
-            return CACHE_ROOT + inside
-        return CACHE_ROOT + urllib.parse.quote(inside)
-    return Path(full).as_uri()
+        return full[len(root) + 1 :]
+    return None
+
+
+@functools.lru_cache(maxsize=8)
+def _real(root: str) -> str:
+    return os.path.realpath(root)
 
 
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_.~/-]*")  # what urllib.parse.quote leaves as it is
