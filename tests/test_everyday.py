@@ -120,6 +120,19 @@ def test_show_a_workflow_run_with_a_python_failure(
     assert "traceback (last lines):" in out
 
 
+def test_show_a_workflow_or_split_directory(
+    cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The directory ``provgraph run`` prints for a workflow or a split names its run."""
+    done = [d for d in cache.glob("Chain-*") if (d / "_result.pkl").exists()]
+    assert done
+    for directory in done:
+        assert cli(["show", str(cache), str(directory)]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("workflow run urn:uuid:")
+        assert "Half" in out or "half" in out
+
+
 # -- dry runs ------------------------------------------------------------------------------------
 
 

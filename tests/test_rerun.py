@@ -170,3 +170,53 @@ def test_inputs_from_upstream_are_pickled(tmp_path: Path, cache_dir: Path) -> No
     (job_dir,) = cache_dir.glob("OrZero-*")
     assert len(list(job_dir.glob("_prov-*.inputs.pkl"))) == 1
     assert ProvenanceStore(cache_dir).rerun(job_dir.name, into=tmp_path / "s").all_reproduced
+
+
+@python.define
+def Scaled(x: int) -> int:
+    import os
+
+    return x * int(os.environ.get("PROVGRAPH_TEST_SCALE", "1"))
+
+
+def test_a_job_named_by_its_hash_is_the_run_whose_result_the_cache_holds(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rerun adds a run of the job; naming the job again still means the run whose result
+    the cache holds: a second verify compares with the cached result too (not with the first
+    rerun), and ``why`` explains that run."""
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        original = sub(Scaled(x=3))
+    store = ProvenanceStore(cache_dir)
+    ((first,),) = list(store.query("SELECT ?r WHERE { ?r a pg:JobRun }"))
+    monkeypatch.setenv("PROVGRAPH_TEST_SCALE", "2")
+    job = original.output_dir.name
+    assert store.rerun(job, into=tmp_path / "a").reproduced == {"out": False}
+    again = store.rerun(job, into=tmp_path / "b")
+    assert again.reproduced == {"out": False}  # 6 against the cached 3, not against 6
+    assert again.rerun_of == str(first)
+    assert store.why(job).run == str(first)
+    assert store.why(job[-32:-20]).run == str(first)
+
+
+def test_ambiguous_empty_and_workflow_job_names_are_refused_or_followed(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        split = sub(Scaled().split(x=list(range(40))))
+    store = ProvenanceStore(cache_dir)
+    hashes = [Path(d).name.rsplit("-", 1)[-1] for d in split.job_dirs]
+    first = max({h[0] for h in hashes}, key=lambda c: sum(h[0] == c for h in hashes))
+    shared = sum(h[0] == first for h in hashes)
+    assert shared > 1
+    with pytest.raises(ProvenanceError, match=f"ambiguous: the hashes of {shared} recorded jobs"):
+        store.why(first)
+    with pytest.raises(ProvenanceError, match=f"ambiguous: the hashes of {shared} recorded"):
+        store.rerun(first, into=tmp_path / "s")
+    with pytest.raises(ProvenanceError, match="expected a run IRI, a job hash"):
+        store.rerun(" ", into=tmp_path / "s")
+    # the split's own directory: why names its run; rerun reruns all its jobs
+    with pytest.raises(ProvenanceError, match=r"directory of a workflow run or split.*urn:uuid:"):
+        store.why(str(split.output_dir))
+    whole = store.rerun(str(split.output_dir), into=tmp_path / "w")
+    assert len(whole.jobs) == 40 and whole.all_reproduced

@@ -185,10 +185,11 @@ def _show(args: argparse.Namespace) -> int:
         subs = store.query("SELECT (COUNT(DISTINCT ?s) AS ?n) WHERE { ?s a pg:Submission }")
         print(f"submissions recorded: {next(iter(subs))[0]}")
         return 0
-    from provgraph.provenance.query import inside, show_job
+    from provgraph.provenance.query import directory_run, inside, show_job
 
-    if args.job.startswith("urn:"):
-        whole = inside(store, args.job)
+    named = args.job if args.job.startswith("urn:") else directory_run(store, args.job)
+    if named is not None:  # a run IRI, or a workflow's or split's directory
+        whole = inside(store, named)
         if whole is not None:  # a submission or workflow run: it, then its jobs
             kind = "submission" if whole["kind"] == "Submission" else "workflow run"
             print(f"{kind} {whole['run']}")

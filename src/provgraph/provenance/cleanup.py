@@ -34,6 +34,7 @@ from .. import cache
 from ..exceptions import ProvenanceError
 from . import journal
 from . import vocab as V
+from .query import result_run
 from .record import A, G, P, _agents, _n, _time, _trig
 
 __all__ = ["Cleanup", "collect", "parse_age", "parse_size"]
@@ -249,7 +250,7 @@ class _Lineage:
         named = set(self.dir_of.values())
         for d in dirs.values():  # (records written before workflow runs named their hash)
             if d.has_result and d.name not in named and not d.members:
-                d.result_run = _result_run(cache_dir=store.cache_dir, name=d.name)
+                d.result_run = result_run(store.cache_dir / d.name)
                 if d.result_run:
                     self.dir_of.setdefault(d.result_run, d.name)
 
@@ -288,14 +289,6 @@ class _Lineage:
             if d.members:
                 made.setdefault(d.name, set()).update(m for m in d.members if m in dirs)
         return made
-
-
-def _result_run(cache_dir: Path, name: str) -> str:
-    try:
-        stored = cache.read_result(cache_dir / name)
-    except Exception:  # a class only the user's script defines, or another user's key
-        return ""
-    return V.run_iri(stored.run_id) if stored is not None and stored.run_id else ""
 
 
 def _submissions(store: Any) -> list[dict[str, Any]]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .why import _changed_inputs, _resolve_run, _run_info
+from .query import job_run
+from .why import _changed_inputs, _run_info
 
 __all__ = ["diff_runs"]
 
@@ -57,7 +58,7 @@ def _outputs(store: Any, run: str) -> dict[str, str]:
 
 def diff_runs(store: Any, first: str, second: str) -> dict[str, Any]:
     """The differences between two job runs, as plain data (JSON-ready)."""
-    a, b = _resolve_run(store, first), _resolve_run(store, second)
+    a, b = job_run(store, first), job_run(store, second)
     info_a, info_b = _run_info(store, a), _run_info(store, b)
     env_a, pkgs_a = _packages(store, a)
     env_b, pkgs_b = _packages(store, b)

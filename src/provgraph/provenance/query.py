@@ -16,11 +16,14 @@ from ..exceptions import ProvenanceError
 from . import vocab as V
 
 __all__ = [
+    "directory_run",
     "failed_runs",
     "impact",
     "inside",
+    "job_run",
     "lineage",
     "produced",
+    "result_run",
     "runs_of",
     "show_job",
     "submissions",
@@ -234,6 +237,80 @@ def inside(store: Any, run: str) -> dict[str, Any] | None:
         top=iri,
     )
     return {"run": run, "kind": kind, **(about[0] if about else {}), "jobs": jobs}
+
+
+def job_run(store: Any, job: str) -> str:
+    """The job run ``job`` names. A run IRI is itself. A job hash, its first characters, or a
+    job directory (its name or path) name the job's run whose result the cache holds; when
+    none does (removed, or failed), the latest run that is not a rerun; else the latest.
+    Refused: nothing given, a prefix of several jobs' hashes (they are listed), and a
+    workflow's or split's directory (its run is named)."""
+    import rdflib
+
+    text = job.strip()
+    if not text:
+        raise ProvenanceError(
+            "job ''; expected a run IRI, a job hash (or its first characters) or a job directory"
+        )
+    if text.startswith("urn:"):
+        return text
+    name = text.rstrip("/").rsplit("/", 1)[-1]
+    prefix = name.rsplit("-", 1)[-1]
+    found: dict[str, list[tuple[bool, Any, str, str]]] = {}
+    for run, digest, started, again, where in store.query(
+        "SELECT ?run ?h ?t ?again ?dir WHERE { ?run a pg:JobRun ; pg:jobHash ?h ; "
+        "prov:startedAtTime ?t . OPTIONAL { ?run pg:rerunOf ?again } "
+        "OPTIONAL { ?run pg:outputDir ?dir } FILTER(STRSTARTS(?h, ?prefix)) }",
+        prefix=rdflib.Literal(prefix),
+    ):
+        found.setdefault(str(digest), []).append(
+            (again is None, started.toPython(), str(run), str(where or ""))
+        )
+    if not found:
+        whole = directory_run(store, text)
+        if whole is not None:
+            raise ProvenanceError(
+                f"{job!r} is the directory of a workflow run or split, not of a job: its latest "
+                f"run is {whole}; name that run, or one of its jobs"
+            )
+        raise ProvenanceError(f"no recorded run of job {job!r}")
+    if len(found) > 1:
+        shown = ", ".join(sorted(found)[:8]) + (", ..." if len(found) > 8 else "")
+        raise ProvenanceError(
+            f"job {job!r} is ambiguous: the hashes of {len(found)} recorded jobs start with "
+            f"{prefix!r} ({shown}); give more of the hash"
+        )
+    (runs,) = found.values()
+    kept = result_run(V.iri_path(runs[0][3]))
+    if any(run == kept for _, _, run, _ in runs):
+        return kept
+    return max(runs)[2]  # (originals before reruns, then the latest)
+
+
+def result_run(folder: Path | None) -> str:
+    """The run IRI of the result a cache directory holds ("" when none can be read)."""
+    from .. import cache
+
+    try:
+        stored = cache.read_result(folder) if folder is not None else None
+    except Exception:  # a class only the user's script defines, or another user's key
+        return ""
+    return V.run_iri(stored.run_id) if stored is not None and stored.run_id else ""
+
+
+def directory_run(store: Any, job: str) -> str | None:
+    """The workflow run (or split) whose result the directory ``job`` names holds (its name
+    or path, under the store's cache), or None."""
+    import rdflib
+
+    name = job.strip().rstrip("/").rsplit("/", 1)[-1]
+    if store.cache_dir is None or not name or name.startswith("."):
+        return None
+    run = result_run(store.cache_dir / name)
+    if not run:
+        return None
+    kind = store.query("ASK { ?run a pg:WorkflowRun }", run=rdflib.URIRef(run))
+    return run if kind.askAnswer else None
 
 
 def show_job(store: Any, job: str) -> list[dict[str, Any]]:

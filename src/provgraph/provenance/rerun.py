@@ -200,9 +200,9 @@ def rerun(
     """Rerun ``job`` (a run IRI, job hash or job directory) from its record; see the module."""
     import cloudpickle
 
-    from .why import _resolve_run
+    from .query import job_run
 
-    old_run = _resolve_run(store, job)
+    old_run = job_run(store, job)
     record = _recorded(store, old_run)
     try:
         task_cls = cloudpickle.loads(verified(record["definition_file"], "task definition"))

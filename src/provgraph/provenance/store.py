@@ -362,12 +362,17 @@ class ProvenanceStore:
         cache (in ``into``, or a scratch folder), and record the new run. With ``verify``, each
         output's content hash is compared with the original's: the returned
         :class:`provgraph.provenance.rerun.RerunResult` says which reproduced. Given a workflow
-        run or submission IRI, every job of it is rerun in the order they first ran."""
+        run or submission IRI, or a workflow's or split's directory, every job of it is rerun in
+        the order they first ran."""
+        from .query import directory_run
         from .rerun import rerun, rerun_workflow
 
         target = Path(into) if into is not None else None
         if job.startswith("urn:") and self._is_workflow_run(job):
             return rerun_workflow(self, job, into=target, verify=verify)
+        whole = None if job.startswith("urn:") else directory_run(self, job)
+        if whole is not None:  # a workflow's or split's directory: all its jobs
+            return rerun_workflow(self, whole, into=target, verify=verify)
         return rerun(self, job, into=target, verify=verify)
 
     def _is_workflow_run(self, iri: str) -> bool:

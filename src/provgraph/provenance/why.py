@@ -100,30 +100,13 @@ def _run_info(store: Any, run: str) -> dict[str, Any]:
     }
 
 
-def _resolve_run(store: Any, job: str) -> str:
-    """A run IRI from a run IRI, a job hash (or prefix) or a job directory name."""
-    if job.startswith("urn:"):
-        return job
-    import rdflib
-
-    prefix = job.rstrip("/").rsplit("/", 1)[-1].rsplit("-", 1)[-1]
-    rows = list(
-        store.query(
-            "SELECT ?run WHERE { ?run a pg:JobRun ; pg:jobHash ?h ; prov:startedAtTime ?t . "
-            "FILTER(STRSTARTS(?h, ?prefix)) } ORDER BY DESC(?t) LIMIT 1",
-            prefix=rdflib.Literal(prefix),
-        )
-    )
-    if not rows:
-        raise ProvenanceError(f"no recorded run of job {job!r}")
-    return str(rows[0][0])
-
-
 def why(store: Any, job: str) -> Explanation:
     """Explain why ``job`` (a run IRI, job hash or job directory) ran instead of being reused."""
     import rdflib
 
-    run = _resolve_run(store, job)
+    from .query import job_run
+
+    run = job_run(store, job)
     this = _run_info(store, run)
     candidates = [
         str(r)
