@@ -10,7 +10,7 @@ import pytest
 
 import regression_tasks as R
 from prov_tasks import Copy, make_inputs
-from provgraph import ProvenanceError, ProvenanceStore, Submitter, python, workflow
+from provgraph import File, ProvenanceError, ProvenanceStore, Submitter, python, workflow
 
 
 def test_deterministic_job_reproduces(tmp_path: Path, cache_dir: Path) -> None:
@@ -220,3 +220,33 @@ def test_ambiguous_empty_and_workflow_job_names_are_refused_or_followed(
         store.why(str(split.output_dir))
     whole = store.rerun(str(split.output_dir), into=tmp_path / "w")
     assert len(whole.jobs) == 40 and whole.all_reproduced
+
+
+@python.define
+def Listed(n: int) -> list[File]:
+    made = []
+    for i in range(n):
+        Path(f"part{i}.txt").write_text(f"part {i}\n")
+        made.append(File(f"part{i}.txt"))
+    return made
+
+
+@python.define
+def Joined(parts: list[File]) -> str:
+    return "".join(Path(p).read_text() for p in parts)
+
+
+def test_a_list_of_files_reruns_checked_whole(tmp_path: Path, cache_dir: Path) -> None:
+    """A list-of-files output reproduces when every file does (compared as the list it is,
+    not as one of its members); every file of a list input is checked before the rerun."""
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        made = sub(Listed(n=3))
+        joined = sub(Joined(parts=made.outputs.out))
+    store = ProvenanceStore(cache_dir)
+    again = store.rerun(made.output_dir.name, into=tmp_path / "a")
+    assert again.reproduced == {"out": True}
+    assert store.rerun(joined.output_dir.name, into=tmp_path / "b").all_reproduced
+    second = Path(made.outputs.out[1])
+    second.write_text("changed\n")
+    with pytest.raises(ProvenanceError, match=rf"input 'parts' file '{second}' has changed"):
+        store.rerun(joined.output_dir.name, into=tmp_path / "c")

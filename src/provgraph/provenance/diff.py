@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .query import job_run
+from .query import job_run, output_hashes
 from .why import _changed_inputs, _run_info
 
 __all__ = ["diff_runs"]
@@ -43,26 +43,13 @@ def _container(store: Any, run: str) -> dict[str, str] | None:
     return {"runtime": str(runtime), "image": str(image), "digest": str(digest)}
 
 
-def _outputs(store: Any, run: str) -> dict[str, str]:
-    import rdflib
-
-    return {
-        str(field): str(digest)
-        for field, digest in store.query(
-            "SELECT DISTINCT ?field ?hash WHERE { ?e prov:wasGeneratedBy ?run ; "
-            "prov:qualifiedGeneration/prov:hadRole/rdfs:label ?field ; pg:contentHash ?hash }",
-            run=rdflib.URIRef(run),
-        )
-    }
-
-
 def diff_runs(store: Any, first: str, second: str) -> dict[str, Any]:
     """The differences between two job runs, as plain data (JSON-ready)."""
     a, b = job_run(store, first), job_run(store, second)
     info_a, info_b = _run_info(store, a), _run_info(store, b)
     env_a, pkgs_a = _packages(store, a)
     env_b, pkgs_b = _packages(store, b)
-    outs_a, outs_b = _outputs(store, a), _outputs(store, b)
+    outs_a, outs_b = output_hashes(store, a), output_hashes(store, b)
     box_a, box_b = _container(store, a), _container(store, b)
     return {
         "runs": [a, b],

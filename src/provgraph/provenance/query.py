@@ -22,6 +22,7 @@ __all__ = [
     "inside",
     "job_run",
     "lineage",
+    "output_hashes",
     "produced",
     "result_run",
     "runs_of",
@@ -237,6 +238,21 @@ def inside(store: Any, run: str) -> dict[str, Any] | None:
         top=iri,
     )
     return {"run": run, "kind": kind, **(about[0] if about else {}), "jobs": jobs}
+
+
+def output_hashes(store: Any, run: str) -> dict[str, str]:
+    """Each output of a run and its content hash (a list's own, not its members')."""
+    import rdflib
+
+    return {
+        str(field): str(digest)
+        for field, digest in store.query(
+            "SELECT DISTINCT ?field ?hash WHERE { ?e prov:wasGeneratedBy ?run ; "
+            "prov:qualifiedGeneration/prov:hadRole/rdfs:label ?field ; pg:contentHash ?hash . "
+            "FILTER NOT EXISTS { ?whole prov:hadMember ?e ; prov:wasGeneratedBy ?run } }",
+            run=rdflib.URIRef(run),
+        )
+    }
 
 
 def job_run(store: Any, job: str) -> str:

@@ -24,6 +24,7 @@ import attrs
 from ..cache import job_dir, job_hash_of, unlocked_job
 from ..exceptions import ProvenanceError
 from . import vocab as V
+from .query import job_run, output_hashes
 
 __all__ = ["RerunResult", "rerun"]
 
@@ -72,23 +73,14 @@ def _recorded(store: Any, run: str) -> dict[str, Any]:
         raise ProvenanceError(
             f"run {run} of {task} cannot be rerun: its record has no stored definition or inputs"
         )
-    files = {
-        str(field): (_path(where), str(digest))
-        for field, where, digest in store.query(
-            "SELECT DISTINCT ?field ?where ?hash WHERE { ?run prov:qualifiedUsage ?u . "
-            "?u prov:entity ?e ; prov:hadRole/rdfs:label ?field . "
-            "?e a pg:File ; prov:atLocation ?where ; pg:contentHash ?hash }",
-            run=rdflib.URIRef(run),
-        )
-    }
-    outputs = {
-        str(field): str(digest)
-        for field, digest in store.query(
-            "SELECT DISTINCT ?field ?hash WHERE { ?e prov:wasGeneratedBy ?run ; "
-            "prov:qualifiedGeneration/prov:hadRole/rdfs:label ?field ; pg:contentHash ?hash }",
-            run=rdflib.URIRef(run),
-        )
-    }
+    files: dict[str, list[tuple[Path, str]]] = {}  # every file of an input (a list: several)
+    for field, where, digest in store.query(
+        "SELECT DISTINCT ?field ?where ?hash WHERE { ?run prov:qualifiedUsage ?u . "
+        "?u prov:entity ?e ; prov:hadRole/rdfs:label ?field . "
+        "?e a pg:File ; prov:atLocation ?where ; pg:contentHash ?hash }",
+        run=rdflib.URIRef(run),
+    ):
+        files.setdefault(str(field), []).append((_path(where), str(digest)))
     return {
         "task": str(task),
         "node": str(node),
@@ -101,7 +93,7 @@ def _recorded(store: Any, run: str) -> dict[str, Any]:
         "environment_file": _path(environment_file) if environment_file is not None else None,
         "container_digest": str(digest) if digest is not None else None,
         "files": files,
-        "outputs": outputs,
+        "outputs": output_hashes(store, run),
     }
 
 
@@ -174,24 +166,42 @@ def _environment(record: dict[str, Any], run: str) -> tuple[Any, dict[str, str] 
 
 
 def _check_files(record: dict[str, Any], inputs: dict[str, Any]) -> None:
+    """Every input file as recorded (else an error naming it); the inputs' files at the
+    places the record gives them now."""
     from .._filetypes import Directory, File
     from ..hashing import file_content_digest
 
-    for field, (where, digest) in record["files"].items():
-        if not where.exists():
-            raise ProvenanceError(
-                f"rerun of {record['task']}: input {field!r} file {str(where)!r} is missing "
-                f"(recorded with content hash {digest})"
-            )
-        current = "xxh3-128:" + file_content_digest(where).hex()
-        if current != digest:
-            raise ProvenanceError(
-                f"rerun of {record['task']}: input {field!r} file {str(where)!r} has changed: "
-                f"recorded content hash {digest}, current {current}"
-            )
+    for field, recorded in record["files"].items():
+        for where, digest in recorded:
+            if not where.exists():
+                raise ProvenanceError(
+                    f"rerun of {record['task']}: input {field!r} file {str(where)!r} is missing "
+                    f"(recorded with content hash {digest})"
+                )
+            current = "xxh3-128:" + file_content_digest(where).hex()
+            if current != digest:
+                raise ProvenanceError(
+                    f"rerun of {record['task']}: input {field!r} file {str(where)!r} has "
+                    f"changed: recorded content hash {digest}, current {current}"
+                )
         value = inputs.get(field)
-        if isinstance(value, (File, Directory)) and Path(value) != where:
-            inputs[field] = type(value)(where)
+        places = [where for where, _ in recorded]
+        if isinstance(value, (File, Directory)) and len(places) == 1 and Path(value) != places[0]:
+            inputs[field] = type(value)(places[0])
+        elif isinstance(value, (list, tuple)):  # files of a moved cache: where they are now
+            inputs[field] = type(value)(_moved(item, places) for item in value)
+
+
+def _moved(item: Any, places: list[Path]) -> Any:
+    """A file of a list input at its recorded place when it is no longer where the inputs say
+    (the cache moved): the place that ends with the same job directory and name."""
+    from .._filetypes import Directory, File
+
+    if not isinstance(item, (File, Directory)) or Path(item).exists():
+        return item
+    tail = Path(item).parts[-2:]
+    found = [where for where in places if where.parts[-2:] == tail]
+    return type(item)(found[0]) if len(found) == 1 else item
 
 
 def rerun(
@@ -199,8 +209,6 @@ def rerun(
 ) -> RerunResult:
     """Rerun ``job`` (a run IRI, job hash or job directory) from its record; see the module."""
     import cloudpickle
-
-    from .query import job_run
 
     old_run = job_run(store, job)
     record = _recorded(store, old_run)
