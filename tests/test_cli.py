@@ -171,3 +171,55 @@ def test_run_finds_shell_tasks_too(tmp_path: Path) -> None:
     )
     listed = _run("run", "both.py", cwd=tmp_path)
     assert listed.returncode != 0 and "(found ['Copy', 'Twice'])" in listed.stderr
+
+
+def test_bad_paths_and_names_get_one_line_errors_not_tracebacks(tmp_path: Path) -> None:
+    """Each mistake below is said in one ``provgraph: error:`` line naming what was wrong
+    (exit code 2), never as a Python traceback."""
+    (tmp_path / "tasks.py").write_text(TASKS)
+    ran = _run("run", "tasks.py:AddTwo", "-i", "a=1", "--cache-dir", "c", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    job = next((tmp_path / "c").glob("AddTwo-*")).name
+    (tmp_path / "a-file").write_text("")
+    cases = [
+        (("export", "c", "--format", "turtle", "-o", "nodir/x.ttl"), "nodir/x.ttl"),
+        (("export", "c", "--format", "jsonld", "-o", "."), "is a directory"),
+        (("rerun", "c", job, "--into", "a-file"), "into='a-file'"),
+        (("query", "c", "-f", "missing.rq"), "missing.rq"),
+        (("query", "c"), "no query"),
+        (("run", "missing.py:X"), "missing.py"),
+        (("run", "tasks.py:ready", "-i", "bogus=5"), "no input 'bogus'"),
+        (("runs", str(tmp_path)), "no .provenance folder"),
+        (("show", str(tmp_path)), "no .provenance folder"),
+    ]
+    for args, said in cases:
+        out = _run(*args, cwd=tmp_path)
+        assert out.returncode == 2, (args, out.stderr)
+        assert out.stderr.startswith("provgraph: error:"), (args, out.stderr)
+        assert said in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
+    assert not (tmp_path / ".provenance").exists()  # nothing written into a non-cache
+
+
+def test_environment_settings_are_named_and_expanded(tmp_path: Path) -> None:
+    (tmp_path / "tasks.py").write_text(TASKS)
+    env = {**os.environ, "PROVGRAPH_WORKER": "bogus"}
+    out = subprocess.run(
+        [sys.executable, "-m", "provgraph.cli", "run", "tasks.py:AddTwo", "-i", "a=1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        check=False,
+    )
+    assert out.returncode == 2 and "PROVGRAPH_WORKER='bogus'" in out.stderr
+    env = {**os.environ, "PROVGRAPH_CACHE_DIR": "~/pgc", "HOME": str(tmp_path / "home")}
+    out = subprocess.run(
+        [sys.executable, "-m", "provgraph.cli", "run", "tasks.py:AddTwo", "-i", "a=1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "home" / "pgc").is_dir() and not (tmp_path / "~").exists()

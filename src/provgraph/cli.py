@@ -41,6 +41,10 @@ __all__ = ["main"]
 
 def _load(target: str) -> Any:
     path, _, name = target.partition(":")
+    if not os.path.isfile(path):
+        raise provgraph.SpecError(
+            f"{target}: no file {path!r}; expected FILE.py[:NAME]", field="FILE", value=path
+        )
     namespace = runpy.run_path(path, run_name="__provgraph_run__")
     if name:
         if name not in namespace:
@@ -89,7 +93,14 @@ def _run(args: argparse.Namespace) -> int:
     task = target(**inputs) if isinstance(target, type) else target
     if inputs and not isinstance(target, type):
         for name, value in inputs.items():
-            setattr(task, name, value)
+            try:
+                setattr(task, name, value)
+            except AttributeError as err:
+                raise provgraph.SpecError(
+                    f"--input {name}: {type(task).__name__} has no input {name!r}",
+                    field=name,
+                    value=value,
+                ) from err
     options = _parse_inputs(args.worker_option, "--worker-option")
     with provgraph.Submitter(cache_dir=args.cache_dir, worker=args.worker, **options) as sub:
         if args.dry_run:
@@ -115,6 +126,10 @@ def _graph(args: argparse.Namespace) -> int:
             field="NAME",
         )
     out = Path(args.output)
+    if not out.absolute().parent.is_dir() or out.is_dir():
+        raise provgraph.SpecError(
+            f"-o {args.output}: expected a file to write in an existing folder", field="-o"
+        )
     suffix = out.suffix.lower()
     if suffix == ".dot":
         out.write_text(provgraph.graph.to_dot(wf_cls))
@@ -143,11 +158,27 @@ def _graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store(cache: str) -> Any:
+    """The provenance of ``cache``; a folder with no records of provgraph is refused (nothing
+    is written into it)."""
+    if cache.startswith(("http:", "https:")):
+        return provgraph.ProvenanceStore(cache)
+    if os.path.isdir(cache) and not os.path.isdir(os.path.join(cache, ".provenance")):
+        raise provgraph.ProvenanceError(
+            f"{cache!r} holds no provgraph records (no .provenance folder): is it a provgraph "
+            f"cache? (If its .provenance folder was removed, `provgraph index {cache} --rebuild` "
+            "makes it again from the records in its job directories.)"
+        )
+    return provgraph.ProvenanceStore(cache)
+
+
 def _query(args: argparse.Namespace) -> int:
-    if (args.sparql is None) == (args.file is None):
+    if args.sparql is None and args.file is None:
+        raise provgraph.SpecError("no query: give it as an argument or with -f FILE")
+    if args.sparql is not None and args.file is not None:
         raise provgraph.SpecError("give the query as an argument or with -f FILE, not both")
     text = Path(args.file).read_text() if args.file else args.sparql
-    store = provgraph.ProvenanceStore(args.cache)
+    store = _store(args.cache)
     result = store.query(text)
     if result.type == "ASK":
         print("true" if result.askAnswer else "false")
@@ -174,7 +205,7 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    store = provgraph.ProvenanceStore(args.cache)
+    store = _store(args.cache)
     if args.job is None:
         result = store.query(
             "SELECT ?task ?status (COUNT(DISTINCT ?run) AS ?runs) WHERE { "
@@ -263,7 +294,7 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _why(args: argparse.Namespace) -> int:
-    store = provgraph.ProvenanceStore(args.cache)
+    store = _store(args.cache)
     print(store.why(args.job).text())
     return 0
 
@@ -271,13 +302,13 @@ def _why(args: argparse.Namespace) -> int:
 def _diff(args: argparse.Namespace) -> int:
     from provgraph.provenance.diff import diff_text
 
-    report = provgraph.ProvenanceStore(args.cache).diff(args.first, args.second)
+    report = _store(args.cache).diff(args.first, args.second)
     print(json.dumps(report, indent=2) if args.format == "json" else diff_text(report))
     return 0
 
 
 def _gc(args: argparse.Namespace) -> int:
-    done = provgraph.ProvenanceStore(args.cache).gc(
+    done = _store(args.cache).gc(
         keep_last=args.keep_last,
         older_than=args.older_than,
         failed=args.failed,
@@ -289,7 +320,7 @@ def _gc(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    rows = provgraph.ProvenanceStore(args.cache).runs(args.limit)
+    rows = _store(args.cache).runs(args.limit)
     if args.format == "json":
         print(json.dumps(rows, indent=2))
         return 0
@@ -317,7 +348,7 @@ def _runs(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    report = provgraph.ProvenanceStore(args.cache).push(args.url)
+    report = _store(args.cache).push(args.url)
     print(
         f"pushed {report.graphs} graph(s) from {report.files} record file(s); "
         f"{report.pending} record file(s) not written yet"
@@ -329,14 +360,14 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    store = provgraph.ProvenanceStore(args.cache)
+    store = _store(args.cache)
     store.serve(args.host, args.port, announce=lambda line: print(line, flush=True))
     print("provgraph: server stopped", flush=True)
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    store = provgraph.ProvenanceStore(args.cache)
+    store = _store(args.cache)
     options: dict[str, Any] = {}
     if args.format == "ro-crate":
         options = {
@@ -356,9 +387,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _rerun(args: argparse.Namespace) -> int:
-    result = provgraph.ProvenanceStore(args.cache).rerun(
-        args.job, verify=args.verify, into=args.into
-    )
+    result = _store(args.cache).rerun(args.job, verify=args.verify, into=args.into)
     for job in getattr(result, "jobs", [result]):
         print(f"rerun {job.run} of {job.rerun_of}")
         if args.into is not None:
@@ -500,13 +529,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C: one line, and the shell's code for it
         print("provgraph: interrupted", file=sys.stderr)
         return 130
-    except PermissionError as err:  # a cache or file this user may not write
-        print(f"provgraph: error: {err}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # the reader went away (``provgraph show CACHE | head``): stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so that the exit's flush cannot fail again
         return 141
+    except OSError as err:  # a file or folder that cannot be read or written (named in err)
+        print(f"provgraph: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ class Config:
         env = os.environ
         kwargs: dict[str, object] = {}
         if env.get("PROVGRAPH_CACHE_DIR"):
-            kwargs["cache_dir"] = Path(env["PROVGRAPH_CACHE_DIR"])
+            kwargs["cache_dir"] = Path(env["PROVGRAPH_CACHE_DIR"]).expanduser()  # (quoted ~)
         if env.get("PROVGRAPH_WORKER"):
             kwargs["worker"] = env["PROVGRAPH_WORKER"]
         if env.get("PROVGRAPH_KEY"):

@@ -34,7 +34,7 @@ import attrs
 
 from .. import cache
 from ..config import Config
-from ..exceptions import CacheError, HashingError, ProvgraphError, SpecError
+from ..exceptions import CacheError, HashingError, ProvgraphError, SpecError, WorkerError
 from ..graph import lazy_inputs
 from ..hashing import FileHashCache, hash_value, unhashable_in, use_file_hash_cache
 from ..spec.base import Outputs, TaskDef, as_own_task
@@ -132,7 +132,15 @@ class Submitter:
                 "your own, and this one as Submitter(readonly_caches=[...]) to reuse its results"
             )
         self.readonly_caches = _readonly_caches(readonly_caches, self.cache_dir)
-        self.worker = get_worker(worker if worker is not None else config.worker, **worker_options)
+        if worker is None and os.environ.get("PROVGRAPH_WORKER"):
+            try:
+                self.worker = get_worker(config.worker, **worker_options)
+            except WorkerError as err:  # (said of the variable: the caller named no worker)
+                raise WorkerError(f"PROVGRAPH_WORKER={config.worker!r}: {err}") from err
+        else:
+            self.worker = get_worker(
+                worker if worker is not None else config.worker, **worker_options
+            )
         self.hooks: list[Hook] = list(hooks)
         if provenance:
             # imported by name: the engine knows the recorder only as a hook

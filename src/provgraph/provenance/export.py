@@ -269,6 +269,13 @@ def export(
     import pyoxigraph as ox
 
     target = Path(path)
+    if target.is_dir():
+        raise ProvenanceError(f"export: {str(target)!r} is a directory; expected a file to write")
+    if not target.absolute().parent.is_dir():
+        raise ProvenanceError(
+            f"export: the folder of {str(target)!r} does not exist; expected a file to write in "
+            "an existing folder"
+        )
     prefixes = {"prov": V.PROV, "pg": V.PG, "rdfs": V.RDFS, "xsd": V.XSD}
     native = store.oxigraph()
     if format == "jsonld":

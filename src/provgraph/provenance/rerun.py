@@ -239,7 +239,13 @@ def rerun(
         else Path(tempfile.mkdtemp(prefix="provgraph-rerun-"))
     )
     output_dir = base / f"{record['task']}-rerun-{new_id}"
-    output_dir.mkdir(parents=True)
+    try:
+        output_dir.mkdir(parents=True)
+    except OSError as err:
+        raise ProvenanceError(
+            f"rerun: into={str(into)!r}: cannot make the rerun's folder there ({err}); expected "
+            "a folder that can be written"
+        ) from err
     started = time.time()
     try:
         try:
