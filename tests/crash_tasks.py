@@ -66,3 +66,14 @@ def Sleepy(x: int, marks: str) -> int:
     if not (Path(marks) / "quick").exists():
         time.sleep(30)
     return x
+
+
+class Odd(BaseException):
+    """Neither an Exception nor an interrupt (as some libraries raise)."""
+
+
+@python.define
+def OddOne(x: int) -> int:
+    if x == 2:
+        raise Odd("odd")
+    return x

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import rdflib
 
-from crash_tasks import Slow, Suicidal
-from provgraph import Submitter, cache
+from crash_tasks import OddOne, Slow, Suicidal
+from provgraph import ProvenanceStore, Submitter, cache
 from provgraph.provenance.store import load_trig
 
 TESTS = str(Path(__file__).parent)
@@ -85,6 +85,10 @@ def test_sigkill_mid_job_then_rerun(tmp_path: Path, cache_dir: Path, worker: str
     assert list(hung.glob("_prov-*")) == []  # no record of the killed run, not even half a one
     for record in cache_dir.glob("*/_prov-*.trig"):
         load_trig(rdflib.Dataset(), record)  # every record that exists is whole
+    store = ProvenanceStore(cache_dir)
+    assert [r["status"] for r in store.runs()] == ["died"]  # never ended, and none runs
+    with cache.submitting(cache_dir):  # another submission runs: it may be that one
+        assert [r["status"] for r in store.runs()] == ["running"]
 
     (marks / "hang").unlink()
     options = {"n_procs": 2} if worker == "cf" else {}
@@ -265,3 +269,33 @@ def test_a_job_run_by_another_process_between_lock_file_and_flock_is_reused(
     monkeypatch.setattr(fcntl, "flock", flock)
     outcome = run_job(first)
     _reused_the_seconds(outcome, outcomes[0], first.output_dir)
+
+
+def test_a_task_raising_any_base_exception_fails_that_job_only(
+    cache_dir: Path, worker: str
+) -> None:
+    """Neither an Exception nor an interrupt: that job fails, the others run, on every
+    worker alike (before, on ``serial`` it ended the whole submission with no end record)."""
+    options = {"n_procs": 2} if worker == "cf" else {}
+    with Submitter(cache_dir=cache_dir, worker=worker, progress=False, **options) as sub:
+        result = sub(OddOne().split(x=[1, 2, 3]))
+    assert result.outputs.out == [1, None, 3]
+    assert (result.stats["executed"], result.stats["failed"]) == (2, 1)
+    assert "Odd" in str(result.errors[0])
+    assert [r["status"] for r in ProvenanceStore(cache_dir).runs()] == ["partial"]
+
+
+def test_an_error_escaping_the_engine_ends_the_submission_on_record(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provgraph.engine import submitter
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("a bug in the engine")
+
+    monkeypatch.setattr(submitter._Run, "_finish_atomic", broken)
+    sub = Submitter(cache_dir=cache_dir, progress=False)
+    with sub, pytest.raises(RuntimeError, match="a bug in the engine"):
+        sub(OddOne().split(x=[1, 3]))
+    monkeypatch.undo()
+    assert [r["status"] for r in ProvenanceStore(cache_dir).runs()] == ["interrupted"]

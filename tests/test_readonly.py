@@ -101,6 +101,7 @@ dangling = store.query(
     "SELECT ?a WHERE {{ ?a pg:partOf ?b FILTER NOT EXISTS {{ ?b a prov:Activity }} }}"
 )
 print("RUNS", jobs, workflows, len(list(dangling)))
+print("STATUSES", *sorted(r["status"] for r in store.runs()))
 """
     done = _as_reader(lab, code)
     assert done.returncode == 0, done.stderr
@@ -110,6 +111,9 @@ print("RUNS", jobs, workflows, len(list(dangling)))
     # workflow are part of (the lab's, imported, and this user's own), and nothing dangles
     runs = done.stdout.split("RUNS ")[1].split()
     assert runs[0] == "3" and int(runs[1]) >= 2 and runs[2] == "0"
+    # the lab's submission, imported, ended as it did there (not "running" for ever)
+    statuses = done.stdout.split("STATUSES ")[1].split()
+    assert statuses == ["succeeded"] * 3
     assert _snapshot(lab["cache"]) == before
 
 

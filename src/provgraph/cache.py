@@ -566,6 +566,19 @@ def alone(cache_dir: Path) -> Any:
         os.close(fd)
 
 
+def anyone_submitting(cache_dir: Path) -> bool:
+    """True while some submission runs on the cache (holds its shared lock)."""
+    try:
+        fd = os.open(Path(cache_dir) / ACTIVE_NAME, os.O_RDONLY)
+    except OSError:  # never submitted to (or unreadable): none that can be seen
+        return False
+    try:
+        free = _try_flock(fd, fcntl.LOCK_EX)
+    finally:
+        os.close(fd)  # (closing releases it at once)
+    return not free
+
+
 def lock_was_abandoned(directory: Path) -> bool:
     """True when the job's lock is free but not empty: its holder died while running it."""
     try:

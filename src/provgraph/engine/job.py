@@ -210,12 +210,12 @@ def run_job(job: Job, placement: dict[str, str] | None = None) -> Outcome:
                 pid=os.getpid(),
                 run_id=job.run_id,
             )
-        except (Exception, SystemExit) as err:  # sys.exit() in a task fails that job only
-            usage = resource_usage(before)
-            return _failed(job, err, started, lock.broken_stale, placement, usage=usage)
         except KeyboardInterrupt as err:  # recorded as interrupted, then the interrupt goes on
             _failed(job, err, started, lock.broken_stale, placement, status="interrupted")
             raise
+        except BaseException as err:  # sys.exit() or any other raise in a task fails that job
+            usage = resource_usage(before)  # only (on every worker alike)
+            return _failed(job, err, started, lock.broken_stale, placement, usage=usage)
         usage = resource_usage(before)
         outcome, publishers = _after(
             job,

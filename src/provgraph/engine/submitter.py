@@ -20,6 +20,7 @@ misses the cache opens an instance of its graph, and succeeds when every node of
 from __future__ import annotations
 
 import collections
+import contextlib
 import importlib
 import os
 import queue
@@ -241,6 +242,12 @@ class Submitter:
                 self.worker.abort()
                 self.emit(events.RunInterrupted(run_id=run.run_id))
                 raise
+            except BaseException:  # an error escaped the engine: the run ends here, and says so
+                if run.started and not run.finishing:
+                    self.worker.abort()
+                    with contextlib.suppress(Exception):  # (the error that escaped goes on)
+                        self.emit(events.RunInterrupted(run_id=run.run_id))
+                raise
             finally:
                 for close in self.submission_closers:
                     close()
@@ -291,6 +298,7 @@ class _Run:
         self.node_stats: dict[str, dict[str, int]] = {}
         self.root = rt.root_node(task, rt.new_run_id())
         self._split_dir: Path | None = None  # a split root's own directory, once named
+        self.started = self.finishing = False  # its start, and its end, said to the hooks
 
     # -- the run loop ----------------------------------------------------------------------------
     def execute(self) -> Result:
@@ -306,6 +314,7 @@ class _Run:
                 task=self.task,
             )
         )
+        self.started = True
         self._expanded(root)
         self.ready.extend(root.jobs)
         if not root.jobs:
@@ -327,6 +336,7 @@ class _Run:
         if not root.complete:  # pragma: no cover - a scheduling bug, never a user error
             raise ProvgraphError(f"internal error: submission of {root.name} stopped unfinished")
         result = self._result()
+        self.finishing = True
         self.emit(
             events.RunFinished(
                 run_id=self.run_id,

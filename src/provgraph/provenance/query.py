@@ -159,14 +159,19 @@ SUBMISSIONS = """SELECT ?run ?task ?status ?started ?ended
 
 
 def submissions(store: Any, limit: int | None = None) -> list[dict[str, Any]]:
-    """One row per recorded submission, newest first: its IRI, top task, status (``running``
-    while it has not ended, if it ever does), start, end, seconds, and counts of jobs executed,
-    reused, failed and skipped (recorded since the counts were; missing before)."""
+    """One row per recorded submission, newest first: its IRI, top task, status, start, end,
+    seconds, and counts of jobs executed, reused, failed and skipped (recorded since the counts
+    were; missing before). A submission with no end is ``running`` while some submission runs
+    on the cache, else ``died``: its process was killed or crashed before it could say."""
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ProvenanceError(f"runs: limit={limit!r}; expected a positive integer")
     rows = []
+    unended: str | None = None  # what a submission with no end is: asked once
     for row in store.query(SUBMISSIONS + (f" LIMIT {limit}" if limit else "")):
         run, task, status, started, ended, *counts = row
+        if status is None and unended is None:
+            unended = "died" if store.remote is None and not _submitting(store) else "running"
+        status = status if status is not None else unended
         seconds = None
         if started is not None and ended is not None:
             seconds = (ended.toPython() - started.toPython()).total_seconds()
@@ -174,7 +179,7 @@ def submissions(store: Any, limit: int | None = None) -> list[dict[str, Any]]:
             {
                 "run": str(run),
                 "task": str(task) if task is not None else "",
-                "status": str(status) if status is not None else "running",
+                "status": str(status),
                 "started": str(started) if started is not None else "",
                 "ended": str(ended) if ended is not None else "",
                 "seconds": seconds,
@@ -187,6 +192,12 @@ def submissions(store: Any, limit: int | None = None) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _submitting(store: Any) -> bool:
+    from .. import cache
+
+    return cache.anyone_submitting(store.cache_dir)
 
 
 RUN_FAILURE = (

@@ -15,7 +15,7 @@ import datetime
 import os
 import sys
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -253,20 +253,36 @@ class Recorder:
         record = record_path(directory, run_id)
         if not record.exists():
             record = runs / f"{run_id.rsplit(':', 1)[-1]}.trig"
+        chain: set[ox.NamedNode] = set()  # the workflow runs and submission copied
         while record.exists():
             run = record.name.removeprefix("_prov-").removesuffix(".trig")
             copy = self.cache_dir / ".provenance" / "imported" / f"{run}.trig"
             if copy.exists():
                 return
-            base = file_base(record)
-            quads = list(ox.parse(path=record, format=ox.RdfFormat.TRIG, base_iri=base))
-            journal.append(self.cache_dir, [copy])
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(copy, _trig(quads, depth=2))
+            quads = self._copy_record(record, copy)
+            chain.update(q.graph_name for q in quads if isinstance(q.graph_name, ox.NamedNode))
             part_of = next((q.object for q in quads if q.predicate == G("partOf")), None)
-            if part_of is None:
+            if part_of is None:  # the submission: and the ends of it and its workflow runs
+                ends = directory.parent / ".provenance" / "submissions" / record.name
+                if ends.exists():
+                    copy = copy.with_name(f"{run}.end.trig")
+                    self._copy_record(ends, copy, keep=lambda q: q.graph_name in chain)
                 return
             record = runs / f"{part_of.value.rsplit(':', 1)[-1]}.trig"
+
+    def _copy_record(
+        self, record: Path, copy: Path, keep: Callable[[Any], bool] = lambda q: True
+    ) -> list[Any]:
+        """Copy another cache's ``record`` (the quads ``keep`` keeps) to ``copy``, journaled."""
+        quads = [
+            q
+            for q in ox.parse(path=record, format=ox.RdfFormat.TRIG, base_iri=file_base(record))
+            if keep(q)
+        ]
+        journal.append(self.cache_dir, [copy])
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(copy, _trig(quads, depth=2))
+        return quads
 
     def _workflow_run(self, run_id: str, instance: Any) -> None:
         """Record a workflow run when it is first seen, before any of its jobs runs."""
