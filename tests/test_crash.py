@@ -128,6 +128,14 @@ def test_pool_process_killed_mid_job_is_retried(tmp_path: Path, cache_dir: Path)
     assert not result.errored, result.errors
     assert result.outputs.out == [x + 1 for x in range(8)]
     assert (marks / "killed-2").exists()
+    # each execution has its record: the attempt that died, and the one that succeeded
+    statuses = sorted(
+        str(status)
+        for (status,) in ProvenanceStore(cache_dir).query(
+            "SELECT ?s WHERE { ?run a pg:JobRun ; pg:elementIndex 2 ; pg:status ?s }"
+        )
+    )
+    assert statuses == ["interrupted", "succeeded"]
 
 
 @pytest.mark.slow

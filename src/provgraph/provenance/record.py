@@ -722,9 +722,13 @@ def _record_dead_holder(folder: Path, job: Any, stale_lock: str) -> None:
     """The run named in a dead holder's lock, if it left no record: recorded as interrupted,
     from what this run of the same job knows (same job hash: same task, plan and inputs)."""
     words = stale_lock.split()
-    if len(words) < 5 or words[3] == job.run_id:
+    if len(words) < 5:
         return
     run_id, workflow_run = words[3], words[4]
+    if run_id == job.run_id:  # an earlier attempt of this very run (a pool process, or a SLURM
+        import uuid  # node, died and the job was sent again): recorded as a run of its own
+
+        run_id = str(uuid.uuid4())
     final = record_path(folder, run_id)
     if final.exists():
         return
