@@ -250,3 +250,36 @@ def test_a_list_of_files_reruns_checked_whole(tmp_path: Path, cache_dir: Path) -
     second.write_text("changed\n")
     with pytest.raises(ProvenanceError, match=rf"input 'parts' file '{second}' has changed"):
         store.rerun(joined.output_dir.name, into=tmp_path / "c")
+
+
+def test_a_rerun_is_part_of_a_workflow_run_and_submission_of_its_own(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """As every job run (DESIGN §4): part of a workflow run, part of a submission, both
+    complete activities; all the jobs of a whole workflow's rerun share one."""
+    from prov_tasks import Study
+
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        one = sub(Scaled(x=2))
+        sub(Study(files=make_inputs(tmp_path / "in")))
+    store = ProvenanceStore(cache_dir)
+    ((submission,),) = list(
+        store.query("SELECT ?s WHERE { ?s a pg:Submission ; pg:taskName 'Study' }")
+    )
+    single = store.rerun(one.output_dir.name)
+    whole = store.rerun(str(submission))
+    parts = {
+        str(run): (str(workflow), str(top), str(status))
+        for run, workflow, top, status in store.query(
+            "SELECT ?run ?wf ?sub ?status WHERE { ?run pg:rerunOf ?old ; pg:partOf ?wf . "
+            "?wf a pg:WorkflowRun ; pg:partOf ?sub ; prov:endedAtTime ?e . "
+            "?sub a pg:Submission ; pg:status ?status ; prov:endedAtTime ?e2 }"
+        )
+    }
+    reran = [single.run, *(job.run for job in whole.jobs)]
+    assert sorted(parts) == sorted(reran)  # every rerun, none part of itself
+    assert all(parts[run][0] != run and parts[run][2] == "succeeded" for run in reran)
+    assert len({parts[job.run][0] for job in whole.jobs}) == 1
+    assert parts[single.run][0] != parts[whole.jobs[0].run][0]
+    statuses = [r["status"] for r in store.runs()]
+    assert "running" not in statuses and "died" not in statuses

@@ -205,9 +205,16 @@ def _moved(item: Any, places: list[Path]) -> Any:
 
 
 def rerun(
-    store: Any, job: str, *, into: str | Path | None = None, verify: bool = True
+    store: Any,
+    job: str,
+    *,
+    into: str | Path | None = None,
+    verify: bool = True,
+    part_of: str | None = None,
 ) -> RerunResult:
-    """Rerun ``job`` (a run IRI, job hash or job directory) from its record; see the module."""
+    """Rerun ``job`` (a run IRI, job hash or job directory) from its record; see the module.
+    The new run is part of the workflow run ``part_of`` (a UUID) when given (a rerun of a
+    whole workflow run), else of a workflow run and submission of its own, recorded with it."""
     import cloudpickle
 
     old_run = job_run(store, job)
@@ -258,11 +265,14 @@ def rerun(
                 f"rerun of {record['task']} ({old_run}) failed: {type(err).__name__}: {err}"
             ) from err
         ended = time.time()
-        return _record_rerun(
+        own = part_of is None
+        part_of = part_of or str(uuid.uuid4())
+        result = _record_rerun(
             store,
             record,
             old_run,
             new_id,
+            part_of,
             task_cls,
             inputs,
             outputs,
@@ -272,6 +282,9 @@ def rerun(
             environment_info,
             verify,
         )
+        if own:
+            _record_rerun_runs(store, part_of, f"rerun of {record['task']}", started, 1)
+        return result
     finally:
         if into is None:
             shutil.rmtree(base, ignore_errors=True)
@@ -282,6 +295,7 @@ def _record_rerun(
     record: dict[str, Any],
     old_run: str,
     new_id: str,
+    part_of: str,
     task_cls: Any,
     inputs: dict[str, Any],
     outputs: dict[str, Any],
@@ -304,7 +318,7 @@ def _record_rerun(
     user, login = V.user_iri()
     context = {
         "cache_dir": str(store.cache_dir),
-        "workflow_run": new_id,
+        "workflow_run": part_of,
         "node": record["node"],
         "task_name": task_cls._task_name,
         "definition": task_cls._definition_hash.hex(),
@@ -384,7 +398,57 @@ def rerun_workflow(
         if into is not None
         else Path(tempfile.mkdtemp(prefix="provgraph-rerun-"))
     )
-    return WorkflowRerunResult(
-        rerun_of=workflow_run,
-        jobs=[rerun(store, job, into=base, verify=verify) for job in jobs],
-    )
+    started = time.time()
+    part_of = str(uuid.uuid4())
+    done: list[RerunResult] = []
+    try:
+        for job in jobs:
+            done.append(rerun(store, job, into=base, verify=verify, part_of=part_of))
+    finally:
+        if done:  # (the reruns recorded: what they were part of, and how far it got)
+            _record_rerun_runs(
+                store, part_of, "rerun", started, len(done), complete=len(done) == len(jobs)
+            )
+        if into is None:
+            shutil.rmtree(base, ignore_errors=True)
+    return WorkflowRerunResult(rerun_of=workflow_run, jobs=done)
+
+
+def _record_rerun_runs(
+    store: Any, workflow_run: str, name: str, started: float, n_jobs: int, complete: bool = True
+) -> None:
+    """The workflow run ``workflow_run`` the reruns were part of, and the submission it is
+    part of, as one record under ``.provenance/runs``: complete activities (times, status,
+    the engine's association), as a submission's are."""
+    import pyoxigraph as ox
+
+    from .. import cache
+    from . import journal
+    from .record import A, G, P, _agents, _n, _time, _trig
+
+    submission_id = str(uuid.uuid4())
+    ended = time.time()
+    user, login = V.user_iri()
+    status = ox.Literal("succeeded" if complete else "failed")
+    quads = []
+    for run_id, kind in ((submission_id, "Submission"), (workflow_run, "WorkflowRun")):
+        run = _n(V.run_iri(run_id))
+        quads += [
+            ox.Quad(run, A, P("Activity"), run),
+            ox.Quad(run, A, G(kind), run),
+            ox.Quad(run, G("taskName"), ox.Literal(name), run),
+            ox.Quad(run, P("startedAtTime"), _time(started), run),
+            ox.Quad(run, P("endedAtTime"), _time(ended), run),
+            ox.Quad(run, G("status"), status, run),
+            ox.Quad(run, P("wasAssociatedWith"), _n(V.agent_iri()), run),
+            *_agents(run, {"user": user, "login": login}),
+        ]
+        if kind == "Submission":
+            count = ox.Literal(str(n_jobs), datatype=_n(V.XSD + "integer"))
+            quads.append(ox.Quad(run, G("executedJobs"), count, run))
+        else:
+            quads.append(ox.Quad(run, G("partOf"), _n(V.run_iri(submission_id)), run))
+    path = store.cache_dir / ".provenance" / "runs" / f"{submission_id}.trig"
+    journal.append(store.cache_dir, [path])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cache.atomic_write(path, _trig(quads, depth=2))
