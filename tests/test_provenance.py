@@ -856,3 +856,38 @@ def test_package_names_and_versions_read_from_the_top_of_metadata_files(tmp_path
     top = metadata.PathDistribution(tmp_path / "top-1.dist-info")
     top.read_text = None  # type: ignore[assignment, method-assign]  # (the head alone tells)
     assert environment._name_and_version(top) == ("top", "1.0")
+
+
+def test_each_element_of_a_nested_split_used_its_own_upstream_output(tmp_path: Path) -> None:
+    """A nested workflow splits over its list input, which came from upstream jobs: each inner
+    job used (and was informed by) the upstream output behind its own element only, and a job
+    given the whole list used it as one entity whose members are those outputs."""
+    from prov_tasks import CountWords, Total
+    from provgraph import File, workflow
+
+    @workflow.define
+    def Counting(files: list[File]) -> int:
+        count = workflow.add(CountWords().split(in_file=files).combine("in_file"), name="count")
+        return workflow.add(Total(counts=count.out), name="total").out
+
+    @workflow.define
+    def Copied(files: list[File]) -> int:
+        copy = workflow.add(Copy().split(in_file=files).combine("in_file"), name="copy")
+        return workflow.add(Counting(files=copy.out_file), name="counting").out
+
+    cache = tmp_path / "cache"
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        assert sub(Copied(files=make_inputs(tmp_path / "in"))).outputs.out == 6
+    store = ProvenanceStore(cache)
+    used = store.query(
+        "SELECT ?run ?e ?from WHERE { ?run pg:taskName 'CountWords' ; prov:used ?e ; "
+        "prov:wasInformedBy ?from . ?e prov:wasGeneratedBy ?copy }"
+    )
+    pairs = [(str(run), str(e), str(source)) for run, e, source in used]
+    assert len({run for run, _, _ in pairs}) == 3 and len(pairs) == 3  # one each
+    assert len({e for _, e, _ in pairs}) == 3  # three different files
+    ((members,),) = store.query(
+        "SELECT (COUNT(?m) AS ?n) WHERE { ?run pg:taskName 'Total' ; prov:qualifiedUsage ?u . "
+        "?u prov:entity ?list ; prov:hadRole/rdfs:label 'counts' . ?list prov:hadMember ?m }"
+    )
+    assert int(members) == 3

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from provgraph import ProvenanceStore, Submitter, python
+from provgraph import File, ProvenanceStore, Submitter, python, workflow
 
 
 @python.define
@@ -134,3 +134,70 @@ def test_diff_lists_code_inputs_packages_and_outputs(
         check=False,
     ).stdout
     assert "  + newpkg 1.0" in text and "  ~ attrs " in text and "code: same" in text
+
+
+@python.define
+def Words(in_file: File) -> int:
+    return len(Path(in_file).read_text().split())
+
+
+@python.define
+def Total(counts: list[int]) -> int:
+    return sum(counts)
+
+
+@workflow.define
+def Counted(files: list[File]) -> int:
+    counts = workflow.add(Words().split(in_file=files).combine("in_file"), name="count")
+    return workflow.add(Total(counts=counts.out), name="total").out
+
+
+def test_a_changed_list_gathered_from_upstream_is_named(tmp_path: Path, cache_dir: Path) -> None:
+    """A combined input changes when one of its values does, even to a value another member
+    had, and when only its order does: why and diff name it (before, they said nothing
+    recorded differs)."""
+    files = [tmp_path / f"f{i}.txt" for i in range(3)]
+    for path, text in zip(files, ["a", "b", "c d"], strict=True):
+        path.write_text(text)
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        sub(Counted(files=files))  # counts [1, 1, 2]
+        files[1].write_text("b e")
+        sub(Counted(files=files))  # counts [1, 2, 2]
+        sub(Counted(files=files[::-1]))  # counts [2, 2, 1]: the order alone
+    store = ProvenanceStore(cache_dir)
+    totals = store.runs_of("Total")
+    assert len(totals) == 3
+    for run in totals[1:]:
+        explanation = store.why(run["run"])
+        assert set(explanation.inputs) == {"counts"}, explanation.text()
+        assert "nothing recorded differs" not in explanation.text()
+    report = store.diff(totals[0]["run"], totals[1]["run"])
+    assert set(report["inputs"]) == {"counts"}
+
+
+@python.define
+def Sizes(paths: list[File], sep: str = " ") -> str:
+    return sep.join(str(Path(p).stat().st_size) for p in paths)
+
+
+def test_a_list_of_files_names_the_file_that_changed_and_blank_values_show(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    files = [tmp_path / f"r{i}.nii" for i in range(3)]
+    for path in files:
+        path.write_text("data")
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        sub(Sizes(paths=files))
+        files[1].write_text("other data")
+        changed = sub(Sizes(paths=files, sep=","))
+    text = ProvenanceStore(cache_dir).why(changed.output_dir.name).text()
+    assert f"{files[1].as_uri()}: xxh3-128:" in text, text  # the file, old -> new hash
+    assert files[0].as_uri() not in text and files[2].as_uri() not in text
+    assert "input 'sep' changed: ' ' [" in text, text  # the blank value, seen
+
+
+def test_a_first_split_has_no_earlier_run_among_its_own_elements(cache_dir: Path) -> None:
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        first = sub(Scale().split(x=[1.0, 2.0, 3.0]))
+    explanation = ProvenanceStore(cache_dir).why(first.job_dirs[2].name)
+    assert explanation.earlier is None, explanation.text()

@@ -574,6 +574,10 @@ def input_sources(job: JobRun) -> dict[str, list[tuple[str, str]]]:
             parent = node.instance.parent
             if parent is not None:
                 found = input_sources(parent).get(lazy.field)
+                if found and field in job.assign:  # split over the workflow's list
+                    found = _element_sources(
+                        found, node.instance.inputs.get(lazy.field), job, field
+                    )
                 if found:
                     sources[field] = found
             continue
@@ -584,6 +588,18 @@ def input_sources(job: JobRun) -> dict[str, list[tuple[str, str]]]:
         positions = up.space.groups.get(key, [])
         sources[field] = [src for p in positions for src in job_sources(up.jobs[p], lazy.field)]
     return sources
+
+
+def _element_sources(
+    found: list[tuple[str, str]], values: Any, job: JobRun, field: str
+) -> list[tuple[str, str]]:
+    """Of the sources of a workflow's list input (one per element, in order), the one behind
+    the element this job was given; all of them when that cannot be told."""
+    given = job.assign[field]
+    if not isinstance(values, list) or len(values) != len(found):
+        return found
+    at = [i for i, value in enumerate(values) if value is given]
+    return [found[at[0]]] if len(at) == 1 else found
 
 
 def job_sources(job: JobRun, field: str) -> list[tuple[str, str]]:

@@ -163,6 +163,11 @@ def usages(
             informed.update(V.run_iri(r) for r, _ in d["sources"] if r)
             for e in entities:  # typed here too, so that this record validates alone
                 out.append(f"{e} a prov:Entity .\n")
+            if "hash" in d:  # a list gathered from upstream runs: the list as one entity too
+                whole = _content(d["hash"])
+                entity(out, whole, {"kind": "Value", "hash": d["hash"]}, root)
+                out += [f"{whole} prov:hadMember {e} .\n" for e in dict.fromkeys(entities)]
+                entities = [whole, *entities]
         else:
             e = _content(d["hash"])
             entity(out, e, d, root)

@@ -26,6 +26,7 @@ from .. import _signing, cache
 from ..cache import atomic_write
 from ..engine import events
 from ..engine.runtime import JobRun, input_sources
+from ..hashing import hash_value
 from . import _triples as T
 from . import deferred, journal
 from . import vocab as V
@@ -155,6 +156,8 @@ class Recorder:
         for field, value in (job.inputs or {}).items():
             if sources.get(field):  # (none: a value, e.g. passed through a workflow)
                 inputs[field] = {"sources": sources[field]}
+                if isinstance(value, (list, tuple)) and len(sources[field]) > 1:
+                    inputs[field]["hash"] = hash_value(value).hex()  # a gathered list's own
             else:
                 inputs[field] = describe_later(value)  # (plain: described by the writer)
         return self._definition_context(type(job.node.task), inputs)

@@ -41,7 +41,12 @@ class Explanation:
             lines.append("  the task's definition changed:")
             lines += [f"    {line}" for line in self.source_diff.splitlines()]
         for field, (old, new) in sorted(self.inputs.items()):
-            lines.append(f"  input {field!r} changed: {_show(old)} -> {_show(new)}")
+            members = _members_changed(old, new)
+            if members:  # a list: which of its members changed
+                lines.append(f"  input {field!r} changed:")
+                lines += [f"    {line}" for line in members]
+            else:
+                lines.append(f"  input {field!r} changed: {_show(old)} -> {_show(new)}")
         if len(lines) == 1:
             lines.append(
                 "  nothing recorded differs (the earlier result was removed from the cache)"
@@ -49,11 +54,27 @@ class Explanation:
         return "\n".join(lines)
 
 
-def _show(item: dict[str, str] | None) -> str:
+def _show(item: dict[str, Any] | None) -> str:
     if item is None:
         return "(absent)"
-    shown = item.get("value") or item.get("where", "")
+    if "value" in item:  # (an empty or blank string, or one with spaces around: quoted)
+        value = item["value"]
+        shown = value if value and value.strip() == value else repr(value)
+    else:
+        shown = item.get("where", "")
     return f"{shown} [{item['hash']}]".strip()
+
+
+def _members_changed(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[str]:
+    """For a list of files (or of upstream outputs), the members that differ, one line each:
+    ``file -> hash`` gone, come, or changed."""
+    before = (old or {}).get("members") or {}
+    after = (new or {}).get("members") or {}
+    lines = []
+    for key in sorted(set(before) | set(after)):
+        if before.get(key) != after.get(key):
+            lines.append(f"{key}: {before.get(key, '(absent)')} -> {after.get(key, '(absent)')}")
+    return lines
 
 
 def _run_info(store: Any, run: str) -> dict[str, Any]:
@@ -72,23 +93,25 @@ def _run_info(store: Any, run: str) -> dict[str, Any]:
     if not head:
         raise ProvenanceError(f"no job run {run} is recorded")
     task, node, started, definition, text, index = head[0]
-    inputs: dict[str, dict[str, str]] = {}
-    for field, digest, where, value in store.query(
-        "SELECT DISTINCT ?field ?hash ?where ?value WHERE { ?run prov:qualifiedUsage ?u . "
-        "?u prov:entity ?e ; prov:hadRole/rdfs:label ?field . ?e pg:contentHash ?hash . "
-        "OPTIONAL { ?e prov:atLocation ?where } OPTIONAL { ?e prov:value ?value } }",
+    # each entity used, under its role: a list's own entity (it has members), or its members
+    # (an upstream output's hash is in that run's record), or the value itself
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for field, entity, digest, where, value, whole in store.query(
+        "SELECT DISTINCT ?field ?e ?hash ?where ?value ?whole WHERE { "
+        "?run prov:qualifiedUsage ?u . ?u prov:entity ?e ; prov:hadRole/rdfs:label ?field . "
+        "?e pg:contentHash ?hash . OPTIONAL { ?e prov:atLocation ?where } "
+        "OPTIONAL { ?e prov:value ?value } "
+        "BIND(EXISTS { ?e prov:hadMember ?member } AS ?whole) }",
         run=iri,
     ):
-        item = {"hash": str(digest)}
+        item: dict[str, Any] = {"entity": str(entity), "hash": str(digest)}
         if where is not None:
             item["where"] = str(where)
         if value is not None:
             item["value"] = str(value)
-        key = str(field)
-        if key in inputs:  # a combined input: several upstream outputs under one role
-            inputs[key] = {"hash": ",".join(sorted([inputs[key]["hash"], item["hash"]]))}
-        else:
-            inputs[key] = item
+        item["whole"] = bool(whole.toPython()) if whole is not None else False
+        rows.setdefault(str(field), []).append(item)
+    inputs = {field: _input_item(items) for field, items in rows.items()}
     return {
         "task": str(task),
         "node": str(node),
@@ -100,6 +123,21 @@ def _run_info(store: Any, run: str) -> dict[str, Any]:
     }
 
 
+def _input_item(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """One input, from the entities used under its role: a single value as it is; a list as
+    its own entity's hash with its members by place (or hash); a list gathered from upstream
+    runs recorded before lists had their own entity, as its members' hashes."""
+    if len(items) == 1:
+        return {k: v for k, v in items[0].items() if k not in ("entity", "whole")}
+    wholes = [item for item in items if item["whole"]]
+    members = {
+        item.get("where", item["entity"]): item["hash"] for item in items if not item["whole"]
+    }
+    if wholes:
+        return {"hash": wholes[0]["hash"], "members": members}
+    return {"hash": ",".join(sorted(members.values())), "members": members}
+
+
 def why(store: Any, job: str) -> Explanation:
     """Explain why ``job`` (a run IRI, job hash or job directory) ran instead of being reused."""
     import rdflib
@@ -108,26 +146,26 @@ def why(store: Any, job: str) -> Explanation:
 
     run = job_run(store, job)
     this = _run_info(store, run)
+    # earlier runs of the task, but not those of the same workflow run (a split's other
+    # elements: jobs of their own, not earlier runs of this one)
+    earlier = (
+        "SELECT DISTINCT ?other WHERE { ?other a pg:JobRun ; pg:taskName ?task ; %s "
+        "prov:startedAtTime ?t . FILTER(?t < ?started) "
+        "FILTER NOT EXISTS { ?other pg:partOf ?whole . ?this pg:partOf ?whole } }"
+    )
+    bound = {
+        "task": rdflib.Literal(this["task"]),
+        "started": rdflib.Literal(this["started"]),
+        "this": rdflib.URIRef(run),
+    }
     candidates = [
         str(r)
         for (r,) in store.query(
-            "SELECT DISTINCT ?other WHERE { ?other a pg:JobRun ; pg:taskName ?task ; "
-            "pg:nodeName ?node ; prov:startedAtTime ?t . FILTER(?t < ?started) }",
-            task=rdflib.Literal(this["task"]),
-            node=rdflib.Literal(this["node"]),
-            started=rdflib.Literal(this["started"]),
+            earlier % "pg:nodeName ?node ;", node=rdflib.Literal(this["node"]), **bound
         )
     ]
     if not candidates:  # the same task under another node name
-        candidates = [
-            str(r)
-            for (r,) in store.query(
-                "SELECT DISTINCT ?other WHERE { ?other a pg:JobRun ; pg:taskName ?task ; "
-                "prov:startedAtTime ?t . FILTER(?t < ?started) }",
-                task=rdflib.Literal(this["task"]),
-                started=rdflib.Literal(this["started"]),
-            )
-        ]
+        candidates = [str(r) for (r,) in store.query(earlier % "", **bound)]
     best: tuple[tuple[int, bool, float], str, dict[str, Any]] | None = None
     for other in candidates:
         info = _run_info(store, other)
