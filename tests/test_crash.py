@@ -307,3 +307,32 @@ def test_an_error_escaping_the_engine_ends_the_submission_on_record(
         sub(OddOne().split(x=[1, 3]))
     monkeypatch.undo()
     assert [r["status"] for r in ProvenanceStore(cache_dir).runs()] == ["interrupted"]
+
+
+def test_a_lock_that_cannot_be_written_fails_that_job_only(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk refusing one job's lock (ENOSPC) fails that job, by name, and lets its lock
+    go; the other jobs run and the submission ends on record (before, it ended the whole
+    submission with a raw OSError, still holding the lock)."""
+    import errno
+
+    real = os.pwrite
+    refused: list[int] = []
+
+    def pwrite(fd: int, data: bytes, offset: int) -> int:
+        if not refused:
+            refused.append(fd)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        result = sub(OddOne().split(x=[1, 3, 4]))
+    monkeypatch.undo()
+    assert result.outputs.out == [None, 3, 4]
+    (failure,) = result.errors
+    assert "cannot write lock" in failure.message and "No space left" in failure.message
+    with cache.JobLock(failure.output_dir) as lock:  # free: the refused attempt let it go
+        assert not lock.waited
+    assert [r["status"] for r in ProvenanceStore(cache_dir).runs()] == ["partial"]

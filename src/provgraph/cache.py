@@ -470,16 +470,20 @@ class JobLock:
         except OSError as err:
             raise CacheError(f"cannot create lock {str(self.path)!r}: {err}") from err
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.waited = True
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        previous = os.pread(fd, 4096, 0).decode(errors="replace").strip()
-        self.broken_stale = previous or None
-        if previous:  # (an empty lock, the usual case, needs no truncating: a call saved)
-            os.ftruncate(fd, 0)
-        line = f"{os.getpid()} {_HOST} {time.time():.6f} {self.tag}".rstrip()
-        os.pwrite(fd, f"{line}\n".encode(), 0)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.waited = True
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            previous = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+            self.broken_stale = previous or None
+            if previous:  # (an empty lock, the usual case, needs no truncating: a call saved)
+                os.ftruncate(fd, 0)
+            line = f"{os.getpid()} {_HOST} {time.time():.6f} {self.tag}".rstrip()
+            os.pwrite(fd, f"{line}\n".encode(), 0)
+        except OSError as err:  # (a full disk): let the lock go, and say which
+            os.close(fd)
+            raise CacheError(f"cannot write lock {str(self.path)!r}: {err}") from err
         self._fd = fd
         return self
 
@@ -497,7 +501,7 @@ class JobLock:
             os.close(fd)
 
     def __enter__(self) -> JobLock:
-        return self.acquire()
+        return self if self._fd is not None else self.acquire()
 
     def __exit__(self, kind: Any, *exc: Any) -> None:
         self.release(keep=kind is not None)  # an interrupt or crash leaves its trace

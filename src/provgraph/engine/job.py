@@ -178,7 +178,11 @@ def run_job(job: Job, placement: dict[str, str] | None = None) -> Outcome:
         fresh = True
     context = job.context or {}
     tag = f"{job.run_id} {context.get('workflow_run', '')}".strip()
-    with cache.JobLock(directory, tag=tag) as lock:
+    try:
+        lock = cache.JobLock(directory, tag=tag).acquire()
+    except CacheError as err:  # (a full disk: the lock cannot be written): this job fails
+        return _failed(job, err, time.time(), None, placement)
+    with lock:
         # another process may have finished it meanwhile: it found the directory or the lock
         # file made, or it ran the whole job between this one's making of the lock file and its
         # flock (the result is there: one stat tells, where this one made both)

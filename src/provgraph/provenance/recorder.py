@@ -210,7 +210,14 @@ class Recorder:
                 stored = cache.read_result(work.output_dir)
                 recover(work.output_dir, stored.run_id if stored is not None else None)
             if not final.exists():
-                self._write_lost(work, outcome)
+                try:
+                    self._write_lost(work, outcome)
+                except OSError as err:  # (a full disk): the failure stands, its record is lost
+                    print(
+                        f"provgraph: warning: cannot record the failure of {work.name}: {err}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
 
     def _write_lost(self, work: Any, outcome: Any) -> None:
         """The failed record of a job whose process could not write it."""
