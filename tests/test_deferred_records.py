@@ -24,6 +24,7 @@ import xxhash
 
 from provgraph import File, ProvenanceStore, Submitter, cache, python, workflow
 from provgraph.provenance import deferred
+from provgraph.provenance.index import Index
 
 pytestmark = pytest.mark.skipif(
     not deferred.available(), reason="the renderer needs Linux's fork and two CPUs"
@@ -162,7 +163,8 @@ def test_a_record_lost_after_its_result_is_written_from_it_if_its_data_is_authen
 ) -> None:
     """A record missing beside a result that holds its data (a killed renderer) is written by
     the next question to the store; data that does not verify with the user's key is never
-    unpickled nor written from, and the result itself stays good."""
+    unpickled nor written from, and its result is no longer reused (a reusable result always
+    has the record of the run that computed it): the next submission runs that job again."""
     monkeypatch.setattr(deferred, "START_AFTER", 0)  # (two jobs, both handed over)
     cache_dir = tmp_path / "cache"
     with Submitter(cache_dir=cache_dir, worker="serial", progress=False) as sub:
@@ -179,7 +181,14 @@ def test_a_record_lost_after_its_result_is_written_from_it_if_its_data_is_authen
     rows = store.query("SELECT ?run WHERE { ?run a pg:JobRun ; pg:status 'succeeded' }")
     assert len(list(rows)) == 1
     assert lost.exists() and not forged.exists()
-    assert cache.read_result(forged.parent) is not None  # reused: only its record is lost
+    assert cache.read_result(forged.parent) is None  # a miss: its record can never be written
+    assert not Index(cache_dir).behind()  # and no longer awaited
+    with Submitter(cache_dir=cache_dir, worker="serial", progress=False) as sub:
+        again = sub(Square().split(x=[1, 2]))
+    assert again.stats["executed"] == 1 and again.outputs.out == [1, 4]
+    store = ProvenanceStore(cache_dir)
+    rows = store.query("SELECT ?run WHERE { ?run a pg:JobRun ; pg:status 'succeeded' }")
+    assert len(list(rows)) == 2
 
 
 @python.define

@@ -686,7 +686,23 @@ def finish_abandoned(final: str, cache_dir: str | os.PathLike[str]) -> None:
             recover(directory, stored.run_id if stored is not None else None)
         else:
             run_id = os.path.basename(final).removeprefix("_prov-").removesuffix(".trig")
-            publish_from_result(directory, run_id)
+            if not publish_from_result(directory, run_id) and _damaged_record_data(
+                directory, run_id
+            ):
+                # its run's record can never be written: the result is a miss from now on
+                # (a reusable result always has its record), and the record is awaited no more
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(directory / cache.RESULT_NAME)
+                journal.append(directory.parent, [Path(final)], withdraw=True)
+
+
+def _damaged_record_data(directory: Path, run_id: str) -> bool:
+    """True when the result in ``directory`` is run ``run_id``'s, verified with this user's
+    key, but the record data saved with it is not (damaged: the same key sealed both)."""
+    found = cache.read_result_and_record(directory, outputs=False)
+    if found is None or found[1] is None or found[0].run_id != run_id:
+        return False
+    return _signing.unseal(found[1]) is None
 
 
 _DIED = "the process running the job died before its result was saved"
