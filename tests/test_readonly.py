@@ -146,3 +146,31 @@ except CacheError as err:
     done = _as_reader(lab, code)
     assert done.returncode == 0, done.stderr
     assert "is not writable by you" in done.stdout and "readonly_caches" in done.stdout
+
+
+def test_a_cache_whose_records_folder_is_not_yours_is_one_clear_error(
+    lab: dict[str, Path],
+) -> None:
+    """A cache folder you may write whose ``.provenance`` you may not (another user's, or a
+    read-only mount): one CacheError naming that folder, before anything runs (before, a
+    raw OSError from the journal, once jobs were prepared)."""
+    lab["cache"].chmod(0o777)  # the jobs' folder is writable, the records' is not
+    if os.geteuid() != 0:  # (no other user to be: the records folder made read-only instead)
+        from provgraph import CacheError, Submitter
+
+        (lab["cache"] / ".provenance").chmod(0o555)
+        with pytest.raises(CacheError, match=r"records folder .*\.provenance"):
+            Submitter(cache_dir=lab["cache"], progress=False)
+        return
+    code = f"""
+from provgraph import Submitter, CacheError
+from prov_tasks import CountWords
+try:
+    with Submitter(cache_dir={str(lab["cache"])!r}, progress=False) as sub:
+        sub(CountWords(in_file={str(next(lab["inputs"].glob("*.txt")))!r}))
+except CacheError as err:
+    print("ERROR", err)
+"""
+    done = _as_reader(lab, code)
+    assert done.returncode == 0, done.stderr
+    assert "records folder" in done.stdout and ".provenance" in done.stdout, done.stdout

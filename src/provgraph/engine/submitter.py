@@ -132,6 +132,13 @@ class Submitter:
                 f"cache_dir {str(self.cache_dir)!r} is not writable by you; give a cache of "
                 "your own, and this one as Submitter(readonly_caches=[...]) to reuse its results"
             )
+        records = self.cache_dir / ".provenance"
+        if provenance and records.is_dir() and not os.access(records, os.W_OK | os.X_OK):
+            raise CacheError(
+                f"cache_dir {str(self.cache_dir)!r}: its records folder {str(records)!r} is not "
+                "writable by you (a read-only mount, or another user's); give a cache of your "
+                "own, and this one as Submitter(readonly_caches=[...]) to reuse its results"
+            )
         self.readonly_caches = _readonly_caches(readonly_caches, self.cache_dir)
         if worker is None and os.environ.get("PROVGRAPH_WORKER"):
             try:
