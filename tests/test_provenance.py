@@ -891,3 +891,44 @@ def test_each_element_of_a_nested_split_used_its_own_upstream_output(tmp_path: P
         "?u prov:entity ?list ; prov:hadRole/rdfs:label 'counts' . ?list prov:hadMember ?m }"
     )
     assert int(members) == 3
+
+
+def test_every_workflow_run_is_a_complete_activity(tmp_path: Path) -> None:
+    """DESIGN §6: the run of a task submitted alone (a split) has its plan, the inputs it
+    used, the outputs it generated and the directory of its result, as a workflow job's run
+    has (before, a split's had no outputs nor directory). A workflow submitted alone: its
+    workflow job's run has them (the run of the whole only holds it: design/provenance.md)."""
+    from provgraph import python
+
+    @python.define
+    def Double(x: int) -> int:
+        return 2 * x
+
+    cache = tmp_path / "cache"
+    with Submitter(cache_dir=cache, progress=False) as sub:
+        split = sub(Double().split(x=[1, 2]))
+        study = sub(Study(files=make_inputs(tmp_path / "in")))
+    store = ProvenanceStore(cache)
+    rows = store.query(
+        "SELECT ?run ?name ?dir (COUNT(DISTINCT ?plan) AS ?plans) (COUNT(DISTINCT ?used) AS ?u) "
+        "(COUNT(DISTINCT ?made) AS ?g) WHERE { ?run a pg:WorkflowRun ; pg:taskName ?name . "
+        "FILTER EXISTS { ?run prov:qualifiedAssociation/prov:hadPlan ?any } "
+        "OPTIONAL { ?run prov:qualifiedAssociation/prov:hadPlan ?plan } "
+        "OPTIONAL { ?run prov:used ?used } OPTIONAL { ?made prov:wasGeneratedBy ?run } "
+        "OPTIONAL { ?run pg:outputDir ?dir } } GROUP BY ?run ?name ?dir"
+    )
+    found = {
+        str(name): (vocab.iri_path(str(d)) if d else None, int(p), int(u), int(g))
+        for _, name, d, p, u, g in rows
+    }
+    assert found["Double"] == (split.output_dir, 1, 1, 1)  # the list of x, the list of out
+    # files: the list, and its three files as members, each used
+    assert found["Study"] == (study.output_dir, 1, 4, 1)
+    made = {
+        str(v)
+        for (v,) in store.query(
+            "SELECT ?v WHERE { ?run a pg:WorkflowRun ; pg:taskName 'Study' . "
+            "?e prov:wasGeneratedBy ?run ; prov:value ?v }"
+        )
+    }
+    assert made == {str(study.outputs.out)}

@@ -97,10 +97,15 @@ class RunInterrupted(Event):
 
 @attrs.frozen(kw_only=True)
 class RunFinished(Event):
-    """The submission ended; counts of jobs executed, reused, failed and skipped."""
+    """The submission ended; counts of jobs executed, reused, failed and skipped; and, when
+    every job succeeded, the submitted task's outputs as a whole, with the (run UUID, field)
+    of the job output each is (a task of one job, or a workflow: one; a split: none named)."""
 
     task_name: str
     executed: int
     reused: int
     failed: int
     skipped: int = 0
+    workflow_run: str = ""
+    outputs: dict[str, Any] | None = None
+    output_sources: dict[str, list[tuple[str, str]]] | None = None

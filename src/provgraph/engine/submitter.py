@@ -344,6 +344,7 @@ class _Run:
             raise ProvgraphError(f"internal error: submission of {root.name} stopped unfinished")
         result = self._result()
         self.finishing = True
+        whole = not result.errored
         self.emit(
             events.RunFinished(
                 run_id=self.run_id,
@@ -352,6 +353,14 @@ class _Run:
                 reused=result.stats["reused"],
                 failed=result.stats["failed"],
                 skipped=result.stats["skipped"],
+                workflow_run=root.instance.run_id,
+                outputs={name: result.outputs[name] for name in result.outputs} if whole else None,
+                output_sources={
+                    name: rt.job_sources(root.jobs[0], name) if len(root.jobs) == 1 else []
+                    for name in result.outputs
+                }
+                if whole
+                else None,
             )
         )
         return result

@@ -315,6 +315,7 @@ class Recorder:
         context: dict[str, Any] | None = None,
         node: str | None = None,
         job: Any = None,
+        output_dir: Path | None = None,
     ) -> None:
         """A workflow run's start record; given its workflow job's ``context``, also the
         workflow's inputs it used (the same entities its first nodes use, with the workflow's
@@ -330,11 +331,11 @@ class Recorder:
         ]
         if node is not None:  # the workflow node it runs (a nested workflow: its step)
             quads.append(ox.Quad(run, G("workflowNode"), ox.Literal(node), run))
-        if job is not None and job.output_dir is not None:
+        if output_dir is None and job is not None:
+            output_dir = job.output_dir
+        if output_dir is not None:
             # the directory its result is kept in (what a cleanup removes with its jobs)
-            quads.append(
-                ox.Quad(run, G("outputDir"), _place(job.output_dir, str(self.cache_dir)), run)
-            )
+            quads.append(ox.Quad(run, G("outputDir"), _place(output_dir, str(self.cache_dir)), run))
         if context is not None:
             used: list[str] = []
             lines: list[str] = []
@@ -404,7 +405,8 @@ class Recorder:
             if event.workflow_run:  # recorded even when every job is taken from the cache
                 context = None
                 # a task submitted alone: the run of the whole used its inputs and followed its
-                # definition (a workflow's own run, inside, says so for a workflow)
+                # definition, and keeps its result (a workflow's own run, inside, says so for a
+                # workflow: this one only holds it)
                 if event.task is not None and type(event.task)._kind != "workflow":
                     values = {
                         k: v for k, v in event.task._recorded_values().items() if v is not None
@@ -412,7 +414,11 @@ class Recorder:
                     described = {k: describe_value(v) for k, v in values.items()}
                     context = self._definition_context(type(event.task), described)
                 self._record_workflow_run(
-                    event.workflow_run, self.root_name, self.submission, context=context
+                    event.workflow_run,
+                    self.root_name,
+                    self.submission,
+                    context=context,
+                    output_dir=event.output_dir if context is not None else None,
                 )
         elif (
             isinstance(event, events.JobSubmitted) and type(event.job.node.task)._kind == "workflow"
@@ -450,6 +456,10 @@ class Recorder:
                 quads += workflow_structure(run, definition, nodes)
             self.workflow_outputs[event.job.run_id] = quads
         elif isinstance(event, events.RunFinished):
+            if event.workflow_run and event.outputs is not None:  # the whole's outputs
+                self.workflow_outputs[event.workflow_run] = self._outputs_of(
+                    event.workflow_run, event.outputs, event.output_sources
+                )
             done = event.executed + event.reused
             counts = {
                 "executedJobs": event.executed,
@@ -495,16 +505,25 @@ class Recorder:
             )
 
     def _workflow_outputs(self, job: Any) -> list[ox.Quad]:
+        """The outputs a workflow job's run generated (see :meth:`_outputs_of`)."""
+        return self._outputs_of(job.run_id, job.outputs, job.output_sources)
+
+    def _outputs_of(
+        self,
+        run_id: str,
+        outputs: dict[str, Any] | None,
+        output_sources: dict[str, list[tuple[str, str]]] | None,
+    ) -> list[ox.Quad]:
         """The outputs a workflow run generated: entities of its own, each derived from the
         node output it is (described now, while their files are where the run left them)."""
-        run = _n(V.run_iri(job.run_id))
-        context = self.workflow_contexts.get(job.run_id)
-        if context is None or job.outputs is None:
+        run = _n(V.run_iri(run_id))
+        context = self.workflow_contexts.get(run_id)
+        if context is None or outputs is None:
             return []
         lines: list[str] = []
-        for field, value in job.outputs.items():
+        for field, value in outputs.items():
             role = T.iri(V.parameter_iri(context["definition"], "output", field))
-            sources = (job.output_sources or {}).get(field, [])
+            sources = (output_sources or {}).get(field, [])
             derived = [T.iri(V.output_iri(V.run_iri(r), f)) for r, f in sources if r]
             T.parameter(lines, role, context, "output", field)
             for source in derived:
