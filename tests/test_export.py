@@ -16,7 +16,7 @@ import rdflib
 from rdflib.compare import isomorphic
 
 from prov_tasks import Study, make_inputs
-from provgraph import ProvenanceError, ProvenanceStore, Submitter
+from provgraph import ProvenanceError, ProvenanceStore, Submitter, python
 from provgraph.provenance.export import _union, selected_dataset
 
 
@@ -277,3 +277,26 @@ def test_jsonld_writer_keeps_every_kind_of_value(tmp_path: Path) -> None:
     assert node["used"] == "urn:x:env" and node["taskName"] == "Add"  # short names kept
     with pytest.raises(ValueError, match="not consecutive"):
         write_flat([triples[0], triples[-1], triples[1]], context, io.StringIO())
+
+
+@python.define
+def Shout(text: str) -> str:
+    return "\x1b[31m" + text + "\x1b[0m"
+
+
+def test_prov_xml_holds_text_that_xml_cannot(tmp_path: Path) -> None:
+    """A value with characters XML 1.0 cannot hold (a terminal colour's ESC, a NUL) is written
+    to PROV-XML as ``\\uXXXX`` text instead of failing the whole export; the other formats
+    keep it as it is."""
+    import prov
+
+    with Submitter(cache_dir=tmp_path / "cache", progress=False) as sub:
+        sub(Shout(text="red\x00alert"))
+    store = ProvenanceStore(tmp_path / "cache")
+    path = store.export(tmp_path / "p.xml", "provxml")
+    text = path.read_text()
+    assert "\\u001b[31mred\\u0000alert\\u001b[0m" in text
+    document = prov.read(str(path), format="xml")
+    assert document is not None and document.get_records()
+    turtle = rdflib.Graph().parse(store.export(tmp_path / "p.ttl", "turtle"))
+    assert rdflib.Literal("\x1b[31mred\x00alert\x1b[0m") in set(turtle.objects())

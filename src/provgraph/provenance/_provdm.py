@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import warnings
 from typing import Any
 
@@ -66,9 +67,25 @@ def _named_blank_nodes(graph: Any) -> dict[Any, Any]:
     return {n: rdflib.URIRef(f"urn:provgraph:node:xxh3-128:{key(n, frozenset())}") for n in nodes}
 
 
-def _for_prov(graph: Any) -> Any:
+# what XML 1.0 cannot hold, even escaped: C0 controls but tab, newline and carriage return,
+# lone surrogates (a file name's undecodable bytes), and U+FFFE, U+FFFF
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_safe(term: Any) -> Any:
+    """A literal whose text XML cannot hold, with each such character written ``\\uXXXX``."""
+    import rdflib
+
+    if not isinstance(term, rdflib.Literal) or not _NOT_XML.search(str(term)):
+        return term
+    text = _NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", str(term))
+    return rdflib.Literal(text, lang=term.language, datatype=term.datatype)
+
+
+def _for_prov(graph: Any, xml: bool = False) -> Any:
     """The graph ``prov`` reads without loss: named blank nodes, typed structured values,
-    plain relations that have a qualified form left out, triples in sorted order."""
+    plain relations that have a qualified form left out, triples in sorted order. ``xml``:
+    literals written so that XML can hold them (:func:`_xml_safe`)."""
     import rdflib
 
     prov = rdflib.Namespace(V.PROV)
@@ -83,7 +100,8 @@ def _for_prov(graph: Any) -> Any:
     for s, p, o in graph:
         if (s, p, o) in qualified:
             continue
-        triples.append((names.get(s, s), p, names.get(o, o)))
+        target = names.get(o, o)
+        triples.append((names.get(s, s), p, _xml_safe(target) if xml else target))
     for kind in _STRUCTURED:
         for node in graph.subjects(rdflib.RDF.type, pg[kind]):
             triples.append((names.get(node, node), rdflib.RDF.type, prov.Entity))
@@ -154,7 +172,7 @@ def prov_document_text(graph: Any, kind: str) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # prov notes the terms it does not model
         # N-Triples in sorted order: Turtle would invent prefixes in an order of its own
-        lines = sorted(_for_prov(graph).serialize(format="nt").splitlines())
+        lines = sorted(_for_prov(graph, xml=kind == "xml").serialize(format="nt").splitlines())
         triples = "\n".join(line for line in lines if line.strip()) + "\n"
         document = prov.read(io.StringIO(triples), format="rdf", rdf_format="nt")
         if document is None:
