@@ -125,6 +125,18 @@ def test_a_fifo_given_as_a_file_says_what_it_is(tmp_path: Path, cache_dir: Path)
         sub(Size(in_file=fifo))
 
 
+def test_an_empty_path_is_no_file() -> None:
+    """``""`` where a file is expected is refused as the empty text it is (before, it was taken
+    for the current directory: "is a directory")."""
+
+    @python.define
+    def Size(in_file: File) -> int:
+        return Path(in_file).stat().st_size
+
+    with pytest.raises(SpecError, match=r"input 'in_file': got '' \(str\), expected File"):
+        Size(in_file="")
+
+
 def test_cli_output_into_a_closed_pipe_is_quiet(tmp_path: Path, cache_dir: Path) -> None:
     """``provgraph show CACHE | head -1`` ends without a traceback."""
     with Submitter(cache_dir=cache_dir, progress=False) as sub:

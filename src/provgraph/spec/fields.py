@@ -396,6 +396,8 @@ def _coerce_plain(tp: Any, value: Any) -> Any:
         raise _Mismatch
     if isinstance(tp, type) and issubclass(tp, (File, Directory)):
         if isinstance(value, (str, os.PathLike)) and not isinstance(value, bytes):
+            if not os.fspath(value):  # ("" is no path: not the current directory)
+                raise _Mismatch
             return tp(os.path.abspath(value))
         raise _Mismatch
     if tp is OutputName:
