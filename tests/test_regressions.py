@@ -138,8 +138,11 @@ def test_lost_job_failure_is_recorded(tmp_path: Path, cache_dir: Path) -> None:
     with Submitter(cache_dir=cache_dir, worker="cf", n_procs=2, progress=False) as sub:
         result = sub(Suicidal(marks=str(marks), always=True).split(x=[1, 2, 3]))
     assert result.stats["failed"] == 1
-    (failed,) = ProvenanceStore(cache_dir).failed_runs()
+    runs = ProvenanceStore(cache_dir).failed_runs()
+    (failed,) = [run for run in runs if run["status"] == "failed"]
     assert failed["error"] == "WorkerError" and failed["task"] == "Suicidal"
+    # and the attempt that died before it, found dead by the retry: a run of its own
+    assert [run["status"] for run in runs if run is not failed] == ["interrupted"]
 
 
 def test_long_chain_of_nodes(cache_dir: Path) -> None:

@@ -283,3 +283,25 @@ def test_a_rerun_is_part_of_a_workflow_run_and_submission_of_its_own(
     assert parts[single.run][0] != parts[whole.jobs[0].run][0]
     statuses = [r["status"] for r in store.runs()]
     assert "running" not in statuses and "died" not in statuses
+
+
+def test_a_rerun_reads_its_inputs_where_its_own_run_read_them(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """Files of equal content are one content entity, with the places every run saw it at: a
+    rerun checks and reads the files its run read, not another run's copies (before, a copy
+    removed since made it fail as missing)."""
+    mine, theirs = tmp_path / "mine.txt", tmp_path / "theirs.txt"
+    for path in (mine, theirs):
+        path.write_text("same words\n")
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        ran = sub(Joined(parts=[File(mine)]))
+        sub(Joined(parts=[File(theirs), File(mine)]))
+    theirs.unlink()
+    store = ProvenanceStore(cache_dir)
+    result = store.rerun(ran.output_dir.name, into=tmp_path / "s")
+    assert result.all_reproduced
+    from provgraph.provenance.query import show_job  # (what `provgraph show` prints)
+
+    (shown,) = [run for run in show_job(store, str(ran.output_dir)) if run["run"] != result.run]
+    assert {row["where"] for row in shown["inputs"] if "where" in row} == {mine.as_uri()}

@@ -164,7 +164,7 @@ def usages(
             for e in entities:  # typed here too, so that this record validates alone
                 out.append(f"{e} a prov:Entity .\n")
             if "hash" in d:  # a list gathered from upstream runs: the list as one entity too
-                whole = _content(d["hash"])
+                whole = iri(V.gathered_iri(g, field))
                 entity(out, whole, {"kind": "Value", "hash": d["hash"]}, root)
                 out += [f"{whole} prov:hadMember {e} .\n" for e in dict.fromkeys(entities)]
                 entities = [whole, *entities]

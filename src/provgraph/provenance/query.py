@@ -42,6 +42,12 @@ RUN_INPUTS = (
     "?u prov:entity ?e ; prov:hadRole/rdfs:label ?field . ?e pg:contentHash ?hash . "
     "OPTIONAL { ?e prov:atLocation ?where } OPTIONAL { ?e prov:value ?value } } ORDER BY ?field"
 )
+# the same over the store, a file where this run read it (its own graph says): a content
+# entity has the places of every run that used the same content
+_RUN_INPUTS_SEEN = RUN_INPUTS.replace(
+    "OPTIONAL { ?e prov:atLocation ?where }",
+    "OPTIONAL { GRAPH ?run { ?e prov:atLocation ?where } }",
+)
 RUN_OUTPUTS = (
     "SELECT DISTINCT ?field ?hash ?where ?value WHERE { ?e prov:wasGeneratedBy ?run ; "
     "prov:qualifiedGeneration/prov:hadRole/rdfs:label ?field ; pg:contentHash ?hash . "
@@ -361,7 +367,7 @@ def show_job(store: Any, job: str) -> list[dict[str, Any]]:
     details = []
     for run in runs:
         iri = rdflib.URIRef(run["run"])
-        inputs = _rows(store, RUN_INPUTS, run=iri)
+        inputs = _rows(store, _RUN_INPUTS_SEEN, run=iri)
         outputs = _rows(store, RUN_OUTPUTS, run=iri)
         env = _rows(store, RUN_ENVIRONMENT, run=iri)
         placement = _rows(store, RUN_PLACEMENT, run=iri)

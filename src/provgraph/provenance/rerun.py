@@ -75,9 +75,10 @@ def _recorded(store: Any, run: str) -> dict[str, Any]:
         )
     files: dict[str, list[tuple[Path, str]]] = {}  # every file of an input (a list: several)
     for field, where, digest in store.query(
+        # (where this run read it: a content entity has the places of every run that used it)
         "SELECT DISTINCT ?field ?where ?hash WHERE { ?run prov:qualifiedUsage ?u . "
         "?u prov:entity ?e ; prov:hadRole/rdfs:label ?field . "
-        "?e a pg:File ; prov:atLocation ?where ; pg:contentHash ?hash }",
+        "?e a pg:File ; pg:contentHash ?hash . GRAPH ?run { ?e prov:atLocation ?where } }",
         run=rdflib.URIRef(run),
     ):
         files.setdefault(str(field), []).append((_path(where), str(digest)))

@@ -29,6 +29,7 @@ __all__ = [
     "delegation_iri",
     "environment_iri",
     "file_iri",
+    "gathered_iri",
     "iri_path",
     "location_iri",
     "ontology_path",
@@ -56,6 +57,13 @@ def run_iri(run_uuid: str) -> str:
 def output_iri(run: str, field: str) -> str:
     """The entity a run generated for one output field: ``<run>#<field>``."""
     return f"{run}#{urllib.parse.quote(field, safe='')}"
+
+
+def gathered_iri(run: str, field: str) -> str:
+    """The list a run used for input ``field``, gathered from upstream runs' outputs (its
+    own: two runs may gather lists of equal content from different runs):
+    ``<run>#used-<field>``."""
+    return f"{run}#used-{urllib.parse.quote(field, safe='')}"
 
 
 def content_iri(hex_digest: str) -> str:

@@ -99,7 +99,8 @@ def _run_info(store: Any, run: str) -> dict[str, Any]:
     for field, entity, digest, where, value, whole in store.query(
         "SELECT DISTINCT ?field ?e ?hash ?where ?value ?whole WHERE { "
         "?run prov:qualifiedUsage ?u . ?u prov:entity ?e ; prov:hadRole/rdfs:label ?field . "
-        "?e pg:contentHash ?hash . OPTIONAL { ?e prov:atLocation ?where } "
+        # (where this run saw it: a content entity has the places of every run that used it)
+        "?e pg:contentHash ?hash . OPTIONAL { GRAPH ?run { ?e prov:atLocation ?where } } "
         "OPTIONAL { ?e prov:value ?value } "
         "BIND(EXISTS { ?e prov:hadMember ?member } AS ?whole) }",
         run=iri,
