@@ -42,11 +42,17 @@ RUN_INPUTS = (
     "?u prov:entity ?e ; prov:hadRole/rdfs:label ?field . ?e pg:contentHash ?hash . "
     "OPTIONAL { ?e prov:atLocation ?where } OPTIONAL { ?e prov:value ?value } } ORDER BY ?field"
 )
-# the same over the store, a file where this run read it (its own graph says): a content
-# entity has the places of every run that used the same content
+# ?where: where run ?run saw entity ?e. A content entity (a value or file named by its content)
+# has the places of every run that used the same content: its place for ?run is one that ?run's
+# own graph gives; another entity (an upstream run's output) is at the place its run gave.
+SEEN_AT = (
+    "?e prov:atLocation ?where . "
+    'FILTER(!STRSTARTS(STR(?e), "urn:provgraph:content:") '
+    "|| EXISTS { GRAPH ?run { ?e prov:atLocation ?where } })"
+)
+# the same over the store, each file where this run read it
 _RUN_INPUTS_SEEN = RUN_INPUTS.replace(
-    "OPTIONAL { ?e prov:atLocation ?where }",
-    "OPTIONAL { GRAPH ?run { ?e prov:atLocation ?where } }",
+    "OPTIONAL { ?e prov:atLocation ?where }", "OPTIONAL { " + SEEN_AT + " }"
 )
 RUN_OUTPUTS = (
     "SELECT DISTINCT ?field ?hash ?where ?value WHERE { ?e prov:wasGeneratedBy ?run ; "

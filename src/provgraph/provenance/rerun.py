@@ -24,7 +24,7 @@ import attrs
 from ..cache import job_dir, job_hash_of, unlocked_job
 from ..exceptions import ProvenanceError
 from . import vocab as V
-from .query import job_run, output_hashes
+from .query import SEEN_AT, job_run, output_hashes
 
 __all__ = ["RerunResult", "rerun"]
 
@@ -75,10 +75,9 @@ def _recorded(store: Any, run: str) -> dict[str, Any]:
         )
     files: dict[str, list[tuple[Path, str]]] = {}  # every file of an input (a list: several)
     for field, where, digest in store.query(
-        # (where this run read it: a content entity has the places of every run that used it)
         "SELECT DISTINCT ?field ?where ?hash WHERE { ?run prov:qualifiedUsage ?u . "
         "?u prov:entity ?e ; prov:hadRole/rdfs:label ?field . "
-        "?e a pg:File ; pg:contentHash ?hash . GRAPH ?run { ?e prov:atLocation ?where } }",
+        "?e a pg:File ; pg:contentHash ?hash . " + SEEN_AT + " }",  # (where this run read it)
         run=rdflib.URIRef(run),
     ):
         files.setdefault(str(field), []).append((_path(where), str(digest)))

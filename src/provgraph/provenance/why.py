@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from ..exceptions import ProvenanceError
+from .query import SEEN_AT
 
 __all__ = ["Explanation", "why"]
 
@@ -99,8 +100,7 @@ def _run_info(store: Any, run: str) -> dict[str, Any]:
     for field, entity, digest, where, value, whole in store.query(
         "SELECT DISTINCT ?field ?e ?hash ?where ?value ?whole WHERE { "
         "?run prov:qualifiedUsage ?u . ?u prov:entity ?e ; prov:hadRole/rdfs:label ?field . "
-        # (where this run saw it: a content entity has the places of every run that used it)
-        "?e pg:contentHash ?hash . OPTIONAL { GRAPH ?run { ?e prov:atLocation ?where } } "
+        "?e pg:contentHash ?hash . OPTIONAL { " + SEEN_AT + " } "  # (where this run saw it)
         "OPTIONAL { ?e prov:value ?value } "
         "BIND(EXISTS { ?e prov:hadMember ?member } AS ?whole) }",
         run=iri,
