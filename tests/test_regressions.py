@@ -141,8 +141,9 @@ def test_lost_job_failure_is_recorded(tmp_path: Path, cache_dir: Path) -> None:
     runs = ProvenanceStore(cache_dir).failed_runs()
     (failed,) = [run for run in runs if run["status"] == "failed"]
     assert failed["error"] == "WorkerError" and failed["task"] == "Suicidal"
-    # and the attempt that died before it, found dead by the retry: a run of its own
-    assert [run["status"] for run in runs if run is not failed] == ["interrupted"]
+    # any other run with an error is one a pool process was running when it was killed
+    # (its pool being replaced), recorded as interrupted by the attempt that ran it again
+    assert all(run["status"] == "interrupted" for run in runs if run is not failed)
 
 
 def test_long_chain_of_nodes(cache_dir: Path) -> None:
