@@ -21,12 +21,15 @@ ready = AddTwo().split(a=[1, 2])
 """
 
 
-def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _run(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "provgraph.cli", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
+        env=env,
         check=False,
     )
 
@@ -202,24 +205,10 @@ def test_bad_paths_and_names_get_one_line_errors_not_tracebacks(tmp_path: Path) 
 
 def test_environment_settings_are_named_and_expanded(tmp_path: Path) -> None:
     (tmp_path / "tasks.py").write_text(TASKS)
-    env = {**os.environ, "PROVGRAPH_WORKER": "bogus"}
-    out = subprocess.run(
-        [sys.executable, "-m", "provgraph.cli", "run", "tasks.py:AddTwo", "-i", "a=1"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        check=False,
-    )
+    run = ("run", "tasks.py:AddTwo", "-i", "a=1")
+    out = _run(*run, cwd=tmp_path, env={**os.environ, "PROVGRAPH_WORKER": "bogus"})
     assert out.returncode == 2 and "PROVGRAPH_WORKER='bogus'" in out.stderr
-    env = {**os.environ, "PROVGRAPH_CACHE_DIR": "~/pgc", "HOME": str(tmp_path / "home")}
-    out = subprocess.run(
-        [sys.executable, "-m", "provgraph.cli", "run", "tasks.py:AddTwo", "-i", "a=1"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        check=False,
-    )
+    home = {"PROVGRAPH_CACHE_DIR": "~/pgc", "HOME": str(tmp_path / "home")}
+    out = _run(*run, cwd=tmp_path, env={**os.environ, **home})
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "home" / "pgc").is_dir() and not (tmp_path / "~").exists()
