@@ -305,3 +305,17 @@ def test_a_rerun_reads_its_inputs_where_its_own_run_read_them(
 
     (shown,) = [run for run in show_job(store, str(ran.output_dir)) if run["run"] != result.run]
     assert {row["where"] for row in shown["inputs"] if "where" in row} == {mine.as_uri()}
+
+
+def test_after_a_forced_rerun_a_job_is_the_run_that_replaced_its_result(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """``sub(task, rerun=True)`` replaces the job's result; the job's name then means that
+    run (a rerun itself), even after a later scratch rerun of it."""
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        sub(Scaled(x=4))
+        again = sub(Scaled(x=4), rerun=True)
+    store = ProvenanceStore(cache_dir)
+    ((forced,),) = list(store.query("SELECT ?r WHERE { ?r pg:rerunOf ?old }"))
+    store.rerun(again.output_dir.name, into=tmp_path / "s")  # a third run, in scratch
+    assert store.why(again.output_dir.name).run == str(forced)

@@ -320,9 +320,11 @@ def job_run(store: Any, job: str) -> str:
             f"{prefix!r} ({shown}); give more of the hash"
         )
     (runs,) = found.values()
-    kept = result_run(V.iri_path(runs[0][3]))
-    if any(run == kept for _, _, run, _ in runs):
-        return kept
+    # the job's directory, as its runs name it (a rerun's names the scratch folder it ran in)
+    for where in dict.fromkeys(where for original, _, _, where in runs if original and where):
+        kept = result_run(V.iri_path(where))
+        if any(run == kept for _, _, run, _ in runs):
+            return kept
     return max(runs)[2]  # (originals before reruns, then the latest)
 
 
@@ -343,8 +345,8 @@ def directory_run(store: Any, job: str) -> str | None:
     import rdflib
 
     name = job.strip().rstrip("/").rsplit("/", 1)[-1]
-    if store.cache_dir is None or not name or name.startswith("."):
-        return None
+    if store.remote is not None or not name or name.startswith("."):
+        return None  # (a server: no directories to read)
     run = result_run(store.cache_dir / name)
     if not run:
         return None
