@@ -201,3 +201,26 @@ def test_a_first_split_has_no_earlier_run_among_its_own_elements(cache_dir: Path
         first = sub(Scale().split(x=[1.0, 2.0, 3.0]))
     explanation = ProvenanceStore(cache_dir).why(first.job_dirs[2].name)
     assert explanation.earlier is None, explanation.text()
+
+
+@python.define
+def Pair(f1: File, f2: File) -> int:
+    return len(Path(f1).read_text()) + len(Path(f2).read_text())
+
+
+def test_two_inputs_of_equal_content_keep_their_own_places(tmp_path: Path, cache_dir: Path) -> None:
+    """Files of equal content are one content entity; each input's usage says where that
+    input was read, so why names only the input that changed, at its own place (before, the
+    unchanged input was said to have changed, listing both places)."""
+    a, b, c = (tmp_path / name for name in ("a.txt", "b.txt", "c.txt"))
+    a.write_text("")
+    b.write_text("")
+    c.write_text("other")
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        sub(Pair(f1=a, f2=b))
+        changed = sub(Pair(f1=a, f2=c))
+    explanation = ProvenanceStore(cache_dir).why(changed.output_dir.name)
+    assert set(explanation.inputs) == {"f2"}, explanation.text()
+    old, new = explanation.inputs["f2"]
+    assert old is not None and new is not None
+    assert (old["where"], new["where"]) == (b.as_uri(), c.as_uri())

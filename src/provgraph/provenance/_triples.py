@@ -158,6 +158,9 @@ def usages(
         role = _role(definition, "input", field)
         if roles:
             parameter(out, role, context, "input", field)
+        # each entity used, with the place this run read it at (a content entity is shared
+        # by every run and input of equal content, with all their places: the usage says which)
+        places: list[str | None]
         if d.get("sources"):
             entities = [iri(V.output_iri(V.run_iri(r), f)) for r, f in d["sources"] if r]
             informed.update(V.run_iri(r) for r, _ in d["sources"] if r)
@@ -168,21 +171,25 @@ def usages(
                 entity(out, whole, {"kind": "Value", "hash": d["hash"]}, root)
                 out += [f"{whole} prov:hadMember {e} .\n" for e in dict.fromkeys(entities)]
                 entities = [whole, *entities]
+            places = [None] * len(entities)
         else:
             e = _content(d["hash"])
             entity(out, e, d, root)
-            entities = [e]
+            entities, places = [e], [d.get("location")]
             for member in d.get("members", []):
                 member_entity = _content(member["hash"])
                 entity(out, member_entity, member, root)
                 out.append(f"{e} prov:hadMember {member_entity} .\n")
                 entities.append(member_entity)
-        for e in entities:
+                places.append(member.get("location"))
+        for e, where in zip(entities, places, strict=True):
             usage = blank(g)
             out.append(
                 f"{run} prov:used {e} ;\n  prov:qualifiedUsage {usage} .\n"
                 f"{usage} a prov:Usage ;\n  prov:entity {e} ;\n  prov:hadRole {role} .\n"
             )
+            if where:
+                out.append(f"{usage} prov:atLocation {place(where, root)} .\n")
             used.append(e)
     for upstream in sorted(informed):
         communication = blank(g)

@@ -36,24 +36,30 @@ _RUN_FIELDS = """
 """
 _RUN_VARS = "?run ?task ?node ?job ?status ?started ?ended ?dir"
 
-# one run's details, with ?run bound
-RUN_INPUTS = (
+# ?where: the place run ?run read entity ?e at, through usage ?u. A usage says it (records
+# since they do); else the entity's place. A content entity (a value or file named by its
+# content) is one for every run and input of equal content, with all their places: for a
+# record that predates usage places, ?run's own graph says which are its own (SEEN_AT), where
+# there are graphs (a store; not a selection's merged graph: PLACED).
+_USED_AT = "OPTIONAL { ?u prov:atLocation ?usedAt } "
+PLACED = (
+    _USED_AT + "OPTIONAL { ?e prov:atLocation ?entityAt . FILTER(!BOUND(?usedAt)) } "
+    "BIND(COALESCE(?usedAt, ?entityAt) AS ?where)"
+)
+SEEN_AT = (
+    _USED_AT + "OPTIONAL { ?e prov:atLocation ?entityAt . FILTER(!BOUND(?usedAt) && "
+    '(!STRSTARTS(STR(?e), "urn:provgraph:content:") '
+    "|| EXISTS { GRAPH ?run { ?e prov:atLocation ?entityAt } })) } "
+    "BIND(COALESCE(?usedAt, ?entityAt) AS ?where)"
+)
+_RUN_INPUTS = (
     "SELECT DISTINCT ?field ?hash ?where ?value WHERE { ?run prov:qualifiedUsage ?u . "
     "?u prov:entity ?e ; prov:hadRole/rdfs:label ?field . ?e pg:contentHash ?hash . "
-    "OPTIONAL { ?e prov:atLocation ?where } OPTIONAL { ?e prov:value ?value } } ORDER BY ?field"
+    "%s OPTIONAL { ?e prov:value ?value } } ORDER BY ?field"
 )
-# ?where: where run ?run saw entity ?e. A content entity (a value or file named by its content)
-# has the places of every run that used the same content: its place for ?run is one that ?run's
-# own graph gives; another entity (an upstream run's output) is at the place its run gave.
-SEEN_AT = (
-    "?e prov:atLocation ?where . "
-    'FILTER(!STRSTARTS(STR(?e), "urn:provgraph:content:") '
-    "|| EXISTS { GRAPH ?run { ?e prov:atLocation ?where } })"
-)
-# the same over the store, each file where this run read it
-_RUN_INPUTS_SEEN = RUN_INPUTS.replace(
-    "OPTIONAL { ?e prov:atLocation ?where }", "OPTIONAL { " + SEEN_AT + " }"
-)
+# one run's details, with ?run bound
+RUN_INPUTS = _RUN_INPUTS % PLACED
+_RUN_INPUTS_SEEN = _RUN_INPUTS % SEEN_AT  # (over the store: each file where this run read it)
 RUN_OUTPUTS = (
     "SELECT DISTINCT ?field ?hash ?where ?value WHERE { ?e prov:wasGeneratedBy ?run ; "
     "prov:qualifiedGeneration/prov:hadRole/rdfs:label ?field ; pg:contentHash ?hash . "

@@ -77,7 +77,7 @@ def _recorded(store: Any, run: str) -> dict[str, Any]:
     for field, where, digest in store.query(
         "SELECT DISTINCT ?field ?where ?hash WHERE { ?run prov:qualifiedUsage ?u . "
         "?u prov:entity ?e ; prov:hadRole/rdfs:label ?field . "
-        "?e a pg:File ; pg:contentHash ?hash . " + SEEN_AT + " }",  # (where this run read it)
+        "?e a pg:File ; pg:contentHash ?hash . " + SEEN_AT + " FILTER(BOUND(?where)) }",
         run=rdflib.URIRef(run),
     ):
         files.setdefault(str(field), []).append((_path(where), str(digest)))

@@ -100,7 +100,7 @@ def _run_info(store: Any, run: str) -> dict[str, Any]:
     for field, entity, digest, where, value, whole in store.query(
         "SELECT DISTINCT ?field ?e ?hash ?where ?value ?whole WHERE { "
         "?run prov:qualifiedUsage ?u . ?u prov:entity ?e ; prov:hadRole/rdfs:label ?field . "
-        "?e pg:contentHash ?hash . OPTIONAL { " + SEEN_AT + " } "  # (where this run saw it)
+        "?e pg:contentHash ?hash . " + SEEN_AT + " "  # (where this run read it)
         "OPTIONAL { ?e prov:value ?value } "
         "BIND(EXISTS { ?e prov:hadMember ?member } AS ?whole) }",
         run=iri,
