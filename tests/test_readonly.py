@@ -82,7 +82,7 @@ def test_results_are_reused_from_a_readonly_cache(lab: dict[str, Path]) -> None:
     code = f"""
 import os
 from provgraph import ProvenanceStore, Submitter
-from prov_tasks import Copy, Study, make_inputs
+from prov_tasks import Copy, CountWords, Study, make_inputs
 from pathlib import Path
 from rdflib import URIRef
 pg = lambda name: URIRef("https://w3id.org/provgraph/ns#" + name)
@@ -91,6 +91,7 @@ inputs = sorted(Path({str(lab["inputs"])!r}).glob("*.txt"))
 with Submitter(cache_dir="own", readonly_caches=[{str(lab["cache"])!r}], progress=False) as sub:
     result = sub(Study(files=inputs))
     copies = sub(Copy().split(in_file=inputs))
+    counted = sub(CountWords(in_file=copies.outputs.out_file[0]))  # (a run of a nested workflow)
 print("STATS", result.stats["executed"], result.stats["reused"], result.outputs.out)
 print("COPIES", copies.stats["executed"], copies.stats["reused"])
 store = ProvenanceStore("own")
@@ -102,18 +103,24 @@ dangling = store.query(
 )
 print("RUNS", jobs, workflows, len(list(dangling)))
 print("STATUSES", *sorted(r["status"] for r in store.runs()))
+print("COUNTED", counted.stats["reused"])
+unended = "SELECT (COUNT(?w) AS ?n) WHERE {{ ?w a pg:WorkflowRun FILTER NOT EXISTS {{ ?w prov:endedAtTime ?e }} }}"
+print("UNENDED", next(iter(store.query(unended)))[0])
 """
     done = _as_reader(lab, code)
     assert done.returncode == 0, done.stderr
     assert "STATS 0 1 6" in done.stdout  # the whole workflow, reused
     assert "COPIES 0 3" in done.stdout  # its Copy jobs, each reused
-    # in the user's own store: the three Copy runs and the workflow runs they and the reused
-    # workflow are part of (the lab's, imported, and this user's own), and nothing dangles
+    # in the user's own store: the three Copy runs, the CountWords run, and the workflow runs
+    # they and the reused workflow are part of (the lab's, imported, and this user's own), and
+    # nothing dangles
     runs = done.stdout.split("RUNS ")[1].split()
-    assert runs[0] == "3" and int(runs[1]) >= 2 and runs[2] == "0"
+    assert runs[0] == "4" and int(runs[1]) >= 2 and runs[2] == "0"
     # the lab's submission, imported, ended as it did there (not "running" for ever)
-    statuses = done.stdout.split("STATUSES ")[1].split()
-    assert statuses == ["succeeded"] * 3
+    statuses = done.stdout.split("STATUSES ")[1].split("\n")[0].split()
+    assert statuses == ["succeeded"] * 4
+    # every workflow run imported has its end, also one imported in a later submission
+    assert "COUNTED 1" in done.stdout and "UNENDED 0" in done.stdout, done.stdout
     assert _snapshot(lab["cache"]) == before
 
 
@@ -174,3 +181,29 @@ except CacheError as err:
     done = _as_reader(lab, code)
     assert done.returncode == 0, done.stderr
     assert "records folder" in done.stdout and ".provenance" in done.stdout, done.stdout
+
+
+def test_runs_imported_in_later_submissions_get_their_ends_too(tmp_path: Path) -> None:
+    """Two workflow runs of one lab submission, imported by two submissions of mine: each has
+    its end in my store (before, only those imported with the submission's first import)."""
+    from provgraph import python, workflow
+
+    @python.define
+    def AddTwo(a: int) -> int:
+        return a + 2
+
+    @workflow.define
+    def TwoStep(x: int) -> int:
+        return workflow.add(AddTwo(a=x), name="add").out
+
+    lab, mine = tmp_path / "lab", tmp_path / "mine"
+    with Submitter(cache_dir=lab, progress=False) as sub:
+        sub(TwoStep().split(x=[1, 2]))
+    for a in (1, 2):
+        with Submitter(cache_dir=mine, readonly_caches=[lab], progress=False) as sub:
+            assert sub(AddTwo(a=a)).stats["reused"] == 1
+    unended = ProvenanceStore(mine).query(
+        "SELECT ?w WHERE { ?j a pg:JobRun ; pg:partOf ?w . "
+        "FILTER NOT EXISTS { ?w prov:endedAtTime ?e } }"
+    )
+    assert list(unended) == []

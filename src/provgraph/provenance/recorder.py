@@ -120,6 +120,8 @@ class Recorder:
         self.workflow_outputs: dict[str, list[ox.Quad]] = {}  # what each generated
         # workflow run -> earlier runs it reused (the submission reused all of them)
         self.reused_in: dict[str, set[str]] = {}
+        # submissions of read-only caches whose runs were imported: their ends, copied at the end
+        self.ends_to_copy: dict[Path, tuple[Path, str]] = {}
 
     # -- in the submitting process, before each job is sent ---------------------------------
     def prepare_job(self, job: JobRun) -> tuple[dict[str, Any], Any]:
@@ -263,22 +265,45 @@ class Recorder:
         record = record_path(directory, run_id)
         if not record.exists():
             record = runs / f"{run_id.rsplit(':', 1)[-1]}.trig"
-        chain: set[ox.NamedNode] = set()  # the workflow runs and submission copied
+        new_run = False  # a workflow run copied now: its end is to be copied too
         while record.exists():
             run = record.name.removeprefix("_prov-").removesuffix(".trig")
             copy = self.cache_dir / ".provenance" / "imported" / f"{run}.trig"
             if copy.exists():
-                return
-            quads = self._copy_record(record, copy)
-            chain.update(q.graph_name for q in quads if isinstance(q.graph_name, ox.NamedNode))
+                if not new_run:  # (every job reused after the first of its workflow run)
+                    return
+                quads = list(
+                    ox.parse(path=copy, format=ox.RdfFormat.TRIG, base_iri=file_base(copy))
+                )
+            else:
+                quads = self._copy_record(record, copy)
+                new_run = new_run or record.parent == runs
             part_of = next((q.object for q in quads if q.predicate == G("partOf")), None)
-            if part_of is None:  # the submission: and the ends of it and its workflow runs
-                ends = directory.parent / ".provenance" / "submissions" / record.name
-                if ends.exists():
-                    copy = copy.with_name(f"{run}.end.trig")
-                    self._copy_record(ends, copy, keep=lambda q: q.graph_name in chain)
+            if part_of is None:  # the submission: the ends of it and its runs, at the end
+                self.ends_to_copy[copy.with_name(f"{run}.end.trig")] = (directory.parent, run)
                 return
             record = runs / f"{part_of.value.rsplit(':', 1)[-1]}.trig"
+
+    def _copy_ends(self) -> None:
+        """Copy, from the end records of the other caches' submissions imported from, the ends
+        of those of their runs this cache has imported (all of them so far: an end copied at
+        an earlier submission's end is copied again, with the runs imported since). Not
+        ended there yet: nothing. A copy that fails is a warning."""
+        if not self.ends_to_copy:
+            return
+        imported = self.cache_dir / ".provenance" / "imported"
+        have = {p.name.removesuffix(".trig") for p in imported.glob("*.trig")}
+
+        def kept(quad: Any) -> bool:
+            graph = quad.graph_name
+            return isinstance(graph, ox.NamedNode) and graph.value.rsplit(":", 1)[-1] in have
+
+        for copy, (other_cache, run) in self.ends_to_copy.items():
+            ends = other_cache / ".provenance" / "submissions" / f"{run}.trig"
+            if ends.exists():
+                with contextlib.suppress(OSError, SyntaxError, ValueError):
+                    self._copy_record(ends, copy, keep=kept)
+        self.ends_to_copy.clear()
 
     def _copy_record(
         self, record: Path, copy: Path, keep: Callable[[Any], bool] = lambda q: True
@@ -456,6 +481,7 @@ class Recorder:
                 quads += workflow_structure(run, definition, nodes)
             self.workflow_outputs[event.job.run_id] = quads
         elif isinstance(event, events.RunFinished):
+            self._copy_ends()
             if event.workflow_run and event.outputs is not None:  # the whole's outputs
                 self.workflow_outputs[event.workflow_run] = self._outputs_of(
                     event.workflow_run, event.outputs, event.output_sources
