@@ -104,7 +104,9 @@ dangling = store.query(
 print("RUNS", jobs, workflows, len(list(dangling)))
 print("STATUSES", *sorted(r["status"] for r in store.runs()))
 print("COUNTED", counted.stats["reused"])
-unended = "SELECT (COUNT(?w) AS ?n) WHERE {{ ?w a pg:WorkflowRun FILTER NOT EXISTS {{ ?w prov:endedAtTime ?e }} }}"
+unended = "SELECT (COUNT(?w) AS ?n) WHERE {{ ?w a pg:WorkflowRun " + (
+    "FILTER NOT EXISTS {{ ?w prov:endedAtTime ?e }} }}"
+)
 print("UNENDED", next(iter(store.query(unended)))[0])
 """
     done = _as_reader(lab, code)
