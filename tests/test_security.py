@@ -101,6 +101,28 @@ def test_a_cache_written_with_another_key_is_recomputed(
     assert again.stats["executed"] == 3 and again.outputs.out == [10, 20, 30]
 
 
+def test_reading_another_users_records_says_nothing_of_their_results(
+    tmp_path: Path,
+    cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Naming a job of another user's cache (``why``, ``show``) reads whose its result is,
+    and says nothing of a result it may not use: nothing is run or reused there."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    monkeypatch.setenv("PROVGRAPH_KEY", "alice's secret")
+    with Submitter(cache_dir=cache_dir, progress=False) as sub:
+        done = sub(Slow(x=1, marks=str(marks), pause=0.0))
+    store = ProvenanceStore(cache_dir)
+    store.refresh()
+    monkeypatch.setenv("PROVGRAPH_KEY", "bob's secret")
+    capsys.readouterr()
+    explanation = ProvenanceStore(cache_dir).why(str(done.output_dir))
+    assert explanation.run.startswith("urn:uuid:")
+    assert "not sealed" not in capsys.readouterr().err
+
+
 def test_the_key_file_is_made_private_on_first_use(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

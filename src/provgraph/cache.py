@@ -365,7 +365,7 @@ def read_result(directory: Path) -> StoredResult | None:
 
 
 def read_result_and_record(
-    directory: Path, *, outputs: bool = True
+    directory: Path, *, outputs: bool = True, warn: bool = True
 ) -> tuple[StoredResult, bytes | None] | None:
     """The stored result (as :func:`read_result`) and the record data stored with it, if any,
     still sealed (what the provenance recorder needs to write the record of the run that saved
@@ -374,36 +374,40 @@ def read_result_and_record(
         data = read_file(f"{os.fspath(directory)}/{RESULT_NAME}")
     except OSError:
         return None
-    return decode_result(directory, data, outputs=outputs)
+    return decode_result(directory, data, outputs=outputs, warn=warn)
 
 
 def decode_result(
-    directory: Path, data: bytes, *, outputs: bool = True
+    directory: Path, data: bytes, *, outputs: bool = True, warn: bool = True
 ) -> tuple[StoredResult, bytes | None] | None:
     """A result file's bytes (as :func:`encode_result` made them) read back, as
     :func:`read_result_and_record` reads them from ``directory`` (the record data still
     sealed: :func:`._signing.unseal` it before use). ``outputs=False`` leaves the outputs
-    out (empty), and with them the checks that their files are still there."""
+    out (empty), and with them the checks that their files are still there. ``warn=False``:
+    a result that is not used says nothing (a reader asking only whose it is)."""
     extra = None
     if data[:4] == _WITH_RECORD:
         end = 8 + int.from_bytes(data[4:8], "little")
         extra, data = data[8:end], data[end:]
     payload = _signing.unseal(data)
     if payload is None:  # never unpickled: it may run anything
-        _warn(
-            directory,
-            "is not sealed with this user's key (forged, damaged, written before "
-            "results were sealed, or by a user with another key): ignored, the job runs again",
-        )
+        if warn:
+            _warn(
+                directory,
+                "is not sealed with this user's key (forged, damaged, written before "
+                "results were sealed, or by a user with another key): ignored, the job runs "
+                "again",
+            )
         return None
     try:
         record = pickle.loads(payload)
         if record["job_hash"] != job_hash_of(directory):
-            _warn(
-                directory,
-                f"holds the result of job {record['job_hash']!r}, not of "
-                f"{directory.name!r}: ignored, the job runs again",
-            )
+            if warn:
+                _warn(
+                    directory,
+                    f"holds the result of job {record['job_hash']!r}, not of "
+                    f"{directory.name!r}: ignored, the job runs again",
+                )
             return None
         record["outputs"] = _from_stored(record["outputs"], directory) if outputs else {}
         return StoredResult(**record), extra
@@ -571,13 +575,20 @@ def alone(cache_dir: Path) -> Any:
 
 
 def anyone_submitting(cache_dir: Path) -> bool:
-    """True while some submission runs on the cache (holds its shared lock)."""
-    try:
-        fd = os.open(Path(cache_dir) / ACTIVE_NAME, os.O_RDONLY)
-    except OSError:  # never submitted to (or unreadable): none that can be seen
+    """True while some submission runs on the cache (holds its shared lock), or when that
+    cannot be told (a lock this user cannot take: another user's cache, NFS, where an
+    exclusive lock needs the file open for writing)."""
+    path = Path(cache_dir) / ACTIVE_NAME
+    if not path.exists():  # never submitted to
         return False
     try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return True
+    try:
         free = _try_flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        return True
     finally:
         os.close(fd)  # (closing releases it at once)
     return not free

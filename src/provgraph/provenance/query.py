@@ -338,11 +338,11 @@ def result_run(folder: Path | None) -> str:
     """The run IRI of the result a cache directory holds ("" when none can be read)."""
     from .. import cache
 
-    try:
-        stored = cache.read_result(folder) if folder is not None else None
-    except Exception:  # a class only the user's script defines, or another user's key
+    try:  # (its outputs left out, and nothing said of a result that is not this user's)
+        found = cache.read_result_and_record(folder, outputs=False, warn=False) if folder else None
+    except Exception:  # a class only the user's script defines
         return ""
-    return V.run_iri(stored.run_id) if stored is not None and stored.run_id else ""
+    return V.run_iri(found[0].run_id) if found is not None and found[0].run_id else ""
 
 
 def directory_run(store: Any, job: str) -> str | None:
