@@ -212,3 +212,13 @@ def test_environment_settings_are_named_and_expanded(tmp_path: Path) -> None:
     out = _run(*run, cwd=tmp_path, env={**os.environ, **home})
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "home" / "pgc").is_dir() and not (tmp_path / "~").exists()
+
+
+def test_a_users_script_failing_at_import_keeps_its_traceback(tmp_path: Path) -> None:
+    """``provgraph run`` of a script that fails as it loads (a missing data file): the user
+    sees where, as Python tells it, not a one-line summary."""
+    (tmp_path / "tasks.py").write_text(TASKS + "\nopen('missing-table.csv')\n")
+    out = _run("run", "tasks.py:AddTwo", "-i", "a=1", cwd=tmp_path)
+    assert out.returncode != 0
+    assert "Traceback" in out.stderr and "missing-table.csv" in out.stderr
+    assert "tasks.py" in out.stderr  # the line of the user's own file

@@ -283,6 +283,10 @@ def test_a_rerun_is_part_of_a_workflow_run_and_submission_of_its_own(
     assert parts[single.run][0] != parts[whole.jobs[0].run][0]
     statuses = [r["status"] for r in store.runs()]
     assert "running" not in statuses and "died" not in statuses
+    counts = {
+        r["task"]: (r["executed"], r["reused"], r["failed"], r["skipped"]) for r in store.runs()
+    }
+    assert counts["rerun of Scaled"] == (1, 0, 0, 0) and counts["rerun"] == (7, 0, 0, 0)
 
 
 def test_a_rerun_reads_its_inputs_where_its_own_run_read_them(

@@ -534,6 +534,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())  # so that the exit's flush cannot fail again
         return 141
     except OSError as err:  # a file or folder that cannot be read or written (named in err)
+        if args.command in ("run", "graph"):  # (the user's own script: its traceback)
+            raise
         print(f"provgraph: error: {err}", file=sys.stderr)
         return 2
 

@@ -365,7 +365,9 @@ def show_job(store: Any, job: str) -> list[dict[str, Any]]:
     failed one with its ``failure`` (see :func:`_failure`)."""
     import rdflib
 
-    text = job.rsplit("-", 1)[-1] if not job.startswith("urn:") else job
+    text = job.strip()
+    if not text.startswith("urn:"):  # a hash, its start, or a job directory (name or path)
+        text = text.rstrip("/").rsplit("/", 1)[-1].rsplit("-", 1)[-1]
     if text.startswith("urn:"):
         runs = _rows(
             store, f"SELECT DISTINCT {_RUN_VARS} WHERE {{ {_RUN_FIELDS} }}", run=rdflib.URIRef(text)

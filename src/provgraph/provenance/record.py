@@ -742,8 +742,10 @@ def _record_dead_holder(folder: Path, job: Any, stale_lock: str) -> None:
         return
     run_id, workflow_run = words[3], words[4]
     if run_id == job.run_id:  # an earlier attempt of this very run (a pool process, or a SLURM
-        import uuid  # node, died and the job was sent again): recorded as a run of its own
+        import uuid  # node, died and the job was sent again): recorded as a run of its own,
 
+        if record_path(folder, run_id).exists():  # unless it recorded itself before it died
+            return
         run_id = str(uuid.uuid4())
     final = record_path(folder, run_id)
     if final.exists():

@@ -122,6 +122,7 @@ class Recorder:
         self.reused_in: dict[str, set[str]] = {}
         # submissions of read-only caches whose runs were imported: their ends, copied at the end
         self.ends_to_copy: dict[Path, tuple[Path, str]] = {}
+        self.gathered: dict[int, tuple[Any, str]] = {}  # lists gathered from upstream: hashes
 
     # -- in the submitting process, before each job is sent ---------------------------------
     def prepare_job(self, job: JobRun) -> tuple[dict[str, Any], Any]:
@@ -159,10 +160,18 @@ class Recorder:
             if sources.get(field):  # (none: a value, e.g. passed through a workflow)
                 inputs[field] = {"sources": sources[field]}
                 if isinstance(value, (list, tuple)) and len(sources[field]) > 1:
-                    inputs[field]["hash"] = hash_value(value).hex()  # a gathered list's own
+                    inputs[field]["hash"] = self._gathered_hash(value)  # a gathered list's own
             else:
                 inputs[field] = describe_later(value)  # (plain: described by the writer)
         return self._definition_context(type(job.node.task), inputs)
+
+    def _gathered_hash(self, value: Any) -> str:
+        """The content hash of a list gathered from upstream runs, hashed once per list (the
+        jobs of a node given the same list share it)."""
+        known = self.gathered.get(id(value))
+        if known is None or known[0] is not value:
+            known = self.gathered[id(value)] = (value, hash_value(value).hex())
+        return known[1]
 
     def _definition_context(self, task_cls: Any, inputs: dict[str, Any]) -> dict[str, Any]:
         """What a record says of a task definition, given its described inputs."""

@@ -406,20 +406,23 @@ def rerun_workflow(
             done.append(rerun(store, job, into=base, verify=verify, part_of=part_of))
     finally:
         if done:  # (the reruns recorded: what they were part of, and how far it got)
-            _record_rerun_runs(
-                store, part_of, "rerun", started, len(done), complete=len(done) == len(jobs)
-            )
+            _record_rerun_runs(store, part_of, "rerun", started, len(done), total=len(jobs))
         if into is None:
             shutil.rmtree(base, ignore_errors=True)
     return WorkflowRerunResult(rerun_of=workflow_run, jobs=done)
 
 
 def _record_rerun_runs(
-    store: Any, workflow_run: str, name: str, started: float, n_jobs: int, complete: bool = True
+    store: Any,
+    workflow_run: str,
+    name: str,
+    started: float,
+    n_jobs: int,
+    total: int | None = None,
 ) -> None:
     """The workflow run ``workflow_run`` the reruns were part of, and the submission it is
     part of, as one record under ``.provenance/runs``: complete activities (times, status,
-    the engine's association), as a submission's are."""
+    the engine's association), as a submission's are. ``n_jobs`` reran, of ``total``."""
     import pyoxigraph as ox
 
     from .. import cache
@@ -429,6 +432,7 @@ def _record_rerun_runs(
     submission_id = str(uuid.uuid4())
     ended = time.time()
     user, login = V.user_iri()
+    complete = total is None or n_jobs == total
     status = ox.Literal("succeeded" if complete else "failed")
     quads = []
     for run_id, kind in ((submission_id, "Submission"), (workflow_run, "WorkflowRun")):
@@ -443,9 +447,15 @@ def _record_rerun_runs(
             ox.Quad(run, P("wasAssociatedWith"), _n(V.agent_iri()), run),
             *_agents(run, {"user": user, "login": login}),
         ]
-        if kind == "Submission":
-            count = ox.Literal(str(n_jobs), datatype=_n(V.XSD + "integer"))
-            quads.append(ox.Quad(run, G("executedJobs"), count, run))
+        if kind == "Submission":  # (what `provgraph runs` shows)
+            for name, count in (("executedJobs", n_jobs), ("reusedJobs", 0)):
+                number = ox.Literal(str(count), datatype=_n(V.XSD + "integer"))
+                quads.append(ox.Quad(run, G(name), number, run))
+            failed = 0 if complete else 1  # (the rerun that raised; those after it: skipped)
+            skipped = max(0, total - n_jobs - failed) if total is not None else 0
+            for name, count in (("failedJobs", failed), ("skippedJobs", skipped)):
+                number = ox.Literal(str(count), datatype=_n(V.XSD + "integer"))
+                quads.append(ox.Quad(run, G(name), number, run))
         else:
             quads.append(ox.Quad(run, G("partOf"), _n(V.run_iri(submission_id)), run))
     path = store.cache_dir / ".provenance" / "runs" / f"{submission_id}.trig"

@@ -152,7 +152,7 @@ def location_iri(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str]
     root = os.fspath(cache_dir)  # absolute and normalised, as the recorder passes it
     inside = _under(full, root)
     if inside is None:  # inside all the same through a symlink (of the cache, or of the path)?
-        inside = _under(os.path.realpath(full), _real(root))
+        inside = _under(_real_path(full), _real(root))
     if inside is None:
         return Path(full).as_uri()
     if _PLAIN_PATH.fullmatch(inside):  # (a job directory's name: nothing to quote)
@@ -170,6 +170,20 @@ def _under(full: str, root: str) -> str | None:
 @functools.lru_cache(maxsize=8)
 def _real(root: str) -> str:
     return os.path.realpath(root)
+
+
+@functools.lru_cache(maxsize=1024)
+def _real_folder(folder: str) -> str:
+    return os.path.realpath(folder)
+
+
+def _real_path(full: str) -> str:
+    """``full`` with its symlinks resolved: its folder's resolved once per process (the many
+    files of a folder: one ``lstat`` each, not one per path component)."""
+    if os.path.islink(full):
+        return os.path.realpath(full)
+    folder, name = os.path.split(full)
+    return os.path.join(_real_folder(folder), name)
 
 
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_.~/-]*")  # what urllib.parse.quote leaves as it is
