@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from prov_tasks import CountWords, Total
 from provgraph import File, ProvenanceStore, Submitter, python, workflow
 
 
@@ -136,19 +137,9 @@ def test_diff_lists_code_inputs_packages_and_outputs(
     assert "  + newpkg 1.0" in text and "  ~ attrs " in text and "code: same" in text
 
 
-@python.define
-def Words(in_file: File) -> int:
-    return len(Path(in_file).read_text().split())
-
-
-@python.define
-def Total(counts: list[int]) -> int:
-    return sum(counts)
-
-
 @workflow.define
 def Counted(files: list[File]) -> int:
-    counts = workflow.add(Words().split(in_file=files).combine("in_file"), name="count")
+    counts = workflow.add(CountWords().split(in_file=files).combine("in_file"), name="count")
     return workflow.add(Total(counts=counts.out), name="total").out
 
 
