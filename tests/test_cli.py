@@ -180,6 +180,7 @@ def test_bad_paths_and_names_get_one_line_errors_not_tracebacks(tmp_path: Path) 
     """Each mistake below is said in one ``provgraph: error:`` line naming what was wrong
     (exit code 2), never as a Python traceback."""
     (tmp_path / "tasks.py").write_text(TASKS)
+    (tmp_path / "wf.py").write_text(WORKFLOW)
     ran = _run("run", "tasks.py:AddTwo", "-i", "a=1", "--cache-dir", "c", cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     job = next((tmp_path / "c").glob("AddTwo-*")).name
@@ -192,6 +193,7 @@ def test_bad_paths_and_names_get_one_line_errors_not_tracebacks(tmp_path: Path) 
         (("query", "c"), "no query"),
         (("run", "missing.py:X"), "missing.py"),
         (("run", "tasks.py:ready", "-i", "bogus=5"), "no input 'bogus'"),
+        (("graph", "wf.py:Pipeline", "-o", "/proc/x.dot"), "/proc/x.dot"),
         (("runs", str(tmp_path)), "no .provenance folder"),
         (("show", str(tmp_path)), "no .provenance folder"),
     ]

@@ -209,3 +209,41 @@ def test_runs_imported_in_later_submissions_get_their_ends_too(tmp_path: Path) -
         "FILTER NOT EXISTS { ?w prov:endedAtTime ?e } }"
     )
     assert list(unended) == []
+
+
+def test_an_interrupted_submission_still_copies_the_ends_of_runs_it_imported(
+    tmp_path: Path,
+) -> None:
+    """A submission that reused a lab's job, then was interrupted: the lab's runs it imported
+    have their ends all the same (before, they were copied only at a submission's normal end,
+    and a later reuse never copied them)."""
+    from provgraph import python, workflow
+
+    @python.define
+    def AddTwo(a: int) -> int:
+        return a + 2
+
+    @python.define
+    def Stop(a: int) -> int:
+        raise KeyboardInterrupt
+
+    @workflow.define
+    def TwoStep(x: int) -> int:
+        return workflow.add(AddTwo(a=x), name="add").out
+
+    @workflow.define
+    def Mine(x: int) -> int:
+        y = workflow.add(AddTwo(a=x), name="add").out
+        return workflow.add(Stop(a=y), name="stop").out
+
+    lab, mine = tmp_path / "lab", tmp_path / "mine"
+    with Submitter(cache_dir=lab, progress=False) as sub:
+        sub(TwoStep().split(x=[1, 2]))
+    interrupted = Submitter(cache_dir=mine, readonly_caches=[lab], progress=False)
+    with pytest.raises(KeyboardInterrupt), interrupted:
+        interrupted(Mine(x=1))
+    unended = ProvenanceStore(mine).query(
+        "SELECT ?w WHERE { ?j a pg:JobRun ; pg:partOf ?w . "
+        "FILTER NOT EXISTS { ?w prov:endedAtTime ?e } }"
+    )
+    assert list(unended) == []

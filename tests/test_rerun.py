@@ -287,6 +287,13 @@ def test_a_rerun_is_part_of_a_workflow_run_and_submission_of_its_own(
         r["task"]: (r["executed"], r["reused"], r["failed"], r["skipped"]) for r in store.runs()
     }
     assert counts["rerun of Scaled"] == (1, 0, 0, 0) and counts["rerun"] == (7, 0, 0, 0)
+    names = {
+        str(name)
+        for (name,) in store.query(
+            "SELECT ?name WHERE { ?run pg:rerunOf ?old ; pg:partOf/pg:taskName ?name }"
+        )
+    }
+    assert names == {"rerun of Scaled", "rerun"}  # each workflow run named as its submission
 
 
 def test_a_rerun_reads_its_inputs_where_its_own_run_read_them(

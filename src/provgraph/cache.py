@@ -581,17 +581,18 @@ def anyone_submitting(cache_dir: Path) -> bool:
     path = Path(cache_dir) / ACTIVE_NAME
     if not path.exists():  # never submitted to
         return False
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except OSError:
-        return True
-    try:
-        free = _try_flock(fd, fcntl.LOCK_EX)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)  # (closing releases it at once)
-    return not free
+    for mode in (os.O_RDONLY, os.O_RDWR):  # (a local disk locks a file opened for reading)
+        try:
+            fd = os.open(path, mode)
+        except OSError:
+            continue
+        try:
+            return not _try_flock(fd, fcntl.LOCK_EX)
+        except OSError:  # (NFS: an exclusive lock needs the file open for writing)
+            continue
+        finally:
+            os.close(fd)  # (closing releases it at once)
+    return True
 
 
 def lock_was_abandoned(directory: Path) -> bool:

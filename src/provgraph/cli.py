@@ -39,13 +39,20 @@ import provgraph
 __all__ = ["main"]
 
 
+class _ScriptError(Exception):
+    """The user's script raised while it loaded (its traceback is shown, not one line)."""
+
+
 def _load(target: str) -> Any:
     path, _, name = target.partition(":")
     if not os.path.isfile(path):
         raise provgraph.SpecError(
             f"{target}: no file {path!r}; expected FILE.py[:NAME]", field="FILE", value=path
         )
-    namespace = runpy.run_path(path, run_name="__provgraph_run__")
+    try:
+        namespace = runpy.run_path(path, run_name="__provgraph_run__")
+    except OSError as err:  # the user's own script: where it failed, as Python tells it
+        raise _ScriptError(path) from err
     if name:
         if name not in namespace:
             raise provgraph.SpecError(f"{path} defines no {name!r}", field="NAME", value=name)
@@ -534,8 +541,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())  # so that the exit's flush cannot fail again
         return 141
     except OSError as err:  # a file or folder that cannot be read or written (named in err)
-        if args.command in ("run", "graph"):  # (the user's own script: its traceback)
-            raise
         print(f"provgraph: error: {err}", file=sys.stderr)
         return 2
 

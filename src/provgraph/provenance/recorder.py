@@ -509,6 +509,7 @@ class Recorder:
             self._journal.close()
             self._push()
         elif isinstance(event, events.RunInterrupted):  # (its records: submission_ended)
+            self._copy_ends()
             self._withdraw_unstarted()
             self._write_end("interrupted")
             self._journal.close()  # (not sent now: who interrupts a run wants it to stop)
@@ -519,6 +520,8 @@ class Recorder:
         escaping the engine), before ``sub()`` raises (the second call finds nothing to do)."""
         if isinstance(self._writer, deferred.DeferredRecords):
             self._writer.finish()
+        self._copy_ends()  # (the ends of runs imported: after an error too)
+        self.gathered.clear()
 
     def _push(self) -> None:
         """Send what the server has not got yet; a failure is a warning, never the run's."""

@@ -448,14 +448,14 @@ def _record_rerun_runs(
             *_agents(run, {"user": user, "login": login}),
         ]
         if kind == "Submission":  # (what `provgraph runs` shows)
-            for name, count in (("executedJobs", n_jobs), ("reusedJobs", 0)):
+            for counted, count in (("executedJobs", n_jobs), ("reusedJobs", 0)):
                 number = ox.Literal(str(count), datatype=_n(V.XSD + "integer"))
-                quads.append(ox.Quad(run, G(name), number, run))
+                quads.append(ox.Quad(run, G(counted), number, run))
             failed = 0 if complete else 1  # (the rerun that raised; those after it: skipped)
             skipped = max(0, total - n_jobs - failed) if total is not None else 0
-            for name, count in (("failedJobs", failed), ("skippedJobs", skipped)):
+            for counted, count in (("failedJobs", failed), ("skippedJobs", skipped)):
                 number = ox.Literal(str(count), datatype=_n(V.XSD + "integer"))
-                quads.append(ox.Quad(run, G(name), number, run))
+                quads.append(ox.Quad(run, G(counted), number, run))
         else:
             quads.append(ox.Quad(run, G("partOf"), _n(V.run_iri(submission_id)), run))
     path = store.cache_dir / ".provenance" / "runs" / f"{submission_id}.trig"

@@ -179,7 +179,9 @@ def _real_folder(folder: str) -> str:
 
 def _real_path(full: str) -> str:
     """``full`` with its symlinks resolved: its folder's resolved once per process (the many
-    files of a folder: one ``lstat`` each, not one per path component)."""
+    files of a folder: one ``lstat`` each, not one per path component). A folder made a
+    symlink later in a long-lived process keeps the place it first resolved to: only
+    whether a location is written relative to the cache depends on it."""
     if os.path.islink(full):
         return os.path.realpath(full)
     folder, name = os.path.split(full)
