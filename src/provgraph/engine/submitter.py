@@ -140,15 +140,15 @@ class Submitter:
                 "own, and this one as Submitter(readonly_caches=[...]) to reuse its results"
             )
         self.readonly_caches = _readonly_caches(readonly_caches, self.cache_dir)
-        if worker is None and os.environ.get("PROVGRAPH_WORKER"):
-            try:
-                self.worker = get_worker(config.worker, **worker_options)
-            except WorkerError as err:  # (said of the variable: the caller named no worker)
-                raise WorkerError(f"PROVGRAPH_WORKER={config.worker!r}: {err}") from err
-        else:
+        try:
             self.worker = get_worker(
                 worker if worker is not None else config.worker, **worker_options
             )
+        except WorkerError as err:
+            if worker is not None or not os.environ.get("PROVGRAPH_WORKER"):
+                raise
+            # (said of the variable: the caller named no worker)
+            raise WorkerError(f"PROVGRAPH_WORKER={config.worker!r}: {err}") from err
         self.hooks: list[Hook] = list(hooks)
         if provenance:
             # imported by name: the engine knows the recorder only as a hook
@@ -344,7 +344,11 @@ class _Run:
             raise ProvgraphError(f"internal error: submission of {root.name} stopped unfinished")
         result = self._result()
         self.finishing = True
-        whole = not result.errored
+        outputs = sources = None
+        if not result.errored:  # the whole's outputs, and the job output each is (one job's)
+            outputs = {name: result.outputs[name] for name in result.outputs}
+            one = root.jobs[0] if len(root.jobs) == 1 else None
+            sources = {name: rt.job_sources(one, name) if one else [] for name in outputs}
         self.emit(
             events.RunFinished(
                 run_id=self.run_id,
@@ -354,13 +358,8 @@ class _Run:
                 failed=result.stats["failed"],
                 skipped=result.stats["skipped"],
                 workflow_run=root.instance.run_id,
-                outputs={name: result.outputs[name] for name in result.outputs} if whole else None,
-                output_sources={
-                    name: rt.job_sources(root.jobs[0], name) if len(root.jobs) == 1 else []
-                    for name in result.outputs
-                }
-                if whole
-                else None,
+                outputs=outputs,
+                output_sources=sources,
             )
         )
         return result

@@ -195,7 +195,9 @@ def _scan(cache_dir: Path) -> dict[str, _Dir]:
 
 def _top_through_links(location: str, real_root: str) -> str:
     """The cache directory a ``file:`` location outside the cache's own spelling lies in once
-    symlinks are resolved ("" when none)."""
+    symlinks are resolved ("" when none). Resolved afresh, not through the memo records are
+    written with (``vocab.location_iri``): what a cleanup removes follows the links as they are
+    now."""
     path = V.iri_path(location)
     if path is None:
         return ""

@@ -299,8 +299,7 @@ def job_run(store: Any, job: str) -> str:
         )
     if text.startswith("urn:"):
         return text
-    name = text.rstrip("/").rsplit("/", 1)[-1]
-    prefix = name.rsplit("-", 1)[-1]
+    prefix = _job_prefix(text)
     found: dict[str, list[tuple[bool, Any, str, str]]] = {}
     for run, digest, started, again, where in store.query(
         "SELECT ?run ?h ?t ?again ?dir WHERE { ?run a pg:JobRun ; pg:jobHash ?h ; "
@@ -334,6 +333,16 @@ def job_run(store: Any, job: str) -> str:
     return max(runs)[2]  # (originals before reruns, then the latest)
 
 
+def _folder_name(job: str) -> str:
+    """The last part of a job's name given as a path (``cache/Task-<hash>/`` -> its folder)."""
+    return job.strip().rstrip("/").rsplit("/", 1)[-1]
+
+
+def _job_prefix(job: str) -> str:
+    """The job hash (or its start) a job's name gives: a hash, or a directory's name or path."""
+    return _folder_name(job).rsplit("-", 1)[-1]
+
+
 def result_run(folder: Path | None) -> str:
     """The run IRI of the result a cache directory holds ("" when none can be read)."""
     from .. import cache
@@ -350,7 +359,7 @@ def directory_run(store: Any, job: str) -> str | None:
     or path, under the store's cache), or None."""
     import rdflib
 
-    name = job.strip().rstrip("/").rsplit("/", 1)[-1]
+    name = _folder_name(job)
     if store.remote is not None or not name or name.startswith("."):
         return None  # (a server: no directories to read)
     run = result_run(store.cache_dir / name)
@@ -367,7 +376,7 @@ def show_job(store: Any, job: str) -> list[dict[str, Any]]:
 
     text = job.strip()
     if not text.startswith("urn:"):  # a hash, its start, or a job directory (name or path)
-        text = text.rstrip("/").rsplit("/", 1)[-1].rsplit("-", 1)[-1]
+        text = _job_prefix(text)
     if text.startswith("urn:"):
         runs = _rows(
             store, f"SELECT DISTINCT {_RUN_VARS} WHERE {{ {_RUN_FIELDS} }}", run=rdflib.URIRef(text)

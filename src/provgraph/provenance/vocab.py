@@ -167,13 +167,9 @@ def _under(full: str, root: str) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=8)
-def _real(root: str) -> str:
-    return os.path.realpath(root)
-
-
 @functools.lru_cache(maxsize=1024)
-def _real_folder(folder: str) -> str:
+def _real(folder: str) -> str:
+    """A folder with its symlinks resolved (a cache's, or an input file's: once each)."""
     return os.path.realpath(folder)
 
 
@@ -185,7 +181,7 @@ def _real_path(full: str) -> str:
     if os.path.islink(full):
         return os.path.realpath(full)
     folder, name = os.path.split(full)
-    return os.path.join(_real_folder(folder), name)
+    return os.path.join(_real(folder), name)
 
 
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_.~/-]*")  # what urllib.parse.quote leaves as it is
