@@ -32,10 +32,9 @@ import pyoxigraph as ox
 
 from .. import cache
 from ..exceptions import ProvenanceError
-from . import journal
 from . import vocab as V
 from .query import result_run
-from .record import A, G, P, _agents, _n, _time, _trig
+from .record import A, G, P, _agents, _n, _time, write_under_provenance
 
 __all__ = ["Cleanup", "collect", "parse_age", "parse_size"]
 
@@ -533,7 +532,5 @@ def _record(
         quads.append(ox.Quad(node, P("wasInvalidatedBy"), gc, gc))
         quads.append(ox.Quad(node, P("invalidatedAtTime"), _time(ended), gc))
     path = cache_dir / ".provenance" / FOLDER / f"{iri.rsplit(':', 1)[-1]}.trig"
-    journal.append(cache_dir, [path])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cache.atomic_write(path, _trig(quads, depth=2))
+    write_under_provenance(cache_dir, path, quads)
     return iri

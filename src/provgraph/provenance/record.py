@@ -53,6 +53,14 @@ def _trig(quads: list[ox.Quad], depth: int = 1) -> bytes:
     return V.relative_locations(data, depth)
 
 
+def write_under_provenance(cache_dir: Path, path: Path, quads: list[ox.Quad]) -> None:
+    """A record file of ``.provenance/<folder>/`` (a cleanup's, a rerun's submission, a run
+    imported from another cache): named in the journal, then written whole."""
+    journal.append(cache_dir, [path])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, _trig(quads, depth=2))
+
+
 @functools.lru_cache(maxsize=4096)
 def _n(iri: str) -> ox.NamedNode:
     return ox.NamedNode(iri)

@@ -52,6 +52,7 @@ from .record import (
     recover,
     workflow_structure,
     write_job_run,
+    write_under_provenance,
 )
 
 __all__ = ["Recorder"]
@@ -323,9 +324,7 @@ class Recorder:
             for q in ox.parse(path=record, format=ox.RdfFormat.TRIG, base_iri=file_base(record))
             if keep(q)
         ]
-        journal.append(self.cache_dir, [copy])
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(copy, _trig(quads, depth=2))
+        write_under_provenance(self.cache_dir, copy, quads)
         return quads
 
     def _workflow_run(self, run_id: str, instance: Any) -> None:

@@ -425,9 +425,7 @@ def _record_rerun_runs(
     the engine's association), as a submission's are. ``n_jobs`` reran, of ``total``."""
     import pyoxigraph as ox
 
-    from .. import cache
-    from . import journal
-    from .record import A, G, P, _agents, _n, _time, _trig
+    from .record import A, G, P, _agents, _n, _time, write_under_provenance
 
     submission_id = str(uuid.uuid4())
     ended = time.time()
@@ -448,17 +446,13 @@ def _record_rerun_runs(
             *_agents(run, {"user": user, "login": login}),
         ]
         if kind == "Submission":  # (what `provgraph runs` shows)
-            for counted, count in (("executedJobs", n_jobs), ("reusedJobs", 0)):
-                number = ox.Literal(str(count), datatype=_n(V.XSD + "integer"))
-                quads.append(ox.Quad(run, G(counted), number, run))
             failed = 0 if complete else 1  # (the rerun that raised; those after it: skipped)
             skipped = max(0, total - n_jobs - failed) if total is not None else 0
-            for counted, count in (("failedJobs", failed), ("skippedJobs", skipped)):
+            counts = {"executedJobs": n_jobs, "reusedJobs": 0, "failedJobs": failed}
+            for counted, count in {**counts, "skippedJobs": skipped}.items():
                 number = ox.Literal(str(count), datatype=_n(V.XSD + "integer"))
                 quads.append(ox.Quad(run, G(counted), number, run))
         else:
             quads.append(ox.Quad(run, G("partOf"), _n(V.run_iri(submission_id)), run))
     path = store.cache_dir / ".provenance" / "runs" / f"{submission_id}.trig"
-    journal.append(store.cache_dir, [path])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cache.atomic_write(path, _trig(quads, depth=2))
+    write_under_provenance(store.cache_dir, path, quads)
