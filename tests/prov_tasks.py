@@ -31,6 +31,13 @@ def Study(files: list[File]) -> int:
     return workflow.add(Total(counts=count.out), name="total").out
 
 
+@workflow.define
+def Counting(files: list[File]) -> int:
+    """Words of each file, and their total: a workflow to nest (its list input from upstream)."""
+    count = workflow.add(CountWords().split(in_file=files).combine("in_file"), name="count")
+    return workflow.add(Total(counts=count.out), name="total").out
+
+
 def make_inputs(folder: Path) -> list[Path]:
     """Three small text files."""
     folder.mkdir(parents=True, exist_ok=True)

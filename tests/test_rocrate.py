@@ -23,7 +23,7 @@ import pyoxigraph as ox
 import pytest
 
 from conftest import skip_unless_ci
-from prov_tasks import Copy, CountWords, Total
+from prov_tasks import Copy, Counting, CountWords
 from provgraph import (
     ContainerError,
     File,
@@ -46,12 +46,6 @@ PREFIX bioschemas: <https://bioschemas.org/>
 PREFIX cw: <https://bioschemas.org/ComputationalWorkflow#>
 PREFIX pg: <https://w3id.org/provgraph/ns#>
 """
-
-
-@workflow.define
-def Counting(files: list[File]) -> int:
-    count = workflow.add(CountWords().split(in_file=files).combine("in_file"), name="count")
-    return workflow.add(Total(counts=count.out), name="total").out
 
 
 @workflow.define
