@@ -12,12 +12,13 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import skip_unless_ci
 from prov_tasks import Study, make_inputs
-from provgraph import ProvenanceStore, Submitter
+from provgraph import ProvenanceStore, Submitter, python, workflow
 
 TESTS = str(Path(__file__).parent)
 KEY = "a lab's shared key"
@@ -185,30 +186,52 @@ except CacheError as err:
     assert "records folder" in done.stdout and ".provenance" in done.stdout, done.stdout
 
 
-def test_runs_imported_in_later_submissions_get_their_ends_too(tmp_path: Path) -> None:
-    """Two workflow runs of one lab submission, imported by two submissions of mine: each has
-    its end in my store (before, only those imported with the submission's first import)."""
-    from provgraph import python, workflow
+@python.define
+def AddTwo(a: int) -> int:
+    return a + 2
 
-    @python.define
-    def AddTwo(a: int) -> int:
-        return a + 2
 
-    @workflow.define
-    def TwoStep(x: int) -> int:
-        return workflow.add(AddTwo(a=x), name="add").out
+@python.define
+def Stop(a: int) -> int:
+    raise KeyboardInterrupt
 
+
+@workflow.define
+def TwoStep(x: int) -> int:
+    return workflow.add(AddTwo(a=x), name="add").out
+
+
+@workflow.define
+def AddThenStop(x: int) -> int:
+    y = workflow.add(AddTwo(a=x), name="add").out
+    return workflow.add(Stop(a=y), name="stop").out
+
+
+def _lab_of_two_workflow_runs(tmp_path: Path) -> tuple[Path, Path]:
+    """A lab cache holding one submission of two TwoStep workflow runs, and my cache's path."""
     lab, mine = tmp_path / "lab", tmp_path / "mine"
     with Submitter(cache_dir=lab, progress=False) as sub:
         sub(TwoStep().split(x=[1, 2]))
+    return lab, mine
+
+
+def _unended_workflow_runs(cache: Path) -> list[Any]:
+    return list(
+        ProvenanceStore(cache).query(
+            "SELECT ?w WHERE { ?j a pg:JobRun ; pg:partOf ?w . "
+            "FILTER NOT EXISTS { ?w prov:endedAtTime ?e } }"
+        )
+    )
+
+
+def test_runs_imported_in_later_submissions_get_their_ends_too(tmp_path: Path) -> None:
+    """Two workflow runs of one lab submission, imported by two submissions of mine: each has
+    its end in my store (before, only those imported with the submission's first import)."""
+    lab, mine = _lab_of_two_workflow_runs(tmp_path)
     for a in (1, 2):
         with Submitter(cache_dir=mine, readonly_caches=[lab], progress=False) as sub:
             assert sub(AddTwo(a=a)).stats["reused"] == 1
-    unended = ProvenanceStore(mine).query(
-        "SELECT ?w WHERE { ?j a pg:JobRun ; pg:partOf ?w . "
-        "FILTER NOT EXISTS { ?w prov:endedAtTime ?e } }"
-    )
-    assert list(unended) == []
+    assert _unended_workflow_runs(mine) == []
 
 
 def test_an_interrupted_submission_still_copies_the_ends_of_runs_it_imported(
@@ -217,33 +240,8 @@ def test_an_interrupted_submission_still_copies_the_ends_of_runs_it_imported(
     """A submission that reused a lab's job, then was interrupted: the lab's runs it imported
     have their ends all the same (before, they were copied only at a submission's normal end,
     and a later reuse never copied them)."""
-    from provgraph import python, workflow
-
-    @python.define
-    def AddTwo(a: int) -> int:
-        return a + 2
-
-    @python.define
-    def Stop(a: int) -> int:
-        raise KeyboardInterrupt
-
-    @workflow.define
-    def TwoStep(x: int) -> int:
-        return workflow.add(AddTwo(a=x), name="add").out
-
-    @workflow.define
-    def Mine(x: int) -> int:
-        y = workflow.add(AddTwo(a=x), name="add").out
-        return workflow.add(Stop(a=y), name="stop").out
-
-    lab, mine = tmp_path / "lab", tmp_path / "mine"
-    with Submitter(cache_dir=lab, progress=False) as sub:
-        sub(TwoStep().split(x=[1, 2]))
+    lab, mine = _lab_of_two_workflow_runs(tmp_path)
     interrupted = Submitter(cache_dir=mine, readonly_caches=[lab], progress=False)
     with pytest.raises(KeyboardInterrupt), interrupted:
-        interrupted(Mine(x=1))
-    unended = ProvenanceStore(mine).query(
-        "SELECT ?w WHERE { ?j a pg:JobRun ; pg:partOf ?w . "
-        "FILTER NOT EXISTS { ?w prov:endedAtTime ?e } }"
-    )
-    assert list(unended) == []
+        interrupted(AddThenStop(x=1))
+    assert _unended_workflow_runs(mine) == []
